@@ -1,0 +1,44 @@
+//! # flowsql
+//!
+//! SQL over Amazon VPC flow logs where AWS delivers them: gzip text objects
+//! under `[prefix/]AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/`
+//! in S3, or a local copy of such a tree. No DDL, no partition upkeep: point
+//! it at the folder above `AWSLogs/` and query the table `vpc_flow_logs`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> datafusion::common::Result<()> {
+//! let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket");
+//! let ctx = flowsql::new_context(&[location], &flowsql::SessionOptions::default()).await?;
+//! let batches = ctx
+//!     .sql("SELECT srcaddr, sum(bytes) AS total FROM vpc_flow_logs \
+//!           WHERE log_status = 'OK' GROUP BY srcaddr ORDER BY total DESC LIMIT 3")
+//!     .await?
+//!     .collect()
+//!     .await?;
+//! assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The data flows one way through the modules: [`storage`] (object stores)
+//! → [`layout`] (key grammar) → [`table`] (listing, pruning) → [`source`]
+//! (GET, gunzip) → [`decode`] (text to Arrow) → DataFusion.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod decode;
+pub mod generate;
+pub mod layout;
+pub mod prune;
+pub mod report;
+pub mod schema;
+pub mod session;
+pub mod source;
+pub mod storage;
+pub mod table;
+
+pub use report::{ScanReport, ScanSummary};
+pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report};
+pub use table::{FlowLogOptions, FlowLogTable};

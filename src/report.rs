@@ -1,0 +1,164 @@
+//! What a scan saw besides rows: objects and bytes read, malformed lines,
+//! header fields the table does not show. Front ends print it after each
+//! statement, so nothing is dropped silently.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::decode::Reject;
+
+/// How many malformed lines are kept as examples.
+pub const MALFORMED_EXAMPLES: usize = 5;
+
+/// One malformed line, kept as an example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedLine {
+    /// The object (URL or local path).
+    pub object: String,
+    /// 1-based line number; the header is line 1.
+    pub line: u64,
+    /// Why the line was skipped.
+    pub reason: String,
+}
+
+/// Counters shared by every reader of one table. Reset it before a
+/// statement and read it after; concurrent statements on one table share it.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    objects_opened: AtomicU64,
+    compressed_bytes: AtomicU64,
+    records: AtomicU64,
+    details: Mutex<Details>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Details {
+    malformed: u64,
+    malformed_objects: BTreeSet<String>,
+    examples: Vec<MalformedLine>,
+    /// (object, field) pairs for header fields the table has no column for.
+    hidden_fields: BTreeSet<(String, String)>,
+}
+
+/// A copy of a [`ScanReport`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Objects opened for reading.
+    pub objects_opened: u64,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// Well-formed records decoded.
+    pub records: u64,
+    /// Malformed lines skipped.
+    pub malformed: u64,
+    /// Objects holding at least one malformed line.
+    pub malformed_objects: u64,
+    /// The first few malformed lines.
+    pub examples: Vec<MalformedLine>,
+    /// Header fields read from objects that the table shows no column for
+    /// (object, field). Their values were not returned.
+    pub hidden_fields: Vec<(String, String)>,
+}
+
+impl ScanReport {
+    /// Clears every counter.
+    pub fn reset(&self) {
+        self.objects_opened.store(0, Ordering::Relaxed);
+        self.compressed_bytes.store(0, Ordering::Relaxed);
+        self.records.store(0, Ordering::Relaxed);
+        *self.details.lock().unwrap_or_else(|e| e.into_inner()) = Details::default();
+    }
+
+    /// A copy of the counters now.
+    pub fn summary(&self) -> ScanSummary {
+        let details = self
+            .details
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        ScanSummary {
+            objects_opened: self.objects_opened.load(Ordering::Relaxed),
+            compressed_bytes: self.compressed_bytes.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            malformed: details.malformed,
+            malformed_objects: details.malformed_objects.len() as u64,
+            examples: details.examples,
+            hidden_fields: details.hidden_fields.into_iter().collect(),
+        }
+    }
+
+    pub(crate) fn object_opened(&self) {
+        self.objects_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_compressed_bytes(&self, n: u64) {
+        self.compressed_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_records(&self, n: u64) {
+        self.records.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn malformed(&self, object: &str, line: u64, reason: &Reject) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details.malformed += 1;
+        if !details.malformed_objects.contains(object) {
+            details.malformed_objects.insert(object.to_string());
+        }
+        if details.examples.len() < MALFORMED_EXAMPLES {
+            details.examples.push(MalformedLine {
+                object: object.to_string(),
+                line,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    pub(crate) fn hidden_field(&self, object: &str, field: &str) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details
+            .hidden_fields
+            .insert((object.to_string(), field.to_string()));
+    }
+}
+
+impl ScanSummary {
+    /// The warnings a user should see, one paragraph each (empty when clean).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.malformed > 0 {
+            warnings.push(self.to_string());
+        }
+        if !self.hidden_fields.is_empty() {
+            let fields: BTreeSet<&str> = self.hidden_fields.iter().map(|(_, f)| f.as_str()).collect();
+            let (object, _) = &self.hidden_fields[0];
+            warnings.push(format!(
+                "warning: {} object(s) have header fields the table shows no column for ({}), e.g. {object}; \
+                 their values were not returned (the table's columns are fixed when it is opened)",
+                self.hidden_fields.iter().map(|(o, _)| o).collect::<BTreeSet<_>>().len(),
+                fields.into_iter().collect::<Vec<_>>().join(", "),
+            ));
+        }
+        warnings
+    }
+}
+
+impl fmt::Display for ScanSummary {
+    /// The malformed-line summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "warning: skipped {} malformed line(s) in {} object(s) (--strict makes this an error)",
+            self.malformed, self.malformed_objects
+        )?;
+        for example in &self.examples {
+            write!(f, "\n  {} line {}: {}", example.object, example.line, example.reason)?;
+        }
+        if self.malformed > self.examples.len() as u64 {
+            write!(f, "\n  … and {} more", self.malformed - self.examples.len() as u64)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The flow-log field catalogue and the per-file header mapping.
+//!
+//! Every documented field has a fixed column name (the field name with `-`
+//! replaced by `_`, as Athena names them) and a fixed Arrow type (the
+//! documented Parquet type). The table always shows every catalogue field, so
+//! a query written for one format runs over any other (a field a file lacks
+//! reads as NULL). Header fields the catalogue does not know become string
+//! columns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use datafusion::common::{DataFusionError, Result};
+
+/// How the text of one field is turned into a column value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    /// A 32-bit integer (ports, protocol, flags, small codes).
+    Int32,
+    /// A 64-bit integer (packets, bytes, Unix-second times).
+    Int64,
+    /// Text, kept as a string view.
+    Text,
+}
+
+impl FieldKind {
+    /// The Arrow type a column of this kind has.
+    pub fn data_type(self) -> DataType {
+        match self {
+            FieldKind::Int32 => DataType::Int32,
+            FieldKind::Int64 => DataType::Int64,
+            FieldKind::Text => DataType::Utf8View,
+        }
+    }
+}
+
+/// One documented flow-log field.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogueField {
+    /// The token as it appears in a format string and in file headers (`log-status`).
+    pub token: &'static str,
+    /// The format version that introduced the field (6 is Transit Gateway).
+    pub version: u8,
+    /// The column's value kind.
+    pub kind: FieldKind,
+}
+
+macro_rules! fields {
+    ($(($token:literal, $version:literal, $kind:ident)),* $(,)?) => {
+        &[$(CatalogueField { token: $token, version: $version, kind: FieldKind::$kind }),*]
+    };
+}
+
+/// Every documented field, in the order of AWS's field table (v2 default
+/// order first). This is also the table's column order.
+pub const CATALOGUE: &[CatalogueField] = fields![
+    ("version", 2, Int32),
+    ("account-id", 2, Text),
+    ("interface-id", 2, Text),
+    ("srcaddr", 2, Text),
+    ("dstaddr", 2, Text),
+    ("srcport", 2, Int32),
+    ("dstport", 2, Int32),
+    ("protocol", 2, Int32),
+    ("packets", 2, Int64),
+    ("bytes", 2, Int64),
+    ("start", 2, Int64),
+    ("end", 2, Int64),
+    ("action", 2, Text),
+    ("log-status", 2, Text),
+    ("vpc-id", 3, Text),
+    ("subnet-id", 3, Text),
+    ("instance-id", 3, Text),
+    ("tcp-flags", 3, Int32),
+    ("type", 3, Text),
+    ("pkt-srcaddr", 3, Text),
+    ("pkt-dstaddr", 3, Text),
+    ("region", 4, Text),
+    ("az-id", 4, Text),
+    ("sublocation-type", 4, Text),
+    ("sublocation-id", 4, Text),
+    ("pkt-src-aws-service", 5, Text),
+    ("pkt-dst-aws-service", 5, Text),
+    ("flow-direction", 5, Text),
+    ("traffic-path", 5, Int32),
+    ("ecs-cluster-arn", 7, Text),
+    ("ecs-cluster-name", 7, Text),
+    ("ecs-container-instance-arn", 7, Text),
+    ("ecs-container-instance-id", 7, Text),
+    ("ecs-container-id", 7, Text),
+    ("ecs-second-container-id", 7, Text),
+    ("ecs-service-name", 7, Text),
+    ("ecs-task-definition-arn", 7, Text),
+    ("ecs-task-arn", 7, Text),
+    ("ecs-task-id", 7, Text),
+    ("reject-reason", 8, Text),
+    ("resource-id", 9, Text),
+    ("encryption-status", 10, Int32),
+    ("interface-type", 11, Text),
+    ("next-hop-interface-id", 11, Text),
+    ("next-hop-subnet-id", 11, Text),
+    ("next-hop-az-id", 11, Text),
+    ("next-hop-vpc-id", 11, Text),
+    ("next-hop-interface-type", 11, Text),
+    ("instance-tag", 11, Text),
+    ("interface-tag", 11, Text),
+    ("asg-tag", 11, Text),
+    // Transit Gateway flow logs (version 6) share the delivery layout.
+    ("resource-type", 6, Text),
+    ("tgw-id", 6, Text),
+    ("tgw-attachment-id", 6, Text),
+    ("tgw-src-vpc-account-id", 6, Text),
+    ("tgw-dst-vpc-account-id", 6, Text),
+    ("tgw-src-vpc-id", 6, Text),
+    ("tgw-dst-vpc-id", 6, Text),
+    ("tgw-src-subnet-id", 6, Text),
+    ("tgw-dst-subnet-id", 6, Text),
+    ("tgw-src-eni", 6, Text),
+    ("tgw-dst-eni", 6, Text),
+    ("tgw-src-az-id", 6, Text),
+    ("tgw-dst-az-id", 6, Text),
+    ("tgw-pair-attachment-id", 6, Text),
+    ("packets-lost-no-route", 6, Int64),
+    ("packets-lost-blackhole", 6, Int64),
+    ("packets-lost-mtu-exceeded", 6, Int64),
+    ("packets-lost-ttl-expired", 6, Int64),
+];
+
+/// Path column: the account that owns the flow log (from the key).
+pub const AWS_ACCOUNT_ID: &str = "aws_account_id";
+/// Path column: the region folder of the key.
+pub const AWS_REGION: &str = "aws_region";
+/// Path column: the UTC day folder of the key.
+pub const DATE: &str = "date";
+/// Path column: the UTC hour folder of the key (NULL for daily layouts).
+pub const HOUR: &str = "hour";
+/// Path column: the flow-log id from the file name.
+pub const FLOW_LOG_ID: &str = "flow_log_id";
+/// Path column: the 5-minute time from the file name.
+pub const FILE_TIME: &str = "file_time";
+
+/// The path columns, in table order, with their types. Each is constant per
+/// file, so they are DataFusion partition columns.
+pub fn path_fields() -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new(AWS_ACCOUNT_ID, DataType::Utf8, false)),
+        Arc::new(Field::new(AWS_REGION, DataType::Utf8, false)),
+        Arc::new(Field::new(DATE, DataType::Date32, false)),
+        Arc::new(Field::new(HOUR, DataType::Int32, true)),
+        Arc::new(Field::new(FLOW_LOG_ID, DataType::Utf8, false)),
+        Arc::new(Field::new(
+            FILE_TIME,
+            DataType::Timestamp(TimeUnit::Second, None),
+            false,
+        )),
+    ]
+}
+
+/// The column name for a header token: `-` becomes `_`.
+pub fn column_name(token: &str) -> String {
+    token.replace('-', "_")
+}
+
+/// Looks a header token up in the catalogue.
+pub fn catalogue_field(token: &str) -> Option<&'static CatalogueField> {
+    CATALOGUE.iter().find(|f| f.token == token)
+}
+
+/// The record columns of a table: the whole catalogue, then any extra
+/// (non-catalogue) header fields as string columns, in the order given.
+pub fn file_schema(extra_tokens: &[String]) -> SchemaRef {
+    let mut fields: Vec<Field> = CATALOGUE
+        .iter()
+        .map(|f| Field::new(column_name(f.token), f.kind.data_type(), true))
+        .collect();
+    for token in extra_tokens {
+        fields.push(Field::new(column_name(token), DataType::Utf8View, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether `token` is spelled like a flow-log field name: lowercase ASCII
+/// letters, digits and `-`, starting with a letter.
+fn is_field_token(token: &str) -> bool {
+    let bytes = token.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// The parsed first line of a flow-log object: its field tokens in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    tokens: Vec<String>,
+}
+
+impl Header {
+    /// Parses a header line. Runs of spaces, trailing spaces and a trailing
+    /// `\r` separate nothing extra.
+    ///
+    /// ```
+    /// use flowsql::schema::Header;
+    /// let header = Header::parse(b"version account-id log-status\r").unwrap();
+    /// assert_eq!(header.tokens(), ["version", "account-id", "log-status"]);
+    /// assert!(Header::parse(b"2 123456789010 eni-1 OK").is_err());
+    /// ```
+    pub fn parse(line: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(line).map_err(|_| {
+            DataFusionError::Execution("the header line is not UTF-8 text".to_string())
+        })?;
+        let tokens: Vec<String> = text.split_ascii_whitespace().map(str::to_string).collect();
+        if tokens.is_empty() {
+            return Err(DataFusionError::Execution(
+                "the header line is empty".to_string(),
+            ));
+        }
+        if let Some(bad) = tokens.iter().find(|t| !is_field_token(t)) {
+            return Err(DataFusionError::Execution(format!(
+                "the first line is not a flow-log header (`{}` is not a field name)",
+                truncate_for_message(bad)
+            )));
+        }
+        if !tokens.iter().any(|t| catalogue_field(t).is_some()) {
+            return Err(DataFusionError::Execution(
+                "the first line is not a flow-log header (it names no documented field)"
+                    .to_string(),
+            ));
+        }
+        let mut seen = HashMap::new();
+        for token in &tokens {
+            if seen.insert(column_name(token), ()).is_some() {
+                return Err(DataFusionError::Execution(format!(
+                    "the header names field `{token}` twice"
+                )));
+            }
+        }
+        Ok(Self { tokens })
+    }
+
+    /// The field tokens, in file order.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// The tokens that the catalogue does not know.
+    pub fn unknown_tokens(&self) -> impl Iterator<Item = &str> {
+        self.tokens
+            .iter()
+            .map(String::as_str)
+            .filter(|t| catalogue_field(t).is_none())
+    }
+}
+
+/// Shortens a value for an error message.
+pub(crate) fn truncate_for_message(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.len() <= MAX {
+        text.to_string()
+    } else {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &text[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_names_are_unique_and_athena_shaped() {
+        let mut names: Vec<String> = CATALOGUE.iter().map(|f| column_name(f.token)).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count);
+        assert!(names.iter().all(|n| !n.contains('-')));
+        for path in path_fields() {
+            assert!(!names.contains(path.name()), "{} clashes", path.name());
+        }
+    }
+
+    #[test]
+    fn documented_types() {
+        let schema = file_schema(&[]);
+        let ty = |n: &str| schema.field_with_name(n).unwrap().data_type().clone();
+        assert_eq!(ty("version"), DataType::Int32);
+        assert_eq!(ty("srcport"), DataType::Int32);
+        assert_eq!(ty("protocol"), DataType::Int32);
+        assert_eq!(ty("tcp_flags"), DataType::Int32);
+        assert_eq!(ty("traffic_path"), DataType::Int32);
+        assert_eq!(ty("packets"), DataType::Int64);
+        assert_eq!(ty("bytes"), DataType::Int64);
+        assert_eq!(ty("start"), DataType::Int64);
+        assert_eq!(ty("end"), DataType::Int64);
+        assert_eq!(ty("log_status"), DataType::Utf8View);
+    }
+
+    #[test]
+    fn header_rejects_data_lines_and_duplicates() {
+        assert!(Header::parse(b"version version").is_err());
+        assert!(Header::parse(b"").is_err());
+        assert!(Header::parse(b"- eni-1 10.0.0.1").is_err());
+        let header = Header::parse(b"version  custom-thing log-status ").unwrap();
+        assert_eq!(header.unknown_tokens().collect::<Vec<_>>(), ["custom-thing"]);
+    }
+}

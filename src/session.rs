@@ -1,0 +1,75 @@
+//! The one place that wires a ready [`SessionContext`]: stores, the flow-log
+//! table and its settings. Every front end (one-shot, REPL, library) uses it.
+
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::report::ScanReport;
+use crate::table::{FlowLogOptions, FlowLogTable};
+
+/// The default table name, as in AWS's Athena documentation.
+pub const DEFAULT_TABLE_NAME: &str = "vpc_flow_logs";
+
+/// What [`new_context`] builds.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The name the table is registered under.
+    pub table_name: String,
+    /// How the table lists and reads.
+    pub table: FlowLogOptions,
+    /// Rows per record batch (DataFusion's default when `None`).
+    pub batch_size: Option<usize>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            table_name: DEFAULT_TABLE_NAME.to_string(),
+            table: FlowLogOptions::default(),
+            batch_size: None,
+        }
+    }
+}
+
+/// Makes a session with the flow logs at `locations` registered as one
+/// table.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion::common::Result<()> {
+/// use flowsql::{new_context, SessionOptions};
+///
+/// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket");
+/// let ctx = new_context(&[location], &SessionOptions::default()).await?;
+/// let df = ctx
+///     .sql("SELECT aws_region, count(*) AS n FROM vpc_flow_logs GROUP BY aws_region ORDER BY aws_region")
+///     .await?;
+/// let batches = df.collect().await?;
+/// assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() >= 2);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn new_context(
+    locations: &[impl AsRef<str>],
+    options: &SessionOptions,
+) -> Result<SessionContext> {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    if let Some(batch_size) = options.batch_size {
+        config = config.with_batch_size(batch_size);
+    }
+    let ctx = SessionContext::new_with_config(config);
+    let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;
+    ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
+    Ok(ctx)
+}
+
+/// The scan report of the flow-log table registered as `table_name`.
+pub async fn scan_report(ctx: &SessionContext, table_name: &str) -> Result<Arc<ScanReport>> {
+    let provider = ctx.table_provider(table_name).await?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    any.downcast_ref::<FlowLogTable>()
+        .map(FlowLogTable::report)
+        .ok_or_else(|| DataFusionError::Plan(format!("`{table_name}` is not a flow-log table")))
+}

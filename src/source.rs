@@ -1,0 +1,382 @@
+//! How one object becomes record batches: GET, streaming multi-member
+//! gunzip, header, decode. [`FlowLogSource`] is DataFusion's `FileSource`
+//! for flow-log objects and [`FlowLogOpener`] its `FileOpener`; partition
+//! (path) columns are added by DataFusion's `ProjectionOpener`, as for CSV.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::physical_plan::{FileOpenFuture, FileOpener, FileScanConfig, FileSource};
+use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::{DisplayFormatType, PhysicalExpr};
+use flate2::write::MultiGzDecoder;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetResultPayload, ObjectStore};
+
+use crate::decode::{Reject, RejectSink, TextDecoder};
+use crate::report::ScanReport;
+
+/// Bytes read from a local file per step; bounds the text decoded at once.
+const LOCAL_READ_BYTES: usize = 256 * 1024;
+
+/// Settings every reader of one table shares.
+#[derive(Debug, Clone)]
+pub struct ReadSettings {
+    /// Fail on the first malformed line instead of skipping it.
+    pub strict: bool,
+    /// Where counters and malformed-line examples go.
+    pub report: Arc<ScanReport>,
+}
+
+/// DataFusion `FileSource` for gzip flow-log text objects.
+#[derive(Clone)]
+pub struct FlowLogSource {
+    table_schema: TableSchema,
+    projection: SplitProjection,
+    batch_size: Option<usize>,
+    metrics: ExecutionPlanMetricsSet,
+    settings: ReadSettings,
+}
+
+impl fmt::Debug for FlowLogSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowLogSource")
+            .field("file_indices", &self.projection.file_indices)
+            .field("strict", &self.settings.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowLogSource {
+    /// A source over `table_schema` (record columns plus path columns).
+    pub fn new(table_schema: TableSchema, settings: ReadSettings) -> Self {
+        Self {
+            projection: SplitProjection::unprojected(&table_schema),
+            table_schema,
+            batch_size: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+            settings,
+        }
+    }
+}
+
+impl FileSource for FlowLogSource {
+    fn create_file_opener(
+        &self,
+        object_store: Arc<dyn ObjectStore>,
+        base_config: &FileScanConfig,
+        _partition: usize,
+    ) -> Result<Arc<dyn FileOpener>> {
+        let file_schema = self.table_schema.file_schema();
+        let opener = Arc::new(FlowLogOpener {
+            store: object_store,
+            store_url: base_config.object_store_url.clone(),
+            schema: Arc::new(file_schema.project(&self.projection.file_indices)?),
+            table_columns: file_schema.clone(),
+            batch_size: self.batch_size.unwrap_or(8192),
+            settings: self.settings.clone(),
+        });
+        ProjectionOpener::try_new(self.projection.clone(), opener, file_schema)
+    }
+
+    fn table_schema(&self) -> &TableSchema {
+        &self.table_schema
+    }
+
+    fn with_batch_size(&self, batch_size: usize) -> Arc<dyn FileSource> {
+        let mut source = self.clone();
+        source.batch_size = Some(batch_size);
+        Arc::new(source)
+    }
+
+    fn try_pushdown_projection(
+        &self,
+        projection: &ProjectionExprs,
+    ) -> Result<Option<Arc<dyn FileSource>>> {
+        let mut source = self.clone();
+        let merged = self.projection.source.try_merge(projection)?;
+        source.projection = SplitProjection::new(self.table_schema.file_schema(), &merged);
+        Ok(Some(Arc::new(source)))
+    }
+
+    fn projection(&self) -> Option<&ProjectionExprs> {
+        Some(&self.projection.source)
+    }
+
+    fn metrics(&self) -> &ExecutionPlanMetricsSet {
+        &self.metrics
+    }
+
+    fn file_type(&self) -> &str {
+        "vpcflowlogs"
+    }
+
+    /// A gzip object cannot be split: one object is one unit of work.
+    fn supports_repartitioning(&self) -> bool {
+        false
+    }
+
+    fn fmt_extra(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(f, ", strict={}", self.settings.strict)
+            }
+            DisplayFormatType::TreeRender => Ok(()),
+        }
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        datafusion::physical_plan::apply_expression_roots(self.projection.source.iter(), f)
+    }
+}
+
+/// Opens one flow-log object and streams its records as batches of the
+/// projected record columns.
+pub struct FlowLogOpener {
+    store: Arc<dyn ObjectStore>,
+    store_url: ObjectStoreUrl,
+    schema: SchemaRef,
+    table_columns: SchemaRef,
+    batch_size: usize,
+    settings: ReadSettings,
+}
+
+/// How an object is named to the user: a local path or a full URL.
+pub fn object_display(store_url: &ObjectStoreUrl, location: &Path) -> String {
+    let base = store_url.as_str();
+    if base.starts_with("file://") {
+        format!("/{location}")
+    } else {
+        format!("{}{location}", base.trim_end_matches('/').to_string() + "/")
+    }
+}
+
+impl FileOpener for FlowLogOpener {
+    fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
+        let store = Arc::clone(&self.store);
+        let location = file.object_meta.location.clone();
+        let object = object_display(&self.store_url, &location);
+        let schema = Arc::clone(&self.schema);
+        let table_columns = Arc::clone(&self.table_columns);
+        let batch_size = self.batch_size;
+        let settings = self.settings.clone();
+        Ok(async move {
+            let result = store
+                .get_opts(&location, GetOptions::default())
+                .await
+                .map_err(|e| object_error(&object, "cannot be read", e))?;
+            settings.report.object_opened();
+            let chunks = match result.payload {
+                GetResultPayload::File(file, _) => local_chunks(file),
+                GetResultPayload::Stream(stream) => stream,
+            };
+            let sink = DecoderSink {
+                decoder: TextDecoder::new(
+                    schema,
+                    batch_size,
+                    Box::new(ReportRejects {
+                        object: object.clone(),
+                        settings: settings.clone(),
+                    }),
+                ),
+                error: None,
+            };
+            let reader = ObjectReader {
+                object,
+                chunks,
+                gunzip: MultiGzDecoder::new(sink),
+                compressed_bytes: 0,
+                records_reported: 0,
+                header_checked: false,
+                finished: false,
+                table_columns,
+                settings,
+            };
+            Ok(futures::stream::try_unfold(reader, ObjectReader::next_batch).boxed())
+        }
+        .boxed())
+    }
+}
+
+/// Reads a local file in blocks. Local reads are short and usually served
+/// from the page cache, so they run inline, as DataFusion's CSV reader does.
+fn local_chunks(mut file: std::fs::File) -> BoxStream<'static, object_store::Result<Bytes>> {
+    let blocks = std::iter::from_fn(move || {
+        let mut buf = vec![0u8; LOCAL_READ_BYTES];
+        match file.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some(Ok(Bytes::from(buf)))
+            }
+            Err(source) => Some(Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(source),
+            })),
+        }
+    });
+    futures::stream::iter(blocks).boxed()
+}
+
+fn object_error(object: &str, what: &str, error: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(format!("{object} {what}: {error}"))
+}
+
+/// Receives decompressed text from the gunzip writer.
+struct DecoderSink {
+    decoder: TextDecoder,
+    /// The decoder's own error, kept so it is not reported as a gzip error.
+    error: Option<DataFusionError>,
+}
+
+impl Write for DecoderSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.decoder.feed(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                self.error = Some(e);
+                Err(std::io::Error::other("decoding stopped"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ReportRejects {
+    object: String,
+    settings: ReadSettings,
+}
+
+impl RejectSink for ReportRejects {
+    fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {
+        if self.settings.strict {
+            return Err(DataFusionError::Execution(format!(
+                "{} line {line}: malformed line: {reason}",
+                self.object
+            )));
+        }
+        self.settings.report.malformed(&self.object, line, &reason);
+        Ok(())
+    }
+}
+
+/// The state of one object being read.
+struct ObjectReader {
+    object: String,
+    chunks: BoxStream<'static, object_store::Result<Bytes>>,
+    gunzip: MultiGzDecoder<DecoderSink>,
+    compressed_bytes: u64,
+    records_reported: u64,
+    header_checked: bool,
+    finished: bool,
+    table_columns: SchemaRef,
+    settings: ReadSettings,
+}
+
+impl ObjectReader {
+    async fn next_batch(mut self) -> Result<Option<(RecordBatch, Self)>> {
+        loop {
+            if let Some(batch) = self.gunzip.get_mut().decoder.next_batch() {
+                return Ok(Some((batch, self)));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match self.chunks.next().await {
+                Some(Ok(bytes)) => self.feed(&bytes)?,
+                Some(Err(e)) => return Err(object_error(&self.object, "could not be read", e)),
+                None => self.finish()?,
+            }
+            self.after_step();
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.compressed_bytes += bytes.len() as u64;
+        self.settings.report.add_compressed_bytes(bytes.len() as u64);
+        self.gunzip
+            .write_all(bytes)
+            .map_err(|e| self.gzip_error(e))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.finished = true;
+        if self.compressed_bytes == 0 {
+            return Err(DataFusionError::Execution(format!(
+                "{} is empty (0 bytes); a flow-log object is gzip data",
+                self.object
+            )));
+        }
+        self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
+        let object = self.object.clone();
+        self.gunzip
+            .get_mut()
+            .decoder
+            .finish()
+            .map_err(|e| prefix_object(&object, e))
+    }
+
+    /// Accounts records and checks the header once it has been read.
+    fn after_step(&mut self) {
+        let decoder = &self.gunzip.get_ref().decoder;
+        let rows = decoder.rows_decoded();
+        self.settings.report.add_records(rows - self.records_reported);
+        self.records_reported = rows;
+        if !self.header_checked
+            && let Some(header) = decoder.header()
+        {
+            self.header_checked = true;
+            for token in header.tokens() {
+                let name = crate::schema::column_name(token);
+                if self.table_columns.index_of(&name).is_err() {
+                    self.settings.report.hidden_field(&self.object, token);
+                }
+            }
+        }
+    }
+
+    fn gzip_error(&mut self, error: std::io::Error) -> DataFusionError {
+        if let Some(e) = self.gunzip.get_mut().error.take() {
+            return prefix_object(&self.object, e);
+        }
+        let what = if error.kind() == std::io::ErrorKind::UnexpectedEof
+            || error.to_string().contains("corrupt")
+        {
+            "is not valid gzip data (corrupt or truncated)"
+        } else {
+            "is not valid gzip data"
+        };
+        object_error(&self.object, what, error)
+    }
+}
+
+/// Names the object in an error that came from the decoder, unless the
+/// message already does (strict-mode errors name object and line).
+fn prefix_object(object: &str, error: DataFusionError) -> DataFusionError {
+    match error {
+        DataFusionError::Execution(msg) if msg.starts_with(object) => {
+            DataFusionError::Execution(msg)
+        }
+        DataFusionError::Execution(msg) => DataFusionError::Execution(format!("{object}: {msg}")),
+        other => other,
+    }
+}

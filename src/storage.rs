@@ -1,0 +1,92 @@
+//! Where a LOCATION's bytes live: the object store for its URL and the
+//! prefix inside it.
+
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use url::Url;
+
+/// A resolved LOCATION.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The LOCATION as the user wrote it.
+    pub original: String,
+    /// The store's URL (`s3://bucket`, `file://`).
+    pub url: ObjectStoreUrl,
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The folder inside the store.
+    pub prefix: Path,
+}
+
+/// Resolves `s3://bucket[/prefix]` or a local folder. An `s3://` bucket that
+/// already has a store registered in `runtime` (a test's in-memory store, a
+/// caller's configured client) uses it; otherwise a client is built from the
+/// `AWS_*` environment variables and registered.
+pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let url = Url::parse(location).map_err(|e| {
+            DataFusionError::Configuration(format!("`{location}` is not a valid s3:// URL: {e}"))
+        })?;
+        let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+            DataFusionError::Configuration(format!("`{location}` names no bucket"))
+        })?;
+        let store_url = ObjectStoreUrl::parse(format!("s3://{bucket}"))?;
+        let store = match runtime.object_store(&store_url) {
+            Ok(store) => store,
+            Err(_) => {
+                let store: Arc<dyn ObjectStore> = Arc::new(
+                    AmazonS3Builder::from_env()
+                        .with_bucket_name(bucket)
+                        .build()
+                        .map_err(|e| {
+                            DataFusionError::Configuration(format!(
+                                "cannot set up S3 access for `{location}`: {e}"
+                            ))
+                        })?,
+                );
+                runtime.register_object_store(store_url.as_ref(), Arc::clone(&store));
+                store
+            }
+        };
+        let prefix = rest.split_once('/').map_or("", |(_, p)| p);
+        return Ok(Location {
+            original: location.to_string(),
+            url: store_url,
+            store,
+            prefix: Path::from(prefix.trim_matches('/')),
+        });
+    }
+    if let Some((scheme, _)) = location.split_once("://")
+        && scheme != "file"
+    {
+        return Err(DataFusionError::Configuration(format!(
+            "`{location}`: only s3:// URLs and local folders are supported"
+        )));
+    }
+    let local = location.strip_prefix("file://").unwrap_or(location);
+    let absolute = std::fs::canonicalize(local).map_err(|e| {
+        DataFusionError::Configuration(format!("location `{location}` does not exist or cannot be opened: {e}"))
+    })?;
+    if !absolute.is_dir() {
+        return Err(DataFusionError::Configuration(format!(
+            "location `{location}` is not a folder (point it at the folder that holds AWSLogs/)"
+        )));
+    }
+    let url = ObjectStoreUrl::local_filesystem();
+    let store = runtime.object_store(&url)?;
+    let prefix = Path::from_filesystem_path(&absolute).map_err(|e| {
+        DataFusionError::Configuration(format!("location `{location}` is not a usable path: {e}"))
+    })?;
+    Ok(Location {
+        original: location.to_string(),
+        url,
+        store,
+        prefix,
+    })
+}

@@ -1,0 +1,673 @@
+//! [`FlowLogTable`]: the DataFusion table over one or more delivery trees.
+//!
+//! The table decides *which* objects a query reads: it finds the `AWSLogs/`
+//! folders of each LOCATION, lists only the folders the query's path and
+//! time filters allow (delimiter listings for accounts, regions and, when
+//! the date range is open, years/months/days; the days of a bounded range
+//! are visited directly), turns keys into path-column values, and spreads
+//! the surviving objects over DataFusion's partitions by size.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+
+use crate::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
+use crate::prune::{Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values};
+use crate::report::ScanReport;
+use crate::schema::{self, Header};
+use crate::source::{FlowLogSource, ReadSettings};
+use crate::storage::{self, Location};
+
+/// How a [`FlowLogTable`] lists and reads.
+#[derive(Debug, Clone)]
+pub struct FlowLogOptions {
+    /// Use filters to skip folders and files. Off, every object is listed and
+    /// read and DataFusion applies every filter itself (the answer is the
+    /// same; tests compare the two).
+    pub pruning: bool,
+    /// A malformed line fails the query, naming the object and line.
+    pub strict: bool,
+    /// How far (seconds) a record's `start` or `end` may lie from the
+    /// 5-minute time in its file name: the aggregation interval (up to 10
+    /// minutes), the 5-minute bucket, clock lag and late delivery.
+    pub time_slack_seconds: i64,
+    /// The longest bounded date range whose day folders are visited
+    /// directly instead of being discovered by listing.
+    pub max_enumerated_days: usize,
+    /// Listing requests in flight at once.
+    pub listing_concurrency: usize,
+}
+
+impl Default for FlowLogOptions {
+    fn default() -> Self {
+        Self {
+            pruning: true,
+            strict: false,
+            time_slack_seconds: 3600,
+            max_enumerated_days: 3660,
+            listing_concurrency: 16,
+        }
+    }
+}
+
+/// One `AWSLogs/` folder in one store.
+#[derive(Debug, Clone)]
+struct Root {
+    url: ObjectStoreUrl,
+    store: Arc<dyn ObjectStore>,
+    awslogs: Path,
+}
+
+/// An object the listing found, with what its key says.
+#[derive(Debug, Clone)]
+struct ListedObject {
+    meta: ObjectMeta,
+    facts: KeyFacts,
+}
+
+/// A DataFusion table over flow logs delivered to S3 (or a local copy).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion::common::Result<()> {
+/// use std::sync::Arc;
+/// use datafusion::prelude::SessionContext;
+/// use flowsql::{FlowLogOptions, FlowLogTable};
+///
+/// let ctx = SessionContext::new();
+/// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket/flow-logs");
+/// let table = FlowLogTable::try_new(&ctx.runtime_env(), &[location], FlowLogOptions::default()).await?;
+/// ctx.register_table("vpc_flow_logs", Arc::new(table))?;
+/// let batches = ctx
+///     .sql("SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT'")
+///     .await?
+///     .collect()
+///     .await?;
+/// assert_eq!(batches[0].num_rows(), 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct FlowLogTable {
+    roots: Vec<Root>,
+    table_schema: TableSchema,
+    options: FlowLogOptions,
+    report: Arc<ScanReport>,
+}
+
+impl fmt::Debug for FlowLogTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowLogTable")
+            .field("roots", &self.roots.iter().map(|r| r.awslogs.to_string()).collect::<Vec<_>>())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowLogTable {
+    /// Opens the delivery trees at `locations` (`s3://bucket[/prefix]` or
+    /// local folders, each the folder above `AWSLogs/`, `AWSLogs/` itself, or
+    /// a folder whose subfolders hold `AWSLogs/`) as one table.
+    ///
+    /// The columns are every documented flow-log field, plus any field the
+    /// catalogue does not know that the newest day of each account and
+    /// region shows in its headers, plus the path columns.
+    pub async fn try_new(
+        runtime: &RuntimeEnv,
+        locations: &[impl AsRef<str>],
+        options: FlowLogOptions,
+    ) -> Result<Self> {
+        if locations.is_empty() {
+            return Err(DataFusionError::Configuration(
+                "no LOCATION given: name an s3://bucket/prefix or a local folder holding AWSLogs/".to_string(),
+            ));
+        }
+        let mut roots = Vec::new();
+        for location in locations {
+            let location = storage::resolve(runtime, location.as_ref())?;
+            roots.extend(find_awslogs(&location).await?);
+        }
+        let extra = sample_unknown_fields(&roots, &options).await?;
+        let table_schema = TableSchema::builder(schema::file_schema(&extra))
+            .with_table_partition_cols(schema::path_fields())
+            .build();
+        Ok(Self {
+            roots,
+            table_schema,
+            options,
+            report: Arc::new(ScanReport::default()),
+        })
+    }
+
+    /// The counters and malformed-line examples of this table's scans.
+    pub fn report(&self) -> Arc<ScanReport> {
+        Arc::clone(&self.report)
+    }
+
+    /// The options the table was opened with.
+    pub fn options(&self) -> &FlowLogOptions {
+        &self.options
+    }
+
+    async fn list(&self, predicate: &PathPredicate, window: &TimeWindow) -> Result<Vec<(ObjectStoreUrl, Vec<ListedObject>)>> {
+        let mut out = Vec::new();
+        for root in &self.roots {
+            let objects = if self.options.pruning {
+                list_pruned(root, predicate, window, &self.options).await?
+            } else {
+                list_all(root).await?
+            };
+            out.push((root.url.clone(), objects));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl TableProvider for FlowLogTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(self.table_schema.table_schema())
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if !self.options.pruning {
+                    TableProviderFilterPushDown::Unsupported
+                } else if is_path_filter(f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (predicate, window) = if self.options.pruning {
+            (
+                PathPredicate::try_new(state, filters)?,
+                TimeWindow::from_filters(filters, self.options.time_slack_seconds),
+            )
+        } else {
+            (PathPredicate::try_new(state, &[])?, TimeWindow::ALL)
+        };
+        let target_partitions = state.config_options().execution.target_partitions.max(1);
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        for (url, objects) in self.list(&predicate, &window).await? {
+            let values: Vec<PathValues> = objects.iter().map(|o| path_values(&o.facts)).collect();
+            let keep = predicate.keep(Level::File, &values)?;
+            let files: Vec<PartitionedFile> = objects
+                .into_iter()
+                .zip(values)
+                .zip(keep)
+                .filter(|((o, _), keep)| *keep && window.keeps_file_time(o.facts.file_time))
+                .map(|((o, v), _)| {
+                    PartitionedFile::new_from_meta(o.meta).with_partition_values(partition_values(&v))
+                })
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            let source = FlowLogSource::new(
+                self.table_schema.clone(),
+                ReadSettings {
+                    strict: self.options.strict,
+                    report: Arc::clone(&self.report),
+                },
+            );
+            let config = FileScanConfigBuilder::new(url, Arc::new(source))
+                .with_file_groups(balance_by_size(files, target_partitions))
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            plans.push(DataSourceExec::from_data_source(config));
+        }
+        if plans.is_empty() {
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema().project(p)?),
+                None => self.schema(),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        UnionExec::try_new(plans)
+    }
+}
+
+/// The path-column values of a listed key.
+fn path_values(facts: &KeyFacts) -> PathValues {
+    PathValues {
+        account: Some(facts.account.clone()),
+        region: Some(facts.region.clone()),
+        date: Some(facts.date),
+        hour: Some(facts.hour),
+        flow_log_id: Some(facts.flow_log_id.clone()),
+        file_time: Some(facts.file_time),
+    }
+}
+
+/// Splits objects into `n` groups of similar total size, largest first, so
+/// the partitions finish at about the same time.
+fn balance_by_size(mut files: Vec<PartitionedFile>, n: usize) -> Vec<FileGroup> {
+    files.sort_by(|a, b| {
+        b.object_meta
+            .size
+            .cmp(&a.object_meta.size)
+            .then_with(|| a.object_meta.location.cmp(&b.object_meta.location))
+    });
+    let n = n.min(files.len()).max(1);
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for file in files {
+        let (total, members) = groups
+            .iter_mut()
+            .min_by_key(|(total, _)| *total)
+            .expect("at least one group");
+        *total += file.object_meta.size;
+        members.push(file);
+    }
+    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+}
+
+fn listing_error(store: &dyn ObjectStore, prefix: &Path, error: object_store::Error) -> DataFusionError {
+    DataFusionError::Execution(format!("cannot list `{prefix}` in {store}: {error}"))
+}
+
+/// The names of the folders directly inside `prefix`.
+async fn child_folders(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<String>> {
+    let listing = store
+        .list_with_delimiter(Some(prefix))
+        .await
+        .map_err(|e| listing_error(store, prefix, e))?;
+    Ok(listing
+        .common_prefixes
+        .into_iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect())
+}
+
+fn join(base: &Path, relative: &str) -> Path {
+    relative
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .fold(base.clone(), |path, part| path.clone().join(part))
+}
+
+/// Finds the `AWSLogs/` folders of a LOCATION: the LOCATION itself if it is
+/// one, its `AWSLogs/` child, or else the `AWSLogs/` folders one level down
+/// (a bucket whose flow logs sit under one or more prefixes).
+async fn find_awslogs(location: &Location) -> Result<Vec<Root>> {
+    let root = |awslogs: Path| Root {
+        url: location.url.clone(),
+        store: Arc::clone(&location.store),
+        awslogs,
+    };
+    if location.prefix.filename() == Some(AWS_LOGS) {
+        return Ok(vec![root(location.prefix.clone())]);
+    }
+    let store = location.store.as_ref();
+    let children = child_folders(store, &location.prefix).await?;
+    if children.iter().any(|c| c == AWS_LOGS) {
+        return Ok(vec![root(location.prefix.clone().join(AWS_LOGS))]);
+    }
+    let nested: Vec<Path> = futures::stream::iter(children)
+        .map(|child| {
+            let folder = location.prefix.clone().join(child.as_str());
+            async move {
+                let inner = child_folders(store, &folder).await?;
+                Ok::<_, DataFusionError>(inner.iter().any(|c| c == AWS_LOGS).then(|| folder.join(AWS_LOGS)))
+            }
+        })
+        .buffered(16)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    if nested.is_empty() {
+        return Err(DataFusionError::Configuration(format!(
+            "location `{}` holds no flow logs: expected an AWSLogs/ folder in it (LOCATION/AWSLogs/{{account}}/vpcflowlogs/...) or in one of its subfolders",
+            location.original
+        )));
+    }
+    Ok(nested.into_iter().map(root).collect())
+}
+
+/// Every flow-log object below a root (pruning off).
+async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
+    list_objects(root, &root.awslogs).await
+}
+
+/// Every flow-log object below `prefix`, recursively.
+async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
+    let metas: Vec<ObjectMeta> = root
+        .store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
+    let base = root.awslogs.as_ref();
+    Ok(metas
+        .into_iter()
+        .filter_map(|meta| {
+            let relative = meta.location.as_ref().strip_prefix(base)?.strip_prefix('/')?;
+            let facts = parse_key(relative)?;
+            Some(ListedObject { meta, facts })
+        })
+        .collect())
+}
+
+/// The accounts, and then regions, below a root that the predicate allows.
+async fn list_regions(
+    root: &Root,
+    predicate: &PathPredicate,
+    concurrency: usize,
+) -> Result<Vec<(AccountFolder, String)>> {
+    let store = root.store.as_ref();
+    let accounts: Vec<AccountFolder> = child_folders(store, &root.awslogs)
+        .await?
+        .iter()
+        .filter_map(|name| AccountFolder::from_folder_name(name))
+        .collect();
+    let values: Vec<PathValues> = accounts
+        .iter()
+        .map(|a| PathValues {
+            account: Some(a.account.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let keep = predicate.keep(Level::Account, &values)?;
+    let accounts = accounts.into_iter().zip(keep).filter(|(_, k)| *k).map(|(a, _)| a);
+    let nested: Vec<Vec<(AccountFolder, String)>> = futures::stream::iter(accounts)
+        .map(|account| async move {
+            let folder = join(&root.awslogs, &account.regions_folder());
+            let regions: Vec<String> = child_folders(store, &folder)
+                .await?
+                .iter()
+                .filter_map(|name| account.region_from_folder_name(name))
+                .collect();
+            let values: Vec<PathValues> = regions
+                .iter()
+                .map(|r| PathValues {
+                    account: Some(account.account.clone()),
+                    region: Some(r.clone()),
+                    ..Default::default()
+                })
+                .collect();
+            let keep = predicate.keep(Level::Region, &values)?;
+            Ok::<_, DataFusionError>(
+                regions
+                    .into_iter()
+                    .zip(keep)
+                    .filter(|(_, k)| *k)
+                    .map(|(r, _)| (account.clone(), r))
+                    .collect(),
+            )
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(nested.into_iter().flatten().collect())
+}
+
+/// The day folders of one account and region that the window allows, found
+/// by delimiter listings of years, months and days.
+async fn discover_days(
+    root: &Root,
+    account: &AccountFolder,
+    region: &str,
+    window: &TimeWindow,
+) -> Result<Vec<NaiveDate>> {
+    let store = root.store.as_ref();
+    let region_folder = join(&root.awslogs, &account.region_folder(region));
+    let mut days = Vec::new();
+    for year_name in child_folders(store, &region_folder).await? {
+        let Some(year) = account.date_part_from_folder_name(DatePart::Year, &year_name) else {
+            continue;
+        };
+        let (Some(first), Some(last)) = (
+            NaiveDate::from_ymd_opt(year as i32, 1, 1),
+            NaiveDate::from_ymd_opt(year as i32, 12, 31),
+        ) else {
+            continue;
+        };
+        if !window.keeps_days(first, last) {
+            continue;
+        }
+        let year_folder = region_folder.clone().join(year_name.as_str());
+        for month_name in child_folders(store, &year_folder).await? {
+            let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name) else {
+                continue;
+            };
+            let Some(first) = NaiveDate::from_ymd_opt(year as i32, month, 1) else {
+                continue;
+            };
+            let last = last_day_of_month(first);
+            if !window.keeps_days(first, last) {
+                continue;
+            }
+            let month_folder = year_folder.clone().join(month_name.as_str());
+            for day_name in child_folders(store, &month_folder).await? {
+                let Some(day) = account.date_part_from_folder_name(DatePart::Day, &day_name) else {
+                    continue;
+                };
+                if let Some(date) = NaiveDate::from_ymd_opt(year as i32, month, day)
+                    && window.keeps_days(date, date)
+                    // A folder spelled differently (`5` for `05`) is not AWS's.
+                    && account.day_folder(region, date).ends_with(&format!("/{day_name}"))
+                {
+                    days.push(date);
+                }
+            }
+        }
+    }
+    Ok(days)
+}
+
+fn last_day_of_month(first: NaiveDate) -> NaiveDate {
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).unwrap_or(first)
+}
+
+/// The flow-log objects below a root that the predicate and window allow,
+/// listing only the folders that can hold them.
+async fn list_pruned(
+    root: &Root,
+    predicate: &PathPredicate,
+    window: &TimeWindow,
+    options: &FlowLogOptions,
+) -> Result<Vec<ListedObject>> {
+    let concurrency = options.listing_concurrency.max(1);
+    let regions = list_regions(root, predicate, concurrency).await?;
+    let enumerated = window.enumerable_days(options.max_enumerated_days);
+    let day_lists: Vec<Vec<(AccountFolder, String, NaiveDate)>> = futures::stream::iter(regions)
+        .map(|(account, region)| {
+            let enumerated = enumerated.clone();
+            async move {
+                let days = match enumerated {
+                    Some(days) => days,
+                    None => discover_days(root, &account, &region, window).await?,
+                };
+                let values: Vec<PathValues> = days
+                    .iter()
+                    .map(|d| PathValues {
+                        account: Some(account.account.clone()),
+                        region: Some(region.clone()),
+                        date: Some(*d),
+                        ..Default::default()
+                    })
+                    .collect();
+                let keep = predicate.keep(Level::Day, &values)?;
+                Ok::<_, DataFusionError>(
+                    days.into_iter()
+                        .zip(keep)
+                        .filter(|(_, k)| *k)
+                        .map(|(d, _)| (account.clone(), region.clone(), d))
+                        .collect(),
+                )
+            }
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    let objects: Vec<Vec<ListedObject>> = futures::stream::iter(day_lists.into_iter().flatten())
+        .map(|(account, region, date)| async move {
+            let folder = join(&root.awslogs, &account.day_folder(&region, date));
+            list_objects(root, &folder).await
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(objects.into_iter().flatten().collect())
+}
+
+/// Reads the header of one object from its first bytes.
+async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Header> {
+    use std::io::Read;
+    const HEADER_BYTES: u64 = 64 * 1024;
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(0..meta.size.min(HEADER_BYTES))),
+        ..Default::default()
+    };
+    let bytes = store.get_opts(&meta.location, options).await.ok()?.bytes().await.ok()?;
+    let mut gunzip = flate2::read::MultiGzDecoder::new(&bytes[..]);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A truncated read still yields the complete first line in practice;
+    // stop at the first newline either way.
+    while !text.contains(&b'\n') && text.len() < HEADER_BYTES as usize {
+        match gunzip.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = text.split(|b| *b == b'\n').next()?;
+    Header::parse(line.strip_suffix(b"\r").unwrap_or(line)).ok()
+}
+
+/// Header fields the catalogue does not know, read from one object per flow
+/// log in the newest day folder of every account and region. A flow log's
+/// format is fixed for its life and its id is in every file name, so one
+/// header per flow log is enough.
+async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Result<Vec<String>> {
+    let concurrency = options.listing_concurrency.max(1);
+    let no_filter = PathPredicate::empty();
+    let mut extra: Vec<String> = Vec::new();
+    for root in roots {
+        let regions = list_regions(root, &no_filter, concurrency).await?;
+        let headers: Vec<Vec<Header>> = futures::stream::iter(regions)
+            .map(|(account, region)| async move {
+                let Some(date) = newest_day(root, &account, &region).await? else {
+                    return Ok::<_, DataFusionError>(vec![]);
+                };
+                let folder = join(&root.awslogs, &account.day_folder(&region, date));
+                let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+                for object in list_objects(root, &folder).await? {
+                    one_per_flow_log.entry(object.facts.flow_log_id).or_insert(object.meta);
+                }
+                let mut headers = Vec::new();
+                for meta in one_per_flow_log.values() {
+                    if let Some(header) = read_header(root.store.as_ref(), meta).await {
+                        headers.push(header);
+                    }
+                }
+                Ok(headers)
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        for header in headers.iter().flatten() {
+            for token in header.unknown_tokens() {
+                let name = schema::column_name(token);
+                let clashes = schema::path_fields().iter().any(|f| f.name() == &name);
+                if !clashes && !extra.iter().any(|e| schema::column_name(e) == name) {
+                    extra.push(token.to_string());
+                }
+            }
+        }
+    }
+    Ok(extra)
+}
+
+/// The newest day folder of one account and region.
+async fn newest_day(root: &Root, account: &AccountFolder, region: &str) -> Result<Option<NaiveDate>> {
+    let store = root.store.as_ref();
+    let mut folder = join(&root.awslogs, &account.region_folder(region));
+    let mut parts = [0u32; 3];
+    for (i, part) in [DatePart::Year, DatePart::Month, DatePart::Day].into_iter().enumerate() {
+        let newest = child_folders(store, &folder)
+            .await?
+            .into_iter()
+            .filter_map(|name| account.date_part_from_folder_name(part, &name).map(|v| (v, name)))
+            .max();
+        let Some((value, name)) = newest else {
+            return Ok(None);
+        };
+        parts[i] = value;
+        folder = folder.join(name.as_str());
+    }
+    Ok(NaiveDate::from_ymd_opt(parts[0] as i32, parts[1], parts[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_balanced_by_size() {
+        let files: Vec<PartitionedFile> = [100u64, 90, 50, 40, 10, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, size)| PartitionedFile::new(format!("f{i}"), *size))
+            .collect();
+        let groups = balance_by_size(files, 2);
+        let totals: Vec<u64> = groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.object_meta.size).sum())
+            .collect();
+        assert_eq!(totals.iter().sum::<u64>(), 300);
+        assert!(totals.iter().all(|t| *t == 150), "{totals:?}");
+        assert_eq!(balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(), 1);
+    }
+
+    #[test]
+    fn month_ends() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(last_day_of_month(d(2024, 2, 1)), d(2024, 2, 29));
+        assert_eq!(last_day_of_month(d(2023, 12, 1)), d(2023, 12, 31));
+    }
+}

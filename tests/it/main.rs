@@ -1,0 +1,8 @@
+//! One integration-test binary (DataFusion links once), a module per topic.
+
+mod cli;
+mod conformance;
+mod decoder_oracle;
+mod pruning;
+mod slt;
+mod support;
