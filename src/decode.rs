@@ -54,10 +54,16 @@ impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reject::FieldCount { expected, found } => {
-                write!(f, "expected {expected} fields as the header says, found {found}")
+                write!(
+                    f,
+                    "expected {expected} fields as the header says, found {found}"
+                )
             }
             Reject::BadValue { field, value } => {
-                write!(f, "`{value}` is not a valid {field} (expected an integer or `-`)")
+                write!(
+                    f,
+                    "`{value}` is not a valid {field} (expected an integer or `-`)"
+                )
             }
             Reject::NotUtf8 => write!(f, "the line is not UTF-8 text"),
             Reject::TooLong => write!(f, "the line is longer than {MAX_LINE_BYTES} bytes"),
@@ -194,9 +200,8 @@ impl RecordDecoder {
             self.ints[i] = if token == b"-" {
                 None
             } else {
-                let value = parse_integer(token).filter(|v| {
-                    slot.kind == FieldKind::Int64 || i32::try_from(*v).is_ok()
-                });
+                let value = parse_integer(token)
+                    .filter(|v| slot.kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
                 match value {
                     Some(v) => Some(v),
                     None => {
@@ -485,7 +490,11 @@ mod tests {
         ))
     }
 
-    fn decode(text: &[u8], chunk: usize, schema: SchemaRef) -> (Vec<RecordBatch>, Vec<(u64, Reject)>) {
+    fn decode(
+        text: &[u8],
+        chunk: usize,
+        schema: SchemaRef,
+    ) -> (Vec<RecordBatch>, Vec<(u64, Reject)>) {
         let rejects = Collect::default();
         let mut decoder = TextDecoder::new(schema, 2, Box::new(rejects.clone()));
         for piece in text.chunks(chunk) {
@@ -526,18 +535,39 @@ mod tests {
             assert_eq!(rows, 4, "chunk {chunk}");
             let all = datafusion::arrow::compute::concat_batches(&s, &batches).unwrap();
             let bytes = all.column(0).as_primitive::<Int64Type>();
-            assert_eq!(bytes.iter().collect::<Vec<_>>(), [Some(4249), None, Some(100), Some(5)]);
+            assert_eq!(
+                bytes.iter().collect::<Vec<_>>(),
+                [Some(4249), None, Some(100), Some(5)]
+            );
             let ports = all.column(1).as_primitive::<Int32Type>();
-            assert_eq!(ports.iter().collect::<Vec<_>>(), [Some(22), None, Some(3389), Some(443)]);
+            assert_eq!(
+                ports.iter().collect::<Vec<_>>(),
+                [Some(22), None, Some(3389), Some(443)]
+            );
             assert_eq!(all.column(2).null_count(), 4);
             let status = all.column(3).as_string_view();
-            assert_eq!(status.iter().collect::<Vec<_>>(), [Some("OK"), Some("NODATA"), Some("OK"), Some("OK")]);
+            assert_eq!(
+                status.iter().collect::<Vec<_>>(),
+                [Some("OK"), Some("NODATA"), Some("OK"), Some("OK")]
+            );
             let lines: Vec<u64> = rejects.iter().map(|(l, _)| *l).collect();
             assert_eq!(lines, [6, 7, 8, 9, 10], "chunk {chunk}");
             assert!(matches!(rejects[0].1, Reject::BadValue { .. }));
-            assert_eq!(rejects[1].1, Reject::FieldCount { expected: 4, found: 3 });
-            assert!(matches!(rejects[2].1, Reject::BadValue { .. }), "i32 overflow");
-            assert!(matches!(rejects[3].1, Reject::BadValue { .. }), "i64 overflow");
+            assert_eq!(
+                rejects[1].1,
+                Reject::FieldCount {
+                    expected: 4,
+                    found: 3
+                }
+            );
+            assert!(
+                matches!(rejects[2].1, Reject::BadValue { .. }),
+                "i32 overflow"
+            );
+            assert!(
+                matches!(rejects[3].1, Reject::BadValue { .. }),
+                "i64 overflow"
+            );
             assert_eq!(rejects[4].1, Reject::NotUtf8);
         }
     }
@@ -561,7 +591,11 @@ mod tests {
 
     #[test]
     fn header_only_and_empty_objects() {
-        let (batches, _) = decode(b"version log-status\n", 64, schema(&[("version", DataType::Int32)]));
+        let (batches, _) = decode(
+            b"version log-status\n",
+            64,
+            schema(&[("version", DataType::Int32)]),
+        );
         assert!(batches.is_empty());
         let mut decoder = TextDecoder::new(schema(&[]), 8, Box::new(Collect::default()));
         assert!(decoder.finish().is_err());

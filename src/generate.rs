@@ -12,8 +12,7 @@ use flate2::write::GzEncoder;
 use crate::layout::{AccountFolder, Grammar};
 
 /// The default (version 2) header line.
-pub const DEFAULT_HEADER: &str =
-    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+pub const DEFAULT_HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -143,7 +142,10 @@ pub fn generate_tree(root: &Path, spec: &TreeSpec, threads: usize) -> std::io::R
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("generator thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("generator thread panicked")))
+            })
             .collect()
     });
     let mut summary = TreeSummary::default();
@@ -188,12 +190,28 @@ fn push_record(text: &mut String, rng: &mut SplitMix, account: &str, file_time: 
     let start = end - rng.below(600) as i64;
     let eni = rng.below(64);
     if rng.below(100) == 0 {
-        let _ = writeln!(text, "2 {account} eni-{eni:017x} - - - - - - - {start} {end} - NODATA");
+        let _ = writeln!(
+            text,
+            "2 {account} eni-{eni:017x} - - - - - - - {start} {end} - NODATA"
+        );
         return;
     }
-    let inside = |rng: &mut SplitMix| format!("10.{}.{}.{}", rng.below(4), rng.below(256), 1 + rng.below(254));
+    let inside = |rng: &mut SplitMix| {
+        format!(
+            "10.{}.{}.{}",
+            rng.below(4),
+            rng.below(256),
+            1 + rng.below(254)
+        )
+    };
     let outside = |rng: &mut SplitMix| {
-        format!("{}.{}.{}.{}", 1 + rng.below(223), rng.below(256), rng.below(256), 1 + rng.below(254))
+        format!(
+            "{}.{}.{}.{}",
+            1 + rng.below(223),
+            rng.below(256),
+            rng.below(256),
+            1 + rng.below(254)
+        )
     };
     let (src, dst) = if rng.below(2) == 0 {
         (inside(rng), outside(rng))
@@ -208,7 +226,11 @@ fn push_record(text: &mut String, rng: &mut SplitMix, account: &str, file_time: 
     };
     let packets = 1 + rng.below(200);
     let bytes = packets * (40 + rng.below(1400));
-    let action = if rng.below(10) == 0 { "REJECT" } else { "ACCEPT" };
+    let action = if rng.below(10) == 0 {
+        "REJECT"
+    } else {
+        "ACCEPT"
+    };
     let _ = writeln!(
         text,
         "2 {account} eni-{eni:017x} {src} {dst} {srcport} {dstport} {protocol} {packets} {bytes} {start} {end} {action} OK"

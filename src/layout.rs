@@ -272,15 +272,27 @@ mod tests {
     #[test]
     fn all_four_shapes() {
         let shapes = [
-            (format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/{NAME}"), Grammar::Positional, None),
-            (format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/23/{NAME}"), Grammar::Positional, Some(23)),
             (
-                format!("aws-account-id=111122223333/aws-service=vpcflowlogs/aws-region=eu-west-1/year=2024/month=01/day=16/{NAME}"),
+                format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/{NAME}"),
+                Grammar::Positional,
+                None,
+            ),
+            (
+                format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/23/{NAME}"),
+                Grammar::Positional,
+                Some(23),
+            ),
+            (
+                format!(
+                    "aws-account-id=111122223333/aws-service=vpcflowlogs/aws-region=eu-west-1/year=2024/month=01/day=16/{NAME}"
+                ),
                 Grammar::Hive,
                 None,
             ),
             (
-                format!("aws-account-id=111122223333/aws-service=vpcflowlogs/aws-region=eu-west-1/year=2024/month=01/day=16/hour=23/{NAME}"),
+                format!(
+                    "aws-account-id=111122223333/aws-service=vpcflowlogs/aws-region=eu-west-1/year=2024/month=01/day=16/hour=23/{NAME}"
+                ),
                 Grammar::Hive,
                 Some(23),
             ),
@@ -300,13 +312,18 @@ mod tests {
     #[test]
     fn non_flow_log_keys_are_skipped() {
         for key in [
-            format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/{}", NAME.replace(".log.gz", ".log.parquet")),
+            format!(
+                "111122223333/vpcflowlogs/eu-west-1/2024/01/16/{}",
+                NAME.replace(".log.gz", ".log.parquet")
+            ),
             "111122223333/vpcflowlogs/eu-west-1/2024/01/16/notes.txt".to_string(),
             format!("111122223333/vpcflowlogs/eu-west-1/2024/13/16/{NAME}"),
             format!("111122223333/vpcflowlogs/eu-west-1/2024/01/16/24/{NAME}"),
             format!("111122223333/vpcflowlogs/eu-west-1/2024/01/{NAME}"),
             format!("111122223333/CloudTrail/eu-west-1/2024/01/16/{NAME}"),
-            format!("aws-account-id=1/aws-service=vpcflowlogs/eu-west-1/year=2024/month=01/day=16/{NAME}"),
+            format!(
+                "aws-account-id=1/aws-service=vpcflowlogs/eu-west-1/year=2024/month=01/day=16/{NAME}"
+            ),
             "111122223333_vpcflowlogs_eu-west-1_fl-0abc_20240116T2355Z.log.gz".to_string(),
         ] {
             assert!(parse_key(&key).is_none(), "{key}");
@@ -317,14 +334,27 @@ mod tests {
     fn folders_round_trip() {
         let date = NaiveDate::from_ymd_opt(2024, 3, 5).unwrap();
         let positional = AccountFolder::from_folder_name("111122223333").unwrap();
-        assert_eq!(positional.day_folder("us-east-1", date), "111122223333/vpcflowlogs/us-east-1/2024/03/05");
+        assert_eq!(
+            positional.day_folder("us-east-1", date),
+            "111122223333/vpcflowlogs/us-east-1/2024/03/05"
+        );
         let hive = AccountFolder::from_folder_name("aws-account-id=111122223333").unwrap();
         assert_eq!(
             hive.day_folder("us-east-1", date),
             "aws-account-id=111122223333/aws-service=vpcflowlogs/aws-region=us-east-1/year=2024/month=03/day=05"
         );
-        assert_eq!(hive.region_from_folder_name("aws-region=us-east-1").as_deref(), Some("us-east-1"));
-        assert_eq!(hive.date_part_from_folder_name(DatePart::Month, "month=03"), Some(3));
-        assert_eq!(positional.date_part_from_folder_name(DatePart::Year, "2024"), Some(2024));
+        assert_eq!(
+            hive.region_from_folder_name("aws-region=us-east-1")
+                .as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            hive.date_part_from_folder_name(DatePart::Month, "month=03"),
+            Some(3)
+        );
+        assert_eq!(
+            positional.date_part_from_folder_name(DatePart::Year, "2024"),
+            Some(2024)
+        );
     }
 }

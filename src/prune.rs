@@ -31,7 +31,14 @@ const DAY_SECONDS: i64 = 86_400;
 
 /// The path column names, in table order.
 pub fn path_column_names() -> [&'static str; 6] {
-    [AWS_ACCOUNT_ID, AWS_REGION, DATE, HOUR, FLOW_LOG_ID, FILE_TIME]
+    [
+        AWS_ACCOUNT_ID,
+        AWS_REGION,
+        DATE,
+        HOUR,
+        FLOW_LOG_ID,
+        FILE_TIME,
+    ]
 }
 
 /// Whether a filter can be answered from path columns alone (and so is
@@ -77,7 +84,14 @@ impl Level {
             Level::Account => &[AWS_ACCOUNT_ID],
             Level::Region => &[AWS_ACCOUNT_ID, AWS_REGION],
             Level::Day => &[AWS_ACCOUNT_ID, AWS_REGION, DATE],
-            Level::File => &[AWS_ACCOUNT_ID, AWS_REGION, DATE, HOUR, FLOW_LOG_ID, FILE_TIME],
+            Level::File => &[
+                AWS_ACCOUNT_ID,
+                AWS_REGION,
+                DATE,
+                HOUR,
+                FLOW_LOG_ID,
+                FILE_TIME,
+            ],
         }
     }
 }
@@ -174,15 +188,24 @@ pub fn partition_values(values: &PathValues) -> Vec<ScalarValue> {
 
 fn path_batch(schema: &SchemaRef, rows: &[PathValues]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.account.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.region.as_deref()))),
-        Arc::new(Date32Array::from_iter(rows.iter().map(|r| r.date.map(days_since_epoch)))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.account.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.region.as_deref()),
+        )),
+        Arc::new(Date32Array::from_iter(
+            rows.iter().map(|r| r.date.map(days_since_epoch)),
+        )),
         Arc::new(Int32Array::from_iter(
             rows.iter().map(|r| r.hour.flatten().map(|h| h as i32)),
         )),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.flow_log_id.as_deref()))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.flow_log_id.as_deref()),
+        )),
         Arc::new(TimestampSecondArray::from_iter(
-            rows.iter().map(|r| r.file_time.map(|t| t.and_utc().timestamp())),
+            rows.iter()
+                .map(|r| r.file_time.map(|t| t.and_utc().timestamp())),
         )),
     ];
     // Unknown values are NULL; the level's conjunction never reads them, so
@@ -329,7 +352,9 @@ fn column_range(expr: &Expr, column: &str, unit: Unit) -> Range {
             Operator::And => {
                 column_range(left, column, unit).intersect(column_range(right, column, unit))
             }
-            Operator::Or => column_range(left, column, unit).hull(column_range(right, column, unit)),
+            Operator::Or => {
+                column_range(left, column, unit).hull(column_range(right, column, unit))
+            }
             _ => {
                 let (op, value) = if is_column(left, column) {
                     match literal_of(right) {
@@ -466,25 +491,52 @@ mod tests {
 
     #[test]
     fn ranges_from_comparisons() {
-        let f = col("start").gt_eq(lit(1_000_000i64)).and(col("end").lt(lit(1_000_500i64)));
+        let f = col("start")
+            .gt_eq(lit(1_000_000i64))
+            .and(col("end").lt(lit(1_000_500i64)));
         let w = TimeWindow::from_filters(&[f], 100);
-        assert_eq!(w.file_time, Range { lo: Some(999_900), hi: Some(1_000_600) });
+        assert_eq!(
+            w.file_time,
+            Range {
+                lo: Some(999_900),
+                hi: Some(1_000_600)
+            }
+        );
 
         let f = col("date").between(date_lit("2024-01-15"), date_lit("2024-01-16"));
         let w = TimeWindow::from_filters(&[f], 3600);
-        assert_eq!(w.enumerable_days(10).unwrap(), [date("2024-01-15"), date("2024-01-16")]);
+        assert_eq!(
+            w.enumerable_days(10).unwrap(),
+            [date("2024-01-15"), date("2024-01-16")]
+        );
 
         // OR of two days: the hull; OR with an unrelated filter: unbounded.
-        let f = col("date").eq(date_lit("2024-01-15")).or(col("date").eq(date_lit("2024-01-20")));
-        assert_eq!(TimeWindow::from_filters(&[f], 0).enumerable_days(100).unwrap().len(), 6);
-        let f = col("date").eq(date_lit("2024-01-15")).or(col("action").eq(lit("REJECT")));
+        let f = col("date")
+            .eq(date_lit("2024-01-15"))
+            .or(col("date").eq(date_lit("2024-01-20")));
+        assert_eq!(
+            TimeWindow::from_filters(&[f], 0)
+                .enumerable_days(100)
+                .unwrap()
+                .len(),
+            6
+        );
+        let f = col("date")
+            .eq(date_lit("2024-01-15"))
+            .or(col("action").eq(lit("REJECT")));
         assert_eq!(TimeWindow::from_filters(&[f], 0), TimeWindow::ALL);
 
         // Literal on the left; IN lists; negations are not ranges.
         let f = lit(5i64).lt(col("end"));
         assert_eq!(TimeWindow::from_filters(&[f], 0).file_time.lo, Some(5));
         let f = col("end").in_list(vec![lit(10i64), lit(40i64)], false);
-        assert_eq!(TimeWindow::from_filters(&[f], 0).file_time, Range { lo: Some(10), hi: Some(40) });
+        assert_eq!(
+            TimeWindow::from_filters(&[f], 0).file_time,
+            Range {
+                lo: Some(10),
+                hi: Some(40)
+            }
+        );
         let f = col("end").in_list(vec![lit(10i64)], true);
         assert_eq!(TimeWindow::from_filters(&[f], 0), TimeWindow::ALL);
     }
@@ -499,7 +551,11 @@ mod tests {
     #[test]
     fn time_window_to_days() {
         // 2024-01-16 00:10 with a one-hour slack reaches back into the 15th.
-        let t = date("2024-01-16").and_hms_opt(0, 10, 0).unwrap().and_utc().timestamp();
+        let t = date("2024-01-16")
+            .and_hms_opt(0, 10, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp();
         let w = TimeWindow::from_filters(&[col("start").gt_eq(lit(t))], 3600);
         assert!(w.keeps_days(date("2024-01-15"), date("2024-01-15")));
         assert!(!w.keeps_days(date("2024-01-14"), date("2024-01-14")));

@@ -132,7 +132,8 @@ impl ScanSummary {
             warnings.push(self.to_string());
         }
         if !self.hidden_fields.is_empty() {
-            let fields: BTreeSet<&str> = self.hidden_fields.iter().map(|(_, f)| f.as_str()).collect();
+            let fields: BTreeSet<&str> =
+                self.hidden_fields.iter().map(|(_, f)| f.as_str()).collect();
             let (object, _) = &self.hidden_fields[0];
             warnings.push(format!(
                 "warning: {} object(s) have header fields the table shows no column for ({}), e.g. {object}; \
@@ -154,10 +155,18 @@ impl fmt::Display for ScanSummary {
             self.malformed, self.malformed_objects
         )?;
         for example in &self.examples {
-            write!(f, "\n  {} line {}: {}", example.object, example.line, example.reason)?;
+            write!(
+                f,
+                "\n  {} line {}: {}",
+                example.object, example.line, example.reason
+            )?;
         }
         if self.malformed > self.examples.len() as u64 {
-            write!(f, "\n  … and {} more", self.malformed - self.examples.len() as u64)?;
+            write!(
+                f,
+                "\n  … and {} more",
+                self.malformed - self.examples.len() as u64
+            )?;
         }
         Ok(())
     }

@@ -307,6 +307,9 @@ mod tests {
         assert!(Header::parse(b"").is_err());
         assert!(Header::parse(b"- eni-1 10.0.0.1").is_err());
         let header = Header::parse(b"version  custom-thing log-status ").unwrap();
-        assert_eq!(header.unknown_tokens().collect::<Vec<_>>(), ["custom-thing"]);
+        assert_eq!(
+            header.unknown_tokens().collect::<Vec<_>>(),
+            ["custom-thing"]
+        );
     }
 }

@@ -56,6 +56,10 @@ pub async fn new_context(
     options: &SessionOptions,
 ) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
+    // Athena (Trino) sorts NULLs last in both directions, so a top-N by
+    // bytes does not open with NODATA rows; DataFusion's default follows
+    // Postgres (NULLs first when descending).
+    config.options_mut().sql_parser.default_null_ordering = "nulls_last".to_string();
     if let Some(batch_size) = options.batch_size {
         config = config.with_batch_size(batch_size);
     }

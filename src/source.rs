@@ -12,10 +12,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::{FileOpenFuture, FileOpener, FileScanConfig, FileSource};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{
+    FileOpenFuture, FileOpener, FileScanConfig, FileSource,
+};
 use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_expr::projection::ProjectionExprs;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
@@ -312,10 +314,10 @@ impl ObjectReader {
 
     fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         self.compressed_bytes += bytes.len() as u64;
-        self.settings.report.add_compressed_bytes(bytes.len() as u64);
-        self.gunzip
-            .write_all(bytes)
-            .map_err(|e| self.gzip_error(e))
+        self.settings
+            .report
+            .add_compressed_bytes(bytes.len() as u64);
+        self.gunzip.write_all(bytes).map_err(|e| self.gzip_error(e))
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -339,7 +341,9 @@ impl ObjectReader {
     fn after_step(&mut self) {
         let decoder = &self.gunzip.get_ref().decoder;
         let rows = decoder.rows_decoded();
-        self.settings.report.add_records(rows - self.records_reported);
+        self.settings
+            .report
+            .add_records(rows - self.records_reported);
         self.records_reported = rows;
         if !self.header_checked
             && let Some(header) = decoder.header()
@@ -358,14 +362,11 @@ impl ObjectReader {
         if let Some(e) = self.gunzip.get_mut().error.take() {
             return prefix_object(&self.object, e);
         }
-        let what = if error.kind() == std::io::ErrorKind::UnexpectedEof
-            || error.to_string().contains("corrupt")
-        {
-            "is not valid gzip data (corrupt or truncated)"
-        } else {
-            "is not valid gzip data"
-        };
-        object_error(&self.object, what, error)
+        object_error(
+            &self.object,
+            "is not valid gzip data (corrupt or truncated)",
+            error,
+        )
     }
 }
 

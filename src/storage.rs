@@ -71,7 +71,9 @@ pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
     }
     let local = location.strip_prefix("file://").unwrap_or(location);
     let absolute = std::fs::canonicalize(local).map_err(|e| {
-        DataFusionError::Configuration(format!("location `{location}` does not exist or cannot be opened: {e}"))
+        DataFusionError::Configuration(format!(
+            "location `{location}` does not exist or cannot be opened: {e}"
+        ))
     })?;
     if !absolute.is_dir() {
         return Err(DataFusionError::Configuration(format!(

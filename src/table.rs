@@ -16,10 +16,10 @@ use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -32,7 +32,9 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
 use crate::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
-use crate::prune::{Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values};
+use crate::prune::{
+    Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values,
+};
 use crate::report::ScanReport;
 use crate::schema::{self, Header};
 use crate::source::{FlowLogSource, ReadSettings};
@@ -117,7 +119,14 @@ pub struct FlowLogTable {
 impl fmt::Debug for FlowLogTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlowLogTable")
-            .field("roots", &self.roots.iter().map(|r| r.awslogs.to_string()).collect::<Vec<_>>())
+            .field(
+                "roots",
+                &self
+                    .roots
+                    .iter()
+                    .map(|r| r.awslogs.to_string())
+                    .collect::<Vec<_>>(),
+            )
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -138,7 +147,8 @@ impl FlowLogTable {
     ) -> Result<Self> {
         if locations.is_empty() {
             return Err(DataFusionError::Configuration(
-                "no LOCATION given: name an s3://bucket/prefix or a local folder holding AWSLogs/".to_string(),
+                "no LOCATION given: name an s3://bucket/prefix or a local folder holding AWSLogs/"
+                    .to_string(),
             ));
         }
         let mut roots = Vec::new();
@@ -168,7 +178,11 @@ impl FlowLogTable {
         &self.options
     }
 
-    async fn list(&self, predicate: &PathPredicate, window: &TimeWindow) -> Result<Vec<(ObjectStoreUrl, Vec<ListedObject>)>> {
+    async fn list(
+        &self,
+        predicate: &PathPredicate,
+        window: &TimeWindow,
+    ) -> Result<Vec<(ObjectStoreUrl, Vec<ListedObject>)>> {
         let mut out = Vec::new();
         for root in &self.roots {
             let objects = if self.options.pruning {
@@ -236,7 +250,8 @@ impl TableProvider for FlowLogTable {
                 .zip(keep)
                 .filter(|((o, _), keep)| *keep && window.keeps_file_time(o.facts.file_time))
                 .map(|((o, v), _)| {
-                    PartitionedFile::new_from_meta(o.meta).with_partition_values(partition_values(&v))
+                    PartitionedFile::new_from_meta(o.meta)
+                        .with_partition_values(partition_values(&v))
                 })
                 .collect();
             if files.is_empty() {
@@ -298,10 +313,17 @@ fn balance_by_size(mut files: Vec<PartitionedFile>, n: usize) -> Vec<FileGroup> 
         *total += file.object_meta.size;
         members.push(file);
     }
-    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+    groups
+        .into_iter()
+        .map(|(_, files)| FileGroup::new(files))
+        .collect()
 }
 
-fn listing_error(store: &dyn ObjectStore, prefix: &Path, error: object_store::Error) -> DataFusionError {
+fn listing_error(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    error: object_store::Error,
+) -> DataFusionError {
     DataFusionError::Execution(format!("cannot list `{prefix}` in {store}: {error}"))
 }
 
@@ -347,7 +369,12 @@ async fn find_awslogs(location: &Location) -> Result<Vec<Root>> {
             let folder = location.prefix.clone().join(child.as_str());
             async move {
                 let inner = child_folders(store, &folder).await?;
-                Ok::<_, DataFusionError>(inner.iter().any(|c| c == AWS_LOGS).then(|| folder.join(AWS_LOGS)))
+                Ok::<_, DataFusionError>(
+                    inner
+                        .iter()
+                        .any(|c| c == AWS_LOGS)
+                        .then(|| folder.join(AWS_LOGS)),
+                )
             }
         })
         .buffered(16)
@@ -380,7 +407,11 @@ async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
     Ok(metas
         .into_iter()
         .filter_map(|meta| {
-            let relative = meta.location.as_ref().strip_prefix(base)?.strip_prefix('/')?;
+            let relative = meta
+                .location
+                .as_ref()
+                .strip_prefix(base)?
+                .strip_prefix('/')?;
             let facts = parse_key(relative)?;
             Some(ListedObject { meta, facts })
         })
@@ -407,7 +438,11 @@ async fn list_regions(
         })
         .collect();
     let keep = predicate.keep(Level::Account, &values)?;
-    let accounts = accounts.into_iter().zip(keep).filter(|(_, k)| *k).map(|(a, _)| a);
+    let accounts = accounts
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(a, _)| a);
     let nested: Vec<Vec<(AccountFolder, String)>> = futures::stream::iter(accounts)
         .map(|account| async move {
             let folder = join(&root.awslogs, &account.regions_folder());
@@ -466,7 +501,8 @@ async fn discover_days(
         }
         let year_folder = region_folder.clone().join(year_name.as_str());
         for month_name in child_folders(store, &year_folder).await? {
-            let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name) else {
+            let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name)
+            else {
                 continue;
             };
             let Some(first) = NaiveDate::from_ymd_opt(year as i32, month, 1) else {
@@ -563,7 +599,13 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
         range: Some(GetRange::Bounded(0..meta.size.min(HEADER_BYTES))),
         ..Default::default()
     };
-    let bytes = store.get_opts(&meta.location, options).await.ok()?.bytes().await.ok()?;
+    let bytes = store
+        .get_opts(&meta.location, options)
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
     let mut gunzip = flate2::read::MultiGzDecoder::new(&bytes[..]);
     let mut text = Vec::new();
     let mut buf = [0u8; 4096];
@@ -597,7 +639,9 @@ async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Resu
                 let folder = join(&root.awslogs, &account.day_folder(&region, date));
                 let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
                 for object in list_objects(root, &folder).await? {
-                    one_per_flow_log.entry(object.facts.flow_log_id).or_insert(object.meta);
+                    one_per_flow_log
+                        .entry(object.facts.flow_log_id)
+                        .or_insert(object.meta);
                 }
                 let mut headers = Vec::new();
                 for meta in one_per_flow_log.values() {
@@ -624,15 +668,26 @@ async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Resu
 }
 
 /// The newest day folder of one account and region.
-async fn newest_day(root: &Root, account: &AccountFolder, region: &str) -> Result<Option<NaiveDate>> {
+async fn newest_day(
+    root: &Root,
+    account: &AccountFolder,
+    region: &str,
+) -> Result<Option<NaiveDate>> {
     let store = root.store.as_ref();
     let mut folder = join(&root.awslogs, &account.region_folder(region));
     let mut parts = [0u32; 3];
-    for (i, part) in [DatePart::Year, DatePart::Month, DatePart::Day].into_iter().enumerate() {
+    for (i, part) in [DatePart::Year, DatePart::Month, DatePart::Day]
+        .into_iter()
+        .enumerate()
+    {
         let newest = child_folders(store, &folder)
             .await?
             .into_iter()
-            .filter_map(|name| account.date_part_from_folder_name(part, &name).map(|v| (v, name)))
+            .filter_map(|name| {
+                account
+                    .date_part_from_folder_name(part, &name)
+                    .map(|v| (v, name))
+            })
             .max();
         let Some((value, name)) = newest else {
             return Ok(None);
@@ -661,7 +716,10 @@ mod tests {
             .collect();
         assert_eq!(totals.iter().sum::<u64>(), 300);
         assert!(totals.iter().all(|t| *t == 150), "{totals:?}");
-        assert_eq!(balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(), 1);
+        assert_eq!(
+            balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(),
+            1
+        );
     }
 
     #[test]

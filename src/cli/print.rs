@@ -5,17 +5,29 @@ use std::io::Write;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::arrow::util::pretty::{pretty_format_batches_with_options, pretty_format_batches_with_schema};
+use datafusion::arrow::util::pretty::{
+    pretty_format_batches_with_options, pretty_format_batches_with_schema,
+};
 use datafusion::common::Result;
 
 /// Writes batches as an aligned text table; NULL shows as `NULL`.
 pub fn write_table(out: &mut dyn Write, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let non_empty: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    let non_empty: Vec<RecordBatch> = batches
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .cloned()
+        .collect();
     if non_empty.is_empty() {
         writeln!(out, "{}", pretty_format_batches_with_schema(schema, &[])?)?;
     } else {
-        let options = FormatOptions::default().with_display_error(true).with_null("NULL");
-        writeln!(out, "{}", pretty_format_batches_with_options(&non_empty, &options)?)?;
+        let options = FormatOptions::default()
+            .with_display_error(true)
+            .with_null("NULL");
+        writeln!(
+            out,
+            "{}",
+            pretty_format_batches_with_options(&non_empty, &options)?
+        )?;
     }
     Ok(())
 }
@@ -36,13 +48,19 @@ impl Default for CsvWriter {
 impl CsvWriter {
     /// A writer that has not written its header yet.
     pub fn new() -> Self {
-        Self { wrote_header: false }
+        Self {
+            wrote_header: false,
+        }
     }
 
     /// Writes the header row if it has not been written yet.
     pub fn header(&mut self, out: &mut dyn Write, schema: &SchemaRef) -> Result<()> {
         if !self.wrote_header {
-            let names: Vec<String> = schema.fields().iter().map(|f| csv_field(f.name())).collect();
+            let names: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| csv_field(f.name()))
+                .collect();
             writeln!(out, "{}", names.join(","))?;
             self.wrote_header = true;
         }
@@ -52,7 +70,9 @@ impl CsvWriter {
     /// Writes one batch (and the header first, if needed).
     pub fn batch(&mut self, out: &mut dyn Write, batch: &RecordBatch) -> Result<()> {
         self.header(out, &batch.schema())?;
-        let options = FormatOptions::default().with_null("").with_date_format(Some("%Y-%m-%d"));
+        let options = FormatOptions::default()
+            .with_null("")
+            .with_date_format(Some("%Y-%m-%d"));
         let formatters = batch
             .columns()
             .iter()
@@ -98,7 +118,11 @@ mod tests {
         let batch = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from(vec![Some("a,b"), None, Some("say \"hi\"")])),
+                Arc::new(StringArray::from(vec![
+                    Some("a,b"),
+                    None,
+                    Some("say \"hi\""),
+                ])),
                 Arc::new(Date32Array::from(vec![Some(19737), Some(0), None])),
             ],
         )

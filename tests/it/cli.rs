@@ -18,10 +18,20 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn one_shot_csv_count_matches_an_independent_reading() {
     let want = read_independently(&bucket()).len();
-    let out = flowsql(&[bucket().to_str().unwrap(), "-c", "SELECT count(*) AS n FROM vpc_flow_logs", "--format", "csv"]);
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-c",
+        "SELECT count(*) AS n FROM vpc_flow_logs",
+        "--format",
+        "csv",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("n\n{want}\n"));
-    assert!(text(&out.stderr).contains("1 row(s)"), "timing line: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 row(s)"),
+        "timing line: {}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -35,7 +45,10 @@ fn csv_writes_null_as_empty_and_dates_as_iso() {
         "SELECT date, hour, log_status, bytes FROM vpc_flow_logs WHERE log_status = 'SKIPDATA' AND flow_log_id = 'fl-0a1b2c3d4e5f60001'",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "date,hour,log_status,bytes\n2024-01-15,,SKIPDATA,\n");
+    assert_eq!(
+        text(&out.stdout),
+        "date,hour,log_status,bytes\n2024-01-15,,SKIPDATA,\n"
+    );
     assert_eq!(text(&out.stderr), "", "-q prints nothing else");
 }
 
@@ -55,40 +68,84 @@ fn several_statements_and_table_name() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let records = read_independently(&bucket());
-    let rejects = records.iter().filter(|r| value(r, "action") == Some("REJECT")).count();
-    let regions: std::collections::BTreeSet<_> = records.iter().map(|r| value(r, "aws_region")).collect();
-    assert_eq!(text(&out.stdout), format!("a\n{rejects}\nb\n{}\nc\n1\n", regions.len()));
+    let rejects = records
+        .iter()
+        .filter(|r| value(r, "action") == Some("REJECT"))
+        .count();
+    let regions: std::collections::BTreeSet<_> =
+        records.iter().map(|r| value(r, "aws_region")).collect();
+    assert_eq!(
+        text(&out.stdout),
+        format!("a\n{rejects}\nb\n{}\nc\n1\n", regions.len())
+    );
 }
 
 #[test]
 fn table_format_prints_a_grid() {
-    let out = flowsql(&[bucket().to_str().unwrap(), "-q", "-c", "SELECT aws_region, count(*) AS n FROM vpc_flow_logs GROUP BY aws_region ORDER BY aws_region"]);
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "-c",
+        "SELECT aws_region, count(*) AS n FROM vpc_flow_logs GROUP BY aws_region ORDER BY aws_region",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("| aws_region     | n  |") || stdout.contains("| aws_region"), "{stdout}");
-    assert!(stdout.contains("ap-southeast-2") && stdout.contains("eu-west-1") && stdout.contains("us-east-1"), "{stdout}");
+    assert!(
+        stdout.contains("| aws_region     | n  |") || stdout.contains("| aws_region"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ap-southeast-2")
+            && stdout.contains("eu-west-1")
+            && stdout.contains("us-east-1"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn malformed_lines_are_skipped_counted_and_named() {
     let location = data("malformed");
-    let out = flowsql(&[location.to_str().unwrap(), "--format", "csv", "-c", "SELECT count(*) AS n FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        location.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM vpc_flow_logs",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "n\n2\n");
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("skipped 2 malformed line(s) in 1 object(s)"), "{stderr}");
-    assert!(stderr.contains("_20240201T0000Z_55555555.log.gz line 3: expected 14 fields"), "{stderr}");
-    assert!(stderr.contains("line 4: `http` is not a valid srcport"), "{stderr}");
+    assert!(
+        stderr.contains("skipped 2 malformed line(s) in 1 object(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("_20240201T0000Z_55555555.log.gz line 3: expected 14 fields"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4: `http` is not a valid srcport"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn strict_makes_the_first_malformed_line_an_error() {
     let location = data("malformed");
-    let out = flowsql(&[location.to_str().unwrap(), "--strict", "-c", "SELECT count(*) FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        location.to_str().unwrap(),
+        "--strict",
+        "-c",
+        "SELECT count(*) FROM vpc_flow_logs",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("_20240201T0000Z_55555555.log.gz line 3: malformed line: expected 14 fields"), "{stderr}");
+    assert!(
+        stderr
+            .contains("_20240201T0000Z_55555555.log.gz line 3: malformed line: expected 14 fields"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,18 +153,33 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
     let out = flowsql(&["/no/such/folder", "-c", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("error: location `/no/such/folder` does not exist"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: location `/no/such/folder` does not exist"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     let empty = tempfile::tempdir().unwrap();
     let out = flowsql(&[empty.path().to_str().unwrap(), "-c", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("holds no flow logs"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("holds no flow logs"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = flowsql(&[bucket().to_str().unwrap(), "-c", "SELECT nonexistent FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-c",
+        "SELECT nonexistent FROM vpc_flow_logs",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
-    assert!(text(&out.stderr).contains("nonexistent"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nonexistent"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = flowsql(&[bucket().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -116,26 +188,53 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
 #[test]
 fn corrupt_and_empty_objects_are_errors_naming_the_object() {
     let dir = tempfile::tempdir().unwrap();
-    let day = dir.path().join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
     std::fs::create_dir_all(&day).unwrap();
     let empty = day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240301T0000Z_aaaaaaaa.log.gz");
     std::fs::write(&empty, b"").unwrap();
-    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT count(*) FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        dir.path().to_str().unwrap(),
+        "-c",
+        "SELECT count(*) FROM vpc_flow_logs",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("_20240301T0000Z_aaaaaaaa.log.gz is empty"), "{stderr}");
+    assert!(
+        stderr.contains("_20240301T0000Z_aaaaaaaa.log.gz is empty"),
+        "{stderr}"
+    );
 
     // Truncate a real object to half its bytes.
-    let source = walk(&bucket()).into_iter().find(|p| p.to_str().unwrap().contains("_9c8b7a6f")).unwrap();
+    let source = walk(&bucket())
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
+        .unwrap();
     let bytes = std::fs::read(source).unwrap();
     std::fs::write(&empty, &bytes[..bytes.len() / 2]).unwrap();
-    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT count(*) FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        dir.path().to_str().unwrap(),
+        "-c",
+        "SELECT count(*) FROM vpc_flow_logs",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("_aaaaaaaa.log.gz is not valid gzip data"), "{stderr}");
+    assert!(
+        stderr.contains("_aaaaaaaa.log.gz is not valid gzip data"),
+        "{stderr}"
+    );
 
     std::fs::write(&empty, b"version log-status\n2 OK\n").unwrap();
-    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT count(*) FROM vpc_flow_logs"]);
+    let out = flowsql(&[
+        dir.path().to_str().unwrap(),
+        "-c",
+        "SELECT count(*) FROM vpc_flow_logs",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("_aaaaaaaa.log.gz is not valid gzip data"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("_aaaaaaaa.log.gz is not valid gzip data"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -13,7 +13,11 @@ use crate::support::*;
 async fn all_contexts() -> Vec<(String, SessionContext)> {
     let mut out = Vec::new();
     for pruning in [true, false] {
-        for location in [bucket(), bucket().join("flow-logs"), bucket().join("flow-logs/AWSLogs")] {
+        for location in [
+            bucket(),
+            bucket().join("flow-logs"),
+            bucket().join("flow-logs/AWSLogs"),
+        ] {
             out.push((
                 format!("{} pruning={pruning}", location.display()),
                 local_context(&location, pruning).await,
@@ -45,7 +49,10 @@ async fn every_column_matches_an_independent_reading() {
     let records = read_independently(&bucket());
     let ctx = local_context(&bucket(), true).await;
     let schema = ctx.table(TABLE).await.unwrap().schema().clone();
-    assert!(schema.field_with_unqualified_name("instance_tag_2").is_ok(), "unknown header field becomes a column");
+    assert!(
+        schema.field_with_unqualified_name("instance_tag_2").is_ok(),
+        "unknown header field becomes a column"
+    );
     for field in schema.fields() {
         let column = field.name();
         let mut got: Vec<String> = rows(&ctx, &format!("SELECT \"{column}\" FROM {TABLE}"))
@@ -68,10 +75,16 @@ async fn group_bys_on_path_columns_match() {
     let records = read_independently(&bucket());
     let mut want: BTreeMap<Vec<String>, (i64, i64, i64)> = BTreeMap::new();
     for r in &records {
-        let key: Vec<String> = ["aws_account_id", "aws_region", "date", "hour", "flow_log_id"]
-            .iter()
-            .map(|c| value(r, c).unwrap_or("NULL").to_string())
-            .collect();
+        let key: Vec<String> = [
+            "aws_account_id",
+            "aws_region",
+            "date",
+            "hour",
+            "flow_log_id",
+        ]
+        .iter()
+        .map(|c| value(r, c).unwrap_or("NULL").to_string())
+        .collect();
         let entry = want.entry(key).or_default();
         entry.0 += 1;
         entry.1 += int(r, "bytes").unwrap_or(0);
@@ -108,43 +121,134 @@ async fn filters_match_with_and_without_pruning() {
     let records = read_independently(&bucket());
     let midnight_16: i64 = 1_705_363_200; // 2024-01-16T00:00:00Z
     type Check = Box<dyn Fn(&Record) -> bool>;
-    let eq = |c: &'static str, v: &'static str| -> Check { Box::new(move |r| value(r, c) == Some(v)) };
+    let eq =
+        |c: &'static str, v: &'static str| -> Check { Box::new(move |r| value(r, c) == Some(v)) };
     let cases: Vec<(String, Check)> = vec![
         ("action = 'REJECT'".to_string(), eq("action", "REJECT")),
-        ("log_status = 'NODATA' OR log_status = 'SKIPDATA'".to_string(), Box::new(|r| matches!(value(r, "log_status"), Some("NODATA" | "SKIPDATA")))),
-        ("log_status IS NULL".to_string(), Box::new(|r| value(r, "log_status").is_none())),
-        ("dstport = 22 AND protocol = 6".to_string(), Box::new(|r| int(r, "dstport") == Some(22) && int(r, "protocol") == Some(6))),
-        ("srcaddr LIKE '2001:%'".to_string(), Box::new(|r| value(r, "srcaddr").is_some_and(|v| v.starts_with("2001:")))),
-        ("tcp_flags = 19".to_string(), Box::new(|r| int(r, "tcp_flags") == Some(19))),
-        ("bytes > 1000".to_string(), Box::new(|r| int(r, "bytes").is_some_and(|b| b > 1000))),
-        ("vpc_id IS NOT NULL".to_string(), Box::new(|r| value(r, "vpc_id").is_some())),
-        ("instance_tag_2 = 'web'".to_string(), eq("instance_tag_2", "web")),
-        ("encryption_status = 1".to_string(), Box::new(|r| int(r, "encryption_status") == Some(1))),
-        ("aws_region = 'eu-west-1'".to_string(), eq("aws_region", "eu-west-1")),
-        ("aws_account_id = '444455556666'".to_string(), eq("aws_account_id", "444455556666")),
-        ("aws_account_id IN ('444455556666') AND aws_region <> 'us-east-1'".to_string(), Box::new(|r| value(r, "aws_account_id") == Some("444455556666") && value(r, "aws_region") != Some("us-east-1"))),
-        ("date = DATE '2024-01-16'".to_string(), eq("date", "2024-01-16")),
+        (
+            "log_status = 'NODATA' OR log_status = 'SKIPDATA'".to_string(),
+            Box::new(|r| matches!(value(r, "log_status"), Some("NODATA" | "SKIPDATA"))),
+        ),
+        (
+            "log_status IS NULL".to_string(),
+            Box::new(|r| value(r, "log_status").is_none()),
+        ),
+        (
+            "dstport = 22 AND protocol = 6".to_string(),
+            Box::new(|r| int(r, "dstport") == Some(22) && int(r, "protocol") == Some(6)),
+        ),
+        (
+            "srcaddr LIKE '2001:%'".to_string(),
+            Box::new(|r| value(r, "srcaddr").is_some_and(|v| v.starts_with("2001:"))),
+        ),
+        (
+            "tcp_flags = 19".to_string(),
+            Box::new(|r| int(r, "tcp_flags") == Some(19)),
+        ),
+        (
+            "bytes > 1000".to_string(),
+            Box::new(|r| int(r, "bytes").is_some_and(|b| b > 1000)),
+        ),
+        (
+            "vpc_id IS NOT NULL".to_string(),
+            Box::new(|r| value(r, "vpc_id").is_some()),
+        ),
+        (
+            "instance_tag_2 = 'web'".to_string(),
+            eq("instance_tag_2", "web"),
+        ),
+        (
+            "encryption_status = 1".to_string(),
+            Box::new(|r| int(r, "encryption_status") == Some(1)),
+        ),
+        (
+            "aws_region = 'eu-west-1'".to_string(),
+            eq("aws_region", "eu-west-1"),
+        ),
+        (
+            "aws_account_id = '444455556666'".to_string(),
+            eq("aws_account_id", "444455556666"),
+        ),
+        (
+            "aws_account_id IN ('444455556666') AND aws_region <> 'us-east-1'".to_string(),
+            Box::new(|r| {
+                value(r, "aws_account_id") == Some("444455556666")
+                    && value(r, "aws_region") != Some("us-east-1")
+            }),
+        ),
+        (
+            "date = DATE '2024-01-16'".to_string(),
+            eq("date", "2024-01-16"),
+        ),
         ("date = '2024-01-15'".to_string(), eq("date", "2024-01-15")),
-        ("date BETWEEN DATE '2024-01-10' AND DATE '2024-01-15'".to_string(), eq("date", "2024-01-15")),
-        ("date > DATE '2024-01-15'".to_string(), eq("date", "2024-01-16")),
-        ("hour = 23".to_string(), Box::new(|r| value(r, "hour") == Some("23"))),
-        ("hour IS NULL".to_string(), Box::new(|r| value(r, "hour").is_none())),
-        ("flow_log_id = 'fl-0a1b2c3d4e5f60002'".to_string(), eq("flow_log_id", "fl-0a1b2c3d4e5f60002")),
-        ("file_time >= TIMESTAMP '2024-01-15 12:00:00'".to_string(), Box::new(|r| value(r, "file_time").unwrap() >= "2024-01-15T12:00:00")),
-        ("file_time < TIMESTAMP '2024-01-15 12:00:00' AND date = DATE '2024-01-15'".to_string(), Box::new(|r| value(r, "file_time").unwrap() < "2024-01-15T12:00:00")),
+        (
+            "date BETWEEN DATE '2024-01-10' AND DATE '2024-01-15'".to_string(),
+            eq("date", "2024-01-15"),
+        ),
+        (
+            "date > DATE '2024-01-15'".to_string(),
+            eq("date", "2024-01-16"),
+        ),
+        (
+            "hour = 23".to_string(),
+            Box::new(|r| value(r, "hour") == Some("23")),
+        ),
+        (
+            "hour IS NULL".to_string(),
+            Box::new(|r| value(r, "hour").is_none()),
+        ),
+        (
+            "flow_log_id = 'fl-0a1b2c3d4e5f60002'".to_string(),
+            eq("flow_log_id", "fl-0a1b2c3d4e5f60002"),
+        ),
+        (
+            "file_time >= TIMESTAMP '2024-01-15 12:00:00'".to_string(),
+            Box::new(|r| value(r, "file_time").unwrap() >= "2024-01-15T12:00:00"),
+        ),
+        (
+            "file_time < TIMESTAMP '2024-01-15 12:00:00' AND date = DATE '2024-01-15'".to_string(),
+            Box::new(|r| value(r, "file_time").unwrap() < "2024-01-15T12:00:00"),
+        ),
         // Records that started before midnight but sit in the next day's folder.
-        (format!("start < {midnight_16} AND \"end\" >= {midnight_16}"),
-         Box::new(move |r| int(r, "start").is_some_and(|s| s < midnight_16) && int(r, "end").is_some_and(|e| e >= midnight_16))),
-        (format!("start >= {midnight_16}"),
-         Box::new(move |r| int(r, "start").is_some_and(|s| s >= midnight_16))),
-        (format!("\"end\" < {midnight_16}"),
-         Box::new(move |r| int(r, "end").is_some_and(|e| e < midnight_16))),
-        (format!("start BETWEEN {} AND {}", midnight_16 - 86_400, midnight_16 - 43_200),
-         Box::new(move |r| int(r, "start").is_some_and(|s| (midnight_16 - 86_400..=midnight_16 - 43_200).contains(&s)))),
-        (format!("\"end\" IN ({}, {})", midnight_16 + 40, midnight_16 + 10),
-         Box::new(move |r| matches!(int(r, "end"), Some(e) if e == midnight_16 + 40 || e == midnight_16 + 10))),
-        (format!("(start >= {midnight_16} OR action = 'REJECT')"),
-         Box::new(move |r| int(r, "start").is_some_and(|s| s >= midnight_16) || value(r, "action") == Some("REJECT"))),
+        (
+            format!("start < {midnight_16} AND \"end\" >= {midnight_16}"),
+            Box::new(move |r| {
+                int(r, "start").is_some_and(|s| s < midnight_16)
+                    && int(r, "end").is_some_and(|e| e >= midnight_16)
+            }),
+        ),
+        (
+            format!("start >= {midnight_16}"),
+            Box::new(move |r| int(r, "start").is_some_and(|s| s >= midnight_16)),
+        ),
+        (
+            format!("\"end\" < {midnight_16}"),
+            Box::new(move |r| int(r, "end").is_some_and(|e| e < midnight_16)),
+        ),
+        (
+            format!(
+                "start BETWEEN {} AND {}",
+                midnight_16 - 86_400,
+                midnight_16 - 43_200
+            ),
+            Box::new(move |r| {
+                int(r, "start")
+                    .is_some_and(|s| (midnight_16 - 86_400..=midnight_16 - 43_200).contains(&s))
+            }),
+        ),
+        (
+            format!("\"end\" IN ({}, {})", midnight_16 + 40, midnight_16 + 10),
+            Box::new(
+                move |r| matches!(int(r, "end"), Some(e) if e == midnight_16 + 40 || e == midnight_16 + 10),
+            ),
+        ),
+        (
+            format!("(start >= {midnight_16} OR action = 'REJECT')"),
+            Box::new(move |r| {
+                int(r, "start").is_some_and(|s| s >= midnight_16)
+                    || value(r, "action") == Some("REJECT")
+            }),
+        ),
     ];
     let pruned = local_context(&bucket(), true).await;
     let unpruned = local_context(&bucket(), false).await;
@@ -152,9 +256,14 @@ async fn filters_match_with_and_without_pruning() {
         let matching: Vec<&Record> = records.iter().filter(|r| check(r)).collect();
         let want = vec![vec![
             matching.len().to_string(),
-            matching.iter().map(|r| int(r, "bytes").unwrap_or(0)).sum::<i64>().to_string(),
+            matching
+                .iter()
+                .map(|r| int(r, "bytes").unwrap_or(0))
+                .sum::<i64>()
+                .to_string(),
         ]];
-        let sql = format!("SELECT count(*), coalesce(sum(bytes), 0) FROM {TABLE} WHERE {predicate}");
+        let sql =
+            format!("SELECT count(*), coalesce(sum(bytes), 0) FROM {TABLE} WHERE {predicate}");
         assert_eq!(rows(&pruned, &sql).await, want, "pruned: {predicate}");
         assert_eq!(rows(&unpruned, &sql).await, want, "unpruned: {predicate}");
     }

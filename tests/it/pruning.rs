@@ -8,7 +8,10 @@ use flowsql::scan_report;
 use crate::support::*;
 
 /// Runs `sql` and returns (rows, objects opened).
-async fn run_counting(ctx: &datafusion::prelude::SessionContext, sql: &str) -> (Vec<Vec<String>>, u64) {
+async fn run_counting(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> (Vec<Vec<String>>, u64) {
     let report = scan_report(ctx, TABLE).await.unwrap();
     report.reset();
     let result = rows(ctx, sql).await;
@@ -21,25 +24,45 @@ async fn filters_on_paths_and_times_open_fewer_objects() {
     let unpruned = local_context(&bucket(), false).await;
     let total_objects = walk(&bucket())
         .iter()
-        .filter(|p| p.to_str().unwrap().ends_with(".log.gz") && p.to_str().unwrap().contains("vpcflowlogs"))
+        .filter(|p| {
+            p.to_str().unwrap().ends_with(".log.gz") && p.to_str().unwrap().contains("vpcflowlogs")
+        })
         .count() as u64;
     // (query, objects a pruned scan may open at most)
     let cases = [
         ("SELECT count(*) FROM vpc_flow_logs", total_objects),
-        ("SELECT count(*) FROM vpc_flow_logs WHERE aws_region = 'eu-west-1'", 2),
-        ("SELECT count(*) FROM vpc_flow_logs WHERE date = DATE '2024-01-16' AND aws_account_id = '111122223333' AND aws_region = 'us-east-1'", 2),
-        ("SELECT count(*) FROM vpc_flow_logs WHERE flow_log_id = 'fl-0a1b2c3d4e5f60002'", 1),
+        (
+            "SELECT count(*) FROM vpc_flow_logs WHERE aws_region = 'eu-west-1'",
+            2,
+        ),
+        (
+            "SELECT count(*) FROM vpc_flow_logs WHERE date = DATE '2024-01-16' AND aws_account_id = '111122223333' AND aws_region = 'us-east-1'",
+            2,
+        ),
+        (
+            "SELECT count(*) FROM vpc_flow_logs WHERE flow_log_id = 'fl-0a1b2c3d4e5f60002'",
+            1,
+        ),
         ("SELECT count(*) FROM vpc_flow_logs WHERE hour = 23", 2),
         // 2024-01-15 05:00 .. 07:00 by record time: with an hour of slack only the
         // objects named 06:30 and 06:40 (and none of the other days) qualify.
-        ("SELECT count(*) FROM vpc_flow_logs WHERE start >= 1705294800 AND start < 1705302000", 2),
+        (
+            "SELECT count(*) FROM vpc_flow_logs WHERE start >= 1705294800 AND start < 1705302000",
+            2,
+        ),
     ];
     for (sql, at_most) in cases {
         let (a, opened_pruned) = run_counting(&pruned, sql).await;
         let (b, opened_all) = run_counting(&unpruned, sql).await;
         assert_eq!(a, b, "{sql}");
-        assert_eq!(opened_all, total_objects, "{sql}: unpruned reads everything");
-        assert!(opened_pruned <= at_most, "{sql}: opened {opened_pruned}, expected at most {at_most}");
+        assert_eq!(
+            opened_all, total_objects,
+            "{sql}: unpruned reads everything"
+        );
+        assert!(
+            opened_pruned <= at_most,
+            "{sql}: opened {opened_pruned}, expected at most {at_most}"
+        );
     }
 }
 

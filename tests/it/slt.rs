@@ -40,7 +40,13 @@ impl sqllogictest::AsyncDB for FlowSql {
             .into_iter()
             .map(|row| {
                 row.into_iter()
-                    .map(|v| if v.is_empty() { "(empty)".to_string() } else { v })
+                    .map(|v| {
+                        if v.is_empty() {
+                            "(empty)".to_string()
+                        } else {
+                            v
+                        }
+                    })
                     .collect()
             })
             .collect();

@@ -18,7 +18,9 @@ pub const TABLE: &str = "vpc_flow_logs";
 
 /// `tests/data/<name>`.
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// The bucket-shaped fixture tree (its flow logs sit under the prefix `flow-logs/`).
@@ -46,7 +48,12 @@ pub async fn local_context(location: &Path, pruning: bool) -> SessionContext {
 /// Copies every file below `local` into an in-memory store, keys relative to `local`.
 pub async fn upload(local: &Path, store: &InMemory, key_prefix: &str) {
     for file in walk(local) {
-        let relative = file.strip_prefix(local).unwrap().to_str().unwrap().to_string();
+        let relative = file
+            .strip_prefix(local)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let key = if key_prefix.is_empty() {
             relative
         } else {
@@ -98,7 +105,12 @@ pub fn batches_to_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
             .collect();
         for row in 0..batch.num_rows() {
-            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
         }
     }
     out
@@ -132,21 +144,40 @@ pub fn read_independently(dir: &Path) -> Vec<Record> {
     let mut records = Vec::new();
     for file in walk(dir) {
         let path = file.to_str().unwrap();
-        let Some(below) = path.split("/AWSLogs/").nth(1) else { continue };
+        let Some(below) = path.split("/AWSLogs/").nth(1) else {
+            continue;
+        };
         let parts: Vec<&str> = below.split('/').collect();
-        let strip = |s: &str| s.split_once('=').map_or(s.to_string(), |(_, v)| v.to_string());
-        if !path.ends_with(".log.gz") || !(parts[1] == "vpcflowlogs" || parts[1] == "aws-service=vpcflowlogs") {
+        let strip = |s: &str| {
+            s.split_once('=')
+                .map_or(s.to_string(), |(_, v)| v.to_string())
+        };
+        if !path.ends_with(".log.gz")
+            || !(parts[1] == "vpcflowlogs" || parts[1] == "aws-service=vpcflowlogs")
+        {
             continue;
         }
         let account = strip(parts[0]);
         let region = strip(parts[2]);
-        let date = format!("{}-{}-{}", strip(parts[3]), strip(parts[4]), strip(parts[5]));
+        let date = format!(
+            "{}-{}-{}",
+            strip(parts[3]),
+            strip(parts[4]),
+            strip(parts[5])
+        );
         let hour = (parts.len() == 8).then(|| strip(parts[6]).parse::<u32>().unwrap().to_string());
         let name = parts.last().unwrap();
         let name_parts: Vec<&str> = name.split('_').collect();
         let flow_log_id = name_parts[3].to_string();
         let t = name_parts[4];
-        let file_time = format!("{}-{}-{}T{}:{}:00", &t[0..4], &t[4..6], &t[6..8], &t[9..11], &t[11..13]);
+        let file_time = format!(
+            "{}-{}-{}T{}:{}:00",
+            &t[0..4],
+            &t[4..6],
+            &t[6..8],
+            &t[9..11],
+            &t[11..13]
+        );
 
         let mut text = String::new();
         flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).unwrap())
