@@ -30,21 +30,19 @@ use crate::schema::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME, FLOW_LOG_
 const DAY_SECONDS: i64 = 86_400;
 
 /// The path column names, in table order.
-pub fn path_column_names() -> [&'static str; 6] {
-    [
-        AWS_ACCOUNT_ID,
-        AWS_REGION,
-        DATE,
-        HOUR,
-        FLOW_LOG_ID,
-        FILE_TIME,
-    ]
-}
+pub const PATH_COLUMNS: [&str; 6] = [
+    AWS_ACCOUNT_ID,
+    AWS_REGION,
+    DATE,
+    HOUR,
+    FLOW_LOG_ID,
+    FILE_TIME,
+];
 
 /// Whether a filter can be answered from path columns alone (and so is
 /// applied exactly by the table).
 pub fn is_path_filter(expr: &Expr) -> bool {
-    expr_applicable_for_cols(&path_column_names(), expr)
+    expr_applicable_for_cols(&PATH_COLUMNS, expr)
 }
 
 /// Path facts known for one candidate folder or file. `None` means "not
@@ -84,14 +82,7 @@ impl Level {
             Level::Account => &[AWS_ACCOUNT_ID],
             Level::Region => &[AWS_ACCOUNT_ID, AWS_REGION],
             Level::Day => &[AWS_ACCOUNT_ID, AWS_REGION, DATE],
-            Level::File => &[
-                AWS_ACCOUNT_ID,
-                AWS_REGION,
-                DATE,
-                HOUR,
-                FLOW_LOG_ID,
-                FILE_TIME,
-            ],
+            Level::File => &PATH_COLUMNS,
         }
     }
 }

@@ -89,17 +89,30 @@ fn table_format_prints_a_grid() {
         "SELECT aws_region, count(*) AS n FROM vpc_flow_logs GROUP BY aws_region ORDER BY aws_region",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("| aws_region     | n  |") || stdout.contains("| aws_region"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("ap-southeast-2")
-            && stdout.contains("eu-west-1")
-            && stdout.contains("us-east-1"),
-        "{stdout}"
-    );
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for record in read_independently(&bucket()) {
+        *counts
+            .entry(value(&record, "aws_region").unwrap().to_string())
+            .or_default() += 1;
+    }
+    let w_region = counts
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap()
+        .max("aws_region".len());
+    let w_n = counts.values().map(|n| n.to_string().len()).max().unwrap();
+    let rule = format!("+{}+{}+", "-".repeat(w_region + 2), "-".repeat(w_n + 2));
+    let mut want = vec![
+        rule.clone(),
+        format!("| {:w_region$} | {:w_n$} |", "aws_region", "n"),
+        rule.clone(),
+    ];
+    for (region, n) in &counts {
+        want.push(format!("| {region:w_region$} | {n:<w_n$} |"));
+    }
+    want.push(rule);
+    assert_eq!(text(&out.stdout), want.join("\n") + "\n");
 }
 
 #[test]
