@@ -33,6 +33,7 @@ pub mod generate;
 pub mod layout;
 pub mod prune;
 pub mod report;
+pub mod saved;
 pub mod schema;
 pub mod session;
 pub mod source;

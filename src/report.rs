@@ -27,6 +27,9 @@ pub struct MalformedLine {
 /// statement and read it after; concurrent statements on one table share it.
 #[derive(Debug, Default)]
 pub struct ScanReport {
+    objects_planned: AtomicU64,
+    bytes_planned: AtomicU64,
+    objects_finished: AtomicU64,
     objects_opened: AtomicU64,
     compressed_bytes: AtomicU64,
     records: AtomicU64,
@@ -45,6 +48,12 @@ struct Details {
 /// A copy of a [`ScanReport`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanSummary {
+    /// Objects the plans of the statement will read (after pruning).
+    pub objects_planned: u64,
+    /// Compressed bytes of those objects.
+    pub bytes_planned: u64,
+    /// Objects read to the end.
+    pub objects_finished: u64,
     /// Objects opened for reading.
     pub objects_opened: u64,
     /// Compressed bytes read.
@@ -65,6 +74,9 @@ pub struct ScanSummary {
 impl ScanReport {
     /// Clears every counter.
     pub fn reset(&self) {
+        self.objects_planned.store(0, Ordering::Relaxed);
+        self.bytes_planned.store(0, Ordering::Relaxed);
+        self.objects_finished.store(0, Ordering::Relaxed);
         self.objects_opened.store(0, Ordering::Relaxed);
         self.compressed_bytes.store(0, Ordering::Relaxed);
         self.records.store(0, Ordering::Relaxed);
@@ -79,6 +91,9 @@ impl ScanReport {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         ScanSummary {
+            objects_planned: self.objects_planned.load(Ordering::Relaxed),
+            bytes_planned: self.bytes_planned.load(Ordering::Relaxed),
+            objects_finished: self.objects_finished.load(Ordering::Relaxed),
             objects_opened: self.objects_opened.load(Ordering::Relaxed),
             compressed_bytes: self.compressed_bytes.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
@@ -87,6 +102,15 @@ impl ScanReport {
             examples: details.examples,
             hidden_fields: details.hidden_fields.into_iter().collect(),
         }
+    }
+
+    pub(crate) fn planned(&self, objects: u64, bytes: u64) {
+        self.objects_planned.fetch_add(objects, Ordering::Relaxed);
+        self.bytes_planned.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn object_finished(&self) {
+        self.objects_finished.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn object_opened(&self) {

@@ -322,6 +322,7 @@ impl ObjectReader {
 
     fn finish(&mut self) -> Result<()> {
         self.finished = true;
+        self.settings.report.object_finished();
         if self.compressed_bytes == 0 {
             return Err(DataFusionError::Execution(format!(
                 "{} is empty (0 bytes); a flow-log object is gzip data",

@@ -152,11 +152,18 @@ impl FlowLogTable {
             ));
         }
         let mut roots = Vec::new();
+        let mut extra = Vec::new();
         for location in locations {
             let location = storage::resolve(runtime, location.as_ref())?;
-            roots.extend(find_awslogs(&location).await?);
+            let found = find_awslogs(&location).await?;
+            if sample_unknown_fields(&found, &options, &mut extra).await? == 0 {
+                return Err(DataFusionError::Configuration(format!(
+                    "location `{}` holds no flow-log files: no AWSLogs/{{account}}/vpcflowlogs/{{region}}/{{yyyy}}/{{MM}}/{{dd}}/ folder with .log.gz objects",
+                    location.original
+                )));
+            }
+            roots.extend(found);
         }
-        let extra = sample_unknown_fields(&roots, &options).await?;
         let table_schema = TableSchema::builder(schema::file_schema(&extra))
             .with_table_partition_cols(schema::path_fields())
             .build();
@@ -257,6 +264,10 @@ impl TableProvider for FlowLogTable {
             if files.is_empty() {
                 continue;
             }
+            self.report.planned(
+                files.len() as u64,
+                files.iter().map(|f| f.object_meta.size).sum(),
+            );
             let source = FlowLogSource::new(
                 self.table_schema.clone(),
                 ReadSettings {
@@ -625,20 +636,28 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
 /// log in the newest day folder of every account and region. A flow log's
 /// format is fixed for its life and its id is in every file name, so one
 /// header per flow log is enough.
-async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Result<Vec<String>> {
+/// Also returns how many flow-log objects those newest days hold (zero means
+/// the roots hold no flow logs at all).
+async fn sample_unknown_fields(
+    roots: &[Root],
+    options: &FlowLogOptions,
+    extra: &mut Vec<String>,
+) -> Result<usize> {
     let concurrency = options.listing_concurrency.max(1);
     let no_filter = PathPredicate::empty();
-    let mut extra: Vec<String> = Vec::new();
+    let mut objects_seen = 0;
     for root in roots {
         let regions = list_regions(root, &no_filter, concurrency).await?;
-        let headers: Vec<Vec<Header>> = futures::stream::iter(regions)
+        let headers: Vec<(usize, Vec<Header>)> = futures::stream::iter(regions)
             .map(|(account, region)| async move {
                 let Some(date) = newest_day(root, &account, &region).await? else {
-                    return Ok::<_, DataFusionError>(vec![]);
+                    return Ok::<_, DataFusionError>((0, vec![]));
                 };
                 let folder = join(&root.awslogs, &account.day_folder(&region, date));
+                let objects = list_objects(root, &folder).await?;
+                let count = objects.len();
                 let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
-                for object in list_objects(root, &folder).await? {
+                for object in objects {
                     one_per_flow_log
                         .entry(object.facts.flow_log_id)
                         .or_insert(object.meta);
@@ -649,12 +668,13 @@ async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Resu
                         headers.push(header);
                     }
                 }
-                Ok(headers)
+                Ok((count, headers))
             })
             .buffered(concurrency)
             .try_collect()
             .await?;
-        for header in headers.iter().flatten() {
+        objects_seen += headers.iter().map(|(count, _)| count).sum::<usize>();
+        for header in headers.iter().flat_map(|(_, h)| h) {
             for token in header.unknown_tokens() {
                 let name = schema::column_name(token);
                 let clashes = schema::path_fields().iter().any(|f| f.name() == &name);
@@ -664,7 +684,7 @@ async fn sample_unknown_fields(roots: &[Root], options: &FlowLogOptions) -> Resu
             }
         }
     }
-    Ok(extra)
+    Ok(objects_seen)
 }
 
 /// The newest day folder of one account and region.

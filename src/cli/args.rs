@@ -1,17 +1,12 @@
-//! The command line, as clap parses it.
+//! The command line, as clap parses it ("low args"); [`super::Settings`]
+//! is what the rest of the program uses.
 
-use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
 
+use clap::Parser;
+
+use super::print::Format;
 use crate::session::DEFAULT_TABLE_NAME;
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// An aligned text table.
-    Table,
-    /// Comma-separated values with a header row; NULL is an empty field.
-    Csv,
-}
 
 /// `flowsql [OPTIONS] [LOCATION]...`
 #[derive(Debug, Clone, Parser)]
@@ -19,7 +14,9 @@ pub enum Format {
     name = "flowsql",
     version,
     about = "SQL over Amazon VPC flow logs in S3 or a local copy, with no setup",
-    after_help = "Example:\n  flowsql s3://my-bucket/prefix -c \"SELECT action, count(*) FROM vpc_flow_logs GROUP BY action\""
+    after_help = "With neither -c, -f nor --saved, flowsql opens an interactive shell (\\? lists its commands).\n\n\
+Examples:\n  flowsql s3://my-bucket/prefix -c \"SELECT action, count(*) FROM vpc_flow_logs GROUP BY action\"\n  \
+flowsql ./logs --saved top_talkers -o top.csv\n  flowsql ./logs --saved traffic_from_source --param src_addr=10.0.1.5"
 )]
 pub struct Args {
     /// s3://bucket[/prefix] or a local folder holding AWSLogs/ (the AWSLogs
@@ -31,15 +28,36 @@ pub struct Args {
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     pub commands: Vec<String>,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Run every statement in a file and exit (repeatable)
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// Run a saved query from queries/ and exit (repeatable; see \saved in the shell)
+    #[arg(long = "saved", value_name = "NAME")]
+    pub saved: Vec<String>,
+
+    /// A saved query's parameter (repeatable)
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// Output format [default: from the -o extension, else table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write results to FILE instead of stdout (format from --format or the
+    /// extension: .csv .tsv .json .ndjson .parquet)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Rows shown in table format [default: 40 on a terminal, all otherwise]
+    #[arg(long, value_name = "N")]
+    pub maxrows: Option<usize>,
 
     /// Table name
     #[arg(long = "table", value_name = "NAME", default_value = DEFAULT_TABLE_NAME)]
     pub table_name: String,
 
-    /// No timing line
+    /// No timing line and no progress line
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -51,4 +69,18 @@ pub struct Args {
     /// choosing what to read (answers are the same; for checking pruning)
     #[arg(long)]
     pub no_pruning: bool,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+impl Args {
+    /// Whether anything is to be run without the shell.
+    pub fn is_one_shot(&self) -> bool {
+        !(self.commands.is_empty() && self.files.is_empty() && self.saved.is_empty())
+    }
 }

@@ -1,20 +1,21 @@
-//! The `flowsql` command: raw flags, then a session, then statements.
+//! The `flowsql` command: raw flags, then a session, then statements, in
+//! one-shot mode (`-c`, `-f`, `--saved`) or in the interactive shell.
 
 pub mod args;
+pub mod exec;
 pub mod print;
+pub mod progress;
+pub mod repl;
 
-use std::io::Write;
-use std::time::Instant;
+use std::io::IsTerminal;
 
-use datafusion::common::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use futures::StreamExt;
+use datafusion::common::DataFusionError;
 
-pub use args::{Args, Format};
+pub use args::Args;
+pub use exec::{RunError, Shell};
+pub use print::Format;
 
-use crate::report::ScanReport;
+use crate::saved;
 use crate::session::{SessionOptions, new_context, scan_report};
 use crate::table::FlowLogOptions;
 
@@ -22,124 +23,25 @@ use crate::table::FlowLogOptions;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for a command line that cannot run.
 pub const EXIT_USAGE: u8 = 2;
+/// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
+pub const DEFAULT_TERMINAL_ROWS: usize = 40;
 
 /// The message a user sees for an error: the innermost error's own words,
 /// without DataFusion's category prefix where we wrote the message.
 pub fn user_message(error: &DataFusionError) -> String {
-    match error.find_root() {
+    let message = match error.find_root() {
         DataFusionError::Execution(m)
         | DataFusionError::Configuration(m)
         | DataFusionError::Plan(m) => m.clone(),
+        DataFusionError::SQL(e, _) => e.to_string(),
         root => root.to_string(),
-    }
-}
-
-/// Runs the command line; returns the process exit code.
-pub async fn run(args: Args) -> u8 {
-    if args.commands.is_empty() {
-        eprintln!("error: no SQL given; run statements with -c \"SQL\" (see --help)");
-        return EXIT_USAGE;
-    }
-    let options = SessionOptions {
-        table_name: args.table_name.clone(),
-        table: FlowLogOptions {
-            strict: args.strict,
-            pruning: !args.no_pruning,
-            ..FlowLogOptions::default()
-        },
-        batch_size: None,
     };
-    let ctx = match new_context(&args.locations, &options).await {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("error: {}", user_message(&e));
-            return EXIT_FAILURE;
-        }
-    };
-    let report = match scan_report(&ctx, &args.table_name).await {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {}", user_message(&e));
-            return EXIT_FAILURE;
-        }
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for sql in &args.commands {
-        let statements = match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
-            Ok(statements) => statements,
-            Err(e) => {
-                eprintln!("error: {}", user_message(&e));
-                return EXIT_FAILURE;
-            }
-        };
-        for statement in statements {
-            report.reset();
-            let started = Instant::now();
-            let outcome = run_statement(&ctx, statement, args.format, &mut out).await;
-            let flushed = out.flush().map_err(DataFusionError::from);
-            print_warnings(&report);
-            match outcome.and_then(|rows| flushed.map(|_| rows)) {
-                Ok(rows) => {
-                    if !args.quiet {
-                        print_timing(rows, started, &report);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: {}", user_message(&e));
-                    return EXIT_FAILURE;
-                }
-            }
-        }
+    // DataFusion lists every column after an unknown name; with some 75
+    // flow-log columns that buries the message (`\d TABLE` lists them).
+    match message.split_once("\nValid fields are") {
+        Some((first, _)) => first.to_string(),
+        None => message,
     }
-    0
-}
-
-/// Plans and runs one statement, writing its rows; returns the row count.
-async fn run_statement(
-    ctx: &SessionContext,
-    statement: datafusion::sql::parser::Statement,
-    format: Format,
-    out: &mut dyn Write,
-) -> Result<usize> {
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    let df = ctx.execute_logical_plan(plan).await?;
-    let schema = df.schema().inner().clone();
-    match format {
-        Format::Table => {
-            let batches = df.collect().await?;
-            print::write_table(out, schema, &batches)?;
-            Ok(batches.iter().map(|b| b.num_rows()).sum())
-        }
-        Format::Csv => {
-            let mut writer = print::CsvWriter::new();
-            writer.header(out, &schema)?;
-            let mut stream = df.execute_stream().await?;
-            let mut rows = 0;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                rows += batch.num_rows();
-                writer.batch(out, &batch)?;
-            }
-            Ok(rows)
-        }
-    }
-}
-
-fn print_warnings(report: &ScanReport) {
-    for warning in report.summary().warnings() {
-        eprintln!("{warning}");
-    }
-}
-
-fn print_timing(rows: usize, started: Instant, report: &ScanReport) {
-    let summary = report.summary();
-    eprintln!(
-        "{rows} row(s) in {:.3}s; read {} object(s), {} compressed",
-        started.elapsed().as_secs_f64(),
-        summary.objects_opened,
-        human_bytes(summary.compressed_bytes),
-    );
 }
 
 /// `1536` → `1.5 KiB`.
@@ -156,4 +58,129 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// The output format the flags ask for.
+fn output_format(args: &Args) -> Result<Format, String> {
+    let from_extension = args.output.as_deref().map(Format::from_extension);
+    match (args.format, &args.output, from_extension) {
+        (Some(Format::Parquet), None, _) => {
+            Err("Parquet output goes to a file: add -o FILE.parquet".to_string())
+        }
+        (Some(format), _, _) => Ok(format),
+        (None, Some(path), Some(None)) => Err(format!(
+            "cannot tell the format of `{}` from its extension; add --format",
+            path.display()
+        )),
+        (None, _, Some(Some(format))) => Ok(format),
+        (None, _, _) => Ok(Format::Table),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(args: Args) -> u8 {
+    let format = match output_format(&args) {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    if !args.params.is_empty() && args.saved.is_empty() {
+        eprintln!("error: --param goes with --saved NAME");
+        return EXIT_USAGE;
+    }
+    if args.output.is_some() && !args.is_one_shot() && std::io::stdin().is_terminal() {
+        eprintln!("error: -o goes with -c, -f, --saved or statements piped in");
+        return EXIT_USAGE;
+    }
+    // Resolve saved queries and read files before opening the location, so
+    // a typo fails fast.
+    let mut scripts: Vec<(String, String)> = args
+        .commands
+        .iter()
+        .map(|sql| ("-c".to_string(), sql.clone()))
+        .collect();
+    for path in &args.files {
+        match std::fs::read_to_string(path) {
+            Ok(sql) => scripts.push((path.display().to_string(), sql)),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    for name in &args.saved {
+        match saved::find(name).and_then(|q| q.render(&args.params)) {
+            Ok(sql) => scripts.push((format!("--saved {name}"), sql)),
+            Err(e) => {
+                eprintln!("error: {}", user_message(&e));
+                return EXIT_USAGE;
+            }
+        }
+    }
+
+    let options = SessionOptions {
+        table_name: args.table_name.clone(),
+        table: FlowLogOptions {
+            strict: args.strict,
+            pruning: !args.no_pruning,
+            ..FlowLogOptions::default()
+        },
+        batch_size: None,
+    };
+    let opened = match new_context(&args.locations, &options).await {
+        Ok(ctx) => scan_report(&ctx, &args.table_name).await.map(|r| (ctx, r)),
+        Err(e) => Err(e),
+    };
+    let (ctx, report) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {}", user_message(&e));
+            return EXIT_FAILURE;
+        }
+    };
+    let terminal_rows =
+        (std::io::stdout().is_terminal() && args.output.is_none()).then_some(DEFAULT_TERMINAL_ROWS);
+    let mut shell = Shell {
+        ctx,
+        report,
+        format,
+        max_rows: args.maxrows.or(terminal_rows),
+        timing: !args.quiet,
+        progress: !args.quiet,
+        output: args.output.clone(),
+    };
+    if !args.is_one_shot() {
+        if std::io::stdin().is_terminal() {
+            return repl::run(&mut shell, &args.table_name).await;
+        }
+        // Statements piped in (`flowsql DIR < report.sql`) run as a script.
+        let mut sql = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql) {
+            eprintln!("error: cannot read statements from standard input: {e}");
+            return EXIT_FAILURE;
+        }
+        scripts.push(("standard input".to_string(), sql));
+    }
+    for (origin, sql) in scripts {
+        if let Err(e) = shell.run_sql(&sql, false).await {
+            let context = if origin == "-c" {
+                String::new()
+            } else {
+                format!("{origin}: ")
+            };
+            return match e {
+                RunError::Cancelled => {
+                    eprintln!("cancelled");
+                    130
+                }
+                RunError::Failed(e) => {
+                    eprintln!("error: {context}{}", user_message(&e));
+                    EXIT_FAILURE
+                }
+            };
+        }
+    }
+    0
 }

@@ -109,7 +109,7 @@ fn table_format_prints_a_grid() {
         rule.clone(),
     ];
     for (region, n) in &counts {
-        want.push(format!("| {region:w_region$} | {n:<w_n$} |"));
+        want.push(format!("| {region:w_region$} | {n:>w_n$} |"));
     }
     want.push(rule);
     assert_eq!(text(&out.stdout), want.join("\n") + "\n");
@@ -194,8 +194,19 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
         text(&out.stderr)
     );
 
-    let out = flowsql(&[bucket().to_str().unwrap()]);
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "--param",
+        "a=b",
+        "-c",
+        "SELECT 1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--param goes with --saved"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -250,4 +261,258 @@ fn corrupt_and_empty_objects_are_errors_naming_the_object() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn every_output_format() {
+    let sql = "SELECT date, hour, log_status, bytes FROM vpc_flow_logs WHERE log_status = 'SKIPDATA' AND flow_log_id = 'fl-0a1b2c3d4e5f60001'";
+    let run = |format: &str| {
+        let out = flowsql(&[
+            bucket().to_str().unwrap(),
+            "-q",
+            "--format",
+            format,
+            "-c",
+            sql,
+        ]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(
+        run("tsv"),
+        "date\thour\tlog_status\tbytes\n2024-01-15\t\tSKIPDATA\t\n"
+    );
+    assert_eq!(
+        run("ndjson"),
+        "{\"date\":\"2024-01-15\",\"hour\":null,\"log_status\":\"SKIPDATA\",\"bytes\":null}\n"
+    );
+    assert_eq!(
+        run("json"),
+        "[{\"date\":\"2024-01-15\",\"hour\":null,\"log_status\":\"SKIPDATA\",\"bytes\":null}]\n"
+    );
+}
+
+#[test]
+fn maxrows_says_how_many_rows_were_not_shown() {
+    let total = read_independently(&bucket()).len();
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "--maxrows",
+        "3",
+        "-c",
+        "SELECT srcaddr FROM vpc_flow_logs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("| ")).count(),
+        4,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{total} rows, 3 shown ({} not shown", total - 3)),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn output_files_take_their_format_from_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = read_independently(&bucket()).len();
+    let csv = dir.path().join("out.csv");
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "-o",
+        csv.to_str().unwrap(),
+        "-c",
+        "SELECT count(*) AS n FROM vpc_flow_logs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        format!("n\n{want}\n")
+    );
+
+    let parquet = dir.path().join("out.parquet");
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "-o",
+        parquet.to_str().unwrap(),
+        "-c",
+        "SELECT * FROM vpc_flow_logs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::File::open(&parquet).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, want);
+
+    // A failing statement leaves no file behind.
+    let failed = dir.path().join("failed.json");
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-o",
+        failed.to_str().unwrap(),
+        "-c",
+        "SELECT nope FROM vpc_flow_logs",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!failed.exists());
+    assert!(!dir.path().join("failed.json.partial").exists());
+
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-o",
+        dir.path().join("x.bin").to_str().unwrap(),
+        "-c",
+        "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("add --format"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn script_files_and_saved_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("report.sql");
+    std::fs::write(
+        &script,
+        "-- two statements\nSELECT count(*) AS rejected FROM vpc_flow_logs WHERE action = 'REJECT';\n\nSELECT count(DISTINCT flow_log_id) AS flow_logs FROM vpc_flow_logs;\n",
+    )
+    .unwrap();
+    let records = read_independently(&bucket());
+    let rejected = records
+        .iter()
+        .filter(|r| value(r, "action") == Some("REJECT"))
+        .count();
+    let flow_logs: std::collections::BTreeSet<_> =
+        records.iter().map(|r| value(r, "flow_log_id")).collect();
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "--format",
+        "csv",
+        "-f",
+        script.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("rejected\n{rejected}\nflow_logs\n{}\n", flow_logs.len())
+    );
+
+    let to = records
+        .iter()
+        .filter(|r| value(r, "dstaddr") == Some("10.0.0.62"))
+        .count();
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "--format",
+        "csv",
+        "--saved",
+        "traffic_to_destination",
+        "--param",
+        "dst_addr=10.0.0.62",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let flows: usize = text(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(flows, to);
+
+    let out = flowsql(&[bucket().to_str().unwrap(), "--saved", "no_such_query"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no saved query named `no_such_query`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "--saved",
+        "top_talkers",
+        "--param",
+        "x=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("has no parameter `x`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_failing_statement_in_a_script_names_the_script_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.sql");
+    std::fs::write(
+        &script,
+        "SELECT nope FROM vpc_flow_logs;\nSELECT 1 AS after;\n",
+    )
+    .unwrap();
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "-f",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: {}: ", script.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_location_without_flow_logs_gives_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("AWSLogs/111122223333/CloudTrail")).unwrap();
+    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("holds no flow-log files"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn statements_piped_in_run_as_a_script() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowsql"))
+        .args([bucket().to_str().unwrap(), "-q", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n\nFROM vpc_flow_logs\nWHERE hour = 23;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let want = read_independently(&bucket())
+        .iter()
+        .filter(|r| value(r, "hour") == Some("23"))
+        .count();
+    assert_eq!(text(&out.stdout), format!("n\n{want}\n"));
 }

@@ -4,5 +4,7 @@ mod cli;
 mod conformance;
 mod decoder_oracle;
 mod pruning;
+mod repl;
+mod saved;
 mod slt;
 mod support;

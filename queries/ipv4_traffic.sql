@@ -1,0 +1,9 @@
+-- title: IPv4 traffic
+-- question: How much traffic did each IPv4 source and destination pair exchange?
+-- source: VPC console Athena integration, VpcFlowLogsIPv4Traffic
+SELECT srcaddr, dstaddr, count(*) AS flows, sum(packets) AS packets, sum(bytes) AS bytes
+FROM vpc_flow_logs
+WHERE srcaddr LIKE '%.%' AND dstaddr LIKE '%.%'
+GROUP BY srcaddr, dstaddr
+ORDER BY bytes DESC
+LIMIT 100;

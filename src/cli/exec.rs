@@ -1,0 +1,162 @@
+//! Running statements for both front ends: parse, plan, execute (with a
+//! progress line and Ctrl-C cancellation where asked), print, summarize.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use super::human_bytes;
+use super::print::{self, Format, TableLayout};
+use super::progress::Progress;
+use crate::report::ScanReport;
+
+/// What a statement run ended with, besides success.
+#[derive(Debug)]
+pub enum RunError {
+    /// The statement failed.
+    Failed(DataFusionError),
+    /// The user pressed Ctrl-C.
+    Cancelled,
+}
+
+impl From<DataFusionError> for RunError {
+    fn from(e: DataFusionError) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+/// The session and the user's display settings.
+pub struct Shell {
+    /// The session with the flow-log table.
+    pub ctx: SessionContext,
+    /// The flow-log table's scan report.
+    pub report: Arc<ScanReport>,
+    /// Output format.
+    pub format: Format,
+    /// Rows shown in table format.
+    pub max_rows: Option<usize>,
+    /// Print a summary line (rows, time, objects, bytes) after each statement.
+    pub timing: bool,
+    /// Show a live progress line on stderr for long statements.
+    pub progress: bool,
+    /// Write results here instead of stdout.
+    pub output: Option<PathBuf>,
+}
+
+/// Splits SQL text into statements.
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+    Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?
+        .into_iter()
+        .collect())
+}
+
+impl Shell {
+    /// Runs every statement in `sql`, stopping at the first that fails.
+    /// With `cancellable`, Ctrl-C cancels the running statement.
+    pub async fn run_sql(
+        &mut self,
+        sql: &str,
+        cancellable: bool,
+    ) -> std::result::Result<(), RunError> {
+        for statement in parse_statements(sql)? {
+            self.run_statement(statement, cancellable).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_statement(
+        &mut self,
+        statement: Statement,
+        cancellable: bool,
+    ) -> std::result::Result<(), RunError> {
+        self.report.reset();
+        let started = Instant::now();
+        let progress = (self.progress && std::io::stderr().is_terminal())
+            .then(|| Progress::start(Arc::clone(&self.report), started));
+        let execution = execute(&self.ctx, statement);
+        let outcome = if cancellable {
+            tokio::select! {
+                result = execution => result.map_err(RunError::from),
+                _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
+            }
+        } else {
+            execution.await.map_err(RunError::from)
+        };
+        if let Some(progress) = progress {
+            progress.stop().await;
+        }
+        for warning in self.report.summary().warnings() {
+            eprintln!("{warning}");
+        }
+        let (schema, batches) = outcome?;
+        let rows = print::row_count(&batches);
+        if !schema.fields().is_empty() {
+            self.print(&schema, &batches)?;
+        }
+        if self.timing {
+            let summary = self.report.summary();
+            eprintln!(
+                "{rows} row(s) in {:.3}s; read {} object(s), {} compressed",
+                started.elapsed().as_secs_f64(),
+                summary.objects_opened,
+                human_bytes(summary.compressed_bytes),
+            );
+        }
+        Ok(())
+    }
+
+    fn print(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+        if let Some(path) = &self.output {
+            return print::write_file(path, self.format, schema, batches);
+        }
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let layout = TableLayout {
+            max_rows: self.max_rows,
+            max_width: terminal.then(terminal_width).flatten(),
+        };
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        print::write_result(&mut out, self.format, schema, batches, layout)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Plans and runs one statement to completion. The whole result is
+/// gathered before anything is printed, so a statement that fails half way
+/// prints nothing.
+async fn execute(
+    ctx: &SessionContext,
+    statement: Statement,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::clone(df.schema().inner());
+    let batches = df.collect().await?;
+    Ok((schema, batches))
+}
+
+/// The terminal's width: `COLUMNS` if set, else the size of stdout's terminal.
+pub fn terminal_width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+}
+
+/// Writes `message` as an error line on stderr.
+pub fn report_error(error: &RunError) {
+    match error {
+        RunError::Failed(e) => eprintln!("error: {}", super::user_message(e)),
+        RunError::Cancelled => eprintln!("cancelled"),
+    }
+    let _ = std::io::stderr().flush();
+}

@@ -1,0 +1,101 @@
+//! A live progress line on stderr for statements that run longer than half
+//! a second; it is erased before the result prints.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::human_bytes;
+use crate::report::{ScanReport, ScanSummary};
+
+const FIRST_DRAW_AFTER: Duration = Duration::from_millis(500);
+const REDRAW_EVERY: Duration = Duration::from_millis(200);
+
+/// A running progress line.
+pub struct Progress {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Progress {
+    /// Starts drawing from `report` once the statement has run for half a second.
+    pub fn start(report: Arc<ScanReport>, started: Instant) -> Self {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut drawn = false;
+            let mut wait = FIRST_DRAW_AFTER.saturating_sub(started.elapsed());
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                let line = progress_line(&report.summary(), started.elapsed());
+                let width = terminal_size::terminal_size_of(std::io::stderr())
+                    .map_or(100, |(w, _)| usize::from(w.0));
+                let line: String = line.chars().take(width.saturating_sub(1)).collect();
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K{line}");
+                let _ = err.flush();
+                drawn = true;
+                wait = REDRAW_EVERY;
+            }
+            if drawn {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K");
+                let _ = err.flush();
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops drawing and erases the line.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// `37/672 objects, 15.2 MiB of 277.5 MiB, 550000 rows, 1.2s, about 20s left`
+pub fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
+    let mut line = format!(
+        "{}/{} objects, {} of {}, {} rows, {:.1}s",
+        summary.objects_finished,
+        summary.objects_planned,
+        human_bytes(summary.compressed_bytes),
+        human_bytes(summary.bytes_planned),
+        summary.records,
+        elapsed.as_secs_f64()
+    );
+    if summary.bytes_planned > 0 && summary.compressed_bytes > 0 {
+        let done = summary.compressed_bytes as f64 / summary.bytes_planned as f64;
+        if done < 1.0 {
+            let left = elapsed.as_secs_f64() * (1.0 - done) / done;
+            line.push_str(&format!(", about {left:.0}s left"));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_from_bytes_read() {
+        let summary = ScanSummary {
+            objects_planned: 10,
+            bytes_planned: 1000,
+            objects_finished: 2,
+            compressed_bytes: 250,
+            records: 1234,
+            ..ScanSummary::default()
+        };
+        assert_eq!(
+            progress_line(&summary, Duration::from_secs(2)),
+            "2/10 objects, 250 B of 1000 B, 1234 rows, 2.0s, about 6s left"
+        );
+    }
+}

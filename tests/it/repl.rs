@@ -1,0 +1,104 @@
+//! The interactive shell, driven through a real pseudo-terminal.
+
+use std::process::Command;
+
+use rexpect::session::{PtySession, spawn_command};
+
+use crate::support::*;
+
+const TIMEOUT_MS: u64 = 60_000;
+
+fn shell(home: &std::path::Path) -> PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command
+        .arg(bucket())
+        .env("HOME", home)
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200");
+    let mut session = spawn_command(command, Some(TIMEOUT_MS)).expect("spawn flowsql in a pty");
+    session.exp_string("\\? for help").expect("banner");
+    session
+}
+
+/// Types a line and presses Enter.
+fn enter(session: &mut PtySession, line: &str) {
+    session.send(line).unwrap();
+    session.send("\r").unwrap();
+    session.flush().unwrap();
+}
+
+#[test]
+fn multi_line_statements_commands_errors_and_history() {
+    let home = tempfile::tempdir().unwrap();
+    let mut session = shell(home.path());
+    let want = read_independently(&bucket()).len();
+
+    // A statement over two lines runs once the `;` arrives.
+    enter(&mut session, "SELECT count(*) AS n");
+    enter(&mut session, "FROM vpc_flow_logs;");
+    session.exp_string(&format!("| {want} |")).unwrap();
+    session.exp_string("1 row(s) in").unwrap();
+
+    enter(&mut session, "\\d");
+    session.exp_string("| vpc_flow_logs").unwrap();
+    enter(&mut session, "\\d vpc_flow_logs");
+    session.exp_string("| pkt_srcaddr ").unwrap();
+
+    // An error does not end the shell; the next statement runs.
+    enter(&mut session, "SELECT no_such_column FROM vpc_flow_logs;");
+    session.exp_string("error:").unwrap();
+    session.exp_string("no_such_column").unwrap();
+    enter(&mut session, "SELECT 40 + 2 AS answer;");
+    session.exp_string("|     42 |").unwrap();
+
+    // Completion: `srcad` + Tab becomes `srcaddr`.
+    session.send("SELECT DISTINCT srcad").unwrap();
+    session.send("\t").unwrap();
+    enter(
+        &mut session,
+        " FROM vpc_flow_logs WHERE srcaddr LIKE '2001:%';",
+    );
+    session
+        .exp_string("2001:db8:1234:a100:8d6e:3477:df66:f105")
+        .unwrap();
+
+    // Output format and saved queries.
+    enter(&mut session, "\\format csv");
+    // rustyline discards keys typed before the next prompt; wait for it.
+    session.exp_string("format csv").unwrap();
+    session.exp_string("flowsql> ").unwrap();
+    enter(
+        &mut session,
+        "\\run traffic_from_source src_addr=172.31.16.139",
+    );
+    session
+        .exp_string("dstaddr,dstport,protocol,action,flows,bytes")
+        .unwrap();
+
+    enter(&mut session, "\\q");
+    session.exp_eof().unwrap();
+
+    let history = std::fs::read_to_string(home.path().join(".flowsql_history")).unwrap();
+    assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
+    assert!(history.contains("\\format csv"), "{history}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_long_query_and_the_shell_goes_on() {
+    let home = tempfile::tempdir().unwrap();
+    let mut session = shell(home.path());
+    // 45^6 (8.3 billion) rows from the flow-log table: runs for minutes.
+    enter(
+        &mut session,
+        "SELECT count(*) FROM vpc_flow_logs a, vpc_flow_logs b, vpc_flow_logs c, vpc_flow_logs d, vpc_flow_logs e, vpc_flow_logs f;",
+    );
+    // The progress line appears once the statement has run for half a second.
+    session.exp_regex(r"\d+/\d+ objects, ").unwrap();
+    session.send_control('c').unwrap();
+    session.exp_string("cancelled").unwrap();
+    enter(&mut session, "SELECT 6 * 7 AS answer;");
+    session.exp_string("|     42 |").unwrap();
+    // Ctrl-D leaves.
+    session.send_control('d').unwrap();
+    session.exp_eof().unwrap();
+}
