@@ -122,6 +122,18 @@ pub fn write_file(
     }
 }
 
+/// One value formatter per column of `batch`.
+fn formatters<'a>(
+    batch: &'a RecordBatch,
+    options: &FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>> {
+    Ok(batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
+        .collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
 /// The widest a column gets in a terminal before its values are cut.
 const MAX_COLUMN_WIDTH: usize = 40;
 
@@ -173,11 +185,7 @@ pub fn write_table(
         .with_null("NULL");
     let mut cells: Vec<Vec<String>> = Vec::with_capacity(shown_rows);
     'batches: for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let formatters = formatters(batch, &options)?;
         for row in 0..batch.num_rows() {
             if cells.len() == shown_rows {
                 break 'batches;
@@ -301,11 +309,7 @@ fn write_delimited(
         .with_date_format(Some("%Y-%m-%d"));
     let mut line = String::new();
     for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let formatters = formatters(batch, &options)?;
         for row in 0..batch.num_rows() {
             line.clear();
             for (i, formatter) in formatters.iter().enumerate() {
