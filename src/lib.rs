@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod decode;
+pub mod functions;
 pub mod generate;
 pub mod layout;
 pub mod prune;

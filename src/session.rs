@@ -64,6 +64,7 @@ pub async fn new_context(
         config = config.with_batch_size(batch_size);
     }
     let ctx = SessionContext::new_with_config(config);
+    crate::functions::register_all(&ctx);
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;
     ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
     Ok(ctx)
