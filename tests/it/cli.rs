@@ -516,3 +516,79 @@ fn statements_piped_in_run_as_a_script() {
         .count();
     assert_eq!(text(&out.stdout), format!("n\n{want}\n"));
 }
+
+#[test]
+fn athena_statements_show_partitions_msck_and_set_session() {
+    // SHOW PARTITIONS: one row per account, region, day and hour folder
+    // holding flow-log objects, with the object count, as a walk finds them.
+    let mut want: std::collections::BTreeMap<(String, String, String, String), usize> =
+        Default::default();
+    for file in walk(&bucket()) {
+        let path = file.to_str().unwrap();
+        if !path.ends_with(".log.gz")
+            || !path.contains("vpcflowlogs/") && !path.contains("aws-service=vpcflowlogs/")
+        {
+            continue;
+        }
+        let below = path.split("/AWSLogs/").nth(1).unwrap();
+        let parts: Vec<String> = below
+            .split('/')
+            .map(|s| s.split_once('=').map_or(s, |(_, v)| v).to_string())
+            .collect();
+        let hour = if parts.len() == 8 {
+            parts[6].parse::<u32>().unwrap().to_string()
+        } else {
+            String::new()
+        };
+        let key = (
+            parts[0].clone(),
+            parts[2].clone(),
+            format!("{}-{}-{}", parts[3], parts[4], parts[5]),
+            hour,
+        );
+        *want.entry(key).or_default() += 1;
+    }
+    let want: String = want
+        .iter()
+        .map(|((a, r, d, h), n)| format!("{a},{r},{d},{h},{n}\n"))
+        .collect();
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SHOW PARTITIONS vpc_flow_logs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: String = text(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    assert_eq!(got, want);
+
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "MSCK REPAIR TABLE vpc_flow_logs; SET SESSION query_max_run_time = '10m'; \
+         SET SESSION datafusion.execution.batch_size = 1024; SHOW datafusion.execution.batch_size",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "name,value\ndatafusion.execution.batch_size,1024\n"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("note: MSCK REPAIR TABLE has nothing to do"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: SET SESSION query_max_run_time accepted"),
+        "{stderr}"
+    );
+}
