@@ -718,38 +718,6 @@ async fn newest_day(
     Ok(NaiveDate::from_ymd_opt(parts[0] as i32, parts[1], parts[2]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_are_balanced_by_size() {
-        let files: Vec<PartitionedFile> = [100u64, 90, 50, 40, 10, 10]
-            .iter()
-            .enumerate()
-            .map(|(i, size)| PartitionedFile::new(format!("f{i}"), *size))
-            .collect();
-        let groups = balance_by_size(files, 2);
-        let totals: Vec<u64> = groups
-            .iter()
-            .map(|g| g.iter().map(|f| f.object_meta.size).sum())
-            .collect();
-        assert_eq!(totals.iter().sum::<u64>(), 300);
-        assert!(totals.iter().all(|t| *t == 150), "{totals:?}");
-        assert_eq!(
-            balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn month_ends() {
-        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        assert_eq!(last_day_of_month(d(2024, 2, 1)), d(2024, 2, 29));
-        assert_eq!(last_day_of_month(d(2023, 12, 1)), d(2023, 12, 31));
-    }
-}
-
 impl FlowLogTable {
     /// The account, region, day and hour folders that hold flow-log objects,
     /// with their object counts and compressed bytes (`SHOW PARTITIONS`).
@@ -799,5 +767,37 @@ impl FlowLogTable {
                 Arc::new(Int64Array::from_iter_values(folders.values().map(|v| v.1))),
             ],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_balanced_by_size() {
+        let files: Vec<PartitionedFile> = [100u64, 90, 50, 40, 10, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, size)| PartitionedFile::new(format!("f{i}"), *size))
+            .collect();
+        let groups = balance_by_size(files, 2);
+        let totals: Vec<u64> = groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.object_meta.size).sum())
+            .collect();
+        assert_eq!(totals.iter().sum::<u64>(), 300);
+        assert!(totals.iter().all(|t| *t == 150), "{totals:?}");
+        assert_eq!(
+            balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn month_ends() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(last_day_of_month(d(2024, 2, 1)), d(2024, 2, 29));
+        assert_eq!(last_day_of_month(d(2023, 12, 1)), d(2023, 12, 31));
     }
 }
