@@ -165,7 +165,7 @@ pub fn object_display(store_url: &ObjectStoreUrl, location: &Path) -> String {
     if base.starts_with("file://") {
         format!("/{location}")
     } else {
-        format!("{}{location}", base.trim_end_matches('/').to_string() + "/")
+        format!("{}/{location}", base.trim_end_matches('/'))
     }
 }
 

@@ -232,7 +232,7 @@ pub fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
 }
 
-/// Writes `message` as an error line on stderr.
+/// Tells the user on stderr how a statement ended badly.
 pub fn report_error(error: &RunError) {
     match error {
         RunError::Failed(e) => eprintln!("error: {}", super::user_message(e)),

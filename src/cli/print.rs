@@ -346,11 +346,6 @@ fn write_json(out: &mut dyn Write, batches: &[RecordBatch], array: bool) -> Resu
     Ok(())
 }
 
-/// Whether a result has no columns (a statement such as `SET`).
-pub fn is_statement_result(schema: &SchemaRef) -> bool {
-    schema.fields().is_empty()
-}
-
 /// The number of rows in `batches`.
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
