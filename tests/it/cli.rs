@@ -15,6 +15,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+fn assert_stderr_contains(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(needle),
+        "expected {needle:?} in stderr:\n{stderr}"
+    );
+}
+
 #[test]
 fn one_shot_csv_count_matches_an_independent_reading() {
     let want = read_independently(&bucket()).len();
@@ -175,11 +183,7 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
     let empty = tempfile::tempdir().unwrap();
     let out = flowsql(&[empty.path().to_str().unwrap(), "-c", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("holds no flow logs"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "holds no flow logs");
 
     let out = flowsql(&[
         bucket().to_str().unwrap(),
@@ -188,11 +192,7 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
-    assert!(
-        text(&out.stderr).contains("nonexistent"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "nonexistent");
 
     let out = flowsql(&[
         bucket().to_str().unwrap(),
@@ -202,11 +202,7 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
         "SELECT 1",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--param goes with --saved"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "--param goes with --saved");
 }
 
 #[test]
@@ -256,11 +252,7 @@ fn corrupt_and_empty_objects_are_errors_naming_the_object() {
         "SELECT count(*) FROM vpc_flow_logs",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("_aaaaaaaa.log.gz is not valid gzip data"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "_aaaaaaaa.log.gz is not valid gzip data");
 }
 
 #[test]
@@ -375,11 +367,7 @@ fn output_files_take_their_format_from_the_extension() {
         "SELECT 1",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("add --format"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "add --format");
 }
 
 #[test]
@@ -436,11 +424,7 @@ fn script_files_and_saved_queries() {
 
     let out = flowsql(&[bucket().to_str().unwrap(), "--saved", "no_such_query"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("no saved query named `no_such_query`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "no saved query named `no_such_query`");
     let out = flowsql(&[
         bucket().to_str().unwrap(),
         "--saved",
@@ -449,11 +433,7 @@ fn script_files_and_saved_queries() {
         "x=1",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("has no parameter `x`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_stderr_contains(&out, "has no parameter `x`");
 }
 
 #[test]
