@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::functions::ipaddress::IpAddressTypePlanner;
 
 use crate::report::ScanReport;
 use crate::table::{FlowLogOptions, FlowLogTable};
@@ -63,8 +66,13 @@ pub async fn new_context(
     if let Some(batch_size) = options.batch_size {
         config = config.with_batch_size(batch_size);
     }
-    let ctx = SessionContext::new_with_config(config);
-    crate::functions::register_all(&ctx);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_type_planner(Arc::new(IpAddressTypePlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    crate::functions::register_all(&ctx)?;
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;
     ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
     Ok(ctx)

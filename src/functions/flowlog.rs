@@ -241,13 +241,13 @@ impl ScalarUDFImpl for IsPrivateIp {
 
 /// A parsed CIDR block.
 #[derive(Debug, Clone, Copy)]
-struct Cidr {
+pub(crate) struct Cidr {
     network: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
-    fn parse(text: &str) -> Result<Self> {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
         let bad = || {
             DataFusionError::Execution(format!(
                 "`{text}` is not a CIDR block (such as 10.0.0.0/8 or 2001:db8::/32)"
@@ -263,7 +263,7 @@ impl Cidr {
         Ok(Self { network, prefix })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = if self.prefix == 0 {

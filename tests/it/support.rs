@@ -96,6 +96,12 @@ pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
 }
 
 pub fn batches_to_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let Some(first) = batches.first() else {
+        return vec![];
+    };
+    let (_, batches) =
+        flowsql::functions::ipaddress::ipaddresses_as_text(&first.schema(), batches).unwrap();
+    let batches = &batches[..];
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for batch in batches {
