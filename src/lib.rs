@@ -21,6 +21,11 @@
 //! # }
 //! ```
 //!
+//! `ctx.sql` speaks DataFusion's SQL with flowsql's functions;
+//! [`dialect::sql`] adds Athena's statements (`SHOW PARTITIONS`, `MSCK
+//! REPAIR TABLE`, `SET SESSION`), `IPADDRESS '…'` literals and `_colN`
+//! names, as the command line does.
+//!
 //! The data flows one way through the modules: [`storage`] (object stores)
 //! → [`layout`] (key grammar) → [`table`] (listing, pruning) → [`source`]
 //! (GET, gunzip) → [`decode`] (text to Arrow) → DataFusion.
@@ -29,6 +34,7 @@
 
 pub mod cli;
 pub mod decode;
+pub mod dialect;
 pub mod functions;
 pub mod generate;
 pub mod layout;

@@ -10,12 +10,13 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::parser::Statement;
 
 use super::human_bytes;
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
+use crate::dialect;
+use crate::functions::ipaddress::ipaddresses_as_text;
 use crate::report::ScanReport;
 
 /// What a statement run ended with, besides success.
@@ -51,13 +52,6 @@ pub struct Shell {
     pub output: Option<PathBuf>,
 }
 
-/// Splits SQL text into statements.
-pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
-    Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?
-        .into_iter()
-        .collect())
-}
-
 impl Shell {
     /// Runs every statement in `sql`, stopping at the first that fails.
     /// With `cancellable`, Ctrl-C cancels the running statement.
@@ -66,7 +60,7 @@ impl Shell {
         sql: &str,
         cancellable: bool,
     ) -> std::result::Result<(), RunError> {
-        for statement in parse_statements(sql)? {
+        for statement in dialect::parse(sql)? {
             self.run_statement(statement, cancellable).await?;
         }
         Ok(())
@@ -137,91 +131,14 @@ async fn execute(
     ctx: &SessionContext,
     statement: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let statement = match athena_statement(ctx, statement).await? {
-        Ok(result) => return Ok(result),
-        Err(statement) => statement,
-    };
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    let df = ctx.execute_logical_plan(plan).await?;
+    let executed = dialect::execute(ctx, statement).await?;
+    if let Some(note) = executed.note {
+        eprintln!("note: {note}");
+    }
+    let df = executed.dataframe;
     let schema: SchemaRef = Arc::clone(df.schema().inner());
     let batches = df.collect().await?;
-    Ok((schema, batches))
-}
-
-/// Athena statements DataFusion does not plan: `SHOW PARTITIONS t` (the
-/// folders holding objects), `MSCK REPAIR TABLE t` (nothing to repair:
-/// partitions are found by listing) and `SET SESSION k = v` (applied when
-/// `k` is a DataFusion setting, otherwise accepted with a note). Other
-/// statements come back unchanged.
-async fn athena_statement(
-    ctx: &SessionContext,
-    statement: Statement,
-) -> Result<std::result::Result<(SchemaRef, Vec<RecordBatch>), Statement>> {
-    use datafusion::sql::sqlparser::ast::{ContextModifier, Set, Statement as Sql};
-    let Statement::Statement(sql) = &statement else {
-        return Ok(Err(statement));
-    };
-    let empty = || -> (SchemaRef, Vec<RecordBatch>) {
-        (
-            Arc::new(datafusion::arrow::datatypes::Schema::empty()),
-            vec![],
-        )
-    };
-    match sql.as_ref() {
-        Sql::ShowVariable { variable }
-            if variable.len() >= 2 && variable[0].value.eq_ignore_ascii_case("partitions") =>
-        {
-            let names: Vec<&str> = variable[1..]
-                .iter()
-                .map(|i| i.value.as_str())
-                .filter(|v| !v.eq_ignore_ascii_case("from") && !v.eq_ignore_ascii_case("in"))
-                .collect();
-            let name = names.join(".");
-            let provider = ctx.table_provider(name.as_str()).await?;
-            let any: &dyn std::any::Any = provider.as_ref();
-            let table = any.downcast_ref::<crate::FlowLogTable>().ok_or_else(|| {
-                DataFusionError::Plan(format!(
-                    "SHOW PARTITIONS works on flow-log tables; `{name}` is not one"
-                ))
-            })?;
-            let batch = table.partitions().await?;
-            Ok(Ok((batch.schema(), vec![batch])))
-        }
-        Sql::Msck(msck) => {
-            ctx.table_provider(msck.table_name.to_string().as_str())
-                .await?;
-            eprintln!(
-                "note: MSCK REPAIR TABLE has nothing to do: flowsql finds partitions by listing the tree at query time"
-            );
-            Ok(Ok(empty()))
-        }
-        Sql::Set(Set::SingleAssignment {
-            scope: Some(ContextModifier::Session),
-            variable,
-            values,
-            ..
-        }) => {
-            let key = variable.to_string();
-            if key.starts_with("datafusion.") {
-                let value = values
-                    .iter()
-                    .map(|v| v.to_string().trim_matches('\'').to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                ctx.state_ref()
-                    .write()
-                    .config_mut()
-                    .options_mut()
-                    .set(&key, &value)?;
-            } else {
-                eprintln!(
-                    "note: SET SESSION {key} accepted; flowsql has no such setting, so it has no effect"
-                );
-            }
-            Ok(Ok(empty()))
-        }
-        _ => Ok(Err(statement)),
-    }
+    ipaddresses_as_text(&schema, &batches)
 }
 
 /// The terminal's width: `COLUMNS` if set, else the size of stdout's terminal.
