@@ -5,8 +5,6 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -185,15 +183,13 @@ impl Validator for ShellHelper {
         if !input.ends_with(';') {
             return Ok(ValidationResult::Incomplete);
         }
-        Ok(
-            match DFParser::parse_sql_with_dialect(input, &GenericDialect {}) {
-                Ok(_) => ValidationResult::Valid(None),
-                Err(e) => ValidationResult::Invalid(Some(format!(
-                    "\n  syntax error: {}",
-                    super::user_message(&e)
-                ))),
-            },
-        )
+        Ok(match crate::dialect::parse(input) {
+            Ok(_) => ValidationResult::Valid(None),
+            Err(e) => ValidationResult::Invalid(Some(format!(
+                "\n  syntax error: {}",
+                super::user_message(&e)
+            ))),
+        })
     }
 }
 

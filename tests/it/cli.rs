@@ -572,3 +572,32 @@ fn athena_statements_show_partitions_msck_and_set_session() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ip_addresses_print_as_text_and_alike_named_casts_get_athena_names() {
+    let bucket = bucket();
+    // Every output format sees text, not the 16 stored bytes.
+    for format in ["csv", "json"] {
+        let out = flowsql(&[
+            bucket.to_str().unwrap(),
+            "-q",
+            "--format",
+            format,
+            "-c",
+            "SELECT CAST(srcaddr AS IPADDRESS), CAST(srcaddr AS varchar) FROM vpc_flow_logs \
+             WHERE srcaddr = '2001:db8:1234:a100:8d6e:3477:df66:f105' LIMIT 1",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        match format {
+            "csv" => assert_eq!(
+                stdout,
+                "_col0,_col1\n2001:db8:1234:a100:8d6e:3477:df66:f105,2001:db8:1234:a100:8d6e:3477:df66:f105\n"
+            ),
+            _ => assert!(
+                stdout.contains(r#""_col0":"2001:db8:1234:a100:8d6e:3477:df66:f105""#),
+                "{stdout}"
+            ),
+        }
+    }
+}
