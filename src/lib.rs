@@ -48,5 +48,6 @@ pub mod storage;
 pub mod table;
 
 pub use report::{ScanReport, ScanSummary};
-pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report};
+pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report, table_notes};
+pub use storage::S3Options;
 pub use table::{FlowLogOptions, FlowLogTable};

@@ -33,8 +33,13 @@ pub struct ScanReport {
     objects_opened: AtomicU64,
     compressed_bytes: AtomicU64,
     records: AtomicU64,
+    list_requests: AtomicU64,
+    objects_listed: AtomicU64,
     details: Mutex<Details>,
 }
+
+/// How many listed prefixes are kept for `--dry-run`.
+pub const LISTED_PREFIXES_KEPT: usize = 50;
 
 #[derive(Debug, Default, Clone)]
 struct Details {
@@ -43,6 +48,8 @@ struct Details {
     examples: Vec<MalformedLine>,
     /// (object, field) pairs for header fields the table has no column for.
     hidden_fields: BTreeSet<(String, String)>,
+    /// The first prefixes listed, `/`-terminated for delimiter listings.
+    listed_prefixes: Vec<String>,
 }
 
 /// A copy of a [`ScanReport`] at one moment.
@@ -69,6 +76,14 @@ pub struct ScanSummary {
     /// Header fields read from objects that the table shows no column for
     /// (object, field). Their values were not returned.
     pub hidden_fields: Vec<(String, String)>,
+    /// LIST requests made while planning (one per prefix listed; a long
+    /// listing takes one more request per 1,000 keys).
+    pub list_requests: u64,
+    /// Flow-log objects those listings returned, before time pruning.
+    pub objects_listed: u64,
+    /// The first [`LISTED_PREFIXES_KEPT`] prefixes listed: ending in `/`
+    /// for one-level (delimiter) listings, else recursive.
+    pub listed_prefixes: Vec<String>,
 }
 
 impl ScanReport {
@@ -80,6 +95,8 @@ impl ScanReport {
         self.objects_opened.store(0, Ordering::Relaxed);
         self.compressed_bytes.store(0, Ordering::Relaxed);
         self.records.store(0, Ordering::Relaxed);
+        self.list_requests.store(0, Ordering::Relaxed);
+        self.objects_listed.store(0, Ordering::Relaxed);
         *self.details.lock().unwrap_or_else(|e| e.into_inner()) = Details::default();
     }
 
@@ -101,7 +118,27 @@ impl ScanReport {
             malformed_objects: details.malformed_objects.len() as u64,
             examples: details.examples,
             hidden_fields: details.hidden_fields.into_iter().collect(),
+            list_requests: self.list_requests.load(Ordering::Relaxed),
+            objects_listed: self.objects_listed.load(Ordering::Relaxed),
+            listed_prefixes: details.listed_prefixes,
         }
+    }
+
+    pub(crate) fn listed(&self, prefix: &str, one_level: bool) {
+        self.list_requests.fetch_add(1, Ordering::Relaxed);
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        if details.listed_prefixes.len() < LISTED_PREFIXES_KEPT {
+            let shown = if one_level {
+                format!("{prefix}/")
+            } else {
+                prefix.to_string()
+            };
+            details.listed_prefixes.push(shown);
+        }
+    }
+
+    pub(crate) fn objects_listed(&self, n: u64) {
+        self.objects_listed.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn planned(&self, objects: u64, bytes: u64) {

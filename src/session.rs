@@ -78,6 +78,17 @@ pub async fn new_context(
     Ok(ctx)
 }
 
+/// What the user should know about how the flow-log table registered as
+/// `table_name` reaches its locations (for example a corrected region).
+pub async fn table_notes(ctx: &SessionContext, table_name: &str) -> Result<Vec<String>> {
+    let provider = ctx.table_provider(table_name).await?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    Ok(any
+        .downcast_ref::<FlowLogTable>()
+        .map(|t| t.notes().to_vec())
+        .unwrap_or_default())
+}
+
 /// The scan report of the flow-log table registered as `table_name`.
 pub async fn scan_report(ctx: &SessionContext, table_name: &str) -> Result<Arc<ScanReport>> {
     let provider = ctx.table_provider(table_name).await?;

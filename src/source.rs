@@ -182,7 +182,9 @@ impl FileOpener for FlowLogOpener {
             let result = store
                 .get_opts(&location, GetOptions::default())
                 .await
-                .map_err(|e| object_error(&object, "cannot be read", e))?;
+                .map_err(|e| {
+                    object_error(&object, "cannot be read", crate::storage::s3::explain(&e))
+                })?;
             settings.report.object_opened();
             let chunks = match result.payload {
                 GetResultPayload::File(file, _) => local_chunks(file),

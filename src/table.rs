@@ -58,6 +58,8 @@ pub struct FlowLogOptions {
     pub max_enumerated_days: usize,
     /// Listing requests in flight at once.
     pub listing_concurrency: usize,
+    /// How `s3://` locations are reached.
+    pub s3: storage::S3Options,
 }
 
 impl Default for FlowLogOptions {
@@ -68,6 +70,7 @@ impl Default for FlowLogOptions {
             time_slack_seconds: 3600,
             max_enumerated_days: 3660,
             listing_concurrency: 16,
+            s3: storage::S3Options::default(),
         }
     }
 }
@@ -78,6 +81,16 @@ struct Root {
     url: ObjectStoreUrl,
     store: Arc<dyn ObjectStore>,
     awslogs: Path,
+    /// Where listings are counted.
+    report: Arc<ScanReport>,
+}
+
+impl Root {
+    /// The folders directly inside `prefix`, counted in the report.
+    async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
+        self.report.listed(prefix.as_ref(), true);
+        child_folders(self.store.as_ref(), prefix).await
+    }
 }
 
 /// An object the listing found, with what its key says.
@@ -114,6 +127,7 @@ pub struct FlowLogTable {
     table_schema: TableSchema,
     options: FlowLogOptions,
     report: Arc<ScanReport>,
+    notes: Vec<String>,
 }
 
 impl fmt::Debug for FlowLogTable {
@@ -153,9 +167,12 @@ impl FlowLogTable {
         }
         let mut roots = Vec::new();
         let mut extra = Vec::new();
+        let mut notes = Vec::new();
+        let report = Arc::new(ScanReport::default());
         for location in locations {
-            let location = storage::resolve(runtime, location.as_ref())?;
-            let found = find_awslogs(&location).await?;
+            let location = storage::resolve(runtime, location.as_ref(), &options.s3).await?;
+            notes.extend(location.notes.iter().cloned());
+            let found = find_awslogs(&location, &report).await?;
             if sample_unknown_fields(&found, &options, &mut extra).await? == 0 {
                 return Err(DataFusionError::Configuration(format!(
                     "location `{}` holds no flow-log files: no AWSLogs/{{account}}/vpcflowlogs/{{region}}/{{yyyy}}/{{MM}}/{{dd}}/ folder with .log.gz objects",
@@ -171,8 +188,15 @@ impl FlowLogTable {
             roots,
             table_schema,
             options,
-            report: Arc::new(ScanReport::default()),
+            report,
+            notes,
         })
+    }
+
+    /// What the user should know about how the locations are reached (for
+    /// example a region corrected to the bucket's own).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The counters and malformed-line examples of this table's scans.
@@ -335,7 +359,10 @@ fn listing_error(
     prefix: &Path,
     error: object_store::Error,
 ) -> DataFusionError {
-    DataFusionError::Execution(format!("cannot list `{prefix}` in {store}: {error}"))
+    DataFusionError::Execution(format!(
+        "cannot list `{prefix}` in {store}: {}",
+        storage::s3::explain(&error)
+    ))
 }
 
 /// The names of the folders directly inside `prefix`.
@@ -361,11 +388,12 @@ fn join(base: &Path, relative: &str) -> Path {
 /// Finds the `AWSLogs/` folders of a LOCATION: the LOCATION itself if it is
 /// one, its `AWSLogs/` child, or else the `AWSLogs/` folders one level down
 /// (a bucket whose flow logs sit under one or more prefixes).
-async fn find_awslogs(location: &Location) -> Result<Vec<Root>> {
+async fn find_awslogs(location: &Location, report: &Arc<ScanReport>) -> Result<Vec<Root>> {
     let root = |awslogs: Path| Root {
         url: location.url.clone(),
         store: Arc::clone(&location.store),
         awslogs,
+        report: Arc::clone(report),
     };
     if location.prefix.filename() == Some(AWS_LOGS) {
         return Ok(vec![root(location.prefix.clone())]);
@@ -408,6 +436,7 @@ async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
 
 /// Every flow-log object below `prefix`, recursively.
 async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
+    root.report.listed(prefix.as_ref(), false);
     let metas: Vec<ObjectMeta> = root
         .store
         .list(Some(prefix))
@@ -426,7 +455,8 @@ async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
             let facts = parse_key(relative)?;
             Some(ListedObject { meta, facts })
         })
-        .collect())
+        .collect::<Vec<_>>())
+    .inspect(|objects| root.report.objects_listed(objects.len() as u64))
 }
 
 /// The accounts, and then regions, below a root that the predicate allows.
@@ -435,8 +465,8 @@ async fn list_regions(
     predicate: &PathPredicate,
     concurrency: usize,
 ) -> Result<Vec<(AccountFolder, String)>> {
-    let store = root.store.as_ref();
-    let accounts: Vec<AccountFolder> = child_folders(store, &root.awslogs)
+    let accounts: Vec<AccountFolder> = root
+        .child_folders(&root.awslogs)
         .await?
         .iter()
         .filter_map(|name| AccountFolder::from_folder_name(name))
@@ -457,7 +487,8 @@ async fn list_regions(
     let nested: Vec<Vec<(AccountFolder, String)>> = futures::stream::iter(accounts)
         .map(|account| async move {
             let folder = join(&root.awslogs, &account.regions_folder());
-            let regions: Vec<String> = child_folders(store, &folder)
+            let regions: Vec<String> = root
+                .child_folders(&folder)
                 .await?
                 .iter()
                 .filter_map(|name| account.region_from_folder_name(name))
@@ -494,10 +525,9 @@ async fn discover_days(
     region: &str,
     window: &TimeWindow,
 ) -> Result<Vec<NaiveDate>> {
-    let store = root.store.as_ref();
     let region_folder = join(&root.awslogs, &account.region_folder(region));
     let mut days = Vec::new();
-    for year_name in child_folders(store, &region_folder).await? {
+    for year_name in root.child_folders(&region_folder).await? {
         let Some(year) = account.date_part_from_folder_name(DatePart::Year, &year_name) else {
             continue;
         };
@@ -511,7 +541,7 @@ async fn discover_days(
             continue;
         }
         let year_folder = region_folder.clone().join(year_name.as_str());
-        for month_name in child_folders(store, &year_folder).await? {
+        for month_name in root.child_folders(&year_folder).await? {
             let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name)
             else {
                 continue;
@@ -524,7 +554,7 @@ async fn discover_days(
                 continue;
             }
             let month_folder = year_folder.clone().join(month_name.as_str());
-            for day_name in child_folders(store, &month_folder).await? {
+            for day_name in root.child_folders(&month_folder).await? {
                 let Some(day) = account.date_part_from_folder_name(DatePart::Day, &day_name) else {
                     continue;
                 };

@@ -69,6 +69,28 @@ pub struct Args {
     /// choosing what to read (answers are the same; for checking pruning)
     #[arg(long)]
     pub no_pruning: bool,
+
+    /// Plan each statement and print what it would list and read (objects,
+    /// compressed bytes, prefixes listed) without reading any object
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// AWS profile for s3:// locations [default: AWS_PROFILE, else default]
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS region [default: AWS_REGION, the profile's, else the bucket's own]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// S3-compatible endpoint such as http://127.0.0.1:9000 [default:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url]
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Send unsigned requests, for public buckets
+    #[arg(long)]
+    pub no_sign_request: bool,
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

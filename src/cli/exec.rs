@@ -50,6 +50,9 @@ pub struct Shell {
     pub progress: bool,
     /// Write results here instead of stdout.
     pub output: Option<PathBuf>,
+    /// Plan statements and say what they would list and read, reading
+    /// nothing.
+    pub dry_run: bool,
 }
 
 impl Shell {
@@ -72,6 +75,9 @@ impl Shell {
         cancellable: bool,
     ) -> std::result::Result<(), RunError> {
         self.report.reset();
+        if self.dry_run {
+            return self.dry_run(statement).await.map_err(RunError::from);
+        }
         let started = Instant::now();
         let progress = (self.progress && std::io::stderr().is_terminal())
             .then(|| Progress::start(Arc::clone(&self.report), started));
@@ -102,6 +108,34 @@ impl Shell {
                 started.elapsed().as_secs_f64(),
                 summary.objects_opened,
                 human_bytes(summary.compressed_bytes),
+            );
+        }
+        Ok(())
+    }
+
+    /// Plans `statement` (which lists the tree and prunes) and prints what
+    /// executing it would read.
+    async fn dry_run(&self, statement: Statement) -> Result<()> {
+        let executed = dialect::execute(&self.ctx, statement).await?;
+        if let Some(note) = executed.note {
+            eprintln!("note: {note}");
+        }
+        executed.dataframe.create_physical_plan().await?;
+        let summary = self.report.summary();
+        println!(
+            "would read {} object(s), {} compressed, of {} flow-log object(s) listed; {} LIST request(s):",
+            summary.objects_planned,
+            human_bytes(summary.bytes_planned),
+            summary.objects_listed,
+            summary.list_requests,
+        );
+        for prefix in &summary.listed_prefixes {
+            println!("  {prefix}");
+        }
+        if summary.list_requests as usize > summary.listed_prefixes.len() {
+            println!(
+                "  … and {} more",
+                summary.list_requests as usize - summary.listed_prefixes.len()
             );
         }
         Ok(())

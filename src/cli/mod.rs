@@ -16,7 +16,8 @@ pub use exec::{RunError, Shell};
 pub use print::Format;
 
 use crate::saved;
-use crate::session::{SessionOptions, new_context, scan_report};
+use crate::session::{SessionOptions, new_context, scan_report, table_notes};
+use crate::storage::S3Options;
 use crate::table::FlowLogOptions;
 
 /// Exit code for a failed statement or a bad location.
@@ -125,6 +126,12 @@ pub async fn run(args: Args) -> u8 {
         table: FlowLogOptions {
             strict: args.strict,
             pruning: !args.no_pruning,
+            s3: S3Options {
+                profile: args.profile.clone(),
+                region: args.region.clone(),
+                endpoint_url: args.endpoint_url.clone(),
+                no_sign_request: args.no_sign_request,
+            },
             ..FlowLogOptions::default()
         },
         batch_size: None,
@@ -133,6 +140,13 @@ pub async fn run(args: Args) -> u8 {
         Ok(ctx) => scan_report(&ctx, &args.table_name).await.map(|r| (ctx, r)),
         Err(e) => Err(e),
     };
+    if let Ok((ctx, _)) = &opened
+        && let Ok(notes) = table_notes(ctx, &args.table_name).await
+    {
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+    }
     let (ctx, report) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -150,6 +164,7 @@ pub async fn run(args: Args) -> u8 {
         timing: !args.quiet,
         progress: !args.quiet,
         output: args.output.clone(),
+        dry_run: args.dry_run,
     };
     if !args.is_one_shot() {
         if std::io::stdin().is_terminal() {

@@ -5,6 +5,7 @@ mod conformance;
 mod decoder_oracle;
 mod pruning;
 mod repl;
+mod s3;
 mod saved;
 mod slt;
 mod support;

@@ -1,15 +1,18 @@
 //! Where a LOCATION's bytes live: the object store for its URL and the
 //! prefix inside it.
 
+pub mod s3;
+
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use url::Url;
+
+pub use s3::S3Options;
 
 /// A resolved LOCATION.
 #[derive(Debug, Clone)]
@@ -22,13 +25,16 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// The folder inside the store.
     pub prefix: Path,
+    /// What the user should know about how it is reached (a corrected
+    /// region).
+    pub notes: Vec<String>,
 }
 
 /// Resolves `s3://bucket[/prefix]` or a local folder. An `s3://` bucket that
 /// already has a store registered in `runtime` (a test's in-memory store, a
-/// caller's configured client) uses it; otherwise a client is built from the
-/// `AWS_*` environment variables and registered.
-pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
+/// caller's configured client) uses it; otherwise a client is set up as the
+/// AWS CLI would ([`s3::bucket_store`]) and registered.
+pub async fn resolve(runtime: &RuntimeEnv, location: &str, s3: &S3Options) -> Result<Location> {
     if let Some(rest) = location.strip_prefix("s3://") {
         let url = Url::parse(location).map_err(|e| {
             DataFusionError::Configuration(format!("`{location}` is not a valid s3:// URL: {e}"))
@@ -37,19 +43,12 @@ pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
             DataFusionError::Configuration(format!("`{location}` names no bucket"))
         })?;
         let store_url = ObjectStoreUrl::parse(format!("s3://{bucket}"))?;
+        let mut notes = Vec::new();
         let store = match runtime.object_store(&store_url) {
             Ok(store) => store,
             Err(_) => {
-                let store: Arc<dyn ObjectStore> = Arc::new(
-                    AmazonS3Builder::from_env()
-                        .with_bucket_name(bucket)
-                        .build()
-                        .map_err(|e| {
-                            DataFusionError::Configuration(format!(
-                                "cannot set up S3 access for `{location}`: {e}"
-                            ))
-                        })?,
-                );
+                let store: Arc<dyn ObjectStore> =
+                    Arc::new(s3::bucket_store(bucket, s3, &mut notes).await?);
                 runtime.register_object_store(store_url.as_ref(), Arc::clone(&store));
                 store
             }
@@ -60,6 +59,7 @@ pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
             url: store_url,
             store,
             prefix: Path::from(prefix.trim_matches('/')),
+            notes,
         });
     }
     if let Some((scheme, _)) = location.split_once("://")
@@ -90,5 +90,6 @@ pub fn resolve(runtime: &RuntimeEnv, location: &str) -> Result<Location> {
         url,
         store,
         prefix,
+        notes: Vec::new(),
     })
 }

@@ -1,0 +1,272 @@
+//! S3 access as the AWS CLI sets it up: credentials from aws-config's
+//! chain (environment, shared config and credentials files with profiles,
+//! SSO, `credential_process`, web identity, container and instance roles),
+//! the region from the options, the environment or the profile, else the
+//! bucket's own, and S3-compatible endpoints.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use datafusion::common::{DataFusionError, Result};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential, resolve_bucket_region};
+use object_store::{BackoffConfig, ClientOptions, CredentialProvider, RetryConfig};
+use tokio::sync::Mutex;
+
+/// How S3 is reached. Empty fields fall back as the AWS CLI does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// A profile of `~/.aws/config` (otherwise `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// The region (otherwise `AWS_REGION`, the profile's, else the bucket's).
+    pub region: Option<String>,
+    /// An S3-compatible endpoint such as `http://127.0.0.1:9000`
+    /// (otherwise `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's).
+    pub endpoint_url: Option<String>,
+    /// Send requests unsigned, for public buckets.
+    pub no_sign_request: bool,
+}
+
+/// Retries for throttling (503 SlowDown), server errors and dropped
+/// connections: up to 10 attempts over at most three minutes, with
+/// exponential backoff from 100 ms to 15 s; then the last error is reported.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(180),
+    }
+}
+
+/// Builds the client for one bucket. Notes for the user (a corrected
+/// region) go to `notes`.
+pub async fn bucket_store(
+    bucket: &str,
+    options: &S3Options,
+    notes: &mut Vec<String>,
+) -> Result<AmazonS3> {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if options.no_sign_request {
+        loader = loader.no_credentials();
+    }
+    let config = loader.load().await;
+    let endpoint = options
+        .endpoint_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| config.endpoint_url().map(str::to_string));
+
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_retry(retry_config());
+    let configured = config.region().map(|r| r.to_string());
+    let region = match (&endpoint, configured) {
+        // S3-compatible stores rarely care; AWS's own default keeps signing valid.
+        (Some(_), configured) => configured.unwrap_or_else(|| "us-east-1".to_string()),
+        // AWS: the bucket's region wins, so a wrong one is corrected, not a 301.
+        (None, configured) => match resolve_bucket_region(bucket, &ClientOptions::new()).await {
+            Ok(actual) => {
+                if let Some(configured) = configured.filter(|c| *c != actual) {
+                    notes.push(format!(
+                        "bucket {bucket} is in {actual}, not {configured}; using {actual}"
+                    ));
+                }
+                actual
+            }
+            Err(e) if e.to_string().contains("not found") => {
+                return Err(DataFusionError::Configuration(format!(
+                    "bucket `{bucket}` does not exist"
+                )));
+            }
+            Err(e) => match configured {
+                Some(configured) => configured,
+                None => {
+                    return Err(DataFusionError::Configuration(format!(
+                        "cannot find the region of bucket `{bucket}` ({e}); give it with --region or AWS_REGION"
+                    )));
+                }
+            },
+        },
+    };
+    builder = builder.with_region(region);
+    if let Some(endpoint) = &endpoint {
+        builder = builder
+            .with_endpoint(endpoint.as_str())
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if options.no_sign_request {
+        builder = builder.with_skip_signature(true);
+    } else {
+        let missing = no_credentials_message(bucket, options);
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| DataFusionError::Configuration(missing.clone()))?;
+        builder = builder.with_credentials(Arc::new(AwsConfigCredentials::new(provider, missing)));
+    }
+    builder.build().map_err(|e| {
+        DataFusionError::Configuration(format!(
+            "cannot set up S3 access for bucket `{bucket}`: {e}"
+        ))
+    })
+}
+
+fn no_credentials_message(bucket: &str, options: &S3Options) -> String {
+    let profile = options
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+        .unwrap_or_else(|| "default".to_string());
+    format!(
+        "{NO_CREDENTIALS} for bucket `{bucket}` (looked in the environment, profile `{profile}` of ~/.aws/config and ~/.aws/credentials, SSO, web identity and instance roles): set them up as for the AWS CLI, or pass --no-sign-request for a public bucket"
+    )
+}
+
+/// aws-config's credential chain as an object_store credential provider.
+/// Credentials are kept until five minutes before they expire, then fetched
+/// again, so long queries outlive short-lived role credentials.
+#[derive(Debug)]
+struct AwsConfigCredentials {
+    provider: SharedCredentialsProvider,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+    /// Said when no provider of the chain has credentials.
+    missing: String,
+}
+
+impl AwsConfigCredentials {
+    fn new(provider: SharedCredentialsProvider, missing: String) -> Self {
+        Self {
+            provider,
+            cached: Mutex::new(None),
+            missing,
+        }
+    }
+}
+
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+#[async_trait]
+impl CredentialProvider for AwsConfigCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        if let Some((credential, expiry)) = cached.as_ref() {
+            let fresh = expiry.is_none_or(|e| e > SystemTime::now() + REFRESH_MARGIN);
+            if fresh {
+                return Ok(Arc::clone(credential));
+            }
+        }
+        let credentials = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "S3",
+                // The error names the provider that failed, never a secret.
+                source: match e {
+                    aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
+                        self.missing.clone()
+                    }
+                    other => format!("cannot get AWS credentials: {}", error_chain(&other)),
+                }
+                .into(),
+            })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: credentials.access_key_id().to_string(),
+            secret_key: credentials.secret_access_key().to_string(),
+            token: credentials.session_token().map(str::to_string),
+        });
+        *cached = Some((Arc::clone(&credential), credentials.expiry()));
+        Ok(credential)
+    }
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// Marks the credential error [`AwsConfigCredentials`] raises, so callers
+/// can show it alone.
+pub(crate) const NO_CREDENTIALS: &str = "no AWS credentials";
+
+/// One sentence for a store error: S3's error codes in words, the error
+/// itself otherwise (retries already spent).
+///
+/// ```
+/// let e = object_store::Error::Generic {
+///     store: "S3",
+///     source: "Client error with status 404 Not Found: <Code>NoSuchBucket</Code>".into(),
+/// };
+/// assert_eq!(flowsql::storage::s3::explain(&e), "the bucket does not exist");
+/// ```
+pub fn explain(error: &object_store::Error) -> String {
+    let text = error_chain(error);
+    if let Some(at) = text.find(NO_CREDENTIALS) {
+        return text[at..].to_string();
+    }
+    const CODES: &[(&str, &str)] = &[
+        ("NoSuchBucket", "the bucket does not exist"),
+        (
+            "AccessDenied",
+            "access denied: the credentials lack s3:ListBucket or s3:GetObject here",
+        ),
+        (
+            "lacked the necessary privileges",
+            "access denied (403): the credentials lack s3:ListBucket or s3:GetObject here",
+        ),
+        (
+            "InvalidAccessKeyId",
+            "the AWS access key id is not valid (wrong account or deleted key)",
+        ),
+        (
+            "SignatureDoesNotMatch",
+            "the AWS secret key does not match the access key id",
+        ),
+        (
+            "ExpiredToken",
+            "the AWS credentials have expired (for SSO, run `aws sso login`)",
+        ),
+        ("InvalidToken", "the AWS session token is not valid"),
+        (
+            "PermanentRedirect",
+            "the bucket is in another region: pass its region with --region",
+        ),
+    ];
+    for (code, meaning) in CODES {
+        if text.contains(code) {
+            return meaning.to_string();
+        }
+    }
+    text
+}
