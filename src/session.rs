@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -24,6 +25,10 @@ pub struct SessionOptions {
     pub table: FlowLogOptions,
     /// Rows per record batch (DataFusion's default when `None`).
     pub batch_size: Option<usize>,
+    /// Bytes that sorts, joins and aggregations may hold; past it they
+    /// spill to temporary files (or fail, saying so, where they cannot).
+    /// `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for SessionOptions {
@@ -32,6 +37,7 @@ impl Default for SessionOptions {
             table_name: DEFAULT_TABLE_NAME.to_string(),
             table: FlowLogOptions::default(),
             batch_size: None,
+            memory_limit: None,
         }
     }
 }
@@ -66,8 +72,15 @@ pub async fn new_context(
     if let Some(batch_size) = options.batch_size {
         config = config.with_batch_size(batch_size);
     }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = options.memory_limit {
+        // DataFusion's greedy pool, which names the largest consumers when
+        // a statement cannot fit.
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime.build_arc()?)
         .with_default_features()
         .with_type_planner(Arc::new(IpAddressTypePlanner))
         .build();

@@ -91,6 +91,57 @@ pub struct Args {
     /// Send unsigned requests, for public buckets
     #[arg(long)]
     pub no_sign_request: bool,
+
+    /// Memory for sorts, joins and aggregations (such as 512M or 2G); past
+    /// it they spill to temporary files [default: no limit]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+}
+
+/// `512M`, `2G`, `1.5G`, `4096` (bytes); K, M, G, T are powers of 1024.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("`{text}` is not a size such as 512M or 2G")),
+    };
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 512M or 2G"))?;
+    if !(number > 0.0) {
+        return Err(format!("`{text}`: the size must be above zero"));
+    }
+    Ok((number * (1u64 << shift) as f64) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+    }
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

@@ -601,3 +601,35 @@ fn ip_addresses_print_as_text_and_alike_named_casts_get_athena_names() {
         }
     }
 }
+
+#[test]
+fn a_high_cardinality_group_by_spills_under_a_memory_limit_with_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = flowsql::generate::TreeSpec {
+        days: 1,
+        ..flowsql::generate::TreeSpec::default()
+    };
+    flowsql::generate::generate_tree(dir.path(), &spec, 2).unwrap();
+    // About 1.4 million groups from 1.44 million records: the hash table
+    // outgrows 64 MiB (unlimited, the process peaks near 210 MB), so the
+    // aggregation spills.
+    let sql = "SELECT srcaddr, dstaddr, count(*) AS n, sum(bytes) AS b FROM vpc_flow_logs \
+               GROUP BY 1, 2 ORDER BY b DESC, 1, 2 LIMIT 20";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            dir.path().to_str().unwrap(),
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            sql,
+        ];
+        args.extend_from_slice(extra);
+        let out = flowsql(&args);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let unlimited = run(&[]);
+    assert_eq!(unlimited.lines().count(), 21);
+    assert_eq!(run(&["--memory-limit", "64M"]), unlimited);
+}
