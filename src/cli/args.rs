@@ -122,10 +122,24 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a size such as 512M or 2G"))?;
-    if !(number > 0.0) {
+    if number.is_nan() || number <= 0.0 {
         return Err(format!("`{text}`: the size must be above zero"));
     }
     Ok((number * (1u64 << shift) as f64) as usize)
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+impl Args {
+    /// Whether anything is to be run without the shell.
+    pub fn is_one_shot(&self) -> bool {
+        !(self.commands.is_empty() && self.files.is_empty() && self.saved.is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -141,19 +155,5 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("12X").is_err());
         assert!(parse_size("M").is_err());
-    }
-}
-
-fn parse_param(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
-}
-
-impl Args {
-    /// Whether anything is to be run without the shell.
-    pub fn is_one_shot(&self) -> bool {
-        !(self.commands.is_empty() && self.files.is_empty() && self.saved.is_empty())
     }
 }
