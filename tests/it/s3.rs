@@ -30,42 +30,7 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
-        let setup = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-test-deps"))
-            .output()
-            .expect("run scripts/setup-test-deps");
-        assert!(
-            setup.status.success(),
-            "scripts/setup-test-deps failed: {}",
-            String::from_utf8_lossy(&setup.stderr)
-        );
-        let venv = String::from_utf8(setup.stdout).unwrap().trim().to_string();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let recording = std::env::temp_dir().join(format!("flowsql-moto-{port}.jsonl"));
-        let server = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "'{venv}/bin/moto_server' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; read -r _; kill $m"
-            ))
-            .env("MOTO_RECORDER_FILEPATH", &recording)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start moto_server");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let moto = Moto {
-            port,
-            _server: server,
-        };
+        let moto = start_moto(&[]);
         assert_eq!(moto.http("PUT", &format!("/{BUCKET}"), b"").0, 200);
         let local = bucket();
         for file in walk(&local) {
@@ -81,6 +46,50 @@ fn moto() -> &'static Moto {
         }
         moto
     })
+}
+
+/// A moto server on a free port of 127.0.0.1, with `env` set.
+fn start_moto(env: &[(&str, &str)]) -> Moto {
+    let setup = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/setup-test-deps"
+    ))
+    .output()
+    .expect("run scripts/setup-test-deps");
+    assert!(
+        setup.status.success(),
+        "scripts/setup-test-deps failed: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let venv = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let recording = std::env::temp_dir().join(format!("flowsql-moto-{port}.jsonl"));
+    let server = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{venv}/bin/moto_server' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; read -r _; kill $m"
+        ))
+        .env("MOTO_RECORDER_FILEPATH", &recording)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start moto_server");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        port,
+        _server: server,
+    }
 }
 
 impl Moto {
@@ -469,4 +478,76 @@ fn dry_run_says_what_would_be_listed_and_read_without_reading() {
         urls(&dry_requests),
         urls(&real_requests)
     );
+}
+
+#[test]
+fn bad_keys_a_wrong_secret_and_access_denied_each_give_one_clear_line() {
+    // moto checks signatures and IAM permissions after its first three
+    // requests: the bucket, a user without policies, and that user's key.
+    let moto = start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    assert_eq!(moto.http("PUT", "/locked", b"").0, 200);
+    let iam = [
+        (
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDSETUP/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        ),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let (status, _) = moto.http_with(
+        "POST",
+        "/",
+        &iam,
+        b"Action=CreateUser&UserName=reader&Version=2010-05-08",
+    );
+    assert_eq!(status, 200);
+    let (status, created) = moto.http_with(
+        "POST",
+        "/",
+        &iam,
+        b"Action=CreateAccessKey&UserName=reader&Version=2010-05-08",
+    );
+    assert_eq!(status, 200, "{created}");
+    let field = |name: &str| -> String {
+        let open = format!("<{name}>");
+        let at = created.find(&open).unwrap() + open.len();
+        created[at..created[at..].find('<').unwrap() + at].to_string()
+    };
+    let (key_id, secret) = (field("AccessKeyId"), field("SecretAccessKey"));
+    let home = tempfile::tempdir().unwrap();
+    for (key_id, secret, expected) in [
+        (
+            "AKIDNOTAREALKEY",
+            "whatever",
+            "the AWS access key id is not valid",
+        ),
+        (
+            key_id.as_str(),
+            "not-the-secret",
+            "the AWS secret key does not match",
+        ),
+        (key_id.as_str(), secret.as_str(), "access denied"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", key_id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .args([
+                "s3://locked/flow-logs",
+                "--endpoint-url",
+                &moto.endpoint(),
+                "-c",
+                "SELECT 1",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert!(stderr.contains("locked"), "{stderr}");
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
 }
