@@ -7,11 +7,11 @@
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use flowsql::decode::{Reject, RejectSink, TextDecoder};
 use flowsql::generate::{TreeSpec, generate_tree};
-use flowsql::schema::{FieldKind, Header, catalogue_field, column_name};
+use flowsql::schema::Header;
 
 mod harness;
 
@@ -58,27 +58,11 @@ fn sample_text() -> Vec<u8> {
     panic!("the generator wrote no object");
 }
 
-fn schema(header: &Header, text: DataType) -> SchemaRef {
-    Arc::new(Schema::new(
-        header
-            .tokens()
-            .iter()
-            .map(|t| {
-                let ty = match catalogue_field(t).map_or(FieldKind::Text, |f| f.kind) {
-                    FieldKind::Text => text.clone(),
-                    kind => kind.data_type(),
-                };
-                Field::new(column_name(t), ty, true)
-            })
-            .collect::<Vec<_>>(),
-    ))
-}
-
 fn main() {
     let text = sample_text();
     let header = Header::parse(text.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    let ours = schema(&header, DataType::Utf8View);
-    let theirs = schema(&header, DataType::Utf8);
+    let ours = header.arrow_schema(DataType::Utf8View);
+    let theirs = header.arrow_schema(DataType::Utf8);
     let work = || Work {
         bytes: text.len() as u64,
         rows: u64::from(RECORDS),

@@ -245,6 +245,32 @@ impl Header {
         &self.tokens
     }
 
+    /// The header's columns in file order with the table's types, text
+    /// fields as `text` (for decoding one object on its own).
+    ///
+    /// ```
+    /// use datafusion::arrow::datatypes::DataType;
+    /// use flowsql::schema::Header;
+    /// let header = Header::parse(b"version srcaddr bytes").unwrap();
+    /// let schema = header.arrow_schema(DataType::Utf8);
+    /// assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    /// assert_eq!(schema.field(2).data_type(), &DataType::Int64);
+    /// ```
+    pub fn arrow_schema(&self, text: DataType) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.tokens
+                .iter()
+                .map(|t| {
+                    let data_type = match catalogue_field(t).map_or(FieldKind::Text, |f| f.kind) {
+                        FieldKind::Text => text.clone(),
+                        kind => kind.data_type(),
+                    };
+                    Field::new(column_name(t), data_type, true)
+                })
+                .collect::<Vec<_>>(),
+        ))
+    }
+
     /// The tokens that the catalogue does not know.
     pub fn unknown_tokens(&self) -> impl Iterator<Item = &str> {
         self.tokens

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use flowsql::decode::{Reject, RejectSink, TextDecoder};
 use flowsql::generate::{TreeSpec, generate_tree};
-use flowsql::schema::{FieldKind, Header, catalogue_field, column_name};
+use flowsql::schema::Header;
 
 use crate::support::*;
 
@@ -34,29 +34,12 @@ fn gunzip(path: &Path) -> Vec<u8> {
     text
 }
 
-/// The header's columns with the table's types; `text_type` for strings.
-fn header_schema(header: &Header, text_type: DataType) -> SchemaRef {
-    Arc::new(Schema::new(
-        header
-            .tokens()
-            .iter()
-            .map(|t| {
-                let ty = match catalogue_field(t).map_or(FieldKind::Text, |f| f.kind) {
-                    FieldKind::Text => text_type.clone(),
-                    kind => kind.data_type(),
-                };
-                Field::new(column_name(t), ty, true)
-            })
-            .collect::<Vec<_>>(),
-    ))
-}
-
 fn compare(path: &Path) -> usize {
     let text = gunzip(path);
     let first_line = text.split(|b| *b == b'\n').next().unwrap();
     let header = Header::parse(first_line).unwrap();
 
-    let ours_schema = header_schema(&header, DataType::Utf8View);
+    let ours_schema = header.arrow_schema(DataType::Utf8View);
     let rejects = Rejects::default();
     let mut decoder = TextDecoder::new(Arc::clone(&ours_schema), 1000, Box::new(rejects.clone()));
     // Feed in odd-sized pieces to exercise lines that span chunks.
@@ -78,7 +61,7 @@ fn compare(path: &Path) -> usize {
             collapsed.push(b);
         }
     }
-    let oracle_schema = header_schema(&header, DataType::Utf8);
+    let oracle_schema = header.arrow_schema(DataType::Utf8);
     let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&oracle_schema))
         .with_delimiter(b' ')
         .with_header(true)
