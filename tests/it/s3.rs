@@ -223,21 +223,44 @@ impl Recorded {
 /// (no credentials, config files or instance metadata of the machine).
 fn flowsql_s3(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
     let moto = moto();
+    let mut env = env.to_vec();
+    let (config, credentials) = (home.join("no-config"), home.join("no-credentials"));
+    // Given files (a test's own) come later and win.
+    env.insert(0, ("AWS_CONFIG_FILE", config.to_str().unwrap()));
+    env.insert(
+        1,
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+    );
     let location = format!("s3://{BUCKET}/flow-logs");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
-    command
+    let mut all = vec![location.as_str(), "-q"];
+    all.extend_from_slice(args);
+    flowsql_at(moto, &all, &env, home)
+}
+
+/// The binary against `moto`, with a clean environment plus `env`.
+fn flowsql_at(moto: &Moto, args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowsql"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args([location.as_str(), "--endpoint-url", &moto.endpoint(), "-q"])
-        .args(args);
-    for (k, v) in env {
-        command.env(k, v);
+        .envs(env.iter().copied())
+        .arg("--endpoint-url")
+        .arg(moto.endpoint())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The run failed with one line of stderr holding every `needle`.
+fn assert_one_line_failure(out: &Output, needles: &[&str]) -> String {
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
-    command.output().unwrap()
+    stderr
 }
 
 fn flowsql_local(args: &[&str]) -> Output {
@@ -410,27 +433,20 @@ fn no_credentials_and_a_missing_bucket_each_give_one_clear_line() {
     let moto = moto();
     let home = tempfile::tempdir().unwrap();
     let out = flowsql_s3(&["-c", "SELECT 1"], &[], home.path());
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("credentials"), "{stderr}");
+    assert_one_line_failure(&out, &["credentials"]);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
-        .args([
+    let out = flowsql_at(
+        moto,
+        &[
             "s3://no-such-bucket/flow-logs",
-            "--endpoint-url",
-            &moto.endpoint(),
             "--no-sign-request",
             "-c",
             "SELECT 1",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("no-such-bucket"), "{stderr}");
-    assert!(stderr.contains("does not exist"), "{stderr}");
+        ],
+        &[],
+        home.path(),
+    );
+    assert_one_line_failure(&out, &["no-such-bucket", "does not exist"]);
 }
 
 #[test]
@@ -527,27 +543,16 @@ fn bad_keys_a_wrong_secret_and_access_denied_each_give_one_clear_line() {
         ),
         (key_id.as_str(), secret.as_str(), "access denied"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", key_id)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .args([
-                "s3://locked/flow-logs",
-                "--endpoint-url",
-                &moto.endpoint(),
-                "-c",
-                "SELECT 1",
-            ])
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let stderr = text(&out.stderr);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(expected), "{expected}: {stderr}");
-        assert!(stderr.contains("locked"), "{stderr}");
+        let out = flowsql_at(
+            &moto,
+            &["s3://locked/flow-logs", "-c", "SELECT 1"],
+            &[
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", secret),
+            ],
+            home.path(),
+        );
+        let stderr = assert_one_line_failure(&out, &[expected, "locked"]);
         assert!(!stderr.contains(secret), "{stderr}");
     }
 }
