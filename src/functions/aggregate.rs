@@ -27,8 +27,7 @@ use datafusion::functions_aggregate::first_last::first_value_udaf;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, SortExpr, TypeSignature,
-    Volatility, lit,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, SortExpr, Volatility, lit,
 };
 
 /// Every function of this family.
@@ -190,7 +189,7 @@ impl Retyped {
             inner: approx_distinct_udaf(),
             input: None,
             output: Some(DataType::Int64),
-            signature: Signature::one_of(vec![TypeSignature::Any(1)], Volatility::Immutable),
+            signature: Signature::any(1, Volatility::Immutable),
         }
     }
 

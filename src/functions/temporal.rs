@@ -82,15 +82,20 @@ pub fn lenient_twin(udf: &ScalarUDF) -> Option<ScalarUDF> {
 /// Each value as UTC epoch milliseconds, and the zone its wall clock is read
 /// in (`None`: UTC). Dates are midnight; text is parsed as a timestamp.
 fn instants(array: &ArrayRef) -> Result<(TimestampMillisecondArray, Option<Tz>)> {
-    let zone = match array.data_type() {
-        DataType::Timestamp(_, Some(zone)) => Some(parse_zone(zone)?),
-        _ => None,
-    };
+    let zone = zone_of(array.data_type())?;
     let utc = cast(
         array,
         &DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into())),
     )?;
     Ok((utc.as_primitive::<TimestampMillisecondType>().clone(), zone))
+}
+
+/// The zone a timestamp type's wall clock is read in (`None`: UTC).
+fn zone_of(data_type: &DataType) -> Result<Option<Tz>> {
+    match data_type {
+        DataType::Timestamp(_, Some(zone)) => Ok(Some(parse_zone(zone)?)),
+        _ => Ok(None),
+    }
 }
 
 fn parse_zone(zone: &str) -> Result<Tz> {
@@ -414,7 +419,18 @@ impl ScalarUDFImpl for ToIso8601 {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let array = args.args[0].to_array(args.number_rows)?;
         let data_type = array.data_type().clone();
-        let (instants, zone) = instants(&array)?;
+        if matches!(data_type, DataType::Date32 | DataType::Date64) {
+            let (days, _) = instants(&array)?;
+            let text: StringArray = days
+                .iter()
+                .map(|t| {
+                    t.and_then(|t| local_time(t, None))
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                })
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(text)));
+        }
+        let zone = zone_of(&data_type)?;
         // Trino prints as many fraction digits as the type has.
         let fraction = match &data_type {
             DataType::Timestamp(TimeUnit::Second, _) => "",
@@ -422,43 +438,31 @@ impl ScalarUDFImpl for ToIso8601 {
             DataType::Timestamp(TimeUnit::Microsecond, _) => "%.6f",
             _ => "%.9f",
         };
-        let text: StringArray = if matches!(data_type, DataType::Date32 | DataType::Date64) {
-            instants
-                .iter()
-                .map(|t| {
-                    t.and_then(|t| local_time(t, None))
-                        .map(|t| t.format("%Y-%m-%d").to_string())
-                })
-                .collect()
-        } else {
-            // Microseconds and nanoseconds need the original values.
-            let precise = cast(
-                &array,
-                &DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into())),
-            )?;
-            precise
-                .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
-                .iter()
-                .map(|t| {
-                    let t = t?;
-                    let utc = DateTime::from_timestamp_nanos(t);
-                    Some(match (&zone, &data_type) {
-                        (Some(zone), _) => {
-                            let local = utc.with_timezone(zone);
-                            let offset = local.offset().fix().local_minus_utc();
-                            let suffix = if offset == 0 { "Z" } else { "%:z" };
-                            local
-                                .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}{suffix}"))
-                                .to_string()
+        let naive_format = format!("%Y-%m-%dT%H:%M:%S{fraction}");
+        let zoned_format = format!("{naive_format}%:z");
+        // Nanoseconds keep every digit a microsecond or nanosecond type has.
+        let precise = cast(
+            &array,
+            &DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into())),
+        )?;
+        let text: StringArray = precise
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+            .iter()
+            .map(|t| {
+                let utc = DateTime::from_timestamp_nanos(t?);
+                Some(match &zone {
+                    Some(zone) => {
+                        let local = utc.with_timezone(zone);
+                        if local.offset().fix().local_minus_utc() == 0 {
+                            format!("{}Z", local.format(&naive_format))
+                        } else {
+                            local.format(&zoned_format).to_string()
                         }
-                        (None, _) => utc
-                            .naive_utc()
-                            .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}"))
-                            .to_string(),
-                    })
+                    }
+                    None => utc.naive_utc().format(&naive_format).to_string(),
                 })
-                .collect()
-        };
+            })
+            .collect();
         Ok(ColumnarValue::Array(Arc::new(text)))
     }
 }
