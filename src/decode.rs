@@ -414,6 +414,16 @@ impl TextDecoder {
         Ok(())
     }
 
+    /// Makes the rows decoded so far available from [`TextDecoder::next_batch`]
+    /// without ending the text, for a reader that gives up on the rest.
+    pub fn flush_rows(&mut self) {
+        if let Some(records) = &mut self.records
+            && let Ok(Some(batch)) = records.take_batch()
+        {
+            self.ready.push_back(batch);
+        }
+    }
+
     /// The next finished batch, if any.
     pub fn next_batch(&mut self) -> Option<RecordBatch> {
         self.ready.pop_front()

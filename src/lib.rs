@@ -39,6 +39,7 @@ pub mod functions;
 pub mod generate;
 pub mod layout;
 pub mod prune;
+pub mod rejects;
 pub mod report;
 pub mod saved;
 pub mod schema;

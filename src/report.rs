@@ -8,11 +8,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::decode::Reject;
+use crate::rejects::REJECTS_TABLE;
 
-/// How many malformed lines are kept as examples.
+/// How many malformed lines the warning after a statement shows.
 pub const MALFORMED_EXAMPLES: usize = 5;
 
-/// One malformed line, kept as an example.
+/// How many malformed lines are kept, with their text, for the
+/// `flowsql_rejects` table; past it they are only counted.
+pub const REJECTS_KEPT: usize = 10_000;
+
+/// How much of a malformed line's text is kept (the rest is cut at a
+/// character boundary), so kept lines stay small even at [`REJECTS_KEPT`].
+pub const REJECT_TEXT_BYTES: usize = 4096;
+
+/// One malformed line that was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MalformedLine {
     /// The object (URL or local path).
@@ -21,6 +30,20 @@ pub struct MalformedLine {
     pub line: u64,
     /// Why the line was skipped.
     pub reason: String,
+    /// The line's text (bytes that are not UTF-8 shown as U+FFFD), at most
+    /// [`REJECT_TEXT_BYTES`] bytes of it.
+    pub text: String,
+}
+
+/// An object given up on under `--skip-bad-objects`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedObject {
+    /// The object (URL or local path).
+    pub object: String,
+    /// What was wrong with it.
+    pub reason: String,
+    /// Records read from it before the fault; they are in the result.
+    pub records_before: u64,
 }
 
 /// Counters shared by every reader of one table. Reset it before a
@@ -45,7 +68,11 @@ pub const LISTED_PREFIXES_KEPT: usize = 50;
 struct Details {
     malformed: u64,
     malformed_objects: BTreeSet<String>,
-    examples: Vec<MalformedLine>,
+    /// The first [`REJECTS_KEPT`] malformed lines.
+    rejected: Vec<MalformedLine>,
+    /// `rejected` of the last statement that read objects, kept by `reset`.
+    previous_rejected: Vec<MalformedLine>,
+    skipped_objects: Vec<SkippedObject>,
     /// (object, field) pairs for header fields the table has no column for.
     hidden_fields: BTreeSet<(String, String)>,
     /// The first prefixes listed, `/`-terminated for delimiter listings.
@@ -73,6 +100,8 @@ pub struct ScanSummary {
     pub malformed_objects: u64,
     /// The first few malformed lines.
     pub examples: Vec<MalformedLine>,
+    /// Objects given up on under `--skip-bad-objects`.
+    pub skipped_objects: Vec<SkippedObject>,
     /// Header fields read from objects that the table shows no column for
     /// (object, field). Their values were not returned.
     pub hidden_fields: Vec<(String, String)>,
@@ -87,8 +116,21 @@ pub struct ScanSummary {
 }
 
 impl ScanReport {
-    /// Clears every counter.
+    /// Clears every counter, to start a statement. The malformed lines of
+    /// the statement before, if it read any objects, stay available to
+    /// [`ScanReport::last_statement_rejects`].
     pub fn reset(&self) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = if self.objects_opened.load(Ordering::Relaxed) > 0 {
+            std::mem::take(&mut details.rejected)
+        } else {
+            std::mem::take(&mut details.previous_rejected)
+        };
+        *details = Details {
+            previous_rejected: previous,
+            ..Details::default()
+        };
+        drop(details);
         self.objects_planned.store(0, Ordering::Relaxed);
         self.bytes_planned.store(0, Ordering::Relaxed);
         self.objects_finished.store(0, Ordering::Relaxed);
@@ -97,16 +139,11 @@ impl ScanReport {
         self.records.store(0, Ordering::Relaxed);
         self.list_requests.store(0, Ordering::Relaxed);
         self.objects_listed.store(0, Ordering::Relaxed);
-        *self.details.lock().unwrap_or_else(|e| e.into_inner()) = Details::default();
     }
 
     /// A copy of the counters now.
     pub fn summary(&self) -> ScanSummary {
-        let details = self
-            .details
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let details = self.details.lock().unwrap_or_else(|e| e.into_inner());
         ScanSummary {
             objects_planned: self.objects_planned.load(Ordering::Relaxed),
             bytes_planned: self.bytes_planned.load(Ordering::Relaxed),
@@ -116,11 +153,29 @@ impl ScanReport {
             records: self.records.load(Ordering::Relaxed),
             malformed: details.malformed,
             malformed_objects: details.malformed_objects.len() as u64,
-            examples: details.examples,
-            hidden_fields: details.hidden_fields.into_iter().collect(),
+            examples: details
+                .rejected
+                .iter()
+                .take(MALFORMED_EXAMPLES)
+                .cloned()
+                .collect(),
+            skipped_objects: details.skipped_objects.clone(),
+            hidden_fields: details.hidden_fields.iter().cloned().collect(),
             list_requests: self.list_requests.load(Ordering::Relaxed),
             objects_listed: self.objects_listed.load(Ordering::Relaxed),
-            listed_prefixes: details.listed_prefixes,
+            listed_prefixes: details.listed_prefixes.clone(),
+        }
+    }
+
+    /// The malformed lines of the most recent statement that read objects:
+    /// those since the last reset if anything has been read since, else
+    /// those of the statement before it.
+    pub fn last_statement_rejects(&self) -> Vec<MalformedLine> {
+        let details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        if self.objects_opened.load(Ordering::Relaxed) > 0 {
+            details.rejected.clone()
+        } else {
+            details.previous_rejected.clone()
         }
     }
 
@@ -162,19 +217,29 @@ impl ScanReport {
         self.records.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn malformed(&self, object: &str, line: u64, reason: &Reject) {
+    pub(crate) fn malformed(&self, object: &str, line: u64, reason: &Reject, text: &[u8]) {
         let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
         details.malformed += 1;
         if !details.malformed_objects.contains(object) {
             details.malformed_objects.insert(object.to_string());
         }
-        if details.examples.len() < MALFORMED_EXAMPLES {
-            details.examples.push(MalformedLine {
+        if details.rejected.len() < REJECTS_KEPT {
+            details.rejected.push(MalformedLine {
                 object: object.to_string(),
                 line,
                 reason: reason.to_string(),
+                text: kept_text(text),
             });
         }
+    }
+
+    pub(crate) fn skipped_object(&self, object: &str, reason: String, records_before: u64) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details.skipped_objects.push(SkippedObject {
+            object: object.to_string(),
+            reason,
+            records_before,
+        });
     }
 
     pub(crate) fn hidden_field(&self, object: &str, field: &str) {
@@ -185,12 +250,41 @@ impl ScanReport {
     }
 }
 
+/// The first [`REJECT_TEXT_BYTES`] of a line as text.
+fn kept_text(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(REJECT_TEXT_BYTES + 4)]);
+    if text.len() <= REJECT_TEXT_BYTES {
+        return text.into_owned();
+    }
+    let mut end = REJECT_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 impl ScanSummary {
     /// The warnings a user should see, one paragraph each (empty when clean).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.malformed > 0 {
             warnings.push(self.to_string());
+        }
+        if !self.skipped_objects.is_empty() {
+            let mut warning = format!(
+                "warning: skipped {} bad object(s) (--skip-bad-objects); the answer leaves out what they hold",
+                self.skipped_objects.len()
+            );
+            for skipped in &self.skipped_objects {
+                warning.push_str(&format!("\n  {}", skipped.reason));
+                if skipped.records_before > 0 {
+                    warning.push_str(&format!(
+                        " ({} record(s) read before the fault are included)",
+                        skipped.records_before
+                    ));
+                }
+            }
+            warnings.push(warning);
         }
         if !self.hidden_fields.is_empty() {
             let fields: BTreeSet<&str> =
@@ -212,7 +306,7 @@ impl fmt::Display for ScanSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "warning: skipped {} malformed line(s) in {} object(s) (--strict makes this an error)",
+            "warning: skipped {} malformed line(s) in {} object(s); see them with SELECT * FROM {REJECTS_TABLE} (--strict makes this an error)",
             self.malformed, self.malformed_objects
         )?;
         for example in &self.examples {

@@ -10,6 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::functions::ipaddress::IpAddressTypePlanner;
 
+use crate::rejects::{REJECTS_TABLE, RejectsTable};
 use crate::report::ScanReport;
 use crate::table::{FlowLogOptions, FlowLogTable};
 
@@ -43,7 +44,8 @@ impl Default for SessionOptions {
 }
 
 /// Makes a session with the flow logs at `locations` registered as one
-/// table.
+/// table, and beside it `flowsql_rejects`, the malformed lines the last
+/// statement that read objects skipped.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -87,7 +89,9 @@ pub async fn new_context(
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx)?;
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;
+    let rejects = RejectsTable::new(table.report());
     ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
+    ctx.register_table(REJECTS_TABLE, Arc::new(rejects))?;
     Ok(ctx)
 }
 

@@ -39,6 +39,8 @@ const LOCAL_READ_BYTES: usize = 256 * 1024;
 pub struct ReadSettings {
     /// Fail on the first malformed line instead of skipping it.
     pub strict: bool,
+    /// Give up on a bad object with a warning instead of failing.
+    pub skip_bad_objects: bool,
     /// Where counters and malformed-line examples go.
     pub report: Arc<ScanReport>,
 }
@@ -134,7 +136,11 @@ impl FileSource for FlowLogSource {
     fn fmt_extra(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(f, ", strict={}", self.settings.strict)
+                write!(f, ", strict={}", self.settings.strict)?;
+                if self.settings.skip_bad_objects {
+                    write!(f, ", skip_bad_objects=true")?;
+                }
+                Ok(())
             }
             DisplayFormatType::TreeRender => Ok(()),
         }
@@ -271,14 +277,16 @@ struct ReportRejects {
 }
 
 impl RejectSink for ReportRejects {
-    fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {
+    fn reject(&mut self, line: u64, reason: Reject, raw: &[u8]) -> Result<()> {
         if self.settings.strict {
             return Err(DataFusionError::Execution(format!(
                 "{} line {line}: malformed line: {reason}",
                 self.object
             )));
         }
-        self.settings.report.malformed(&self.object, line, &reason);
+        self.settings
+            .report
+            .malformed(&self.object, line, &reason, raw);
         Ok(())
     }
 }
@@ -305,16 +313,21 @@ impl ObjectReader {
             if self.finished {
                 return Ok(None);
             }
-            match self.chunks.next().await {
-                Some(Ok(bytes)) => self.feed(&bytes)?,
+            let step = match self.chunks.next().await {
+                Some(Ok(bytes)) => self.feed(&bytes),
                 Some(Err(e)) => return Err(object_error(&self.object, "could not be read", e)),
-                None => self.finish()?,
+                None => self.finish(),
+            };
+            match step {
+                Ok(()) => {}
+                Err(Fault::BadObject(e)) if self.settings.skip_bad_objects => self.skip(e),
+                Err(Fault::BadObject(e) | Fault::Failed(e)) => return Err(e),
             }
             self.after_step();
         }
     }
 
-    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), Fault> {
         self.compressed_bytes += bytes.len() as u64;
         self.settings
             .report
@@ -322,22 +335,44 @@ impl ObjectReader {
         self.gunzip.write_all(bytes).map_err(|e| self.gzip_error(e))
     }
 
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) -> Result<(), Fault> {
         self.finished = true;
         self.settings.report.object_finished();
         if self.compressed_bytes == 0 {
-            return Err(DataFusionError::Execution(format!(
+            return Err(Fault::BadObject(DataFusionError::Execution(format!(
                 "{} is empty (0 bytes); a flow-log object is gzip data",
                 self.object
-            )));
+            ))));
         }
         self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
         let object = self.object.clone();
-        self.gunzip
-            .get_mut()
-            .decoder
-            .finish()
-            .map_err(|e| prefix_object(&object, e))
+        let decoder = &mut self.gunzip.get_mut().decoder;
+        let read_header = decoder.header().is_some();
+        decoder.finish().map_err(|e| {
+            let e = prefix_object(&object, e);
+            // Past the header only strict mode's malformed lines fail.
+            if read_header {
+                Fault::Failed(e)
+            } else {
+                Fault::BadObject(e)
+            }
+        })
+    }
+
+    /// Gives up on a bad object: the rows decoded before the fault are
+    /// still returned, the rest is left unread, and the report names it.
+    fn skip(&mut self, error: DataFusionError) {
+        self.finished = true;
+        let decoder = &mut self.gunzip.get_mut().decoder;
+        decoder.flush_rows();
+        let records = decoder.rows_decoded();
+        let reason = match error {
+            DataFusionError::Execution(message) => message,
+            other => other.to_string(),
+        };
+        self.settings
+            .report
+            .skipped_object(&self.object, reason, records);
     }
 
     /// Accounts records and checks the header once it has been read.
@@ -361,16 +396,32 @@ impl ObjectReader {
         }
     }
 
-    fn gzip_error(&mut self, error: std::io::Error) -> DataFusionError {
-        if let Some(e) = self.gunzip.get_mut().error.take() {
-            return prefix_object(&self.object, e);
+    fn gzip_error(&mut self, error: std::io::Error) -> Fault {
+        let sink = self.gunzip.get_mut();
+        if let Some(e) = sink.error.take() {
+            let e = prefix_object(&self.object, e);
+            // Past the header only strict mode's malformed lines fail.
+            return if sink.decoder.header().is_some() {
+                Fault::Failed(e)
+            } else {
+                Fault::BadObject(e)
+            };
         }
-        object_error(
+        Fault::BadObject(object_error(
             &self.object,
             "is not valid gzip data (corrupt or truncated)",
             error,
-        )
+        ))
     }
+}
+
+/// Why reading an object stopped.
+enum Fault {
+    /// The object itself is bad (not gzip, truncated, empty, no header):
+    /// `--skip-bad-objects` may pass over it.
+    BadObject(DataFusionError),
+    /// Anything else, such as a strict-mode malformed line.
+    Failed(DataFusionError),
 }
 
 /// Names the object in an error that came from the decoder, unless the

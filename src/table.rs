@@ -49,6 +49,10 @@ pub struct FlowLogOptions {
     pub pruning: bool,
     /// A malformed line fails the query, naming the object and line.
     pub strict: bool,
+    /// A corrupt, truncated, empty or header-less object is given up on
+    /// with a warning (records read before the fault are kept) instead of
+    /// failing the query.
+    pub skip_bad_objects: bool,
     /// How far (seconds) a record's `start` or `end` may lie from the
     /// 5-minute time in its file name: the aggregation interval (up to 10
     /// minutes), the 5-minute bucket, clock lag and late delivery.
@@ -67,6 +71,7 @@ impl Default for FlowLogOptions {
         Self {
             pruning: true,
             strict: false,
+            skip_bad_objects: false,
             time_slack_seconds: 3600,
             max_enumerated_days: 3660,
             listing_concurrency: 16,
@@ -296,6 +301,7 @@ impl TableProvider for FlowLogTable {
                 self.table_schema.clone(),
                 ReadSettings {
                     strict: self.options.strict,
+                    skip_bad_objects: self.options.skip_bad_objects,
                     report: Arc::clone(&self.report),
                 },
             );

@@ -65,6 +65,12 @@ pub struct Args {
     #[arg(long)]
     pub strict: bool,
 
+    /// Pass over objects that are not readable flow logs (corrupt, truncated
+    /// or empty gzip, no header line), naming each in a warning, instead of
+    /// failing the statement
+    #[arg(long)]
+    pub skip_bad_objects: bool,
+
     /// List and read every object, ignoring path and time filters when
     /// choosing what to read (answers are the same; for checking pruning)
     #[arg(long)]

@@ -125,6 +125,7 @@ pub async fn run(args: Args) -> u8 {
         table_name: args.table_name.clone(),
         table: FlowLogOptions {
             strict: args.strict,
+            skip_bad_objects: args.skip_bad_objects,
             pruning: !args.no_pruning,
             s3: S3Options {
                 profile: args.profile.clone(),

@@ -151,6 +151,155 @@ fn malformed_lines_are_skipped_counted_and_named() {
 }
 
 #[test]
+fn skipped_lines_are_queryable_in_flowsql_rejects_until_the_next_read() {
+    // The malformed fixture object, and beside it a clean one on another day.
+    let dir = tempfile::tempdir().unwrap();
+    let malformed = walk(&data("malformed")).pop().unwrap();
+    let below = malformed
+        .to_str()
+        .unwrap()
+        .split("/malformed/")
+        .nth(1)
+        .unwrap();
+    let object = dir.path().join(below);
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    std::fs::copy(&malformed, &object).unwrap();
+    let clean_day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/02/02");
+    std::fs::create_dir_all(&clean_day).unwrap();
+    let clean = walk(&bucket())
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
+        .unwrap();
+    std::fs::copy(
+        clean,
+        clean_day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240202T0000Z_00000000.log.gz"),
+    )
+    .unwrap();
+    let mut content = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&object).unwrap()),
+        &mut content,
+    )
+    .unwrap();
+    let lines: Vec<&str> = content.lines().collect();
+
+    let out = flowsql(&[
+        dir.path().to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM vpc_flow_logs WHERE date = DATE '2024-02-01'",
+        // Reads no object, so what the rejects table shows stays.
+        "-c",
+        "SELECT 1 AS one",
+        "-c",
+        "SELECT object, line, reason, text FROM flowsql_rejects ORDER BY line",
+        "-c",
+        "SELECT count(*) AS n FROM flowsql_rejects",
+        // Reads the clean object only: nothing skipped, the table empties.
+        "-c",
+        "SELECT count(*) > 0 AS some FROM vpc_flow_logs WHERE date = DATE '2024-02-02'",
+        "-c",
+        "SELECT count(*) AS n FROM flowsql_rejects",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<&str> = stdout.lines().collect();
+    let object = object.to_str().unwrap();
+    assert_eq!(rows[..4], ["n", "2", "one", "1"], "{stdout}");
+    assert_eq!(rows[4], "object,line,reason,text");
+    assert!(
+        rows[5].starts_with(&format!(
+            "{object},3,\"expected 14 fields as the header says, found 13\","
+        )),
+        "{stdout}"
+    );
+    assert!(rows[5].ends_with(lines[2]), "{stdout}");
+    assert!(rows[6].starts_with(&format!("{object},4,")), "{stdout}");
+    assert!(rows[6].ends_with(lines[3]), "{stdout}");
+    assert_eq!(rows[7..], ["n", "2", "some", "true", "n", "0"], "{stdout}");
+    assert_stderr_contains(&out, "SELECT * FROM flowsql_rejects");
+}
+
+#[test]
+fn skip_bad_objects_passes_over_each_bad_object_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
+    std::fs::create_dir_all(&day).unwrap();
+    let source = walk(&bucket())
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
+        .unwrap();
+    let bytes = std::fs::read(source).unwrap();
+    let name = |t: &str, h: &str| {
+        day.join(format!(
+            "111122223333_vpcflowlogs_us-east-1_fl-1_20240301T{t}Z_{h}.log.gz"
+        ))
+    };
+    std::fs::write(name("0000", "00000000"), &bytes).unwrap();
+    let count_of = |args: &[&str]| -> (Output, u64) {
+        let mut all = vec![dir.path().to_str().unwrap(), "-q", "--format", "csv"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-c", "SELECT count(*) AS n FROM vpc_flow_logs"]);
+        let out = flowsql(&all);
+        let n = text(&out.stdout)
+            .lines()
+            .nth(1)
+            .map_or(0, |n| n.parse().unwrap());
+        (out, n)
+    };
+    let (_, good) = count_of(&[]);
+    assert!(good > 0);
+
+    // Cut mid-stream, so some records come before the fault.
+    let truncated = name("0005", "11111111");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    std::fs::write(name("0010", "22222222"), b"").unwrap();
+    std::fs::write(name("0015", "33333333"), b"version log-status\n2 OK\n").unwrap();
+    let mut not_a_header = Vec::new();
+    {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(&mut not_a_header, flate2::Compression::fast());
+        gz.write_all(b"<html>AccessDenied</html>\n").unwrap();
+        gz.finish().unwrap();
+    }
+    std::fs::write(name("0020", "44444444"), &not_a_header).unwrap();
+
+    let (out, n) = count_of(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "without the flag a bad object fails"
+    );
+    assert_eq!(n, 0);
+
+    let (out, n) = count_of(&["--skip-bad-objects"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("skipped 4 bad object(s)"), "{stderr}");
+    for h in ["11111111", "22222222", "33333333", "44444444"] {
+        assert!(stderr.contains(&format!("_{h}.log.gz")), "{h}: {stderr}");
+    }
+    assert!(!stderr.contains("_00000000.log.gz"), "{stderr}");
+    // The records read from the truncated object before the fault are
+    // counted in the answer and said in the warning.
+    let truncated_line = stderr
+        .lines()
+        .find(|l| l.contains("_11111111.log.gz"))
+        .unwrap();
+    let before: u64 = truncated_line
+        .rsplit_once(" (")
+        .map(|(_, tail)| tail.split(' ').next().unwrap().parse().unwrap())
+        .unwrap_or(0);
+    assert_eq!(n, good + before, "{stderr}");
+    assert!(before < good, "{stderr}");
+}
+
+#[test]
 fn strict_makes_the_first_malformed_line_an_error() {
     let location = data("malformed");
     let out = flowsql(&[

@@ -1,0 +1,88 @@
+//! `flowsql_rejects`: the malformed lines the last statement skipped, as a
+//! table (object, line, reason, text), like DuckDB's rejects table.
+//!
+//! "Last statement" is the most recent one that read flow-log objects:
+//! querying this table reads none, so it does not clear what it shows.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::Result;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::report::{MalformedLine, ScanReport};
+
+/// The name the rejects table is registered under.
+pub const REJECTS_TABLE: &str = "flowsql_rejects";
+
+/// The rejects table over one flow-log table's [`ScanReport`].
+#[derive(Debug)]
+pub struct RejectsTable {
+    report: Arc<ScanReport>,
+    schema: SchemaRef,
+}
+
+impl RejectsTable {
+    /// A table showing the lines `report` kept.
+    pub fn new(report: Arc<ScanReport>) -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("object", DataType::Utf8, false),
+            Field::new("line", DataType::Int64, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        Self { report, schema }
+    }
+
+    fn batch(&self, lines: &[MalformedLine]) -> Result<RecordBatch> {
+        let objects = StringArray::from_iter_values(lines.iter().map(|l| l.object.as_str()));
+        let numbers = Int64Array::from_iter_values(
+            lines
+                .iter()
+                .map(|l| i64::try_from(l.line).unwrap_or(i64::MAX)),
+        );
+        let reasons = StringArray::from_iter_values(lines.iter().map(|l| l.reason.as_str()));
+        let texts = StringArray::from_iter_values(lines.iter().map(|l| l.text.as_str()));
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            vec![
+                Arc::new(objects),
+                Arc::new(numbers),
+                Arc::new(reasons),
+                Arc::new(texts),
+            ],
+        )?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for RejectsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.batch(&self.report.last_statement_rejects())?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            Arc::clone(&self.schema),
+            projection.cloned(),
+        )?)
+    }
+}
