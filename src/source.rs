@@ -315,7 +315,13 @@ impl ObjectReader {
             }
             let step = match self.chunks.next().await {
                 Some(Ok(bytes)) => self.feed(&bytes),
-                Some(Err(e)) => return Err(object_error(&self.object, "could not be read", e)),
+                Some(Err(e)) => {
+                    return Err(object_error(
+                        &self.object,
+                        "could not be read",
+                        crate::storage::s3::explain(&e),
+                    ));
+                }
                 None => self.finish(),
             };
             match step {

@@ -132,6 +132,7 @@ pub async fn run(args: Args) -> u8 {
                 region: args.region.clone(),
                 endpoint_url: args.endpoint_url.clone(),
                 no_sign_request: args.no_sign_request,
+                ..S3Options::default()
             },
             ..FlowLogOptions::default()
         },

@@ -27,20 +27,25 @@ pub struct S3Options {
     pub endpoint_url: Option<String>,
     /// Send requests unsigned, for public buckets.
     pub no_sign_request: bool,
+    /// Retries of one request before its error is reported (default 10).
+    pub max_retries: Option<usize>,
+    /// How long one request may keep retrying (default three minutes).
+    pub retry_timeout: Option<Duration>,
 }
 
-/// Retries for throttling (503 SlowDown), server errors and dropped
-/// connections: up to 10 attempts over at most three minutes, with
-/// exponential backoff from 100 ms to 15 s; then the last error is reported.
-pub fn retry_config() -> RetryConfig {
+/// Retries for throttling (503 SlowDown), server errors, dropped
+/// connections and bodies cut short (resumed with a range request): by
+/// default up to 10 attempts over at most three minutes, with exponential
+/// backoff from 100 ms to 15 s; then the last error is reported.
+pub fn retry_config(options: &S3Options) -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(15),
             base: 2.0,
         },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(180),
+        max_retries: options.max_retries.unwrap_or(10),
+        retry_timeout: options.retry_timeout.unwrap_or(Duration::from_secs(180)),
     }
 }
 
@@ -78,7 +83,7 @@ pub async fn bucket_store(
 
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
-        .with_retry(retry_config());
+        .with_retry(retry_config(options));
     let configured = config.region().map(|r| r.to_string());
     let region = match (&endpoint, configured) {
         // S3-compatible stores rarely care; AWS's own default keeps signing valid.
@@ -268,5 +273,54 @@ pub fn explain(error: &object_store::Error) -> String {
             return meaning.to_string();
         }
     }
-    text
+    gave_up(&text).unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// "gave up after 10 retries: S3 answered 503 Service Unavailable
+/// (SlowDown)" from object_store's account of a request that kept failing.
+fn gave_up(text: &str) -> Option<String> {
+    let retries = regex::Regex::new(r"after (\d+) retries").ok()?;
+    let status = regex::Regex::new(r"status code: (\d{3}[^:<]*)").ok()?;
+    let code = regex::Regex::new(r"<Code>(\w+)</Code>").ok()?;
+    let retries = &retries.captures(text)?[1];
+    let what = match (status.captures(text), code.captures(text)) {
+        (Some(status), Some(code)) => {
+            format!("S3 answered {} ({})", status[1].trim(), &code[1])
+        }
+        (Some(status), None) => format!("S3 answered {}", status[1].trim()),
+        // A transport error: the last line of the chain says what it was.
+        _ => text
+            .rsplit(": ")
+            .next()
+            .unwrap_or(text)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    Some(format!("gave up after {retries} retries: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gave_up;
+
+    #[test]
+    fn requests_that_kept_failing_are_told_in_one_line() {
+        // As object_store words a listing throttled past its retries.
+        let text = "Generic S3 error: Error performing list request: Error performing GET \
+            http://127.0.0.1:40891/b?list-type=2 in 101ms, after 1 retries, max_retries: 1, \
+            retry_timeout: 180s  - Server returned non-2xx status code: 503 Service Unavailable: \
+            <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>m</Message></Error>";
+        assert_eq!(
+            gave_up(text).unwrap(),
+            "gave up after 1 retries: S3 answered 503 Service Unavailable (SlowDown)"
+        );
+        let transport = "Generic S3 error: Error performing GET http://h/k in 2s, after 3 retries, \
+            max_retries: 3, retry_timeout: 180s  - HTTP error: error sending request: connection closed";
+        assert_eq!(
+            gave_up(transport).unwrap(),
+            "gave up after 3 retries: connection closed"
+        );
+        assert_eq!(gave_up("no retries mentioned"), None);
+    }
 }

@@ -3,9 +3,11 @@
 mod cli;
 mod conformance;
 mod decoder_oracle;
+mod fault_proxy;
 mod pruning;
 mod repl;
 mod s3;
+mod s3_faults;
 mod saved;
 mod slt;
 mod support;

@@ -14,10 +14,10 @@ use flowsql::{FlowLogOptions, S3Options, SessionOptions};
 
 use crate::support::*;
 
-const BUCKET: &str = "flowsql-test";
+pub const BUCKET: &str = "flowsql-test";
 
-struct Moto {
-    port: u16,
+pub struct Moto {
+    pub port: u16,
     /// Its stdin is the server's lifeline: when this process exits, the
     /// pipe closes and the wrapper stops the server.
     _server: Child,
@@ -26,9 +26,9 @@ struct Moto {
 static MOTO: OnceLock<Moto> = OnceLock::new();
 /// The recorder sees every request to the server, so the tests here take
 /// turns: each holds this for its whole run.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn moto() -> &'static Moto {
+pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         let moto = start_moto(&[]);
         assert_eq!(moto.http("PUT", &format!("/{BUCKET}"), b"").0, 200);
