@@ -3,7 +3,9 @@
 mod cli;
 mod conformance;
 mod decoder_oracle;
+mod decoder_properties;
 mod fault_proxy;
+mod fuzz_replay;
 mod pruning;
 mod repl;
 mod s3;

@@ -1,0 +1,199 @@
+//! What must hold for the header parser and the decoder on any bytes at
+//! all. The cargo-fuzz targets in `fuzz/` include this file and run it on
+//! generated inputs; the tests here replay the fuzzers' corpus kept in
+//! `fuzz/corpus/` and a fixed-seed stream of mutated records, so CI checks
+//! the same properties on stable Rust.
+//!
+//! - Nothing panics.
+//! - A decode does not depend on how the text is cut into chunks.
+//! - Every line after the header is either one row or one rejected line
+//!   (blank lines neither), so nothing is dropped silently.
+//! - A row's integers are what the standard library reads from the same
+//!   tokens; a rejected value is one the standard library cannot read as
+//!   the column's type, or an implausibly long one.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+use datafusion::common::Result;
+use flowsql::decode::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
+use flowsql::schema::Header;
+
+/// Parsing any line either fails or gives tokens that name distinct columns.
+pub fn check_header(line: &[u8]) {
+    if let Ok(header) = Header::parse(line) {
+        assert!(!header.tokens().is_empty());
+        let schema = header.arrow_schema(DataType::Utf8View);
+        assert_eq!(schema.fields().len(), header.tokens().len());
+    }
+}
+
+#[derive(Clone, Default)]
+struct Collected(Arc<Mutex<Vec<(u64, Reject)>>>);
+
+impl RejectSink for Collected {
+    fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {
+        self.0.lock().unwrap().push((line, reason));
+        Ok(())
+    }
+}
+
+type Decoded = std::result::Result<(Vec<RecordBatch>, Vec<(u64, Reject)>), String>;
+
+fn decode(data: &[u8], chunk: usize, header: &Header, batch_size: usize) -> Decoded {
+    let schema = header.arrow_schema(DataType::Utf8View);
+    let rejects = Collected::default();
+    let mut decoder = TextDecoder::new(Arc::clone(&schema), batch_size, Box::new(rejects.clone()));
+    for piece in data.chunks(chunk.max(1)) {
+        decoder.feed(piece).map_err(|e| e.to_string())?;
+    }
+    decoder.finish().map_err(|e| e.to_string())?;
+    let mut batches = Vec::new();
+    while let Some(batch) = decoder.next_batch() {
+        assert!(batch.num_rows() <= batch_size);
+        assert_eq!(batch.schema(), schema);
+        batches.push(batch);
+    }
+    let rejected = rejects.0.lock().unwrap().clone();
+    Ok((batches, rejected))
+}
+
+/// Decodes `data` as one object's text and checks every property above.
+pub fn check_decoder(data: &[u8]) {
+    let first = data.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let header = match Header::parse(first) {
+        Ok(header) if first.len() <= MAX_LINE_BYTES => header,
+        // No header: the decoder must refuse the object too.
+        _ => {
+            let any = Header::parse(b"version").unwrap();
+            assert!(decode(data, data.len(), &any, 7).is_err());
+            return;
+        }
+    };
+    let whole = decode(data, data.len(), &header, 1000);
+    // The chunk size comes from the input, so the fuzzer steers it.
+    let chunk = 1 + usize::from(data.last().copied().unwrap_or(0)) % 13;
+    let pieces = decode(data, chunk, &header, 1000);
+    let small_batches = decode(data, data.len(), &header, 3);
+    let (batches, rejects) = whole
+        .clone()
+        .expect("a decode with a valid header succeeds");
+    fn rows(d: &Decoded) -> std::result::Result<(usize, Vec<(u64, Reject)>), String> {
+        d.clone()
+            .map(|(b, r)| (b.iter().map(|b| b.num_rows()).sum::<usize>(), r))
+    }
+    assert_eq!(rows(&pieces), rows(&whole), "chunks of {chunk} bytes");
+    assert_eq!(rows(&small_batches), rows(&whole), "batches of 3 rows");
+    let pieces = pieces.unwrap().0;
+    assert_eq!(concat(&pieces), concat(&batches), "chunks of {chunk} bytes");
+
+    // Every non-blank line after the header: a row or a reject, in order.
+    let mut lines: Vec<&[u8]> = data.split(|b| *b == b'\n').skip(1).collect();
+    if data.ends_with(b"\n") {
+        lines.pop();
+    }
+    let table = concat(&batches);
+    let mut row = 0;
+    let mut next_reject = rejects.iter().peekable();
+    for (i, raw) in lines.iter().enumerate() {
+        let number = i as u64 + 2;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if next_reject.peek().is_some_and(|(n, _)| *n == number) {
+            let (_, reason) = next_reject.next().unwrap();
+            // The length bound counts the line as it came, `\r` and all.
+            let checked = if *reason == Reject::TooLong {
+                raw
+            } else {
+                line
+            };
+            check_rejected(checked, &header, reason);
+            continue;
+        }
+        if line.iter().all(|b| *b == b' ') {
+            continue;
+        }
+        let table = table.as_ref().expect("a row exists for an accepted line");
+        assert!(
+            row < table.num_rows(),
+            "line {number} is neither a row nor a reject"
+        );
+        check_row(line, table, row);
+        row += 1;
+    }
+    assert!(
+        next_reject.next().is_none(),
+        "a reject for a line that does not exist"
+    );
+    assert_eq!(row, table.map_or(0, |t| t.num_rows()), "rows without lines");
+}
+
+fn concat(batches: &[RecordBatch]) -> Option<RecordBatch> {
+    let first = batches.first()?;
+    Some(datafusion::arrow::compute::concat_batches(&first.schema(), batches).unwrap())
+}
+
+fn tokens(line: &[u8]) -> Vec<&[u8]> {
+    line.split(|b| *b == b' ')
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// An accepted line's values, read back from the row.
+fn check_row(line: &[u8], table: &RecordBatch, row: usize) {
+    let text = std::str::from_utf8(line).expect("an accepted line is UTF-8");
+    assert!(line.len() <= MAX_LINE_BYTES);
+    let values = tokens(line);
+    assert_eq!(values.len(), table.num_columns(), "{text}");
+    for (column, value) in table.columns().iter().zip(values) {
+        let value = std::str::from_utf8(value).unwrap();
+        if value == "-" {
+            assert!(column.is_null(row), "{text}");
+            continue;
+        }
+        match column.data_type() {
+            DataType::Int64 => {
+                assert_eq!(
+                    column.as_primitive::<Int64Type>().value(row),
+                    value.parse::<i64>().unwrap()
+                );
+            }
+            DataType::Int32 => {
+                assert_eq!(
+                    column.as_primitive::<Int32Type>().value(row),
+                    value.parse::<i32>().unwrap()
+                );
+            }
+            _ => assert_eq!(column.as_string_view().value(row), value, "{text}"),
+        }
+    }
+}
+
+/// A rejected line deserves its reason.
+fn check_rejected(line: &[u8], header: &Header, reason: &Reject) {
+    match reason {
+        Reject::TooLong => assert!(line.len() > MAX_LINE_BYTES),
+        Reject::NotUtf8 => assert!(std::str::from_utf8(line).is_err()),
+        Reject::FieldCount { expected, found } => {
+            assert_eq!(*expected, header.tokens().len());
+            assert_eq!(*found, tokens(line).len());
+            assert_ne!(expected, found);
+        }
+        Reject::BadValue { field, .. } => {
+            let schema = header.arrow_schema(DataType::Utf8View);
+            let at = schema.index_of(field).expect("the field is a column");
+            let value = std::str::from_utf8(tokens(line)[at]).unwrap();
+            let readable = match schema.field(at).data_type() {
+                DataType::Int64 => value.parse::<i64>().is_ok_and(|v| v >= 0),
+                DataType::Int32 => value.parse::<i32>().is_ok_and(|v| v >= 0),
+                other => panic!("a {other} value was rejected: {value}"),
+            };
+            // Signs and more than 18 digits are not flow-log numbers.
+            assert!(
+                !readable || value.starts_with(['+', '-']) || value.len() > 18,
+                "`{value}` was rejected as {field}"
+            );
+        }
+    }
+}
