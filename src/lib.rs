@@ -42,6 +42,7 @@ pub mod prune;
 pub mod rejects;
 pub mod report;
 pub mod saved;
+pub mod scan;
 pub mod schema;
 pub mod session;
 pub mod source;

@@ -4,8 +4,9 @@
 //! folders of each LOCATION, lists only the folders the query's path and
 //! time filters allow (delimiter listings for accounts, regions and, when
 //! the date range is open, years/months/days; the days of a bounded range
-//! are visited directly), turns keys into path-column values, and spreads
-//! the surviving objects over DataFusion's partitions by size.
+//! are visited directly) and turns keys into path-column values. The
+//! listing of day folders runs while the objects are read
+//! ([`crate::scan::FlowLogScanExec`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,16 +18,13 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::physical_plan::FileScanConfigBuilder;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::union::UnionExec;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
@@ -36,6 +34,7 @@ use crate::prune::{
     Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values,
 };
 use crate::report::ScanReport;
+use crate::scan::FlowLogScanExec;
 use crate::schema::{self, Header};
 use crate::source::{FlowLogSource, ReadSettings};
 use crate::storage::{self, Location};
@@ -213,23 +212,6 @@ impl FlowLogTable {
     pub fn options(&self) -> &FlowLogOptions {
         &self.options
     }
-
-    async fn list(
-        &self,
-        predicate: &PathPredicate,
-        window: &TimeWindow,
-    ) -> Result<Vec<(ObjectStoreUrl, Vec<ListedObject>)>> {
-        let mut out = Vec::new();
-        for root in &self.roots {
-            let objects = if self.options.pruning {
-                list_pruned(root, predicate, window, &self.options).await?
-            } else {
-                list_all(root).await?
-            };
-            out.push((root.url.clone(), objects));
-        }
-        Ok(out)
-    }
 }
 
 #[async_trait]
@@ -265,7 +247,8 @@ impl TableProvider for FlowLogTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        // The LIMIT above the scan stops it by dropping its streams.
+        _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (predicate, window) = if self.options.pruning {
             (
@@ -276,50 +259,111 @@ impl TableProvider for FlowLogTable {
             (PathPredicate::try_new(state, &[])?, TimeWindow::ALL)
         };
         let target_partitions = state.config_options().execution.target_partitions.max(1);
-        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        for (url, objects) in self.list(&predicate, &window).await? {
-            let values: Vec<PathValues> = objects.iter().map(|o| path_values(&o.facts)).collect();
-            let keep = predicate.keep(Level::File, &values)?;
-            let files: Vec<PartitionedFile> = objects
-                .into_iter()
-                .zip(values)
-                .zip(keep)
-                .filter(|((o, _), keep)| *keep && window.keeps_file_time(o.facts.file_time))
-                .map(|((o, v), _)| {
-                    PartitionedFile::new_from_meta(o.meta)
-                        .with_partition_values(partition_values(&v))
-                })
-                .collect();
-            if files.is_empty() {
-                continue;
-            }
-            self.report.planned(
-                files.len() as u64,
-                files.iter().map(|f| f.object_meta.size).sum(),
-            );
-            let source = FlowLogSource::new(
-                self.table_schema.clone(),
-                ReadSettings {
-                    strict: self.options.strict,
-                    skip_bad_objects: self.options.skip_bad_objects,
-                    report: Arc::clone(&self.report),
-                },
-            );
-            let config = FileScanConfigBuilder::new(url, Arc::new(source))
-                .with_file_groups(balance_by_size(files, target_partitions))
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
-            plans.push(DataSourceExec::from_data_source(config));
+        let listing = ScanListing {
+            roots: self.roots.clone(),
+            predicate,
+            window,
+            options: self.options.clone(),
+            report: Arc::clone(&self.report),
+        };
+        let settings = ReadSettings {
+            strict: self.options.strict,
+            skip_bad_objects: self.options.skip_bad_objects,
+            report: Arc::clone(&self.report),
+        };
+        let configs = self
+            .roots
+            .iter()
+            .map(|root| {
+                let source = FlowLogSource::new(self.table_schema.clone(), settings.clone());
+                Ok(
+                    FileScanConfigBuilder::new(root.url.clone(), Arc::new(source))
+                        .with_projection_indices(projection.cloned())?
+                        .build(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(FlowLogScanExec::try_new(
+            Arc::new(listing),
+            configs,
+            target_partitions,
+        )?))
+    }
+}
+
+/// What one scan lists: the table's roots and the filters that prune them.
+#[derive(Debug)]
+pub(crate) struct ScanListing {
+    roots: Vec<Root>,
+    predicate: PathPredicate,
+    window: TimeWindow,
+    options: FlowLogOptions,
+    report: Arc<ScanReport>,
+}
+
+/// One object to read: the index of its root and the file.
+pub(crate) type FoundObject = (usize, PartitionedFile);
+
+impl ScanListing {
+    /// Where each root's objects are, by root index.
+    pub(crate) fn store(&self, root: usize) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.roots[root].store)
+    }
+
+    /// Lists the objects the scan reads and sends each down `found` as soon
+    /// as the listing of its day folder returns, so reading starts while
+    /// later days are still being listed. A failed listing is sent as an
+    /// error. Returns early once nobody receives.
+    pub(crate) async fn run(&self, found: &tokio::sync::mpsc::Sender<Result<FoundObject>>) {
+        if let Err(e) = self.send_all(found).await {
+            let _ = found.send(Err(e)).await;
         }
-        if plans.is_empty() {
-            let schema = match projection {
-                Some(p) => Arc::new(self.schema().project(p)?),
-                None => self.schema(),
+    }
+
+    async fn send_all(&self, found: &tokio::sync::mpsc::Sender<Result<FoundObject>>) -> Result<()> {
+        let concurrency = self.options.listing_concurrency.max(1);
+        for (index, root) in self.roots.iter().enumerate() {
+            let folders = if self.options.pruning {
+                day_folders(root, &self.predicate, &self.window, &self.options).await?
+            } else {
+                vec![root.awslogs.clone()]
             };
-            return Ok(Arc::new(EmptyExec::new(schema)));
+            let mut listings = futures::stream::iter(folders)
+                .map(|folder| async move { list_objects(root, &folder).await })
+                .buffered(concurrency);
+            while let Some(objects) = listings.next().await {
+                for file in self.to_read(objects?)? {
+                    self.report.planned(1, file.object_meta.size);
+                    if found.send(Ok((index, file))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        UnionExec::try_new(plans)
+        Ok(())
+    }
+
+    /// The listed objects that the path filters and the time window keep.
+    fn to_read(&self, objects: Vec<ListedObject>) -> Result<Vec<PartitionedFile>> {
+        let values: Vec<PathValues> = objects.iter().map(|o| path_values(&o.facts)).collect();
+        let keep = self.predicate.keep(Level::File, &values)?;
+        Ok(objects
+            .into_iter()
+            .zip(values)
+            .zip(keep)
+            .filter(|((o, _), keep)| *keep && self.window.keeps_file_time(o.facts.file_time))
+            .map(|((o, v), _)| {
+                PartitionedFile::new_from_meta(o.meta).with_partition_values(partition_values(&v))
+            })
+            .collect())
+    }
+
+    /// Where the listing looks, for plan display: each root's `AWSLogs/`.
+    pub(crate) fn roots_display(&self) -> Vec<String> {
+        self.roots
+            .iter()
+            .map(|r| crate::source::object_display(&r.url, &r.awslogs))
+            .collect()
     }
 }
 
@@ -333,31 +377,6 @@ fn path_values(facts: &KeyFacts) -> PathValues {
         flow_log_id: Some(facts.flow_log_id.clone()),
         file_time: Some(facts.file_time),
     }
-}
-
-/// Splits objects into `n` groups of similar total size, largest first, so
-/// the partitions finish at about the same time.
-fn balance_by_size(mut files: Vec<PartitionedFile>, n: usize) -> Vec<FileGroup> {
-    files.sort_by(|a, b| {
-        b.object_meta
-            .size
-            .cmp(&a.object_meta.size)
-            .then_with(|| a.object_meta.location.cmp(&b.object_meta.location))
-    });
-    let n = n.min(files.len()).max(1);
-    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
-    for file in files {
-        let (total, members) = groups
-            .iter_mut()
-            .min_by_key(|(total, _)| *total)
-            .expect("at least one group");
-        *total += file.object_meta.size;
-        members.push(file);
-    }
-    groups
-        .into_iter()
-        .map(|(_, files)| FileGroup::new(files))
-        .collect()
 }
 
 fn listing_error(
@@ -586,14 +605,14 @@ fn last_day_of_month(first: NaiveDate) -> NaiveDate {
     next.and_then(|n| n.pred_opt()).unwrap_or(first)
 }
 
-/// The flow-log objects below a root that the predicate and window allow,
-/// listing only the folders that can hold them.
-async fn list_pruned(
+/// The day folders below a root that the predicate and window allow, found
+/// with delimiter listings (or, for a short bounded range, named directly).
+async fn day_folders(
     root: &Root,
     predicate: &PathPredicate,
     window: &TimeWindow,
     options: &FlowLogOptions,
-) -> Result<Vec<ListedObject>> {
+) -> Result<Vec<Path>> {
     let concurrency = options.listing_concurrency.max(1);
     let regions = list_regions(root, predicate, concurrency).await?;
     let enumerated = window.enumerable_days(options.max_enumerated_days);
@@ -627,15 +646,11 @@ async fn list_pruned(
         .buffered(concurrency)
         .try_collect()
         .await?;
-    let objects: Vec<Vec<ListedObject>> = futures::stream::iter(day_lists.into_iter().flatten())
-        .map(|(account, region, date)| async move {
-            let folder = join(&root.awslogs, &account.day_folder(&region, date));
-            list_objects(root, &folder).await
-        })
-        .buffered(concurrency)
-        .try_collect()
-        .await?;
-    Ok(objects.into_iter().flatten().collect())
+    Ok(day_lists
+        .into_iter()
+        .flatten()
+        .map(|(account, region, date)| join(&root.awslogs, &account.day_folder(&region, date)))
+        .collect())
 }
 
 /// Reads the header of one object from its first bytes.
@@ -809,26 +824,6 @@ impl FlowLogTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_are_balanced_by_size() {
-        let files: Vec<PartitionedFile> = [100u64, 90, 50, 40, 10, 10]
-            .iter()
-            .enumerate()
-            .map(|(i, size)| PartitionedFile::new(format!("f{i}"), *size))
-            .collect();
-        let groups = balance_by_size(files, 2);
-        let totals: Vec<u64> = groups
-            .iter()
-            .map(|g| g.iter().map(|f| f.object_meta.size).sum())
-            .collect();
-        assert_eq!(totals.iter().sum::<u64>(), 300);
-        assert!(totals.iter().all(|t| *t == 150), "{totals:?}");
-        assert_eq!(
-            balance_by_size(vec![PartitionedFile::new("a", 1)], 8).len(),
-            1
-        );
-    }
 
     #[test]
     fn month_ends() {

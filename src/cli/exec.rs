@@ -120,7 +120,8 @@ impl Shell {
         if let Some(note) = executed.note {
             eprintln!("note: {note}");
         }
-        executed.dataframe.create_physical_plan().await?;
+        let plan = executed.dataframe.create_physical_plan().await?;
+        crate::scan::list_scans(&plan).await?;
         let summary = self.report.summary();
         println!(
             "would read {} object(s), {} compressed, of {} flow-log object(s) listed; {} LIST request(s):",

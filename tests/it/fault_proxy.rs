@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct Seen {
     /// The `Range` header, if any.
     pub range: Option<String>,
     pub fault: Fault,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Seen {
@@ -46,6 +48,14 @@ impl Seen {
 
     pub fn is_list(&self) -> bool {
         self.method == "GET" && self.target.contains("list-type=")
+    }
+
+    /// A query parameter, decoded.
+    pub fn query(&self, key: &str) -> Option<String> {
+        let url = url::Url::parse(&format!("http://proxy{}", self.target)).ok()?;
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
     }
 }
 
@@ -165,6 +175,7 @@ fn serve(
             target,
             range: header("range"),
             fault: Fault::Pass,
+            at: Instant::now(),
         };
         {
             let mut seen = seen.lock().unwrap();

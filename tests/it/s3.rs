@@ -423,7 +423,7 @@ fn credentials_come_from_profiles_and_credential_process_and_never_show() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(all.contains("DataSourceExec"), "{all}");
+    assert!(all.contains("FlowLogScanExec"), "{all}");
     assert!(!all.contains("secret-from-environment"));
 }
 

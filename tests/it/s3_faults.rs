@@ -217,20 +217,22 @@ async fn dropping_a_query_stops_its_listing_and_reading() {
         .filter(|p| p.to_str().unwrap().ends_with(".log.gz"))
         .count();
 
-    // Dropped while listing: planning lists the tree.
+    // Dropped while listing: the scan lists as it runs.
     let before = proxy.seen().len();
-    let planning = async {
-        ctx.sql("SELECT * FROM vpc_flow_logs")
-            .await?
-            .execute_stream()
-            .await
-    };
+    let mut stream = ctx
+        .sql("SELECT * FROM vpc_flow_logs")
+        .await
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
     assert!(
-        tokio::time::timeout(Duration::from_millis(200), planning)
+        tokio::time::timeout(Duration::from_millis(200), stream.next())
             .await
             .is_err(),
-        "planning finished before it could be dropped"
+        "a batch came before the listing could be dropped"
     );
+    drop(stream);
     let after = assert_quiet_after(&proxy, Duration::from_millis(500), "listing").await;
     assert!(after > before, "nothing was listed");
 
@@ -258,4 +260,51 @@ async fn dropping_a_query_stops_its_listing_and_reading() {
         "{gets} of {objects} objects were requested after the stream was dropped"
     );
     assert!(total > start_of_query);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_starts_while_a_slow_listing_is_still_running() {
+    let moto = tokio::task::block_in_place(moto);
+    let _turn = TURN.lock().await;
+    // The listing of the last day folder in listing order answers slowly.
+    let last_day = "aws-region=us-east-1/year=2024/month=01/day=15/";
+    let pause = Duration::from_secs(1);
+    let slow = Arc::new(AtomicBool::new(false));
+    let proxy = {
+        let slow = Arc::clone(&slow);
+        FaultProxy::start(moto.port, move |request, _| {
+            let slow_listing = request.is_list()
+                && request.query("delimiter").is_none()
+                && request
+                    .query("prefix")
+                    .is_some_and(|p| p.ends_with(last_day));
+            if slow.load(Ordering::Relaxed) && slow_listing {
+                Fault::Slow(pause)
+            } else {
+                Fault::Pass
+            }
+        })
+    };
+    let ctx = context_through(&proxy, 0).await.unwrap();
+    slow.store(true, Ordering::Relaxed);
+    let sql = "SELECT count(*), sum(bytes) FROM vpc_flow_logs";
+    let over_s3 = try_rows(&ctx, sql).await.unwrap();
+    assert_eq!(
+        over_s3,
+        rows(&local_context(&bucket(), true).await, sql).await
+    );
+    let seen = proxy.seen();
+    let slow_listing = seen
+        .iter()
+        .find(|s| s.fault != Fault::Pass)
+        .expect("the last day was listed");
+    let read_meanwhile = seen
+        .iter()
+        .filter(|s| s.is_object_get() && !s.target.contains("day=15"))
+        .filter(|s| s.at > slow_listing.at && s.at < slow_listing.at + pause)
+        .count();
+    assert!(
+        read_meanwhile > 0,
+        "no object was read while the last listing was answering: {seen:#?}"
+    );
 }

@@ -1,0 +1,257 @@
+//! [`FlowLogScanExec`]: the execution plan that lists while it reads.
+//!
+//! DataFusion's `DataSourceExec` needs every file before the first is read,
+//! so a query over years of a large bucket would wait for the whole listing.
+//! Here the listing runs as a task beside the readers: each day folder's
+//! objects go into a bounded queue as soon as its listing returns, and the
+//! plan's partitions take the next object from that queue whenever they
+//! finish one, which also spreads uneven objects evenly. Dropping every
+//! partition's stream (a finished LIMIT, Ctrl-C, a dropped query) drops the
+//! queue and aborts the listing task.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileOpener, FileScanConfig};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::coop::cooperative;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use crate::table::{FoundObject, ScanListing};
+
+/// Objects listed ahead of the readers at most; bounds the listing's memory.
+const QUEUE_OBJECTS: usize = 4096;
+
+/// Reads the flow-log objects of one scan while listing them.
+pub struct FlowLogScanExec {
+    listing: Arc<ScanListing>,
+    /// One per root: its store URL, projection and file source.
+    configs: Vec<FileScanConfig>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    /// The running execution's queue; partitions join it while it lives.
+    feed: Mutex<Option<(Weak<Feed>, Vec<bool>)>>,
+}
+
+impl fmt::Debug for FlowLogScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowLogScanExec")
+            .field("listing", &self.listing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The queue of listed objects that one execution's partitions share, and
+/// the task filling it.
+struct Feed {
+    objects: tokio::sync::Mutex<mpsc::Receiver<Result<FoundObject>>>,
+    _listing: SpawnedTask<()>,
+}
+
+impl Feed {
+    fn start(listing: Arc<ScanListing>) -> Arc<Self> {
+        let (sender, receiver) = mpsc::channel(QUEUE_OBJECTS);
+        let task = SpawnedTask::spawn(async move { listing.run(&sender).await });
+        Arc::new(Self {
+            objects: tokio::sync::Mutex::new(receiver),
+            _listing: task,
+        })
+    }
+
+    /// The next object to read; `None` once the listing is done and the
+    /// queue is empty.
+    async fn next(&self) -> Option<Result<FoundObject>> {
+        self.objects.lock().await.recv().await
+    }
+}
+
+impl FlowLogScanExec {
+    /// A scan of what `listing` finds, opened with `configs` (one per root,
+    /// all with the same projection), over `partitions` readers.
+    pub(crate) fn try_new(
+        listing: Arc<ScanListing>,
+        configs: Vec<FileScanConfig>,
+        partitions: usize,
+    ) -> Result<Self> {
+        let schema = configs
+            .first()
+            .ok_or_else(|| DataFusionError::Internal("a scan without roots".to_string()))?
+            .projected_schema()?;
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions.max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            listing,
+            configs,
+            schema,
+            properties: Arc::new(properties),
+            feed: Mutex::new(None),
+        })
+    }
+
+    /// Runs the listing to the end without reading any object, so the scan
+    /// report counts what the scan would read (`--dry-run`).
+    pub async fn list_only(&self) -> Result<()> {
+        let (sender, mut receiver) = mpsc::channel(QUEUE_OBJECTS);
+        let listing = Arc::clone(&self.listing);
+        let run = async move { listing.run(&sender).await };
+        let drain = async move {
+            while let Some(found) = receiver.recv().await {
+                found?;
+            }
+            Ok(())
+        };
+        futures::future::join(run, drain).await.1
+    }
+
+    /// The feed partition `partition` reads from: the running execution's,
+    /// or a new one when this partition already ran (the plan is run
+    /// again). `None` when this execution's listing is over and every
+    /// other partition has gone: nothing is left for this one.
+    fn feed_for(&self, partition: usize) -> Option<Arc<Feed>> {
+        let mut guard = self.feed.lock().unwrap_or_else(|e| e.into_inner());
+        let partitions = self.properties.partitioning.partition_count();
+        if let Some((weak, taken)) = guard.as_mut()
+            && !taken[partition]
+        {
+            taken[partition] = true;
+            return weak.upgrade();
+        }
+        let feed = Feed::start(Arc::clone(&self.listing));
+        let mut taken = vec![false; partitions];
+        taken[partition] = true;
+        *guard = Some((Arc::downgrade(&feed), taken));
+        Some(feed)
+    }
+}
+
+impl DisplayAs for FlowLogScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "FlowLogScanExec: roots=[{}], columns=[{}], listed while read",
+                    self.listing.roots_display().join(", "),
+                    self.schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            DisplayFormatType::TreeRender => write!(f, "roots={}", self.configs.len()),
+        }
+    }
+}
+
+impl ExecutionPlan for FlowLogScanExec {
+    fn name(&self) -> &str {
+        "FlowLogScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "FlowLogScanExec has no children".to_string(),
+            ))
+        }
+    }
+
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(Self::try_new(
+            Arc::clone(&self.listing),
+            self.configs.clone(),
+            self.properties.partitioning.partition_count(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some(feed) = self.feed_for(partition) else {
+            let empty = futures::stream::empty();
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                empty,
+            )));
+        };
+        let batch_size = context.session_config().batch_size();
+        let openers: Vec<Arc<dyn FileOpener>> = self
+            .configs
+            .iter()
+            .enumerate()
+            .map(|(root, config)| {
+                let source = config.file_source().with_batch_size(batch_size);
+                source.create_file_opener(self.listing.store(root), config, partition)
+            })
+            .collect::<Result<_>>()?;
+        let objects = futures::stream::unfold(feed, |feed| async move {
+            let next = feed.next().await?;
+            Some((next, feed))
+        });
+        let batches = objects
+            .and_then(move |(root, file): (usize, PartitionedFile)| {
+                let opened = openers[root].open(file);
+                async move { opened?.await }
+            })
+            .try_flatten();
+        Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches.boxed(),
+        ))))
+    }
+}
+
+/// Runs the listing of every flow-log scan in `plan` without reading, so
+/// the tables' scan reports say what executing it would read.
+pub async fn list_scans(plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
+    let mut pending = vec![Arc::clone(plan)];
+    while let Some(node) = pending.pop() {
+        let any: &dyn std::any::Any = node.as_ref();
+        if let Some(scan) = any.downcast_ref::<FlowLogScanExec>() {
+            scan.list_only().await?;
+        }
+        pending.extend(node.children().into_iter().cloned());
+    }
+    Ok(())
+}
