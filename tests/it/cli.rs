@@ -1,5 +1,6 @@
 //! The real `flowsql` binary, run as a process.
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::support::*;
@@ -297,6 +298,131 @@ fn skip_bad_objects_passes_over_each_bad_object_naming_it() {
         .unwrap_or(0);
     assert_eq!(n, good + before, "{stderr}");
     assert!(before < good, "{stderr}");
+}
+
+/// Gzips `text` into `day/…_{time}Z_{hash}.log.gz`.
+fn write_object(day: &std::path::Path, time: &str, hash: &str, text: &[u8]) -> PathBuf {
+    use std::io::Write;
+    let path = day.join(format!(
+        "111122223333_vpcflowlogs_us-east-1_fl-1_20240301T{time}Z_{hash}.log.gz"
+    ));
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(text).unwrap();
+    gz.finish().unwrap();
+    path
+}
+
+#[test]
+fn odd_text_is_read_as_the_bad_input_rules_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
+    std::fs::create_dir_all(&day).unwrap();
+    let header = "version account-id srcport bytes log-status";
+    // CRLF endings, runs of spaces, trailing spaces, a blank line.
+    write_object(
+        &day,
+        "0000",
+        "00000000",
+        format!("{header}\r\n2 111122223333 22 10 OK\r\n2  111122223333   80 20 OK   \r\n\r\n2 111122223333 - - NODATA\r\n").as_bytes(),
+    );
+    // Header only.
+    write_object(&day, "0005", "11111111", format!("{header}\n").as_bytes());
+    // A non-UTF-8 line, then an 8 MB line with no newline at the end.
+    let mut content = format!("{header}\n2 111122223333 443 30 OK\n").into_bytes();
+    content.extend_from_slice(b"2 111122223333 \xff 1 OK\n2 111122223333 443 40 OK\n2 ");
+    content.extend(std::iter::repeat_n(b'9', 8 << 20));
+    write_object(&day, "0010", "22222222", &content);
+    // A field the table has no column for (the newest day is sampled for
+    // those when the table opens, so this one is not).
+    let old_day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/02/01");
+    std::fs::create_dir_all(&old_day).unwrap();
+    write_object(
+        &old_day,
+        "0000",
+        "33333333",
+        format!("{header} brand-new-field\n2 111122223333 53 50 OK x\n").as_bytes(),
+    );
+
+    let out = flowsql(&[
+        dir.path().to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n, sum(bytes) AS b, count(srcport) AS ports FROM vpc_flow_logs",
+        "-c",
+        "SELECT line, reason, length(text) AS len FROM flowsql_rejects ORDER BY object, line",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Rows: 3 from the CRLF object, 2 good ones after the bad, 1 old.
+    assert_eq!(lines[..2], ["n,b,ports", "6,150,5"], "{stdout}");
+    assert_eq!(lines[2], "line,reason,len");
+    // 15 characters, U+FFFD for the bad byte, 5 more.
+    assert_eq!(lines[3], "3,the line is not UTF-8 text,21", "{stdout}");
+    assert_eq!(
+        lines[4], "5,the line is longer than 65536 bytes,4096",
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("skipped 2 malformed line(s) in 1 object(s)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("brand-new-field"), "{stderr}");
+    assert!(stderr.contains("_33333333.log.gz"), "{stderr}");
+}
+
+#[test]
+fn flowsql_never_writes_to_a_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for file in walk(&bucket()) {
+        let to = tree.join(file.strip_prefix(bucket()).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+    let snapshot = || -> Vec<(PathBuf, u64, std::time::SystemTime, Vec<u8>)> {
+        walk(&tree)
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::metadata(&p).unwrap();
+                let bytes = std::fs::read(&p).unwrap();
+                (p, meta.len(), meta.modified().unwrap(), bytes)
+            })
+            .collect()
+    };
+    let before = snapshot();
+    let output = dir.path().join("out.parquet");
+    for args in [
+        vec!["-c", "SELECT * FROM vpc_flow_logs"],
+        vec!["-c", "SHOW PARTITIONS vpc_flow_logs"],
+        vec!["-c", "MSCK REPAIR TABLE vpc_flow_logs"],
+        vec!["--dry-run", "-c", "SELECT count(*) FROM vpc_flow_logs"],
+        vec![
+            "-o",
+            output.to_str().unwrap(),
+            "-c",
+            "SELECT * FROM vpc_flow_logs",
+        ],
+    ] {
+        let mut all = vec![tree.to_str().unwrap(), "-q"];
+        all.extend(args);
+        let out = flowsql(&all);
+        assert!(out.status.success(), "{all:?}: {}", text(&out.stderr));
+    }
+    assert!(output.exists());
+    let after = snapshot();
+    assert_eq!(before.len(), after.len(), "files appeared in the location");
+    assert!(before == after, "a file in the location changed");
 }
 
 #[test]

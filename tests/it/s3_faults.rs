@@ -85,6 +85,11 @@ async fn throttling_server_errors_drops_and_cut_bodies_are_retried_into_the_righ
         assert_eq!(over_s3, rows(&local, sql).await, "{sql}");
     }
     let seen = proxy.seen();
+    // flowsql never writes to a LOCATION: reads only.
+    assert!(
+        seen.iter().all(|s| s.method == "GET" || s.method == "HEAD"),
+        "{seen:#?}"
+    );
     for kind in kinds.iter().chain([&Fault::SlowDown]) {
         assert!(
             seen.iter().filter(|s| s.fault == *kind).count() >= 2,
