@@ -128,6 +128,11 @@ struct FieldSlot {
 /// its record lines into rows.
 struct RecordDecoder {
     fields: Vec<FieldSlot>,
+    /// The numeric fields (index, kind): every line checks these.
+    numeric: Vec<(usize, FieldKind)>,
+    /// (field index, output column) for the requested fields: the hot loop
+    /// visits only these, not every header field.
+    outputs: Vec<(usize, usize)>,
     /// Output columns no header field feeds; they are all NULL.
     missing_outputs: Vec<usize>,
     builders: Vec<ColumnBuilder>,
@@ -165,7 +170,20 @@ impl RecordDecoder {
             .filter(|(_, fed)| !**fed)
             .map(|(i, _)| i)
             .collect();
+        let numeric = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind != FieldKind::Text)
+            .map(|(i, f)| (i, f.kind))
+            .collect();
+        let outputs = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.output?)))
+            .collect();
         Ok(Self {
+            numeric,
+            outputs,
             ints: vec![None; fields.len()],
             tokens: Vec::with_capacity(fields.len()),
             fields,
@@ -179,42 +197,38 @@ impl RecordDecoder {
 
     /// Checks one record line and, if it is well formed, appends it as a row.
     fn decode_line(&mut self, line: &[u8]) -> std::result::Result<(), Reject> {
-        split_fields(line, &mut self.tokens);
+        let ascii = split_fields(line, &mut self.tokens);
         if self.tokens.len() != self.fields.len() {
             return Err(Reject::FieldCount {
                 expected: self.fields.len(),
                 found: self.tokens.len(),
             });
         }
-        if !line.is_ascii() && std::str::from_utf8(line).is_err() {
+        if !ascii && std::str::from_utf8(line).is_err() {
             return Err(Reject::NotUtf8);
         }
         // Validate every numeric field before appending anything, so a
         // rejected line leaves no partial row behind.
-        for (i, slot) in self.fields.iter().enumerate() {
-            if slot.kind == FieldKind::Text {
-                continue;
-            }
+        for &(i, kind) in &self.numeric {
             let (start, end) = self.tokens[i];
             let token = &line[start..end];
             self.ints[i] = if token == b"-" {
                 None
             } else {
                 let value = parse_integer(token)
-                    .filter(|v| slot.kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
+                    .filter(|v| kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
                 match value {
                     Some(v) => Some(v),
                     None => {
                         return Err(Reject::BadValue {
-                            field: slot.name.clone(),
+                            field: self.fields[i].name.clone(),
                             value: truncate_for_message(&String::from_utf8_lossy(token)),
                         });
                     }
                 }
             };
         }
-        for (i, slot) in self.fields.iter().enumerate() {
-            let Some(out) = slot.output else { continue };
+        for &(i, out) in &self.outputs {
             match &mut self.builders[out] {
                 ColumnBuilder::Int32(b) => b.append_option(self.ints[i].map(|v| v as i32)),
                 ColumnBuilder::Int64(b) => b.append_option(self.ints[i]),
@@ -261,21 +275,81 @@ impl RecordDecoder {
 }
 
 /// Splits a line at runs of spaces into `(start, end)` byte ranges.
-fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) {
+///
+/// The hot loop's tokenizer: it finds the spaces of 64 bytes at a time as
+/// a bit mask (8 bytes per step, in plain integer arithmetic), then reads
+/// token starts and ends off the mask's edges, instead of searching for
+/// each space on its own (three times the instructions, measured with
+/// callgrind). Returns whether the line is all ASCII, which the same pass
+/// finds for free.
+fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
     tokens.clear();
-    let mut i = 0;
+    let mut high_bits = 0u64;
     let n = line.len();
-    while i < n {
-        while i < n && line[i] == b' ' {
-            i += 1;
+    // Whether the byte before the current block is a space (the start of
+    // the line counts as one).
+    let mut after_space = true;
+    let mut open = 0;
+    let mut block = 0;
+    while block < n {
+        let mask = space_mask(&line[block..n.min(block + 64)], &mut high_bits);
+        let before = (mask << 1) | u64::from(after_space);
+        let mut starts = !mask & before;
+        let mut ends = mask & !before;
+        while starts | ends != 0 {
+            let (s, e) = (starts.trailing_zeros(), ends.trailing_zeros());
+            if s < e {
+                open = block + s as usize;
+                starts &= starts - 1;
+            } else {
+                tokens.push((open, block + e as usize));
+                ends &= ends - 1;
+            }
         }
-        if i == n {
-            break;
-        }
-        let start = i;
-        i = memchr::memchr(b' ', &line[i..]).map_or(n, |p| i + p);
-        tokens.push((start, i));
+        after_space = mask >> 63 == 1;
+        block += 64;
     }
+    if !after_space {
+        tokens.push((open, n));
+    }
+    high_bits & 0x8080_8080_8080_8080 == 0
+}
+
+/// Bit `i` is set when byte `i` of `bytes` (at most 64) is a space; bits
+/// past the end are set too, as if the block were padded with spaces.
+/// Every word read is ORed into `high_bits`, for the ASCII check.
+fn space_mask(bytes: &[u8], high_bits: &mut u64) -> u64 {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Moves the top bit of each byte k to bit 56 + k (no two products
+    // overlap, so nothing carries).
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let word_mask = |x: u64| {
+        let x = x ^ SPACES;
+        // The top bit of each byte is set exactly where x's byte is zero.
+        let zero = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+        (zero >> 7).wrapping_mul(GATHER) >> 56
+    };
+    let mut mask = 0u64;
+    let mut words = bytes.chunks_exact(8);
+    for (i, word) in words.by_ref().enumerate() {
+        let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
+        let word = u64::from_le_bytes(word);
+        *high_bits |= word;
+        mask |= word_mask(word) << (i * 8);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut padded = [b' '; 8];
+        padded[..rest.len()].copy_from_slice(rest);
+        let word = u64::from_le_bytes(padded);
+        *high_bits |= word;
+        mask |= word_mask(word) << (bytes.len() / 8 * 8);
+    }
+    if bytes.len() < 64 {
+        mask |= u64::MAX << bytes.len();
+    }
+    mask
 }
 
 /// Parses an unsigned decimal integer without allocating.
@@ -579,6 +653,51 @@ mod tests {
                 "i64 overflow"
             );
             assert_eq!(rejects[4].1, Reject::NotUtf8);
+        }
+    }
+
+    #[test]
+    fn the_tokenizer_agrees_with_a_naive_split() {
+        let naive = |line: &[u8]| -> Vec<(usize, usize)> {
+            let mut out = vec![];
+            let mut i = 0;
+            while i < line.len() {
+                if line[i] == b' ' {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < line.len() && line[i] != b' ' {
+                    i += 1;
+                }
+                out.push((start, i));
+            }
+            out
+        };
+        let mut lines: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b" ".to_vec(),
+            b"a".to_vec(),
+            b"  a  bb   ccc ".to_vec(),
+            b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK".to_vec(),
+        ];
+        // Tokens and gaps across every 8- and 64-byte boundary.
+        for len in 55..140 {
+            for gap in [1, 2, 9] {
+                let mut line = vec![b'x'; len];
+                for i in (3..len).step_by(7 + gap) {
+                    line[i..(i + gap).min(len)].fill(b' ');
+                }
+                lines.push(line);
+            }
+        }
+        let mut tokens = vec![];
+        lines.push("naïve  café".as_bytes().to_vec());
+        lines.push(b"ascii \x80".to_vec());
+        for line in &lines {
+            let ascii = split_fields(line, &mut tokens);
+            assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(ascii, line.is_ascii());
         }
     }
 
