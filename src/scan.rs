@@ -12,11 +12,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileOpener, FileScanConfig};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
@@ -27,7 +27,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
     SendableRecordBatchStream,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use crate::table::{FoundObject, ScanListing};
@@ -75,6 +76,11 @@ impl Feed {
     /// queue is empty.
     async fn next(&self) -> Option<Result<FoundObject>> {
         self.objects.lock().await.recv().await
+    }
+
+    /// The next object if one is queued now, without waiting.
+    fn try_next(&self) -> Option<Result<FoundObject>> {
+        self.objects.try_lock().ok()?.try_recv().ok()
     }
 }
 
@@ -225,20 +231,69 @@ impl ExecutionPlan for FlowLogScanExec {
                 source.create_file_opener(self.listing.store(root), config, partition)
             })
             .collect::<Result<_>>()?;
-        let objects = futures::stream::unfold(feed, |feed| async move {
-            let next = feed.next().await?;
-            Some((next, feed))
-        });
-        let batches = objects
-            .and_then(move |(root, file): (usize, PartitionedFile)| {
-                let opened = openers[root].open(file);
-                async move { opened?.await }
-            })
-            .try_flatten();
+        let reader = PartitionReader {
+            feed,
+            openers,
+            current: None,
+            next: None,
+        };
+        let batches = futures::stream::unfold(reader, PartitionReader::next_batch);
         Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             batches.boxed(),
         ))))
+    }
+}
+
+type Batches = BoxStream<'static, Result<RecordBatch>>;
+
+/// One partition's reading: the object being read and, while it is read,
+/// the next one already being opened (for S3, its GET under way), as
+/// DataFusion's own file stream does.
+struct PartitionReader {
+    feed: Arc<Feed>,
+    openers: Vec<Arc<dyn FileOpener>>,
+    current: Option<Batches>,
+    next: Option<SpawnedTask<Result<Batches>>>,
+}
+
+impl PartitionReader {
+    async fn next_batch(mut self) -> Option<(Result<RecordBatch>, Self)> {
+        loop {
+            if self.current.is_some() {
+                if self.next.is_none()
+                    && let Some(found) = self.feed.try_next()
+                {
+                    self.next = Some(self.start_opening(found));
+                }
+                let current = self.current.as_mut().expect("checked above");
+                match current.next().await {
+                    Some(batch) => return Some((batch, self)),
+                    None => self.current = None,
+                }
+            }
+            let opening = match self.next.take() {
+                Some(opening) => opening,
+                None => {
+                    let found = self.feed.next().await?;
+                    self.start_opening(found)
+                }
+            };
+            match opening.join().await {
+                Ok(Ok(batches)) => self.current = Some(batches),
+                Ok(Err(e)) => return Some((Err(e), self)),
+                Err(e) => {
+                    return Some((Err(DataFusionError::ExecutionJoin(Box::new(e))), self));
+                }
+            }
+        }
+    }
+
+    /// Opens an object in its own task, so it proceeds while the current
+    /// one is read; dropping the task (with the reader) cancels it.
+    fn start_opening(&self, found: Result<FoundObject>) -> SpawnedTask<Result<Batches>> {
+        let opened = found.and_then(|(root, file)| self.openers[root].open(file));
+        SpawnedTask::spawn(async move { opened?.await })
     }
 }
 

@@ -4,6 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// Each target uses part of the shared properties.
+#[allow(dead_code)]
 #[path = "../../tests/it/decoder_properties.rs"]
 mod decoder_properties;
 

@@ -1,24 +1,32 @@
 //! The fuzzers' properties (`decoder_properties.rs`) on stable Rust: the
 //! corpus cargo-fuzz keeps in `fuzz/corpus/` (seeds plus every input that
-//! reached new code, and past crashes), and a fixed-seed stream of mutated
-//! flow-log text, as a property test would generate.
+//! reached new code), past failures in `fuzz/regressions/`, and a
+//! fixed-seed stream of mutated flow-log text, as a property test would
+//! generate.
 
 use std::path::PathBuf;
 
 use crate::decoder_properties::{check_decoder, check_header};
 
+/// The kept inputs of one fuzz target: `fuzz/corpus/TARGET` (managed by
+/// cargo-fuzz, which may merge or drop files) and `fuzz/regressions/TARGET`
+/// (inputs that once broke a property, kept by hand).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
-    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut inputs = Vec::new();
+    for dir in [
+        fuzz.join("corpus").join(target),
+        fuzz.join("regressions").join(target),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            (path, bytes)
-        })
-        .collect();
+            inputs.push((path, bytes));
+        }
+    }
     inputs.sort();
     inputs
 }
@@ -127,7 +135,7 @@ fn mutated_flow_log_text_keeps_every_property() {
             let path = std::env::temp_dir().join(format!("flowsql-mutated-{case}"));
             std::fs::write(&path, &text).unwrap();
             panic!(
-                "case {case} broke a property; its input is in {} (add it to fuzz/corpus/decoder)",
+                "case {case} broke a property; its input is in {} (add it to fuzz/regressions/decoder)",
                 path.display()
             );
         }
