@@ -21,7 +21,30 @@ use crate::report::{MalformedLine, ScanReport};
 /// The name the rejects table is registered under.
 pub const REJECTS_TABLE: &str = "flowsql_rejects";
 
-/// The rejects table over one flow-log table's [`ScanReport`].
+/// The rejects table over one flow-log table's [`ScanReport`];
+/// [`crate::new_context`] registers it as `flowsql_rejects`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion::common::Result<()> {
+/// use datafusion::arrow::array::AsArray;
+/// use datafusion::arrow::datatypes::Int64Type;
+/// use flowsql::{new_context, SessionOptions};
+///
+/// // A fixture object with two malformed lines.
+/// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/malformed");
+/// let ctx = new_context(&[location], &SessionOptions::default()).await?;
+/// ctx.sql("SELECT count(*) FROM vpc_flow_logs").await?.collect().await?;
+/// let rejects = ctx
+///     .sql("SELECT line FROM flowsql_rejects ORDER BY line")
+///     .await?
+///     .collect()
+///     .await?;
+/// let lines: Vec<i64> = rejects[0].column(0).as_primitive::<Int64Type>().values().to_vec();
+/// assert_eq!(lines, [3, 4]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct RejectsTable {
     report: Arc<ScanReport>,

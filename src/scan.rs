@@ -36,7 +36,32 @@ use crate::table::{FoundObject, ScanListing};
 /// Objects listed ahead of the readers at most; bounds the listing's memory.
 const QUEUE_OBJECTS: usize = 4096;
 
-/// Reads the flow-log objects of one scan while listing them.
+/// Reads the flow-log objects of one scan while listing them; what
+/// [`crate::FlowLogTable`]'s `scan` returns.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion::common::Result<()> {
+/// use flowsql::{new_context, SessionOptions};
+///
+/// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket");
+/// let ctx = new_context(&[location], &SessionOptions::default()).await?;
+/// let plan = ctx
+///     .sql("SELECT count(*) FROM vpc_flow_logs")
+///     .await?
+///     .create_physical_plan()
+///     .await?;
+/// let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+/// assert!(shown.contains("FlowLogScanExec"), "{shown}");
+/// // Nothing is listed until the plan runs; list_scans lists without reading.
+/// let report = flowsql::scan_report(&ctx, "vpc_flow_logs").await?;
+/// report.reset();
+/// flowsql::scan::list_scans(&plan).await?;
+/// assert!(report.summary().objects_planned > 0);
+/// assert_eq!(report.summary().objects_opened, 0);
+/// # Ok(())
+/// # }
+/// ```
 pub struct FlowLogScanExec {
     listing: Arc<ScanListing>,
     /// One per root: its store URL, projection and file source.
