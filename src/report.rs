@@ -82,7 +82,8 @@ struct Details {
 /// A copy of a [`ScanReport`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanSummary {
-    /// Objects the plans of the statement will read (after pruning).
+    /// Objects the statement's scans have listed for reading so far (after
+    /// pruning; the listing runs while objects are read).
     pub objects_planned: u64,
     /// Compressed bytes of those objects.
     pub bytes_planned: u64,
@@ -105,8 +106,8 @@ pub struct ScanSummary {
     /// Header fields read from objects that the table shows no column for
     /// (object, field). Their values were not returned.
     pub hidden_fields: Vec<(String, String)>,
-    /// LIST requests made while planning (one per prefix listed; a long
-    /// listing takes one more request per 1,000 keys).
+    /// Prefixes the statement listed, one LIST request each (a prefix with
+    /// more than 1,000 keys takes more requests than counted here).
     pub list_requests: u64,
     /// Flow-log objects those listings returned, before time pruning.
     pub objects_listed: u64,

@@ -113,8 +113,8 @@ impl Shell {
         Ok(())
     }
 
-    /// Plans `statement` (which lists the tree and prunes) and prints what
-    /// executing it would read.
+    /// Plans `statement`, runs its scans' listings alone (reading no
+    /// object) and prints what executing it would read.
     async fn dry_run(&self, statement: Statement) -> Result<()> {
         let executed = dialect::execute(&self.ctx, statement).await?;
         if let Some(note) = executed.note {
