@@ -351,18 +351,19 @@ impl ObjectReader {
             ))));
         }
         self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
-        let object = self.object.clone();
-        let decoder = &mut self.gunzip.get_mut().decoder;
-        let read_header = decoder.header().is_some();
-        decoder.finish().map_err(|e| {
-            let e = prefix_object(&object, e);
-            // Past the header only strict mode's malformed lines fail.
-            if read_header {
-                Fault::Failed(e)
-            } else {
-                Fault::BadObject(e)
-            }
-        })
+        let finished = self.gunzip.get_mut().decoder.finish();
+        finished.map_err(|e| self.decoder_fault(e))
+    }
+
+    /// Classifies an error the decoder raised: before the header is read
+    /// the object is bad; past it only strict mode's malformed lines fail.
+    fn decoder_fault(&mut self, error: DataFusionError) -> Fault {
+        let error = prefix_object(&self.object, error);
+        if self.gunzip.get_mut().decoder.header().is_some() {
+            Fault::Failed(error)
+        } else {
+            Fault::BadObject(error)
+        }
     }
 
     /// Gives up on a bad object: the rows decoded before the fault are
@@ -403,15 +404,8 @@ impl ObjectReader {
     }
 
     fn gzip_error(&mut self, error: std::io::Error) -> Fault {
-        let sink = self.gunzip.get_mut();
-        if let Some(e) = sink.error.take() {
-            let e = prefix_object(&self.object, e);
-            // Past the header only strict mode's malformed lines fail.
-            return if sink.decoder.header().is_some() {
-                Fault::Failed(e)
-            } else {
-                Fault::BadObject(e)
-            };
+        if let Some(e) = self.gunzip.get_mut().error.take() {
+            return self.decoder_fault(e);
         }
         Fault::BadObject(object_error(
             &self.object,
