@@ -1,6 +1,6 @@
 //! The real `flowsql` binary, run as a process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::*;
@@ -22,6 +22,40 @@ fn assert_stderr_contains(out: &Output, needle: &str) {
         stderr.contains(needle),
         "expected {needle:?} in stderr:\n{stderr}"
     );
+}
+
+/// Creates `root/AWSLogs/111122223333/vpcflowlogs/us-east-1/{date}` (date
+/// as `2024/03/01`) and returns it.
+fn day_folder(root: &Path, date: &str) -> PathBuf {
+    let day = root
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1")
+        .join(date);
+    std::fs::create_dir_all(&day).unwrap();
+    day
+}
+
+/// `day/111122223333_vpcflowlogs_us-east-1_fl-1_{yyyymmdd}T{time}Z_{hash}.log.gz`,
+/// its date read from the day folder's path.
+fn object_path(day: &Path, time: &str, hash: &str) -> PathBuf {
+    let mut parts: Vec<&str> = day
+        .iter()
+        .rev()
+        .take(3)
+        .map(|p| p.to_str().unwrap())
+        .collect();
+    parts.reverse();
+    let date = parts.concat();
+    day.join(format!(
+        "111122223333_vpcflowlogs_us-east-1_fl-1_{date}T{time}Z_{hash}.log.gz"
+    ))
+}
+
+/// A clean fixture object with several records.
+fn clean_fixture_object() -> PathBuf {
+    walk(&bucket())
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
+        .unwrap()
 }
 
 #[test]
@@ -165,17 +199,10 @@ fn skipped_lines_are_queryable_in_flowsql_rejects_until_the_next_read() {
     let object = dir.path().join(below);
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::copy(&malformed, &object).unwrap();
-    let clean_day = dir
-        .path()
-        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/02/02");
-    std::fs::create_dir_all(&clean_day).unwrap();
-    let clean = walk(&bucket())
-        .into_iter()
-        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
-        .unwrap();
+    let clean_day = day_folder(dir.path(), "2024/02/02");
     std::fs::copy(
-        clean,
-        clean_day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240202T0000Z_00000000.log.gz"),
+        clean_fixture_object(),
+        object_path(&clean_day, "0000", "00000000"),
     )
     .unwrap();
     let mut content = String::new();
@@ -227,20 +254,9 @@ fn skipped_lines_are_queryable_in_flowsql_rejects_until_the_next_read() {
 #[test]
 fn skip_bad_objects_passes_over_each_bad_object_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let day = dir
-        .path()
-        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
-    std::fs::create_dir_all(&day).unwrap();
-    let source = walk(&bucket())
-        .into_iter()
-        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
-        .unwrap();
-    let bytes = std::fs::read(source).unwrap();
-    let name = |t: &str, h: &str| {
-        day.join(format!(
-            "111122223333_vpcflowlogs_us-east-1_fl-1_20240301T{t}Z_{h}.log.gz"
-        ))
-    };
+    let day = day_folder(dir.path(), "2024/03/01");
+    let bytes = std::fs::read(clean_fixture_object()).unwrap();
+    let name = |t: &str, h: &str| object_path(&day, t, h);
     std::fs::write(name("0000", "00000000"), &bytes).unwrap();
     let count_of = |args: &[&str]| -> (Output, u64) {
         let mut all = vec![dir.path().to_str().unwrap(), "-q", "--format", "csv"];
@@ -300,12 +316,10 @@ fn skip_bad_objects_passes_over_each_bad_object_naming_it() {
     assert!(before < good, "{stderr}");
 }
 
-/// Gzips `text` into `day/…_{time}Z_{hash}.log.gz`.
-fn write_object(day: &std::path::Path, time: &str, hash: &str, text: &[u8]) -> PathBuf {
+/// Gzips `text` into [`object_path`]`(day, time, hash)`.
+fn write_object(day: &Path, time: &str, hash: &str, text: &[u8]) -> PathBuf {
     use std::io::Write;
-    let path = day.join(format!(
-        "111122223333_vpcflowlogs_us-east-1_fl-1_20240301T{time}Z_{hash}.log.gz"
-    ));
+    let path = object_path(day, time, hash);
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(&path).unwrap(),
         flate2::Compression::fast(),
@@ -318,10 +332,7 @@ fn write_object(day: &std::path::Path, time: &str, hash: &str, text: &[u8]) -> P
 #[test]
 fn odd_text_is_read_as_the_bad_input_rules_say() {
     let dir = tempfile::tempdir().unwrap();
-    let day = dir
-        .path()
-        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
-    std::fs::create_dir_all(&day).unwrap();
+    let day = day_folder(dir.path(), "2024/03/01");
     let header = "version account-id srcport bytes log-status";
     // CRLF endings, runs of spaces, trailing spaces, a blank line.
     write_object(
@@ -339,10 +350,7 @@ fn odd_text_is_read_as_the_bad_input_rules_say() {
     write_object(&day, "0010", "22222222", &content);
     // A field the table has no column for (the newest day is sampled for
     // those when the table opens, so this one is not).
-    let old_day = dir
-        .path()
-        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/02/01");
-    std::fs::create_dir_all(&old_day).unwrap();
+    let old_day = day_folder(dir.path(), "2024/02/01");
     write_object(
         &old_day,
         "0000",
@@ -483,11 +491,8 @@ fn bad_locations_and_bad_sql_fail_with_one_clear_line() {
 #[test]
 fn corrupt_and_empty_objects_are_errors_naming_the_object() {
     let dir = tempfile::tempdir().unwrap();
-    let day = dir
-        .path()
-        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/03/01");
-    std::fs::create_dir_all(&day).unwrap();
-    let empty = day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240301T0000Z_aaaaaaaa.log.gz");
+    let day = day_folder(dir.path(), "2024/03/01");
+    let empty = object_path(&day, "0000", "aaaaaaaa");
     std::fs::write(&empty, b"").unwrap();
     let out = flowsql(&[
         dir.path().to_str().unwrap(),
@@ -502,11 +507,7 @@ fn corrupt_and_empty_objects_are_errors_naming_the_object() {
     );
 
     // Truncate a real object to half its bytes.
-    let source = walk(&bucket())
-        .into_iter()
-        .find(|p| p.to_str().unwrap().contains("_9c8b7a6f"))
-        .unwrap();
-    let bytes = std::fs::read(source).unwrap();
+    let bytes = std::fs::read(clean_fixture_object()).unwrap();
     std::fs::write(&empty, &bytes[..bytes.len() / 2]).unwrap();
     let out = flowsql(&[
         dir.path().to_str().unwrap(),

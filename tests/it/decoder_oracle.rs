@@ -3,28 +3,18 @@
 
 use std::io::{Cursor, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Result;
-use flowsql::decode::{Reject, RejectSink, TextDecoder};
+use flowsql::decode::TextDecoder;
 use flowsql::generate::{TreeSpec, generate_tree};
 use flowsql::schema::Header;
 
+use crate::decoder_properties::Collected;
 use crate::support::*;
-
-#[derive(Clone, Default)]
-struct Rejects(Arc<Mutex<Vec<(u64, Reject)>>>);
-
-impl RejectSink for Rejects {
-    fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {
-        self.0.lock().unwrap().push((line, reason));
-        Ok(())
-    }
-}
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut text = Vec::new();
@@ -40,7 +30,7 @@ fn compare(path: &Path) -> usize {
     let header = Header::parse(first_line).unwrap();
 
     let ours_schema = header.arrow_schema(DataType::Utf8View);
-    let rejects = Rejects::default();
+    let rejects = Collected::default();
     let mut decoder = TextDecoder::new(Arc::clone(&ours_schema), 1000, Box::new(rejects.clone()));
     // Feed in odd-sized pieces to exercise lines that span chunks.
     for piece in text.chunks(4093) {

@@ -29,8 +29,9 @@ pub fn check_header(line: &[u8]) {
     }
 }
 
+/// A reject sink that keeps (line, reason) for the caller to read.
 #[derive(Clone, Default)]
-struct Collected(Arc<Mutex<Vec<(u64, Reject)>>>);
+pub struct Collected(pub Arc<Mutex<Vec<(u64, Reject)>>>);
 
 impl RejectSink for Collected {
     fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {

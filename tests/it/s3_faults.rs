@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use flowsql::{FlowLogOptions, S3Options, SessionOptions};
 use futures::StreamExt;
@@ -190,6 +191,12 @@ async fn slow_bodies_give_the_right_answer() {
     );
 }
 
+/// A running `SELECT *` over the whole table.
+async fn every_record(ctx: &SessionContext) -> SendableRecordBatchStream {
+    let df = ctx.sql("SELECT * FROM vpc_flow_logs").await.unwrap();
+    df.execute_stream().await.unwrap()
+}
+
 /// Requests and body bytes stay where they are once `settle` has passed.
 async fn assert_quiet_after(proxy: &FaultProxy, settle: Duration, what: &str) -> usize {
     tokio::time::sleep(settle).await;
@@ -224,13 +231,7 @@ async fn dropping_a_query_stops_its_listing_and_reading() {
 
     // Dropped while listing: the scan lists as it runs.
     let before = proxy.seen().len();
-    let mut stream = ctx
-        .sql("SELECT * FROM vpc_flow_logs")
-        .await
-        .unwrap()
-        .execute_stream()
-        .await
-        .unwrap();
+    let mut stream = every_record(&ctx).await;
     assert!(
         tokio::time::timeout(Duration::from_millis(200), stream.next())
             .await
@@ -243,13 +244,7 @@ async fn dropping_a_query_stops_its_listing_and_reading() {
 
     // Dropped while reading: one batch, then the stream goes.
     slow.store(false, Ordering::Relaxed);
-    let mut stream = ctx
-        .sql("SELECT * FROM vpc_flow_logs")
-        .await
-        .unwrap()
-        .execute_stream()
-        .await
-        .unwrap();
+    let mut stream = every_record(&ctx).await;
     slow.store(true, Ordering::Relaxed);
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.num_rows() > 0);
