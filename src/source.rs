@@ -1,5 +1,6 @@
-//! How one object becomes record batches: GET, streaming multi-member
-//! gunzip, header, decode. [`FlowLogSource`] is DataFusion's `FileSource`
+//! How one object becomes record batches: GET, gunzip (a small object
+//! whole, with [`crate::inflate`]; anything else streaming, multi-member),
+//! header, decode. [`FlowLogSource`] is DataFusion's `FileSource`
 //! for flow-log objects and [`FlowLogOpener`] its `FileOpener`; partition
 //! (path) columns are added by DataFusion's `ProjectionOpener`, as for CSV.
 
@@ -29,10 +30,15 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectStore};
 
 use crate::decode::{Reject, RejectSink, TextDecoder};
+use crate::inflate;
 use crate::report::ScanReport;
 
 /// Bytes read from a local file per step; bounds the text decoded at once.
 const LOCAL_READ_BYTES: usize = 256 * 1024;
+
+/// Text handed to the decoder per step when an object was inflated whole,
+/// so its batches are produced (and can be consumed) as it goes.
+const TEXT_PIECE_BYTES: usize = 256 * 1024;
 
 /// Settings every reader of one table shares.
 #[derive(Debug, Clone)]
@@ -179,6 +185,7 @@ impl FileOpener for FlowLogOpener {
     fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
         let store = Arc::clone(&self.store);
         let location = file.object_meta.location.clone();
+        let read_whole = file.object_meta.size <= inflate::MAX_WHOLE_OBJECT;
         let object = object_display(&self.store_url, &location);
         let schema = Arc::clone(&self.schema);
         let table_columns = Arc::clone(&self.table_columns);
@@ -196,6 +203,27 @@ impl FileOpener for FlowLogOpener {
                 GetResultPayload::File(file, _) => local_chunks(file),
                 GetResultPayload::Stream(stream) => stream,
             };
+            // Reading a small object whole here, in the task that opens it
+            // ahead of time, overlaps its GET and inflate with the decoding
+            // of the object before it.
+            let (input, compressed_bytes) = if read_whole {
+                let body = collect_body(chunks).await.map_err(|e| {
+                    object_error(
+                        &object,
+                        "could not be read",
+                        crate::storage::s3::explain(&e),
+                    )
+                })?;
+                match inflate::gunzip_single_member(&body, inflate::MAX_WHOLE_TEXT) {
+                    Some(text) => {
+                        settings.report.add_compressed_bytes(body.len() as u64);
+                        (Input::Text { text, fed: 0 }, body.len() as u64)
+                    }
+                    None => (Input::Chunks(futures::stream::iter([Ok(body)]).boxed()), 0),
+                }
+            } else {
+                (Input::Chunks(chunks), 0)
+            };
             let sink = DecoderSink {
                 decoder: TextDecoder::new(
                     schema,
@@ -209,9 +237,9 @@ impl FileOpener for FlowLogOpener {
             };
             let reader = ObjectReader {
                 object,
-                chunks,
+                input,
                 gunzip: MultiGzDecoder::new(sink),
-                compressed_bytes: 0,
+                compressed_bytes,
                 records_reported: 0,
                 header_checked: false,
                 finished: false,
@@ -242,6 +270,17 @@ fn local_chunks(mut file: std::fs::File) -> BoxStream<'static, object_store::Res
         }
     });
     futures::stream::iter(blocks).boxed()
+}
+
+/// Reads an object's remaining chunks into one buffer.
+async fn collect_body(
+    mut chunks: BoxStream<'static, object_store::Result<Bytes>>,
+) -> object_store::Result<Bytes> {
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        body.extend_from_slice(&chunk?);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn object_error(object: &str, what: &str, error: impl fmt::Display) -> DataFusionError {
@@ -291,10 +330,19 @@ impl RejectSink for ReportRejects {
     }
 }
 
+/// Where an object's text comes from.
+enum Input {
+    /// Compressed chunks, gunzipped as they arrive.
+    Chunks(BoxStream<'static, object_store::Result<Bytes>>),
+    /// The object's text, inflated whole; `fed` bytes of it are decoded.
+    Text { text: Vec<u8>, fed: usize },
+}
+
 /// The state of one object being read.
 struct ObjectReader {
     object: String,
-    chunks: BoxStream<'static, object_store::Result<Bytes>>,
+    input: Input,
+    /// Streaming gunzip; it owns the decoder, which whole text is fed to directly.
     gunzip: MultiGzDecoder<DecoderSink>,
     compressed_bytes: u64,
     records_reported: u64,
@@ -313,16 +361,25 @@ impl ObjectReader {
             if self.finished {
                 return Ok(None);
             }
-            let step = match self.chunks.next().await {
-                Some(Ok(bytes)) => self.feed(&bytes),
-                Some(Err(e)) => {
-                    return Err(object_error(
-                        &self.object,
-                        "could not be read",
-                        crate::storage::s3::explain(&e),
-                    ));
+            let step = match &mut self.input {
+                Input::Chunks(chunks) => match chunks.next().await {
+                    Some(Ok(bytes)) => self.feed(&bytes),
+                    Some(Err(e)) => {
+                        return Err(object_error(
+                            &self.object,
+                            "could not be read",
+                            crate::storage::s3::explain(&e),
+                        ));
+                    }
+                    None => self.finish(),
+                },
+                Input::Text { text, fed } if *fed < text.len() => {
+                    let end = text.len().min(*fed + TEXT_PIECE_BYTES);
+                    let decoded = self.gunzip.get_mut().decoder.feed(&text[*fed..end]);
+                    *fed = end;
+                    decoded.map_err(|e| self.decoder_fault(e))
                 }
-                None => self.finish(),
+                Input::Text { .. } => self.finish(),
             };
             match step {
                 Ok(()) => {}
@@ -350,7 +407,9 @@ impl ObjectReader {
                 self.object
             ))));
         }
-        self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
+        if let Input::Chunks(_) = self.input {
+            self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
+        }
         let finished = self.gunzip.get_mut().decoder.finish();
         finished.map_err(|e| self.decoder_fault(e))
     }
