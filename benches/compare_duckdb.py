@@ -1,5 +1,8 @@
 """flowsql against DuckDB on the same gzip flow-log tree: five queries,
-alternating runs, medians, ratios and peak RSS. Run by scripts/bench-vs-duckdb."""
+alternating runs, medians, ratios and peak RSS, and each full scan against
+the gunzip floor (zlib-rs streaming on 2 threads, examples/gunzip_floor).
+Run by scripts/bench-vs-duckdb with the tree, cargo's release folder and
+the number of runs."""
 
 import json
 import os
@@ -9,7 +12,9 @@ import subprocess
 import sys
 import time
 
-TREE, FLOWSQL, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+TREE, RELEASE, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+FLOWSQL = os.path.join(RELEASE, "flowsql")
+FLOOR = os.path.join(RELEASE, "examples", "gunzip_floor")
 
 days = sorted(
     {"/".join(p.split(os.sep)[-3:]) for p, _, files in os.walk(TREE) if any(f.endswith(".log.gz") for f in files)}
@@ -79,9 +84,15 @@ def run_duckdb(sql):
     return result["wall"], result["rss_kb"], result["rows"]
 
 
+floor_lines = subprocess.run([FLOOR, TREE, "2", str(RUNS)], capture_output=True, text=True, check=True).stdout
+print(floor_lines.strip())
+floor = float(floor_lines.split("zlib-rs streaming: ")[1].split(" s")[0])
 print(f"tree: {TREE} ({len(days)} days); {RUNS} alternating runs per engine; medians")
-print(f"| query | flowsql | DuckDB {__import__('duckdb').__version__} | DuckDB / flowsql | flowsql peak RSS | DuckDB peak RSS |")
-print("|---|---|---|---|---|---|")
+print(
+    f"| query | flowsql | DuckDB {__import__('duckdb').__version__} | DuckDB / flowsql | flowsql / floor"
+    " | flowsql peak RSS | DuckDB peak RSS |"
+)
+print("|---|---|---|---|---|---|---|")
 for name, ours, theirs in QUERIES:
     walls = {"f": [], "d": []}
     rss = {"f": 0, "d": 0}
@@ -96,4 +107,5 @@ for name, ours, theirs in QUERIES:
     if name in ("count", "rejected SSH", "one day") and answers["f"] != answers["d"]:
         sys.exit(f"{name}: flowsql {answers['f']} but DuckDB {answers['d']}")
     f, d = statistics.median(walls["f"]), statistics.median(walls["d"])
-    print(f"| {name} | {f:.2f} s | {d:.2f} s | {d / f:.1f}x | {rss['f'] // 1024} MB | {rss['d'] // 1024} MB |")
+    of_floor = "-" if name == "one day" else f"{f / floor:.2f}x"
+    print(f"| {name} | {f:.2f} s | {d:.2f} s | {d / f:.1f}x | {of_floor} | {rss['f'] // 1024} MB | {rss['d'] // 1024} MB |")

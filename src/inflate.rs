@@ -29,6 +29,20 @@ pub const MAX_WHOLE_TEXT: usize = 24 << 20;
 /// than one member or bytes after the member, a trailer announcing more
 /// than `max_text` bytes, or data libdeflate rejects (corrupt, truncated,
 /// not gzip), whose exact fault the streaming decoder then reports.
+///
+/// ```
+/// use std::io::Write;
+/// use flowsql::inflate::gunzip_single_member;
+///
+/// let text = b"version srcport\n2 443\n";
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// gz.write_all(text).unwrap();
+/// let member = gz.finish().unwrap();
+/// assert_eq!(gunzip_single_member(&member, 1 << 20).as_deref(), Some(&text[..]));
+/// // Two members (`cat a.gz b.gz`) are left to the streaming decoder.
+/// let two = [member.clone(), member].concat();
+/// assert_eq!(gunzip_single_member(&two, 1 << 20), None);
+/// ```
 pub fn gunzip_single_member(gz: &[u8], max_text: usize) -> Option<Vec<u8>> {
     // The trailer's last four bytes are the member's text length (mod 2^32).
     let trailer: [u8; 4] = gz.get(gz.len().checked_sub(4)?..)?.try_into().ok()?;

@@ -37,7 +37,7 @@ pub mod decode;
 pub mod dialect;
 pub mod functions;
 pub mod generate;
-mod inflate;
+pub mod inflate;
 pub mod layout;
 pub mod prune;
 pub mod rejects;
