@@ -280,11 +280,10 @@ impl RecordDecoder {
 /// Splits a line at runs of spaces into `(start, end)` byte ranges.
 ///
 /// The hot loop's tokenizer: it finds the spaces of 64 bytes at a time as
-/// a bit mask (8 bytes per step, in plain integer arithmetic), then reads
-/// token starts and ends off the mask's edges, instead of searching for
-/// each space on its own (three times the instructions, measured with
-/// callgrind). Returns whether the line is all ASCII, which the same pass
-/// finds for free.
+/// a bit mask, then reads token starts and ends off the mask's edges,
+/// instead of searching for each space on its own (three times the
+/// instructions, measured with callgrind). Returns whether the line is all
+/// ASCII, which the same pass finds for free.
 fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
     tokens.clear();
     let mut high_bits = 0u64;
@@ -315,13 +314,58 @@ fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
     if !after_space {
         tokens.push((open, n));
     }
-    high_bits & 0x8080_8080_8080_8080 == 0
+    high_bits == 0
 }
 
 /// Bit `i` is set when byte `i` of `bytes` (at most 64) is a space; bits
 /// past the end are set too, as if the block were padded with spaces.
-/// Every word read is ORed into `high_bits`, for the ASCII check.
+/// `high_bits` becomes non-zero if any byte is not ASCII.
 fn space_mask(bytes: &[u8], high_bits: &mut u64) -> u64 {
+    match <&[u8; 64]>::try_from(bytes) {
+        Ok(block) => space_mask_64(block, high_bits),
+        Err(_) => {
+            let mut padded = [b' '; 64];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            space_mask_64(&padded, high_bits)
+        }
+    }
+}
+
+/// [`space_mask`] of a full block with SSE2, which every x86-64 processor
+/// has: a compare and a byte-mask move per 16 bytes, a third of the time
+/// of the portable version below (measured on the benchmark machine).
+#[cfg(target_arch = "x86_64")]
+fn space_mask_64(block: &[u8; 64], high_bits: &mut u64) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
+    };
+    let mut mask = 0u64;
+    // SAFETY: SSE2 is part of the x86-64 baseline, and each unaligned
+    // 16-byte load reads within the 64-byte array.
+    unsafe {
+        let spaces = _mm_set1_epi8(b' ' as i8);
+        let mut any = _mm_setzero_si128();
+        for lane in 0..4 {
+            let bytes = _mm_loadu_si128(block.as_ptr().add(16 * lane).cast());
+            any = _mm_or_si128(any, bytes);
+            let lane_mask = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, spaces)) as u16;
+            mask |= u64::from(lane_mask) << (16 * lane);
+        }
+        *high_bits |= u64::from(_mm_movemask_epi8(any) as u16);
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn space_mask_64(block: &[u8; 64], high_bits: &mut u64) -> u64 {
+    space_mask_portable(block, high_bits)
+}
+
+/// [`space_mask`] of a full block in plain integer arithmetic, 8 bytes
+/// per step (SWAR), for processors other than x86-64.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn space_mask_portable(block: &[u8; 64], high_bits: &mut u64) -> u64 {
     const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     // Moves the top bit of each byte k to bit 56 + k (no two products
@@ -334,23 +378,11 @@ fn space_mask(bytes: &[u8], high_bits: &mut u64) -> u64 {
         (zero >> 7).wrapping_mul(GATHER) >> 56
     };
     let mut mask = 0u64;
-    let mut words = bytes.chunks_exact(8);
-    for (i, word) in words.by_ref().enumerate() {
+    for (i, word) in block.chunks_exact(8).enumerate() {
         let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
         let word = u64::from_le_bytes(word);
-        *high_bits |= word;
+        *high_bits |= word & 0x8080_8080_8080_8080;
         mask |= word_mask(word) << (i * 8);
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut padded = [b' '; 8];
-        padded[..rest.len()].copy_from_slice(rest);
-        let word = u64::from_le_bytes(padded);
-        *high_bits |= word;
-        mask |= word_mask(word) << (bytes.len() / 8 * 8);
-    }
-    if bytes.len() < 64 {
-        mask |= u64::MAX << bytes.len();
     }
     mask
 }
@@ -749,6 +781,17 @@ mod tests {
             let ascii = split_fields(line, &mut tokens);
             assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
             assert_eq!(ascii, line.is_ascii());
+            // The portable mask, used off x86-64, agrees block by block.
+            for block in line.chunks(64) {
+                let mut padded = [b' '; 64];
+                padded[..block.len()].copy_from_slice(block);
+                let (mut ours, mut portable) = (0, 0);
+                assert_eq!(
+                    space_mask(block, &mut ours),
+                    space_mask_portable(&padded, &mut portable)
+                );
+                assert_eq!(ours == 0, portable == 0, "{block:?}");
+            }
         }
     }
 
