@@ -185,7 +185,8 @@ impl FileOpener for FlowLogOpener {
     fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
         let store = Arc::clone(&self.store);
         let location = file.object_meta.location.clone();
-        let read_whole = file.object_meta.size <= inflate::MAX_WHOLE_OBJECT;
+        let size = file.object_meta.size;
+        let read_whole = size <= inflate::MAX_WHOLE_OBJECT;
         let object = object_display(&self.store_url, &location);
         let schema = Arc::clone(&self.schema);
         let table_columns = Arc::clone(&self.table_columns);
@@ -200,13 +201,24 @@ impl FileOpener for FlowLogOpener {
                 })?;
             settings.report.object_opened();
             let chunks = match result.payload {
+                // One read into a buffer of the listed size: no zeroed
+                // blocks and no copy between them.
+                GetResultPayload::File(mut file, _) if read_whole => {
+                    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    let read = file.read_to_end(&mut body).map(|_| Bytes::from(body));
+                    futures::stream::iter([read.map_err(|source| object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(source),
+                    })])
+                    .boxed()
+                }
                 GetResultPayload::File(file, _) => local_chunks(file),
                 GetResultPayload::Stream(stream) => stream,
             };
             // Reading a small object whole here, in the task that opens it
-            // ahead of time, overlaps its GET and inflate with the decoding
-            // of the object before it.
-            let (input, compressed_bytes) = if read_whole {
+            // ahead of time, overlaps its GET with the reading of the
+            // objects before it; it is inflated when its turn comes.
+            let input = if read_whole {
                 let body = collect_body(chunks).await.map_err(|e| {
                     object_error(
                         &object,
@@ -214,15 +226,9 @@ impl FileOpener for FlowLogOpener {
                         crate::storage::s3::explain(&e),
                     )
                 })?;
-                match inflate::gunzip_single_member(&body, inflate::MAX_WHOLE_TEXT) {
-                    Some(text) => {
-                        settings.report.add_compressed_bytes(body.len() as u64);
-                        (Input::Text { text, fed: 0 }, body.len() as u64)
-                    }
-                    None => (Input::Chunks(futures::stream::iter([Ok(body)]).boxed()), 0),
-                }
+                Input::Whole(body)
             } else {
-                (Input::Chunks(chunks), 0)
+                Input::Chunks(chunks)
             };
             let sink = DecoderSink {
                 decoder: TextDecoder::new(
@@ -239,7 +245,7 @@ impl FileOpener for FlowLogOpener {
                 object,
                 input,
                 gunzip: MultiGzDecoder::new(sink),
-                compressed_bytes,
+                compressed_bytes: 0,
                 records_reported: 0,
                 header_checked: false,
                 finished: false,
@@ -276,7 +282,15 @@ fn local_chunks(mut file: std::fs::File) -> BoxStream<'static, object_store::Res
 async fn collect_body(
     mut chunks: BoxStream<'static, object_store::Result<Bytes>>,
 ) -> object_store::Result<Bytes> {
-    let mut body = Vec::new();
+    let Some(first) = chunks.next().await.transpose()? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = chunks.next().await.transpose()? else {
+        return Ok(first); // a local object, read in one piece
+    };
+    let mut body = Vec::with_capacity(first.len() + second.len());
+    body.extend_from_slice(&first);
+    body.extend_from_slice(&second);
     while let Some(chunk) = chunks.next().await {
         body.extend_from_slice(&chunk?);
     }
@@ -332,6 +346,8 @@ impl RejectSink for ReportRejects {
 
 /// Where an object's text comes from.
 enum Input {
+    /// The whole compressed object, not yet inflated.
+    Whole(Bytes),
     /// Compressed chunks, gunzipped as they arrive.
     Chunks(BoxStream<'static, object_store::Result<Bytes>>),
     /// The object's text, inflated whole; `fed` bytes of it are decoded.
@@ -362,6 +378,11 @@ impl ObjectReader {
                 return Ok(None);
             }
             let step = match &mut self.input {
+                Input::Whole(body) => {
+                    let body = std::mem::take(body);
+                    self.inflate_whole(body);
+                    Ok(())
+                }
                 Input::Chunks(chunks) => match chunks.next().await {
                     Some(Ok(bytes)) => self.feed(&bytes),
                     Some(Err(e)) => {
@@ -387,6 +408,19 @@ impl ObjectReader {
                 Err(Fault::BadObject(e) | Fault::Failed(e)) => return Err(e),
             }
             self.after_step();
+        }
+    }
+
+    /// Inflates a whole object in one call if it can; otherwise its bytes
+    /// go through the streaming gunzip, which reports what is wrong.
+    fn inflate_whole(&mut self, body: Bytes) {
+        match inflate::gunzip_single_member(&body, inflate::MAX_WHOLE_TEXT) {
+            Some(text) => {
+                self.compressed_bytes = body.len() as u64;
+                self.settings.report.add_compressed_bytes(body.len() as u64);
+                self.input = Input::Text { text, fed: 0 };
+            }
+            None => self.input = Input::Chunks(futures::stream::iter([Ok(body)]).boxed()),
         }
     }
 
