@@ -9,6 +9,7 @@
 //! partition's stream (a finished LIMIT, Ctrl-C, a dropped query) drops the
 //! queue and aborts the listing task.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -30,11 +31,21 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
+use tokio::task::JoinError;
 
 use crate::table::{FoundObject, ScanListing};
 
 /// Objects listed ahead of the readers at most; bounds the listing's memory.
 const QUEUE_OBJECTS: usize = 4096;
+
+/// Objects each partition opens ahead of the one it reads. On S3 every GET
+/// waits tens of milliseconds for its first byte while decoding an object
+/// takes a few; enough GETs in flight hide that wait.
+const READ_AHEAD_OBJECTS: usize = 8;
+
+/// Listed (compressed) bytes each partition opens ahead at most, so a run
+/// of large objects does not hold many of them in memory.
+const READ_AHEAD_BYTES: u64 = 16 << 20;
 
 /// Reads the flow-log objects of one scan while listing them; what
 /// [`crate::FlowLogTable`]'s `scan` returns.
@@ -260,7 +271,7 @@ impl ExecutionPlan for FlowLogScanExec {
             feed,
             openers,
             current: None,
-            next: None,
+            ahead: VecDeque::new(),
         };
         let batches = futures::stream::unfold(reader, PartitionReader::next_batch);
         Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
@@ -273,38 +284,36 @@ impl ExecutionPlan for FlowLogScanExec {
 type Batches = BoxStream<'static, Result<RecordBatch>>;
 
 /// One partition's reading: the object being read and, while it is read,
-/// the next one already being opened (for S3, its GET under way), as
-/// DataFusion's own file stream does.
+/// the next ones already being opened (for S3, their GETs under way), up
+/// to [`READ_AHEAD_OBJECTS`] and [`READ_AHEAD_BYTES`].
 struct PartitionReader {
     feed: Arc<Feed>,
     openers: Vec<Arc<dyn FileOpener>>,
     current: Option<Batches>,
-    next: Option<SpawnedTask<Result<Batches>>>,
+    /// Objects being opened, in the order they are to be read, with their
+    /// listed sizes.
+    ahead: VecDeque<(u64, SpawnedTask<Result<Batches>>)>,
 }
 
 impl PartitionReader {
     async fn next_batch(mut self) -> Option<(Result<RecordBatch>, Self)> {
         loop {
             if self.current.is_some() {
-                if self.next.is_none()
-                    && let Some(found) = self.feed.try_next()
-                {
-                    self.next = Some(self.start_opening(found));
-                }
+                self.read_ahead();
                 let current = self.current.as_mut().expect("checked above");
                 match current.next().await {
                     Some(batch) => return Some((batch, self)),
                     None => self.current = None,
                 }
             }
-            let opening = match self.next.take() {
-                Some(opening) => opening,
+            let opening = match self.ahead.pop_front() {
+                Some((_, opening)) => opening,
                 None => {
                     let found = self.feed.next().await?;
                     self.start_opening(found)
                 }
             };
-            match opening.join().await {
+            match self.wait_reading_ahead(opening).await {
                 Ok(Ok(batches)) => self.current = Some(batches),
                 Ok(Err(e)) => return Some((Err(e), self)),
                 Err(e) => {
@@ -312,6 +321,51 @@ impl PartitionReader {
                 }
             }
         }
+    }
+
+    /// Waits for `opening` to open, meanwhile opening the objects the
+    /// listing finds, within the read-ahead limits: the first objects of a
+    /// scan, and any after a slow GET, are then requested together.
+    async fn wait_reading_ahead(
+        &mut self,
+        mut opening: SpawnedTask<Result<Batches>>,
+    ) -> Result<Result<Batches>, JoinError> {
+        loop {
+            self.read_ahead();
+            if !self.has_room_ahead() {
+                return opening.await;
+            }
+            let feed = Arc::clone(&self.feed);
+            tokio::select! {
+                biased;
+                opened = &mut opening => return opened,
+                found = feed.next() => match found {
+                    Some(found) => self.open_ahead(found),
+                    None => return opening.await,
+                },
+            }
+        }
+    }
+
+    /// Starts opening the objects queued now, within the read-ahead limits.
+    fn read_ahead(&mut self) {
+        while self.has_room_ahead() {
+            let Some(found) = self.feed.try_next() else {
+                break;
+            };
+            self.open_ahead(found);
+        }
+    }
+
+    fn has_room_ahead(&self) -> bool {
+        let bytes: u64 = self.ahead.iter().map(|(size, _)| size).sum();
+        self.ahead.len() < READ_AHEAD_OBJECTS && bytes < READ_AHEAD_BYTES
+    }
+
+    fn open_ahead(&mut self, found: Result<FoundObject>) {
+        let size = found.as_ref().map_or(0, |(_, file)| file.object_meta.size);
+        let opening = self.start_opening(found);
+        self.ahead.push_back((size, opening));
     }
 
     /// Opens an object in its own task, so it proceeds while the current

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy for the S3 tests: it sits on 127.0.0.1 in
 //! front of the moto server and, as a test's plan says, answers a request
-//! itself with a 500 or a 503 SlowDown, drops the connection, sends the
-//! body slowly, or cuts the body short after sending its full length.
+//! itself with a 500 or a 503 SlowDown, drops the connection, answers
+//! late, sends the body slowly, or cuts the body short after sending its
+//! full length.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -25,6 +26,8 @@ pub enum Fault {
     Slow(Duration),
     /// Forward it, announce the full length, send half the body and close.
     Truncate,
+    /// Wait this long, then forward it: a far-away server's first byte.
+    Late(Duration),
 }
 
 /// One request as the proxy saw it.
@@ -189,6 +192,13 @@ fn serve(
             }
             Fault::InternalError => error(500, "Internal Server Error", "InternalError"),
             Fault::SlowDown => error(503, "Slow Down", "SlowDown"),
+            Fault::Late(wait) => {
+                std::thread::sleep(wait);
+                match forward(upstream_port, &head, &body) {
+                    Some(response) => response,
+                    None => return,
+                }
+            }
             Fault::Pass | Fault::Slow(_) | Fault::Truncate => {
                 match forward(upstream_port, &head, &body) {
                     Some(response) => response,

@@ -308,3 +308,40 @@ async fn reading_starts_while_a_slow_listing_is_still_running() {
         "no object was read while the last listing was answering: {seen:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_requested_ahead_while_earlier_ones_wait() {
+    let moto = tokio::task::block_in_place(moto);
+    let _turn = TURN.lock().await;
+    // Every object GET waits before it is answered, as far from S3 as a
+    // laptop can be; reading must not wait for them one or two at a time.
+    let latency = Duration::from_millis(500);
+    let proxy = FaultProxy::start(moto.port, move |request, _| {
+        if request.is_object_get() {
+            Fault::Late(latency)
+        } else {
+            Fault::Pass
+        }
+    });
+    let ctx = context_through(&proxy, 0).await.unwrap();
+    let sql = "SELECT count(*), sum(bytes) FROM vpc_flow_logs";
+    let started = proxy.seen().len();
+    assert_eq!(
+        try_rows(&ctx, sql).await.unwrap(),
+        rows(&local_context(&bucket(), true).await, sql).await
+    );
+    let gets: Vec<Seen> = proxy.seen()[started..]
+        .iter()
+        .filter(|s| s.is_object_get())
+        .cloned()
+        .collect();
+    let first = gets.first().expect("objects were read").at;
+    let before_any_answer = gets.iter().filter(|s| s.at < first + latency).count();
+    // Without read-ahead, two readers each wait on one object and open
+    // one more: four at most.
+    assert!(
+        before_any_answer >= 6,
+        "{before_any_answer} of {} object GETs were sent before the first could be answered",
+        gets.len()
+    );
+}
