@@ -199,6 +199,11 @@ impl RecordDecoder {
     /// Checks one record line and, if it is well formed, appends it as a row.
     fn decode_line(&mut self, line: &[u8]) -> std::result::Result<(), Reject> {
         let ascii = split_fields(line, &mut self.tokens);
+        self.decode_tokens(line, ascii)
+    }
+
+    /// [`Self::decode_line`] once `self.tokens` holds the line's tokens.
+    fn decode_tokens(&mut self, line: &[u8], ascii: bool) -> std::result::Result<(), Reject> {
         if self.tokens.len() != self.fields.len() {
             return Err(Reject::FieldCount {
                 expected: self.fields.len(),
@@ -286,105 +291,181 @@ impl RecordDecoder {
 /// ASCII, which the same pass finds for free.
 fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
     tokens.clear();
-    let mut high_bits = 0u64;
+    let mut tokenizer = Tokenizer::default();
+    let mut non_ascii = 0u64;
     let n = line.len();
-    // Whether the byte before the current block is a space (the start of
-    // the line counts as one).
-    let mut after_space = true;
-    let mut open = 0;
     let mut block = 0;
     while block < n {
-        let mask = space_mask(&line[block..n.min(block + 64)], &mut high_bits);
-        let before = (mask << 1) | u64::from(after_space);
-        let mut starts = !mask & before;
-        let mut ends = mask & !before;
+        let bytes = &line[block..n.min(block + 64)];
+        let masks = match <&[u8; 64]>::try_from(bytes) {
+            Ok(full) => BlockMasks::of(full),
+            Err(_) => {
+                // Padding with spaces adds no token and no non-ASCII byte.
+                let mut padded = [b' '; 64];
+                padded[..bytes.len()].copy_from_slice(bytes);
+                BlockMasks::of(&padded)
+            }
+        };
+        non_ascii |= masks.non_ascii;
+        tokenizer.block(block, masks.spaces, tokens);
+        block += 64;
+    }
+    tokenizer.finish(n, tokens);
+    non_ascii == 0
+}
+
+/// Splits the line at the start of `data` as [`split_fields`] does, finding
+/// its end in the same pass (no separate search for the newline, and no
+/// padded copy of its last block): returns the line's length without the
+/// `\n`, and whether it is ASCII. `None` when no newline is found within
+/// the whole 64-byte blocks of `data` and [`MAX_LINE_BYTES`]; the caller
+/// then reads the line the slower way, which handles every case.
+fn split_line(data: &[u8], tokens: &mut Vec<(usize, usize)>) -> Option<(usize, bool)> {
+    tokens.clear();
+    let mut tokenizer = Tokenizer::default();
+    let mut non_ascii = 0u64;
+    let mut block = 0;
+    while block + 64 <= data.len() && block <= MAX_LINE_BYTES {
+        let full: &[u8; 64] = data[block..block + 64].try_into().expect("64 bytes");
+        let masks = BlockMasks::of(full);
+        if masks.newlines == 0 {
+            non_ascii |= masks.non_ascii;
+            tokenizer.block(block, masks.spaces, tokens);
+            block += 64;
+            continue;
+        }
+        let newline = masks.newlines.trailing_zeros();
+        let len = block + newline as usize;
+        if len > MAX_LINE_BYTES {
+            return None;
+        }
+        // Bytes from the newline on count as spaces and are not checked.
+        let line_bits = (1u64 << newline) - 1;
+        non_ascii |= masks.non_ascii & line_bits;
+        tokenizer.block(block, masks.spaces | !line_bits, tokens);
+        return Some((len, non_ascii == 0));
+    }
+    None
+}
+
+/// Token edges carried from one 64-byte block to the next.
+struct Tokenizer {
+    /// Whether the byte before the current block is a space (the start of
+    /// the line counts as one).
+    after_space: bool,
+    /// Where the token still open at the end of a block started.
+    open: usize,
+}
+
+impl Default for Tokenizer {
+    fn default() -> Self {
+        Self {
+            after_space: true,
+            open: 0,
+        }
+    }
+}
+
+impl Tokenizer {
+    /// Adds the tokens that end in the block at `offset`, whose space mask
+    /// is `spaces` (bit `i` for byte `offset + i`).
+    fn block(&mut self, offset: usize, spaces: u64, tokens: &mut Vec<(usize, usize)>) {
+        let before = (spaces << 1) | u64::from(self.after_space);
+        let mut starts = !spaces & before;
+        let mut ends = spaces & !before;
         while starts | ends != 0 {
             let (s, e) = (starts.trailing_zeros(), ends.trailing_zeros());
             if s < e {
-                open = block + s as usize;
+                self.open = offset + s as usize;
                 starts &= starts - 1;
             } else {
-                tokens.push((open, block + e as usize));
+                tokens.push((self.open, offset + e as usize));
                 ends &= ends - 1;
             }
         }
-        after_space = mask >> 63 == 1;
-        block += 64;
+        self.after_space = spaces >> 63 == 1;
     }
-    if !after_space {
-        tokens.push((open, n));
-    }
-    high_bits == 0
-}
 
-/// Bit `i` is set when byte `i` of `bytes` (at most 64) is a space; bits
-/// past the end are set too, as if the block were padded with spaces.
-/// `high_bits` becomes non-zero if any byte is not ASCII.
-fn space_mask(bytes: &[u8], high_bits: &mut u64) -> u64 {
-    match <&[u8; 64]>::try_from(bytes) {
-        Ok(block) => space_mask_64(block, high_bits),
-        Err(_) => {
-            let mut padded = [b' '; 64];
-            padded[..bytes.len()].copy_from_slice(bytes);
-            space_mask_64(&padded, high_bits)
+    /// Closes a token still open at the end of a line of length `n`.
+    fn finish(&self, n: usize, tokens: &mut Vec<(usize, usize)>) {
+        if !self.after_space {
+            tokens.push((self.open, n));
         }
     }
 }
 
-/// [`space_mask`] of a full block with SSE2, which every x86-64 processor
-/// has: a compare and a byte-mask move per 16 bytes, a third of the time
-/// of the portable version below (measured on the benchmark machine).
-#[cfg(target_arch = "x86_64")]
-fn space_mask_64(block: &[u8; 64], high_bits: &mut u64) -> u64 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_setzero_si128,
-    };
-    let mut mask = 0u64;
-    // SAFETY: SSE2 is part of the x86-64 baseline, and each unaligned
-    // 16-byte load reads within the 64-byte array.
-    unsafe {
-        let spaces = _mm_set1_epi8(b' ' as i8);
-        let mut any = _mm_setzero_si128();
-        for lane in 0..4 {
-            let bytes = _mm_loadu_si128(block.as_ptr().add(16 * lane).cast());
-            any = _mm_or_si128(any, bytes);
-            let lane_mask = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, spaces)) as u16;
-            mask |= u64::from(lane_mask) << (16 * lane);
+/// Bit masks of one 64-byte block: bit `i` describes byte `i`.
+struct BlockMasks {
+    spaces: u64,
+    newlines: u64,
+    /// Bytes with the high bit set (not ASCII).
+    non_ascii: u64,
+}
+
+impl BlockMasks {
+    /// With SSE2, which every x86-64 processor has: a compare and a
+    /// byte-mask move per 16 bytes and kind, a third of the time of the
+    /// portable version (measured on the benchmark machine).
+    #[cfg(target_arch = "x86_64")]
+    fn of(block: &[u8; 64]) -> Self {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let mut masks = Self {
+            spaces: 0,
+            newlines: 0,
+            non_ascii: 0,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline, and each unaligned
+        // 16-byte load reads within the 64-byte array.
+        unsafe {
+            let spaces = _mm_set1_epi8(b' ' as i8);
+            let newlines = _mm_set1_epi8(b'\n' as i8);
+            for lane in 0..4 {
+                let bytes = _mm_loadu_si128(block.as_ptr().add(16 * lane).cast());
+                let bits = |mask: i32| u64::from(mask as u16) << (16 * lane);
+                masks.spaces |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, spaces)));
+                masks.newlines |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, newlines)));
+                masks.non_ascii |= bits(_mm_movemask_epi8(bytes));
+            }
         }
-        *high_bits |= u64::from(_mm_movemask_epi8(any) as u16);
+        masks
     }
-    mask
-}
 
-#[cfg(not(target_arch = "x86_64"))]
-fn space_mask_64(block: &[u8; 64], high_bits: &mut u64) -> u64 {
-    space_mask_portable(block, high_bits)
-}
-
-/// [`space_mask`] of a full block in plain integer arithmetic, 8 bytes
-/// per step (SWAR), for processors other than x86-64.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-fn space_mask_portable(block: &[u8; 64], high_bits: &mut u64) -> u64 {
-    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    // Moves the top bit of each byte k to bit 56 + k (no two products
-    // overlap, so nothing carries).
-    const GATHER: u64 = 0x0102_0408_1020_4080;
-    let word_mask = |x: u64| {
-        let x = x ^ SPACES;
-        // The top bit of each byte is set exactly where x's byte is zero.
-        let zero = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
-        (zero >> 7).wrapping_mul(GATHER) >> 56
-    };
-    let mut mask = 0u64;
-    for (i, word) in block.chunks_exact(8).enumerate() {
-        let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
-        let word = u64::from_le_bytes(word);
-        *high_bits |= word & 0x8080_8080_8080_8080;
-        mask |= word_mask(word) << (i * 8);
+    #[cfg(not(target_arch = "x86_64"))]
+    fn of(block: &[u8; 64]) -> Self {
+        Self::portable(block)
     }
-    mask
+
+    /// In plain integer arithmetic, 8 bytes per step (SWAR), for
+    /// processors other than x86-64.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn portable(block: &[u8; 64]) -> Self {
+        const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // Moves the top bit of each byte k to bit 56 + k (no two products
+        // overlap, so nothing carries).
+        const GATHER: u64 = 0x0102_0408_1020_4080;
+        let gather = |top_bits: u64| (top_bits >> 7).wrapping_mul(GATHER) >> 56;
+        let equal = |word: u64, byte: u8| {
+            let x = word ^ u64::from_ne_bytes([byte; 8]);
+            // The top bit of each byte is set exactly where x's byte is zero.
+            gather(!(((x & LOW7).wrapping_add(LOW7)) | x | LOW7))
+        };
+        let mut masks = Self {
+            spaces: 0,
+            newlines: 0,
+            non_ascii: 0,
+        };
+        for (i, word) in block.chunks_exact(8).enumerate() {
+            let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
+            let word = u64::from_le_bytes(word);
+            masks.spaces |= equal(word, b' ') << (i * 8);
+            masks.newlines |= equal(word, b'\n') << (i * 8);
+            masks.non_ascii |= gather(word & HIGH) << (i * 8);
+        }
+        masks
+    }
 }
 
 /// Whether `line[start..end]` is a number of `kind`, as [`parse_integer`]
@@ -509,6 +590,16 @@ impl TextDecoder {
     /// Feeds the next chunk of text.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
+            // The common case: a record line wholly inside this chunk.
+            if self.carry.is_empty()
+                && !self.skipping_long_line
+                && let Some(records) = &mut self.records
+                && let Some((len, ascii)) = split_line(data, &mut records.tokens)
+            {
+                self.split_record_line(&data[..len], ascii)?;
+                data = &data[len + 1..];
+                continue;
+            }
             match memchr::memchr(b'\n', data) {
                 Some(pos) => {
                     let (line, rest) = (&data[..pos], &data[pos + 1..]);
@@ -617,7 +708,47 @@ impl TextDecoder {
             .records
             .as_mut()
             .expect("records decoder exists once the header is read");
-        match records.decode_line(line) {
+        let decoded = records.decode_line(line);
+        self.decoded(decoded, line)
+    }
+
+    /// [`Self::line`] for a record line [`split_line`] has split.
+    fn split_record_line(&mut self, line: &[u8], ascii: bool) -> Result<()> {
+        self.line_number += 1;
+        let records = self
+            .records
+            .as_mut()
+            .expect("split_line is used once the header is read");
+        // Drop a final `\r` as `line` does before splitting: from the last
+        // token, or the token itself when it is only the `\r`.
+        let line = match line.strip_suffix(b"\r") {
+            Some(stripped) => {
+                if let Some(last) = records.tokens.last_mut()
+                    && last.1 == line.len()
+                {
+                    last.1 -= 1;
+                    if last.0 == last.1 {
+                        records.tokens.pop();
+                    }
+                }
+                stripped
+            }
+            None => line,
+        };
+        if records.tokens.is_empty() {
+            return Ok(()); // a blank line
+        }
+        let decoded = records.decode_tokens(line, ascii);
+        self.decoded(decoded, line)
+    }
+
+    /// Counts a decoded row (and queues a full batch) or reports a reject.
+    fn decoded(&mut self, decoded: std::result::Result<(), Reject>, line: &[u8]) -> Result<()> {
+        let records = self
+            .records
+            .as_mut()
+            .expect("records decoder exists once the header is read");
+        match decoded {
             Ok(()) => {
                 self.rows_decoded += 1;
                 if records.is_full()
@@ -781,17 +912,26 @@ mod tests {
             let ascii = split_fields(line, &mut tokens);
             assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
             assert_eq!(ascii, line.is_ascii());
-            // The portable mask, used off x86-64, agrees block by block.
+            // The portable masks, used off x86-64, agree block by block.
             for block in line.chunks(64) {
-                let mut padded = [b' '; 64];
+                let mut padded = [b'\n'; 64];
                 padded[..block.len()].copy_from_slice(block);
-                let (mut ours, mut portable) = (0, 0);
-                assert_eq!(
-                    space_mask(block, &mut ours),
-                    space_mask_portable(&padded, &mut portable)
-                );
-                assert_eq!(ours == 0, portable == 0, "{block:?}");
+                let (ours, portable) = (BlockMasks::of(&padded), BlockMasks::portable(&padded));
+                assert_eq!(ours.spaces, portable.spaces, "{block:?}");
+                assert_eq!(ours.newlines, portable.newlines, "{block:?}");
+                assert_eq!(ours.non_ascii, portable.non_ascii, "{block:?}");
             }
+            // Split together with finding its end, followed by more text.
+            let mut data = line.clone();
+            data.push(b'\n');
+            data.extend(std::iter::repeat_n(b'x', 64));
+            assert_eq!(
+                split_line(&data, &mut tokens),
+                Some((line.len(), line.is_ascii())),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
         }
     }
 
