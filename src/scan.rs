@@ -38,10 +38,16 @@ use crate::table::{FoundObject, ScanListing};
 /// Objects listed ahead of the readers at most; bounds the listing's memory.
 const QUEUE_OBJECTS: usize = 4096;
 
-/// Objects each partition opens ahead of the one it reads. On S3 every GET
-/// waits tens of milliseconds for its first byte while decoding an object
-/// takes a few; enough GETs in flight hide that wait.
+/// Objects each partition opens ahead of the one it reads once the store
+/// has proved slow. On S3 every GET waits tens of milliseconds for its
+/// first byte while decoding an object takes a few; enough GETs in flight
+/// hide that wait.
 const READ_AHEAD_OBJECTS: usize = 8;
+
+/// How long a partition waits for an object to open before it reads
+/// [`READ_AHEAD_OBJECTS`] ahead instead of one. A local file opens well
+/// within it, so a `LIMIT` over local files opens no more than it needs.
+const WIDEN_READ_AHEAD_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Listed (compressed) bytes each partition opens ahead at most, so a run
 /// of large objects does not hold many of them in memory.
@@ -272,6 +278,8 @@ impl ExecutionPlan for FlowLogScanExec {
             openers,
             current: None,
             ahead: VecDeque::new(),
+            depth: 1,
+            listed_all: false,
         };
         let batches = futures::stream::unfold(reader, PartitionReader::next_batch);
         Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
@@ -284,8 +292,9 @@ impl ExecutionPlan for FlowLogScanExec {
 type Batches = BoxStream<'static, Result<RecordBatch>>;
 
 /// One partition's reading: the object being read and, while it is read,
-/// the next ones already being opened (for S3, their GETs under way), up
-/// to [`READ_AHEAD_OBJECTS`] and [`READ_AHEAD_BYTES`].
+/// the next ones already being opened (for S3, their GETs under way): one,
+/// or up to [`READ_AHEAD_OBJECTS`] and [`READ_AHEAD_BYTES`] once an open
+/// has been slow.
 struct PartitionReader {
     feed: Arc<Feed>,
     openers: Vec<Arc<dyn FileOpener>>,
@@ -293,6 +302,10 @@ struct PartitionReader {
     /// Objects being opened, in the order they are to be read, with their
     /// listed sizes.
     ahead: VecDeque<(u64, SpawnedTask<Result<Batches>>)>,
+    /// How many objects to open ahead: 1 until an open is slow.
+    depth: usize,
+    /// The feed has said the listing is over and its queue empty.
+    listed_all: bool,
 }
 
 impl PartitionReader {
@@ -324,24 +337,27 @@ impl PartitionReader {
     }
 
     /// Waits for `opening` to open, meanwhile opening the objects the
-    /// listing finds, within the read-ahead limits: the first objects of a
-    /// scan, and any after a slow GET, are then requested together.
+    /// listing finds, within the read-ahead limits; if the wait is long,
+    /// the limits widen, so on a slow store the first objects of a scan,
+    /// and any after a slow GET, are requested together.
     async fn wait_reading_ahead(
         &mut self,
         mut opening: SpawnedTask<Result<Batches>>,
     ) -> Result<Result<Batches>, JoinError> {
         loop {
             self.read_ahead();
-            if !self.has_room_ahead() {
-                return opening.await;
-            }
+            let room = self.has_room_ahead() && !self.listed_all;
+            let narrow = self.depth < READ_AHEAD_OBJECTS;
             let feed = Arc::clone(&self.feed);
             tokio::select! {
                 biased;
                 opened = &mut opening => return opened,
-                found = feed.next() => match found {
+                () = tokio::time::sleep(WIDEN_READ_AHEAD_AFTER), if narrow => {
+                    self.depth = READ_AHEAD_OBJECTS;
+                }
+                found = feed.next(), if room => match found {
                     Some(found) => self.open_ahead(found),
-                    None => return opening.await,
+                    None => self.listed_all = true,
                 },
             }
         }
@@ -359,7 +375,7 @@ impl PartitionReader {
 
     fn has_room_ahead(&self) -> bool {
         let bytes: u64 = self.ahead.iter().map(|(size, _)| size).sum();
-        self.ahead.len() < READ_AHEAD_OBJECTS && bytes < READ_AHEAD_BYTES
+        self.ahead.len() < self.depth && bytes < READ_AHEAD_BYTES
     }
 
     fn open_ahead(&mut self, found: Result<FoundObject>) {
