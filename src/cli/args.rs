@@ -1,5 +1,5 @@
-//! The command line, as clap parses it ("low args"); [`super::Settings`]
-//! is what the rest of the program uses.
+//! The command line, as clap parses it; [`super::run`] turns it into
+//! [`crate::SessionOptions`] and the shell's settings.
 
 use std::path::PathBuf;
 
