@@ -200,35 +200,25 @@ impl FileOpener for FlowLogOpener {
                     object_error(&object, "cannot be read", crate::storage::s3::explain(&e))
                 })?;
             settings.report.object_opened();
-            let chunks = match result.payload {
-                // One read into a buffer of the listed size: no zeroed
-                // blocks and no copy between them.
-                GetResultPayload::File(mut file, _) if read_whole => {
-                    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                    let read = file.read_to_end(&mut body).map(|_| Bytes::from(body));
-                    futures::stream::iter([read.map_err(|source| object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(source),
-                    })])
-                    .boxed()
-                }
-                GetResultPayload::File(file, _) => local_chunks(file),
-                GetResultPayload::Stream(stream) => stream,
+            let read_error = |e: object_store::Error| {
+                object_error(
+                    &object,
+                    "could not be read",
+                    crate::storage::s3::explain(&e),
+                )
             };
-            // Reading a small object whole here, in the task that opens it
-            // ahead of time, overlaps its GET with the reading of the
-            // objects before it; it is inflated when its turn comes.
-            let input = if read_whole {
-                let body = collect_body(chunks).await.map_err(|e| {
-                    object_error(
-                        &object,
-                        "could not be read",
-                        crate::storage::s3::explain(&e),
-                    )
-                })?;
-                Input::Whole(body)
-            } else {
-                Input::Chunks(chunks)
+            // A small object is read whole here, in the task that opens it
+            // ahead of time, so its GET overlaps the reading of the objects
+            // before it; it is inflated when its turn comes.
+            let input = match result.payload {
+                GetResultPayload::File(file, _) if read_whole => {
+                    Input::Whole(read_file(file, size).map_err(read_error)?)
+                }
+                GetResultPayload::File(file, _) => Input::Chunks(local_chunks(file)),
+                GetResultPayload::Stream(stream) if read_whole => {
+                    Input::Whole(collect_body(stream, size).await.map_err(read_error)?)
+                }
+                GetResultPayload::Stream(stream) => Input::Chunks(stream),
             };
             let sink = DecoderSink {
                 decoder: TextDecoder::new(
@@ -269,28 +259,33 @@ fn local_chunks(mut file: std::fs::File) -> BoxStream<'static, object_store::Res
                 buf.truncate(n);
                 Some(Ok(Bytes::from(buf)))
             }
-            Err(source) => Some(Err(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(source),
-            })),
+            Err(source) => Some(Err(local_read_error(source))),
         }
     });
     futures::stream::iter(blocks).boxed()
 }
 
-/// Reads an object's remaining chunks into one buffer.
+/// Reads a local file whole in one read into a buffer of its listed size
+/// (no zeroed blocks, no copy between them).
+fn read_file(mut file: std::fs::File, size: u64) -> object_store::Result<Bytes> {
+    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut body).map_err(local_read_error)?;
+    Ok(Bytes::from(body))
+}
+
+fn local_read_error(source: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
+    }
+}
+
+/// Reads a GET's body into one buffer of the object's listed size.
 async fn collect_body(
     mut chunks: BoxStream<'static, object_store::Result<Bytes>>,
+    size: u64,
 ) -> object_store::Result<Bytes> {
-    let Some(first) = chunks.next().await.transpose()? else {
-        return Ok(Bytes::new());
-    };
-    let Some(second) = chunks.next().await.transpose()? else {
-        return Ok(first); // a local object, read in one piece
-    };
-    let mut body = Vec::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    body.extend_from_slice(&second);
+    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     while let Some(chunk) = chunks.next().await {
         body.extend_from_slice(&chunk?);
     }
