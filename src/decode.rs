@@ -196,13 +196,8 @@ impl RecordDecoder {
         })
     }
 
-    /// Checks one record line and, if it is well formed, appends it as a row.
-    fn decode_line(&mut self, line: &[u8]) -> std::result::Result<(), Reject> {
-        let ascii = split_fields(line, &mut self.tokens);
-        self.decode_tokens(line, ascii)
-    }
-
-    /// [`Self::decode_line`] once `self.tokens` holds the line's tokens.
+    /// Checks one record line, split into `self.tokens`, and, if it is well
+    /// formed, appends it as a row.
     fn decode_tokens(&mut self, line: &[u8], ascii: bool) -> std::result::Result<(), Reject> {
         if self.tokens.len() != self.fields.len() {
             return Err(Reject::FieldCount {
@@ -596,7 +591,7 @@ impl TextDecoder {
                 && let Some(records) = &mut self.records
                 && let Some((len, ascii)) = split_line(data, &mut records.tokens)
             {
-                self.split_record_line(&data[..len], ascii)?;
+                self.record_line(&data[..len], ascii)?;
                 data = &data[len + 1..];
                 continue;
             }
@@ -688,39 +683,34 @@ impl TextDecoder {
             .reject(self.line_number, Reject::TooLong, start_of_line)
     }
 
+    /// Reads one line that [`split_line`] did not: the header, a line
+    /// across chunks, the last line of a chunk.
     fn line(&mut self, line: &[u8]) -> Result<()> {
+        if let Some(records) = &mut self.records {
+            let ascii = split_fields(line, &mut records.tokens);
+            return self.record_line(line, ascii);
+        }
         self.line_number += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if self.header.is_none() {
-            let header = Header::parse(line)?;
-            self.records = Some(RecordDecoder::new(
-                &header,
-                Arc::clone(&self.schema),
-                self.batch_size,
-            )?);
-            self.header = Some(header);
-            return Ok(());
-        }
-        if line.iter().all(|b| *b == b' ') {
-            return Ok(());
-        }
-        let records = self
-            .records
-            .as_mut()
-            .expect("records decoder exists once the header is read");
-        let decoded = records.decode_line(line);
-        self.decoded(decoded, line)
+        let header = Header::parse(line)?;
+        self.records = Some(RecordDecoder::new(
+            &header,
+            Arc::clone(&self.schema),
+            self.batch_size,
+        )?);
+        self.header = Some(header);
+        Ok(())
     }
 
-    /// [`Self::line`] for a record line [`split_line`] has split.
-    fn split_record_line(&mut self, line: &[u8], ascii: bool) -> Result<()> {
+    /// Decodes a record line whose tokens are in the records decoder.
+    fn record_line(&mut self, line: &[u8], ascii: bool) -> Result<()> {
         self.line_number += 1;
         let records = self
             .records
             .as_mut()
-            .expect("split_line is used once the header is read");
-        // Drop a final `\r` as `line` does before splitting: from the last
-        // token, or the token itself when it is only the `\r`.
+            .expect("record lines come after the header");
+        // Drop a final `\r` (CRLF endings): from the last token, or the
+        // token itself when it is only the `\r`.
         let line = match line.strip_suffix(b"\r") {
             Some(stripped) => {
                 if let Some(last) = records.tokens.last_mut()
@@ -738,17 +728,7 @@ impl TextDecoder {
         if records.tokens.is_empty() {
             return Ok(()); // a blank line
         }
-        let decoded = records.decode_tokens(line, ascii);
-        self.decoded(decoded, line)
-    }
-
-    /// Counts a decoded row (and queues a full batch) or reports a reject.
-    fn decoded(&mut self, decoded: std::result::Result<(), Reject>, line: &[u8]) -> Result<()> {
-        let records = self
-            .records
-            .as_mut()
-            .expect("records decoder exists once the header is read");
-        match decoded {
+        match records.decode_tokens(line, ascii) {
             Ok(()) => {
                 self.rows_decoded += 1;
                 if records.is_full()
