@@ -318,14 +318,8 @@ fn skip_bad_objects_passes_over_each_bad_object_naming_it() {
 
 /// Gzips `text` into [`object_path`]`(day, time, hash)`.
 fn write_object(day: &Path, time: &str, hash: &str, text: &[u8]) -> PathBuf {
-    use std::io::Write;
     let path = object_path(day, time, hash);
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(text).unwrap();
-    gz.finish().unwrap();
+    write_members(&path, &[text], flate2::Compression::fast());
     path
 }
 
