@@ -1,24 +1,22 @@
 //! The text decoder against arrow-csv on the same default-format text
-//! (one generated object of 100,000 records, gunzipped in memory): bytes/s
-//! and rows/s. arrow-csv gets the same typed schema and `-` as NULL.
+//! (one generated object of 100,000 records, gunzipped in memory), with
+//! criterion: once as bytes/s, once as rows/s. arrow-csv gets the same
+//! typed schema and `-` as NULL.
 //!
 //! `cargo bench --bench decoder`
 
 use std::io::{Cursor, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
-use datafusion::arrow::datatypes::DataType;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Result;
 use flowsql::decode::{Reject, RejectSink, TextDecoder};
 use flowsql::generate::{TreeSpec, generate_tree};
 use flowsql::schema::Header;
 
-mod harness;
-
-use harness::{Work, measure};
-
 const RECORDS: u32 = 100_000;
-const RUNS: usize = 15;
 
 struct Fail;
 
@@ -58,42 +56,60 @@ fn sample_text() -> Vec<u8> {
     panic!("the generator wrote no object");
 }
 
-fn main() {
+fn decode_ours(text: &[u8], schema: &SchemaRef) {
+    let mut decoder = TextDecoder::new(Arc::clone(schema), 8192, Box::new(Fail));
+    for piece in text.chunks(256 * 1024) {
+        decoder.feed(piece).unwrap();
+    }
+    decoder.finish().unwrap();
+    let mut rows = 0;
+    while let Some(batch) = decoder.next_batch() {
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, RECORDS as usize);
+}
+
+fn decode_arrow_csv(text: &[u8], schema: &SchemaRef) {
+    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(schema))
+        .with_delimiter(b' ')
+        .with_header(true)
+        .with_batch_size(8192)
+        .with_null_regex(regex::Regex::new("^-$").unwrap())
+        .build(Cursor::new(text))
+        .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, RECORDS as usize);
+}
+
+fn decoder(c: &mut Criterion) {
     let text = sample_text();
     let header = Header::parse(text.split(|b| *b == b'\n').next().unwrap()).unwrap();
     let ours = header.arrow_schema(DataType::Utf8View);
     let theirs = header.arrow_schema(DataType::Utf8);
-    let work = || Work {
-        bytes: text.len() as u64,
-        rows: u64::from(RECORDS),
-    };
     println!(
         "decoding {} records ({:.1} MB of text), all {} columns typed",
         RECORDS,
         text.len() as f64 / 1e6,
         header.tokens().len()
     );
-    measure("flowsql TextDecoder", RUNS, work(), || {
-        let mut decoder = TextDecoder::new(Arc::clone(&ours), 8192, Box::new(Fail));
-        for piece in text.chunks(256 * 1024) {
-            decoder.feed(piece).unwrap();
-        }
-        decoder.finish().unwrap();
-        let mut rows = 0;
-        while let Some(batch) = decoder.next_batch() {
-            rows += batch.num_rows();
-        }
-        assert_eq!(rows, RECORDS as usize);
-    });
-    measure("arrow-csv Reader", RUNS, work(), || {
-        let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&theirs))
-            .with_delimiter(b' ')
-            .with_header(true)
-            .with_batch_size(8192)
-            .with_null_regex(regex::Regex::new("^-$").unwrap())
-            .build(Cursor::new(&text[..]))
-            .unwrap();
-        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
-        assert_eq!(rows, RECORDS as usize);
-    });
+    for (group_name, throughput) in [
+        ("decoder bytes", Throughput::Bytes(text.len() as u64)),
+        ("decoder rows", Throughput::Elements(u64::from(RECORDS))),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group
+            .throughput(throughput)
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(6));
+        group.bench_function("flowsql TextDecoder", |b| {
+            b.iter(|| decode_ours(&text, &ours))
+        });
+        group.bench_function("arrow-csv Reader", |b| {
+            b.iter(|| decode_arrow_csv(&text, &theirs))
+        });
+        group.finish();
+    }
 }
+
+criterion_group!(benches, decoder);
+criterion_main!(benches);

@@ -1,18 +1,15 @@
 //! End-to-end scans through SQL over a generated tree on local disk
 //! (1.44 million records, 96 objects: one day of the benchmark tree's
-//! shape). For the full 10-million-record comparison with DuckDB, see
-//! `scripts/bench-vs-duckdb`.
+//! shape), with criterion, as records/s. For the full 10-million-record
+//! comparison with DuckDB, see `scripts/bench-vs-duckdb`.
 //!
 //! `cargo bench --bench scan`
 
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowsql::generate::{TreeSpec, generate_tree};
 use flowsql::{SessionOptions, new_context};
 
-mod harness;
-
-use harness::{Work, measure};
-
-fn main() {
+fn scan(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let spec = TreeSpec {
         days: 1,
@@ -30,6 +27,10 @@ fn main() {
         summary.files,
         summary.compressed_bytes as f64 / 1e6
     );
+    let mut group = c.benchmark_group("scan");
+    group
+        .throughput(Throughput::Elements(summary.records))
+        .sample_size(10);
     for (name, sql) in [
         ("count", "SELECT count(*) FROM vpc_flow_logs"),
         (
@@ -45,15 +46,17 @@ fn main() {
             "SELECT interface_id, count(*), sum(bytes) FROM vpc_flow_logs GROUP BY 1",
         ),
     ] {
-        let work = Work {
-            bytes: summary.compressed_bytes,
-            rows: summary.records,
-        };
-        measure(name, 7, work, || {
-            runtime.block_on(async {
-                let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-                assert!(!batches.is_empty());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                    assert!(!batches.is_empty());
+                })
             })
         });
     }
+    group.finish();
 }
+
+criterion_group!(benches, scan);
+criterion_main!(benches);
