@@ -140,7 +140,7 @@ struct RecordDecoder {
     schema: SchemaRef,
     rows: usize,
     batch_size: usize,
-    tokens: Vec<(usize, usize)>,
+    tokens: Tokens,
     ints: Vec<Option<i64>>,
 }
 
@@ -186,7 +186,7 @@ impl RecordDecoder {
             numeric,
             outputs,
             ints: vec![None; fields.len()],
-            tokens: Vec::with_capacity(fields.len()),
+            tokens: Tokens::with_capacity(fields.len()),
             fields,
             missing_outputs,
             builders,
@@ -211,7 +211,7 @@ impl RecordDecoder {
         // Validate every numeric field before appending anything, so a
         // rejected line leaves no partial row behind.
         for &(i, kind, requested) in &self.numeric {
-            let (start, end) = self.tokens[i];
+            let (start, end) = self.tokens.get(i);
             let token = &line[start..end];
             let valid = if token == b"-" {
                 self.ints[i] = None;
@@ -235,7 +235,7 @@ impl RecordDecoder {
                 ColumnBuilder::Int32(b) => b.append_option(self.ints[i].map(|v| v as i32)),
                 ColumnBuilder::Int64(b) => b.append_option(self.ints[i]),
                 ColumnBuilder::Text(b) => {
-                    let (start, end) = self.tokens[i];
+                    let (start, end) = self.tokens.get(i);
                     let token = &line[start..end];
                     if token == b"-" {
                         b.append_null();
@@ -277,14 +277,69 @@ impl RecordDecoder {
     }
 }
 
-/// Splits a line at runs of spaces into `(start, end)` byte ranges.
+/// The tokens of one line, kept as their edges: the offsets where a run
+/// of spaces ends (a token starts) and where one begins (a token ends).
+/// Edges alternate start, end, start, ..., so token `i` is edges `2i` and
+/// `2i + 1`, and a tokenizer only has to list every change between space
+/// and non-space, in order, with no branch on which kind each one is.
+#[derive(Debug, Default)]
+struct Tokens {
+    /// Offsets within the line; lines are at most [`MAX_LINE_BYTES`] long.
+    edges: Vec<u32>,
+}
+
+impl Tokens {
+    fn with_capacity(tokens: usize) -> Self {
+        Self {
+            edges: Vec::with_capacity(2 * tokens),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.edges.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.edges.len() / 2
+    }
+
+    fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+    }
+
+    /// Token `i` as a `(start, end)` byte range of the line.
+    fn get(&self, i: usize) -> (usize, usize) {
+        (self.edges[2 * i] as usize, self.edges[2 * i + 1] as usize)
+    }
+
+    /// Drops a final `\r` from the line of length `line_len`: from the last
+    /// token, or the token itself when it is only the `\r`.
+    fn drop_final_cr(&mut self, line_len: usize) {
+        if let [.., start, end] = self.edges[..]
+            && end as usize == line_len
+        {
+            if end - 1 == start {
+                self.edges.truncate(self.edges.len() - 2);
+            } else {
+                *self.edges.last_mut().expect("two edges") -= 1;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn pairs(&self) -> Vec<(usize, usize)> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
+}
+
+/// Splits a line at runs of spaces into tokens.
 ///
 /// The hot loop's tokenizer: it finds the spaces of 64 bytes at a time as
-/// a bit mask, then reads token starts and ends off the mask's edges,
-/// instead of searching for each space on its own (three times the
-/// instructions, measured with callgrind). Returns whether the line is all
-/// ASCII, which the same pass finds for free.
-fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
+/// a bit mask, then reads token edges off the mask's changes, instead of
+/// searching for each space on its own (three times the instructions,
+/// measured with callgrind). Returns whether the line is all ASCII, which
+/// the same pass finds for free.
+fn split_fields(line: &[u8], tokens: &mut Tokens) -> bool {
     tokens.clear();
     let mut tokenizer = Tokenizer::default();
     let mut non_ascii = 0u64;
@@ -315,7 +370,7 @@ fn split_fields(line: &[u8], tokens: &mut Vec<(usize, usize)>) -> bool {
 /// `\n`, and whether it is ASCII. `None` when no newline is found within
 /// the whole 64-byte blocks of `data` and [`MAX_LINE_BYTES`]; the caller
 /// then reads the line the slower way, which handles every case.
-fn split_line(data: &[u8], tokens: &mut Vec<(usize, usize)>) -> Option<(usize, bool)> {
+fn split_line(data: &[u8], tokens: &mut Tokens) -> Option<(usize, bool)> {
     tokens.clear();
     let mut tokenizer = Tokenizer::default();
     let mut non_ascii = 0u64;
@@ -343,48 +398,45 @@ fn split_line(data: &[u8], tokens: &mut Vec<(usize, usize)>) -> Option<(usize, b
     None
 }
 
-/// Token edges carried from one 64-byte block to the next.
+/// Whether the byte before the next block is a space, carried from one
+/// 64-byte block to the next.
 struct Tokenizer {
-    /// Whether the byte before the current block is a space (the start of
-    /// the line counts as one).
+    /// The start of the line counts as a space.
     after_space: bool,
-    /// Where the token still open at the end of a block started.
-    open: usize,
 }
 
 impl Default for Tokenizer {
     fn default() -> Self {
-        Self {
-            after_space: true,
-            open: 0,
-        }
+        Self { after_space: true }
     }
 }
 
 impl Tokenizer {
-    /// Adds the tokens that end in the block at `offset`, whose space mask
-    /// is `spaces` (bit `i` for byte `offset + i`).
-    fn block(&mut self, offset: usize, spaces: u64, tokens: &mut Vec<(usize, usize)>) {
+    /// Adds the edges in the block at `offset`, whose space mask is
+    /// `spaces` (bit `i` for byte `offset + i`).
+    fn block(&mut self, offset: usize, spaces: u64, tokens: &mut Tokens) {
         let before = (spaces << 1) | u64::from(self.after_space);
-        let mut starts = !spaces & before;
-        let mut ends = spaces & !before;
-        while starts | ends != 0 {
-            let (s, e) = (starts.trailing_zeros(), ends.trailing_zeros());
-            if s < e {
-                self.open = offset + s as usize;
-                starts &= starts - 1;
-            } else {
-                tokens.push((self.open, offset + e as usize));
-                ends &= ends - 1;
-            }
+        let offset = offset as u32; // offsets stay within MAX_LINE_BYTES + 64
+        let mut changes = spaces ^ before;
+        // Filled through the spare capacity: a loop over a slice keeps the
+        // length in a register instead of storing it back per edge (push),
+        // and nothing is written twice (resize).
+        let count = changes.count_ones() as usize;
+        let filled = tokens.edges.len();
+        tokens.edges.reserve(count);
+        for edge in &mut tokens.edges.spare_capacity_mut()[..count] {
+            edge.write(offset + changes.trailing_zeros());
+            changes &= changes - 1;
         }
+        // SAFETY: the loop above initialized the `count` slots after `filled`.
+        unsafe { tokens.edges.set_len(filled + count) };
         self.after_space = spaces >> 63 == 1;
     }
 
     /// Closes a token still open at the end of a line of length `n`.
-    fn finish(&self, n: usize, tokens: &mut Vec<(usize, usize)>) {
+    fn finish(&self, n: usize, tokens: &mut Tokens) {
         if !self.after_space {
-            tokens.push((self.open, n));
+            tokens.edges.push(n as u32);
         }
     }
 }
@@ -709,18 +761,10 @@ impl TextDecoder {
             .records
             .as_mut()
             .expect("record lines come after the header");
-        // Drop a final `\r` (CRLF endings): from the last token, or the
-        // token itself when it is only the `\r`.
+        // CRLF endings: the `\r` is not part of the line.
         let line = match line.strip_suffix(b"\r") {
             Some(stripped) => {
-                if let Some(last) = records.tokens.last_mut()
-                    && last.1 == line.len()
-                {
-                    last.1 -= 1;
-                    if last.0 == last.1 {
-                        records.tokens.pop();
-                    }
-                }
+                records.tokens.drop_final_cr(line.len());
                 stripped
             }
             None => line,
@@ -885,12 +929,17 @@ mod tests {
                 lines.push(line);
             }
         }
-        let mut tokens = vec![];
+        let mut tokens = Tokens::default();
         lines.push("naïve  café".as_bytes().to_vec());
         lines.push(b"ascii \x80".to_vec());
         for line in &lines {
             let ascii = split_fields(line, &mut tokens);
-            assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                tokens.pairs(),
+                naive(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
             assert_eq!(ascii, line.is_ascii());
             // The portable masks, used off x86-64, agree block by block.
             for block in line.chunks(64) {
@@ -911,7 +960,12 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(line)
             );
-            assert_eq!(tokens, naive(line), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                tokens.pairs(),
+                naive(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
