@@ -22,6 +22,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
+use crate::record_filter::{ColumnTest, RecordFilter};
 use crate::schema::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
 
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
@@ -136,6 +137,11 @@ struct RecordDecoder {
     outputs: Vec<(usize, usize)>,
     /// Output columns no header field feeds; they are all NULL.
     missing_outputs: Vec<usize>,
+    /// The record filter's tests, by field index: a row is appended only
+    /// if its line passes them all.
+    tests: Vec<(usize, ColumnTest)>,
+    /// A test is on a column this header lacks (all NULL): no row passes.
+    nothing_passes: bool,
     builders: Vec<ColumnBuilder>,
     schema: SchemaRef,
     rows: usize,
@@ -145,7 +151,12 @@ struct RecordDecoder {
 }
 
 impl RecordDecoder {
-    fn new(header: &Header, schema: SchemaRef, batch_size: usize) -> Result<Self> {
+    fn new(
+        header: &Header,
+        schema: SchemaRef,
+        batch_size: usize,
+        filter: &RecordFilter,
+    ) -> Result<Self> {
         let mut fed = vec![false; schema.fields().len()];
         let fields = header
             .tokens()
@@ -171,11 +182,25 @@ impl RecordDecoder {
             .filter(|(_, fed)| !**fed)
             .map(|(i, _)| i)
             .collect();
+        let mut nothing_passes = false;
+        let mut tests = vec![];
+        for test in filter.tests() {
+            match fields.iter().position(|f| f.name == test.column) {
+                Some(i) if test.fits(fields[i].kind) => tests.push((i, test.clone())),
+                // A test that does not fit the field's type is not run: the
+                // decoder may keep rows the filter drops, never the reverse.
+                Some(_) => {}
+                None => nothing_passes = true,
+            }
+        }
         let numeric = fields
             .iter()
             .enumerate()
             .filter(|(_, f)| f.kind != FieldKind::Text)
-            .map(|(i, f)| (i, f.kind, f.output.is_some()))
+            .map(|(i, f)| {
+                let tested = tests.iter().any(|(t, _)| *t == i);
+                (i, f.kind, f.output.is_some() || tested)
+            })
             .collect();
         let outputs = fields
             .iter()
@@ -189,6 +214,8 @@ impl RecordDecoder {
             tokens: Tokens::with_capacity(fields.len()),
             fields,
             missing_outputs,
+            tests,
+            nothing_passes,
             builders,
             schema,
             rows: 0,
@@ -197,8 +224,9 @@ impl RecordDecoder {
     }
 
     /// Checks one record line, split into `self.tokens`, and, if it is well
-    /// formed, appends it as a row.
-    fn decode_tokens(&mut self, line: &[u8], ascii: bool) -> std::result::Result<(), Reject> {
+    /// formed and passes the record filter, appends it as a row. Returns
+    /// whether it was appended.
+    fn decode_tokens(&mut self, line: &[u8], ascii: bool) -> std::result::Result<bool, Reject> {
         if self.tokens.len() != self.fields.len() {
             return Err(Reject::FieldCount {
                 expected: self.fields.len(),
@@ -230,6 +258,9 @@ impl RecordDecoder {
                 });
             }
         }
+        if !self.passes_filter(line) {
+            return Ok(false);
+        }
         for &(i, out) in &self.outputs {
             match &mut self.builders[out] {
                 ColumnBuilder::Int32(b) => b.append_option(self.ints[i].map(|v| v as i32)),
@@ -255,7 +286,22 @@ impl RecordDecoder {
             self.builders[out].append_null();
         }
         self.rows += 1;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether a well-formed line passes every test of the record filter;
+    /// a NULL (`-`) passes none.
+    fn passes_filter(&self, line: &[u8]) -> bool {
+        !self.nothing_passes
+            && self.tests.iter().all(|(i, test)| {
+                if self.fields[*i].kind == FieldKind::Text {
+                    let (start, end) = self.tokens.get(*i);
+                    let token = &line[start..end];
+                    token != b"-" && test.accepts_text(token)
+                } else {
+                    self.ints[*i].is_some_and(|v| test.accepts_integer(v))
+                }
+            })
     }
 
     fn is_full(&self) -> bool {
@@ -595,6 +641,7 @@ pub struct TextDecoder {
     rows_decoded: u64,
     ready: VecDeque<RecordBatch>,
     rejects: Box<dyn RejectSink>,
+    filter: Arc<RecordFilter>,
 }
 
 impl fmt::Debug for TextDecoder {
@@ -621,7 +668,15 @@ impl TextDecoder {
             rows_decoded: 0,
             ready: VecDeque::new(),
             rejects,
+            filter: Arc::default(),
         }
+    }
+
+    /// Appends only the well-formed lines that pass `filter`'s tests
+    /// (every line is still checked, and malformed ones still reported).
+    pub fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// The header, once the first line has been read.
@@ -629,7 +684,8 @@ impl TextDecoder {
         self.header.as_ref()
     }
 
-    /// Rows decoded so far.
+    /// Well-formed records read so far, whether or not they passed the
+    /// record filter.
     pub fn rows_decoded(&self) -> u64 {
         self.rows_decoded
     }
@@ -749,6 +805,7 @@ impl TextDecoder {
             &header,
             Arc::clone(&self.schema),
             self.batch_size,
+            &self.filter,
         )?);
         self.header = Some(header);
         Ok(())
@@ -773,9 +830,10 @@ impl TextDecoder {
             return Ok(()); // a blank line
         }
         match records.decode_tokens(line, ascii) {
-            Ok(()) => {
+            Ok(appended) => {
                 self.rows_decoded += 1;
-                if records.is_full()
+                if appended
+                    && records.is_full()
                     && let Some(batch) = records.take_batch()?
                 {
                     self.ready.push_back(batch);
@@ -892,6 +950,47 @@ mod tests {
             );
             assert_eq!(rejects[4].1, Reject::NotUtf8);
         }
+    }
+
+    #[test]
+    fn the_record_filter_drops_rows_but_never_rejects() {
+        use datafusion::prelude::{col, lit};
+        let columns = schema(&[
+            ("srcport", DataType::Int32),
+            ("log_status", DataType::Utf8View),
+            ("vpc_id", DataType::Utf8View),
+        ]);
+        let bytes = |filters: &[datafusion::prelude::Expr]| {
+            let filter = Arc::new(RecordFilter::from_filters(filters, &columns));
+            assert_eq!(filter.tests().len(), filters.len());
+            let rejects = Collect::default();
+            let mut decoder = TextDecoder::new(
+                schema(&[("bytes", DataType::Int64)]),
+                2,
+                Box::new(rejects.clone()),
+            )
+            .with_record_filter(filter);
+            for piece in TEXT.chunks(5) {
+                decoder.feed(piece).unwrap();
+            }
+            decoder.finish().unwrap();
+            assert_eq!(decoder.rows_decoded(), 4, "well-formed records read");
+            let lines: Vec<u64> = rejects.0.lock().unwrap().iter().map(|r| r.0).collect();
+            assert_eq!(lines, [6, 7, 8, 9, 10], "the same lines are malformed");
+            let mut values = vec![];
+            while let Some(batch) = decoder.next_batch() {
+                values.extend(batch.column(0).as_primitive::<Int64Type>().iter());
+            }
+            values
+        };
+        let ok = col("log_status").eq(lit("OK"));
+        let ports = col("srcport").in_list(vec![lit(22), lit(443)], false);
+        assert_eq!(bytes(&[ok.clone(), ports]), [Some(4249), Some(5)]);
+        assert_eq!(bytes(&[col("srcport").eq(lit(3389))]), [Some(100)]);
+        assert_eq!(bytes(&[col("log_status").eq(lit("NODATA"))]), [None]);
+        // A NULL passes no test; a field the header lacks is all NULL.
+        assert_eq!(bytes(&[ok, col("srcport").eq(lit(80))]), []);
+        assert_eq!(bytes(&[col("vpc_id").eq(lit("vpc-1"))]), []);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod generate;
 pub mod inflate;
 pub mod layout;
 pub mod prune;
+pub mod record_filter;
 pub mod rejects;
 pub mod report;
 pub mod saved;

@@ -33,6 +33,7 @@ use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinError;
 
+use crate::record_filter::RecordFilter;
 use crate::table::{FoundObject, ScanListing};
 
 /// Objects listed ahead of the readers at most; bounds the listing's memory.
@@ -83,6 +84,8 @@ pub struct FlowLogScanExec {
     listing: Arc<ScanListing>,
     /// One per root: its store URL, projection and file source.
     configs: Vec<FileScanConfig>,
+    /// The tests the decoder runs on each line (shown in plans).
+    record_filter: Arc<RecordFilter>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     /// The running execution's queue; partitions join it while it lives.
@@ -132,6 +135,7 @@ impl FlowLogScanExec {
     pub(crate) fn try_new(
         listing: Arc<ScanListing>,
         configs: Vec<FileScanConfig>,
+        record_filter: Arc<RecordFilter>,
         partitions: usize,
     ) -> Result<Self> {
         let schema = configs
@@ -147,6 +151,7 @@ impl FlowLogScanExec {
         Ok(Self {
             listing,
             configs,
+            record_filter,
             schema,
             properties: Arc::new(properties),
             feed: Mutex::new(None),
@@ -203,7 +208,11 @@ impl DisplayAs for FlowLogScanExec {
                         .map(|f| f.name().as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                )
+                )?;
+                if !self.record_filter.is_empty() {
+                    write!(f, ", record_filter=[{}]", self.record_filter)?;
+                }
+                Ok(())
             }
             DisplayFormatType::TreeRender => write!(f, "roots={}", self.configs.len()),
         }
@@ -247,6 +256,7 @@ impl ExecutionPlan for FlowLogScanExec {
         Ok(Arc::new(Self::try_new(
             Arc::clone(&self.listing),
             self.configs.clone(),
+            Arc::clone(&self.record_filter),
             self.properties.partitioning.partition_count(),
         )?))
     }

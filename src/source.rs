@@ -31,6 +31,7 @@ use object_store::{GetOptions, GetResultPayload, ObjectStore};
 
 use crate::decode::{Reject, RejectSink, TextDecoder};
 use crate::inflate;
+use crate::record_filter::RecordFilter;
 use crate::report::ScanReport;
 
 /// Bytes read from a local file per step; bounds the text decoded at once.
@@ -59,6 +60,7 @@ pub struct FlowLogSource {
     batch_size: Option<usize>,
     metrics: ExecutionPlanMetricsSet,
     settings: ReadSettings,
+    record_filter: Arc<RecordFilter>,
 }
 
 impl fmt::Debug for FlowLogSource {
@@ -79,7 +81,15 @@ impl FlowLogSource {
             batch_size: None,
             metrics: ExecutionPlanMetricsSet::new(),
             settings,
+            record_filter: Arc::default(),
         }
+    }
+
+    /// Reads only the records that pass `filter`'s tests (see
+    /// [`TextDecoder::with_record_filter`]).
+    pub fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
+        self.record_filter = filter;
+        self
     }
 }
 
@@ -98,6 +108,7 @@ impl FileSource for FlowLogSource {
             table_columns: file_schema.clone(),
             batch_size: self.batch_size.unwrap_or(8192),
             settings: self.settings.clone(),
+            record_filter: Arc::clone(&self.record_filter),
         });
         ProjectionOpener::try_new(self.projection.clone(), opener, file_schema)
     }
@@ -143,6 +154,9 @@ impl FileSource for FlowLogSource {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
                 write!(f, ", strict={}", self.settings.strict)?;
+                if !self.record_filter.is_empty() {
+                    write!(f, ", record_filter=[{}]", self.record_filter)?;
+                }
                 if self.settings.skip_bad_objects {
                     write!(f, ", skip_bad_objects=true")?;
                 }
@@ -169,6 +183,7 @@ pub struct FlowLogOpener {
     table_columns: SchemaRef,
     batch_size: usize,
     settings: ReadSettings,
+    record_filter: Arc<RecordFilter>,
 }
 
 /// How an object is named to the user: a local path or a full URL.
@@ -192,6 +207,7 @@ impl FileOpener for FlowLogOpener {
         let table_columns = Arc::clone(&self.table_columns);
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
+        let record_filter = Arc::clone(&self.record_filter);
         Ok(async move {
             let result = store
                 .get_opts(&location, GetOptions::default())
@@ -228,7 +244,8 @@ impl FileOpener for FlowLogOpener {
                         object: object.clone(),
                         settings: settings.clone(),
                     }),
-                ),
+                )
+                .with_record_filter(record_filter),
                 error: None,
             };
             let reader = ObjectReader {

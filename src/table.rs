@@ -33,6 +33,7 @@ use crate::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
 use crate::prune::{
     Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values,
 };
+use crate::record_filter::RecordFilter;
 use crate::report::ScanReport;
 use crate::scan::FlowLogScanExec;
 use crate::schema::{self, Header};
@@ -42,9 +43,10 @@ use crate::storage::{self, Location};
 /// How a [`FlowLogTable`] lists and reads.
 #[derive(Debug, Clone)]
 pub struct FlowLogOptions {
-    /// Use filters to skip folders and files. Off, every object is listed and
-    /// read and DataFusion applies every filter itself (the answer is the
-    /// same; tests compare the two).
+    /// Use filters to skip folders, files and lines (see
+    /// [`crate::record_filter`]). Off, every object is listed and read, every
+    /// line becomes a row, and DataFusion applies every filter itself (the
+    /// answer is the same; tests compare the two).
     pub pruning: bool,
     /// A malformed line fails the query, naming the object and line.
     pub strict: bool,
@@ -250,14 +252,21 @@ impl TableProvider for FlowLogTable {
         // The LIMIT above the scan stops it by dropping its streams.
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (predicate, window) = if self.options.pruning {
+        let (predicate, window, record_filter) = if self.options.pruning {
             (
                 PathPredicate::try_new(state, filters)?,
                 TimeWindow::from_filters(filters, self.options.time_slack_seconds),
+                RecordFilter::from_filters(filters, self.table_schema.file_schema()),
             )
         } else {
-            (PathPredicate::try_new(state, &[])?, TimeWindow::ALL)
+            let everything = RecordFilter::default();
+            (
+                PathPredicate::try_new(state, &[])?,
+                TimeWindow::ALL,
+                everything,
+            )
         };
+        let record_filter = Arc::new(record_filter);
         let target_partitions = state.config_options().execution.target_partitions.max(1);
         let listing = ScanListing {
             roots: self.roots.clone(),
@@ -275,7 +284,8 @@ impl TableProvider for FlowLogTable {
             .roots
             .iter()
             .map(|root| {
-                let source = FlowLogSource::new(self.table_schema.clone(), settings.clone());
+                let source = FlowLogSource::new(self.table_schema.clone(), settings.clone())
+                    .with_record_filter(Arc::clone(&record_filter));
                 Ok(
                     FileScanConfigBuilder::new(root.url.clone(), Arc::new(source))
                         .with_projection_indices(projection.cloned())?
@@ -286,6 +296,7 @@ impl TableProvider for FlowLogTable {
         Ok(Arc::new(FlowLogScanExec::try_new(
             Arc::new(listing),
             configs,
+            record_filter,
             target_partitions,
         )?))
     }

@@ -71,8 +71,8 @@ pub struct Args {
     #[arg(long)]
     pub skip_bad_objects: bool,
 
-    /// List and read every object, ignoring path and time filters when
-    /// choosing what to read (answers are the same; for checking pruning)
+    /// List and read every object and build every line, ignoring filters
+    /// when choosing what to read (answers are the same; for checking pruning)
     #[arg(long)]
     pub no_pruning: bool,
 

@@ -249,6 +249,40 @@ async fn filters_match_with_and_without_pruning() {
                     || value(r, "action") == Some("REJECT")
             }),
         ),
+        // Tests the decoder itself runs on each line (the record filter).
+        (
+            "dstport IN (22, 3389, 443)".to_string(),
+            Box::new(|r| matches!(int(r, "dstport"), Some(22 | 3389 | 443))),
+        ),
+        (
+            "22 = dstport".to_string(),
+            Box::new(|r| int(r, "dstport") == Some(22)),
+        ),
+        (
+            "srcaddr = '10.0.1.5' OR srcaddr = '203.0.113.5'".to_string(),
+            Box::new(|r| matches!(value(r, "srcaddr"), Some("10.0.1.5" | "203.0.113.5"))),
+        ),
+        (
+            "interface_id = 'eni-1235b8ca123456789' AND action = 'ACCEPT'".to_string(),
+            Box::new(|r| {
+                value(r, "interface_id") == Some("eni-1235b8ca123456789")
+                    && value(r, "action") == Some("ACCEPT")
+            }),
+        ),
+        (
+            "pkt_srcaddr = '203.0.113.5'".to_string(),
+            eq("pkt_srcaddr", "203.0.113.5"),
+        ),
+        (
+            "instance_id = 'i-01234567890123456'".to_string(),
+            eq("instance_id", "i-01234567890123456"),
+        ),
+        (
+            "protocol IN (6, 17) AND log_status = 'OK'".to_string(),
+            Box::new(|r| {
+                matches!(int(r, "protocol"), Some(6 | 17)) && value(r, "log_status") == Some("OK")
+            }),
+        ),
     ];
     let pruned = local_context(&bucket(), true).await;
     let unpruned = local_context(&bucket(), false).await;

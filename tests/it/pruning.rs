@@ -1,4 +1,5 @@
-//! Pruning reads less without changing answers; LIMIT stops reading early.
+//! Pruning reads less without changing answers; LIMIT stops reading early;
+//! equality tests on record columns run in the decoder.
 
 use chrono::NaiveDate;
 use flowsql::generate::{TreeSpec, generate_tree};
@@ -92,4 +93,20 @@ async fn limit_stops_reading_early_even_with_filters() {
         assert!(!result.is_empty(), "{sql}");
         assert!(opened <= 8, "{sql}: opened {opened} of 48 objects");
     }
+}
+
+#[tokio::test]
+async fn equality_tests_on_record_columns_reach_the_decoder() {
+    let sql = "EXPLAIN SELECT count(*) FROM vpc_flow_logs \
+               WHERE dstport IN (22, 3389) AND action = 'REJECT' AND bytes > 5";
+    let plan = |rows: Vec<Vec<String>>| rows.concat().join("\n");
+    let pruned = plan(rows(&local_context(&bucket(), true).await, sql).await);
+    assert!(
+        pruned.contains("record_filter=[dstport IN (22, 3389) AND action IN ('REJECT')]"),
+        "{pruned}"
+    );
+    // DataFusion still applies every filter above the scan.
+    assert!(pruned.contains("FilterExec"), "{pruned}");
+    let unpruned = plan(rows(&local_context(&bucket(), false).await, sql).await);
+    assert!(!unpruned.contains("record_filter"), "{unpruned}");
 }
