@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
-use crate::record_filter::{ColumnTest, RecordFilter};
+use crate::record_filter::{ColumnTest, RecordFilter, Value};
 use crate::schema::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
 
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
@@ -140,7 +140,7 @@ struct RecordDecoder {
     /// The record filter's tests, by field index: a row is appended only
     /// if its line passes them all.
     tests: Vec<(usize, ColumnTest)>,
-    /// A test is on a column this header lacks (all NULL): no row passes.
+    /// A test on a column this header lacks (all NULL) fails: no row passes.
     nothing_passes: bool,
     builders: Vec<ColumnBuilder>,
     schema: SchemaRef,
@@ -190,7 +190,8 @@ impl RecordDecoder {
                 // A test that does not fit the field's type is not run: the
                 // decoder may keep rows the filter drops, never the reverse.
                 Some(_) => {}
-                None => nothing_passes = true,
+                // The column is NULL on every line of this object.
+                None => nothing_passes |= !test.passes(Value::Null),
             }
         }
         let numeric = fields
@@ -289,18 +290,21 @@ impl RecordDecoder {
         Ok(true)
     }
 
-    /// Whether a well-formed line passes every test of the record filter;
-    /// a NULL (`-`) passes none.
+    /// Whether a well-formed line passes every test of the record filter.
     fn passes_filter(&self, line: &[u8]) -> bool {
         !self.nothing_passes
             && self.tests.iter().all(|(i, test)| {
-                if self.fields[*i].kind == FieldKind::Text {
+                let value = if self.fields[*i].kind == FieldKind::Text {
                     let (start, end) = self.tokens.get(*i);
-                    let token = &line[start..end];
-                    token != b"-" && test.accepts_text(token)
+                    match &line[start..end] {
+                        b"-" => Value::Null,
+                        token => Value::Text(token),
+                    }
                 } else {
-                    self.ints[*i].is_some_and(|v| test.accepts_integer(v))
-                }
+                    // Validated: `None` is a `-`.
+                    self.ints[*i].map_or(Value::Null, Value::Integer)
+                };
+                test.passes(value)
             })
     }
 
@@ -991,6 +995,14 @@ mod tests {
         // A NULL passes no test; a field the header lacks is all NULL.
         assert_eq!(bytes(&[ok, col("srcport").eq(lit(80))]), []);
         assert_eq!(bytes(&[col("vpc_id").eq(lit("vpc-1"))]), []);
+        let all = [Some(4249), None, Some(100), Some(5)];
+        assert_eq!(bytes(&[col("vpc_id").is_null()]), all);
+        assert_eq!(bytes(&[col("srcport").gt(lit(100))]), [Some(100), Some(5)]);
+        assert_eq!(
+            bytes(&[col("srcport").is_not_null()]),
+            [Some(4249), Some(100), Some(5)]
+        );
+        assert_eq!(bytes(&[col("log_status").like(lit("NO%"))]), [None]);
     }
 
     #[test]

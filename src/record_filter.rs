@@ -1,13 +1,16 @@
 //! Filters on record columns that the decoder applies to each line.
 //!
-//! A query's filters reach the table as expressions; those of the form
-//! `column = literal`, `column IN (literals)`, or an `OR` of such tests on
-//! one column, are compiled into a [`RecordFilter`]. The decoder compares
-//! the line's token with the literals and appends only the rows that pass,
-//! so a selective query does not build, and then throw away, columns for
-//! every record. The filter is a pre-filter: the table reports such filters
-//! as inexact, so DataFusion still evaluates them on the rows that pass,
-//! and the decoder only has to never drop a row the filter would keep.
+//! A query's filters reach the table as expressions, one per `AND` term.
+//! Those that test one record column against literals are compiled into a
+//! [`RecordFilter`]: `=`, `<>`, `<`, `<=`, `>`, `>=`, `BETWEEN` and `IN` on
+//! integer columns; `=`, `<>`, `IN` and `LIKE 'prefix%'` on text columns;
+//! `IS [NOT] NULL` on either; an `OR` of `=`/`IN` on one column. The decoder
+//! compares each line's token with the literals and appends only the rows
+//! that pass, so a selective query does not build, and then throw away,
+//! columns for every record. The filter is a pre-filter: the table reports
+//! such filters as inexact, so DataFusion still evaluates them on the rows
+//! that pass, and the decoder only has to never drop a row the filter
+//! would keep.
 //!
 //! Every line is still checked in full first: which lines are malformed
 //! never depends on the query.
@@ -15,74 +18,111 @@
 use std::fmt;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use crate::schema::FieldKind;
 
-/// The values a column must hold for a row to pass one test.
+/// What a column's value must be for a row to pass one test. A NULL passes
+/// only [`Condition::IsNull`], as in SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
-    /// Integer column values.
-    Integers(Vec<i64>),
-    /// Text column values, as bytes.
-    Texts(Vec<Vec<u8>>),
+pub enum Condition {
+    /// One of these integers (`=`, `IN`, `OR` of those).
+    IntegerIn(Vec<i64>),
+    /// Not this integer (`<>`).
+    IntegerNot(i64),
+    /// From `low` to `high`, both included (`<`, `<=`, `>`, `>=`,
+    /// `BETWEEN`).
+    IntegerRange(i64, i64),
+    /// One of these texts, as bytes.
+    TextIn(Vec<Vec<u8>>),
+    /// Not this text.
+    TextNot(Vec<u8>),
+    /// Text starting with these bytes (`LIKE 'prefix%'`).
+    TextPrefix(Vec<u8>),
+    /// NULL (`-` in the file, or a field the object's format lacks).
+    IsNull,
+    /// Not NULL.
+    IsNotNull,
 }
 
-/// One test: the record column `column` holds one of `values` (so a NULL
-/// never passes, as in SQL).
+/// A column's value on one line, as the decoder read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Null,
+    Integer(i64),
+    Text(&'a [u8]),
+}
+
+/// One test on the record column `column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnTest {
     /// The table's name for the column, such as `dstport`.
     pub column: String,
     /// What passes.
-    pub accepted: Accepted,
+    pub condition: Condition,
 }
 
 impl ColumnTest {
     /// Whether the test can run on a field of `kind`.
     pub(crate) fn fits(&self, kind: FieldKind) -> bool {
-        matches!(
-            (&self.accepted, kind),
-            (Accepted::Texts(_), FieldKind::Text)
-                | (Accepted::Integers(_), FieldKind::Int32 | FieldKind::Int64)
-        )
-    }
-
-    /// Whether a text token (not `-`) passes.
-    pub(crate) fn accepts_text(&self, token: &[u8]) -> bool {
-        match &self.accepted {
-            Accepted::Texts(values) => values.iter().any(|v| v == token),
-            Accepted::Integers(_) => false,
+        use Condition::*;
+        match &self.condition {
+            IntegerIn(_) | IntegerNot(_) | IntegerRange(..) => kind != FieldKind::Text,
+            TextIn(_) | TextNot(_) | TextPrefix(_) => kind == FieldKind::Text,
+            IsNull | IsNotNull => true,
         }
     }
 
-    /// Whether an integer value passes.
-    pub(crate) fn accepts_integer(&self, value: i64) -> bool {
-        match &self.accepted {
-            Accepted::Integers(values) => values.contains(&value),
-            Accepted::Texts(_) => false,
+    /// Whether `value` passes.
+    pub(crate) fn passes(&self, value: Value<'_>) -> bool {
+        use Condition::*;
+        match (&self.condition, value) {
+            (IsNull, Value::Null) => true,
+            (_, Value::Null) | (IsNull, _) => false,
+            (IsNotNull, _) => true,
+            (IntegerIn(values), Value::Integer(v)) => values.contains(&v),
+            (IntegerNot(value), Value::Integer(v)) => v != *value,
+            (IntegerRange(low, high), Value::Integer(v)) => (*low..=*high).contains(&v),
+            (TextIn(values), Value::Text(t)) => values.iter().any(|v| v == t),
+            (TextNot(value), Value::Text(t)) => t != value,
+            (TextPrefix(prefix), Value::Text(t)) => t.starts_with(prefix),
+            // A test that does not fit the field never runs (see `fits`).
+            _ => true,
         }
     }
 }
 
 impl fmt::Display for ColumnTest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} IN (", self.column)?;
-        match &self.accepted {
-            Accepted::Integers(values) => {
-                for (i, v) in values.iter().enumerate() {
-                    write!(f, "{}{v}", if i == 0 { "" } else { ", " })?;
-                }
+        let column = &self.column;
+        let quoted =
+            |text: &[u8]| format!("'{}'", String::from_utf8_lossy(text).replace('\'', "''"));
+        let list = |items: Vec<String>| items.join(", ");
+        match &self.condition {
+            Condition::IntegerIn(values) => {
+                let items = values.iter().map(i64::to_string).collect();
+                write!(f, "{column} IN ({})", list(items))
             }
-            Accepted::Texts(values) => {
-                for (i, v) in values.iter().enumerate() {
-                    let text = String::from_utf8_lossy(v).replace('\'', "''");
-                    write!(f, "{}'{text}'", if i == 0 { "" } else { ", " })?;
-                }
+            Condition::IntegerNot(value) => write!(f, "{column} <> {value}"),
+            Condition::IntegerRange(low, i64::MAX) => write!(f, "{column} >= {low}"),
+            Condition::IntegerRange(i64::MIN, high) => write!(f, "{column} <= {high}"),
+            Condition::IntegerRange(low, high) => write!(f, "{column} BETWEEN {low} AND {high}"),
+            Condition::TextIn(values) => {
+                let items = values.iter().map(|v| quoted(v)).collect();
+                write!(f, "{column} IN ({})", list(items))
             }
+            Condition::TextNot(value) => write!(f, "{column} <> {}", quoted(value)),
+            Condition::TextPrefix(prefix) => {
+                write!(
+                    f,
+                    "{column} LIKE {}",
+                    quoted(&[prefix.as_slice(), b"%"].concat())
+                )
+            }
+            Condition::IsNull => write!(f, "{column} IS NULL"),
+            Condition::IsNotNull => write!(f, "{column} IS NOT NULL"),
         }
-        write!(f, ")")
     }
 }
 
@@ -100,10 +140,14 @@ impl fmt::Display for ColumnTest {
 /// let filters = [
 ///     col("dstport").in_list(vec![lit(22), lit(3389)], false),
 ///     col("action").eq(lit("REJECT")),
-///     col("dstport").gt(lit(1024)), // not a test the decoder runs
+///     col("dstport").gt(lit(1024)),
+///     col("action").like(lit("%ECT")), // not a test the decoder runs
 /// ];
 /// let filter = RecordFilter::from_filters(&filters, &records);
-/// assert_eq!(filter.to_string(), "dstport IN (22, 3389) AND action IN ('REJECT')");
+/// assert_eq!(
+///     filter.to_string(),
+///     "dstport IN (22, 3389) AND action IN ('REJECT') AND dstport >= 1025"
+/// );
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordFilter {
@@ -143,67 +187,141 @@ impl fmt::Display for RecordFilter {
 
 /// `expr` as a test on one record column, if it is one.
 fn column_test(expr: &Expr, records: &Schema) -> Option<ColumnTest> {
-    let (column, values) = match expr {
+    let on = |column: &Column| -> Option<(String, bool)> {
+        let field = records.field_with_name(&column.name).ok()?;
+        let integer = match field.data_type() {
+            DataType::Int32 | DataType::Int64 => true,
+            DataType::Utf8View | DataType::Utf8 => false,
+            _ => return None,
+        };
+        Some((column.name.clone(), integer))
+    };
+    let test = |column: String, condition| Some(ColumnTest { column, condition });
+    match expr {
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Or,
             right,
         }) => {
+            // Only a union of value lists on one column is again a list.
             let (left, right) = (column_test(left, records)?, column_test(right, records)?);
             if left.column != right.column {
                 return None;
             }
-            let accepted = match (left.accepted, right.accepted) {
-                (Accepted::Integers(mut a), Accepted::Integers(b)) => {
+            let condition = match (left.condition, right.condition) {
+                (Condition::IntegerIn(mut a), Condition::IntegerIn(b)) => {
                     a.extend(b);
-                    Accepted::Integers(a)
+                    Condition::IntegerIn(a)
                 }
-                (Accepted::Texts(mut a), Accepted::Texts(b)) => {
+                (Condition::TextIn(mut a), Condition::TextIn(b)) => {
                     a.extend(b);
-                    Accepted::Texts(a)
+                    Condition::TextIn(a)
                 }
                 _ => return None,
             };
-            return Some(ColumnTest {
-                column: left.column,
-                accepted,
+            test(left.column, condition)
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (column, literal, op) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) => (c, v, *op),
+                (Expr::Literal(v, _), Expr::Column(c)) => (c, v, op.swap()?),
+                _ => return None,
+            };
+            let (column, integer_column) = on(column)?;
+            let condition = if integer_column {
+                let v = integer(literal)?;
+                match op {
+                    Operator::Eq => Condition::IntegerIn(vec![v]),
+                    Operator::NotEq => Condition::IntegerNot(v),
+                    // An empty range (past the ends) passes nothing, as it should.
+                    Operator::Gt => Condition::IntegerRange(v.checked_add(1)?, i64::MAX),
+                    Operator::GtEq => Condition::IntegerRange(v, i64::MAX),
+                    Operator::Lt => Condition::IntegerRange(i64::MIN, v.checked_sub(1)?),
+                    Operator::LtEq => Condition::IntegerRange(i64::MIN, v),
+                    _ => return None,
+                }
+            } else {
+                let v = text(literal)?;
+                match op {
+                    Operator::Eq => Condition::TextIn(vec![v]),
+                    Operator::NotEq => Condition::TextNot(v),
+                    _ => return None,
+                }
+            };
+            test(column, condition)
+        }
+        Expr::InList(list) if !list.negated => {
+            let Expr::Column(column) = list.expr.as_ref() else {
+                return None;
+            };
+            let (column, integer_column) = on(column)?;
+            let literals = list.list.iter().map(|item| match item {
+                Expr::Literal(v, _) => Some(v),
+                _ => None,
             });
+            let condition = if integer_column {
+                Condition::IntegerIn(literals.map(|v| integer(v?)).collect::<Option<_>>()?)
+            } else {
+                Condition::TextIn(literals.map(|v| text(v?)).collect::<Option<_>>()?)
+            };
+            test(column, condition)
         }
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Eq,
-            right,
-        }) => match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), literal @ Expr::Literal(..))
-            | (literal @ Expr::Literal(..), Expr::Column(c)) => (c, vec![literal]),
-            _ => return None,
-        },
-        Expr::InList(list) if !list.negated => match list.expr.as_ref() {
-            Expr::Column(c) => (c, list.list.iter().collect()),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let field = records.field_with_name(&column.name).ok()?;
-    let scalars = values.into_iter().map(|v| match v {
-        Expr::Literal(scalar, _) => Some(scalar),
+        Expr::Between(between) if !between.negated => {
+            let (Expr::Column(column), Expr::Literal(low, _), Expr::Literal(high, _)) = (
+                between.expr.as_ref(),
+                between.low.as_ref(),
+                between.high.as_ref(),
+            ) else {
+                return None;
+            };
+            let (column, integer_column) = on(column)?;
+            if !integer_column {
+                return None;
+            }
+            test(
+                column,
+                Condition::IntegerRange(integer(low)?, integer(high)?),
+            )
+        }
+        Expr::Like(like)
+            if !like.negated && !like.case_insensitive && like.escape_char.is_none() =>
+        {
+            let (Expr::Column(column), Expr::Literal(pattern, _)) =
+                (like.expr.as_ref(), like.pattern.as_ref())
+            else {
+                return None;
+            };
+            let (column, integer_column) = on(column)?;
+            if integer_column {
+                return None;
+            }
+            let pattern = text(pattern)?;
+            // Only a plain prefix: no `_`, no escapes, one `%` at the end.
+            let prefix = pattern.strip_suffix(b"%")?;
+            if prefix.iter().any(|b| matches!(b, b'%' | b'_' | b'\\')) {
+                return None;
+            }
+            test(column, Condition::TextPrefix(prefix.to_vec()))
+        }
+        Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
+            let Expr::Column(column) = inner.as_ref() else {
+                return None;
+            };
+            let (column, _) = on(column)?;
+            let condition = if matches!(expr, Expr::IsNull(_)) {
+                Condition::IsNull
+            } else {
+                Condition::IsNotNull
+            };
+            test(column, condition)
+        }
         _ => None,
-    });
-    let accepted = match field.data_type() {
-        DataType::Int32 | DataType::Int64 => {
-            Accepted::Integers(scalars.map(|s| integer(s?)).collect::<Option<_>>()?)
-        }
-        DataType::Utf8View | DataType::Utf8 => Accepted::Texts(
-            scalars
-                .map(|s| Some(s?.try_as_str()??.as_bytes().to_vec()))
-                .collect::<Option<_>>()?,
-        ),
-        _ => return None,
-    };
-    Some(ColumnTest {
-        column: column.name.clone(),
-        accepted,
-    })
+    }
+}
+
+/// A non-NULL text literal's bytes.
+fn text(scalar: &ScalarValue) -> Option<Vec<u8>> {
+    Some(scalar.try_as_str()??.as_bytes().to_vec())
 }
 
 /// A non-NULL integer literal's value.
@@ -242,35 +360,43 @@ mod tests {
     }
 
     #[test]
-    fn equalities_lists_and_ors_on_one_column_compile() {
-        assert_eq!(
-            compiled(col("dstport").eq(lit(22))).as_deref(),
-            Some("dstport IN (22)")
-        );
-        assert_eq!(
-            compiled(lit("REJECT").eq(col("action"))).as_deref(),
-            Some("action IN ('REJECT')")
-        );
-        assert_eq!(
-            compiled(col("bytes").in_list(vec![lit(1i64), lit(2u8)], false)).as_deref(),
-            Some("bytes IN (1, 2)")
-        );
-        assert_eq!(
-            compiled(
+    fn comparisons_lists_prefixes_and_null_checks_compile() {
+        let cases = [
+            (col("dstport").eq(lit(22)), "dstport IN (22)"),
+            (lit("REJECT").eq(col("action")), "action IN ('REJECT')"),
+            (
+                col("bytes").in_list(vec![lit(1i64), lit(2u8)], false),
+                "bytes IN (1, 2)",
+            ),
+            (
                 col("srcaddr")
                     .eq(lit("10.0.0.1"))
-                    .or(col("srcaddr").in_list(vec![lit("10.0.0.2"), lit("o'k")], false))
-            )
-            .as_deref(),
-            Some("srcaddr IN ('10.0.0.1', '10.0.0.2', 'o''k')")
-        );
+                    .or(col("srcaddr").in_list(vec![lit("10.0.0.2"), lit("o'k")], false)),
+                "srcaddr IN ('10.0.0.1', '10.0.0.2', 'o''k')",
+            ),
+            (col("dstport").not_eq(lit(22)), "dstport <> 22"),
+            (col("action").not_eq(lit("ACCEPT")), "action <> 'ACCEPT'"),
+            (col("bytes").gt(lit(1000i64)), "bytes >= 1001"),
+            (col("bytes").gt_eq(lit(1000i64)), "bytes >= 1000"),
+            (col("dstport").lt(lit(1024)), "dstport <= 1023"),
+            (lit(1024).gt(col("dstport")), "dstport <= 1023"),
+            (col("dstport").lt_eq(lit(1024)), "dstport <= 1024"),
+            (
+                col("bytes").between(lit(10i64), lit(20i64)),
+                "bytes BETWEEN 10 AND 20",
+            ),
+            (col("srcaddr").like(lit("10.%")), "srcaddr LIKE '10.%'"),
+            (col("action").is_null(), "action IS NULL"),
+            (col("bytes").is_not_null(), "bytes IS NOT NULL"),
+        ];
+        for (filter, want) in cases {
+            assert_eq!(compiled(filter.clone()).as_deref(), Some(want), "{filter}");
+        }
     }
 
     #[test]
     fn anything_else_is_left_to_datafusion() {
         for filter in [
-            col("dstport").not_eq(lit(22)),
-            col("dstport").gt(lit(22)),
             col("dstport").in_list(vec![lit(22)], true),
             col("dstport").in_list(vec![lit(22), col("bytes")], false),
             col("dstport").eq(col("bytes")),
@@ -278,24 +404,69 @@ mod tests {
             col("dstport").eq(lit(ScalarValue::Int32(None))),
             col("dstport").eq(lit("22")),
             col("action").eq(lit(1)),
+            col("action").gt(lit("A")),
             col("dstport").eq(lit(22)).or(col("bytes").eq(lit(22))),
-            col("dstport").eq(lit(22)).or(col("bytes").gt(lit(22))),
+            col("dstport").eq(lit(22)).or(col("dstport").gt(lit(22))),
             col("aws_region").eq(lit("eu-west-1")),
             col("dstport").eq(lit(u64::MAX)),
+            col("bytes").gt(lit(i64::MAX)),
+            col("bytes").not_between(lit(1i64), lit(2i64)),
+            col("srcaddr").like(lit("%.5")),
+            col("srcaddr").like(lit("10._.%")),
+            col("srcaddr").like(lit("10\\%%")),
+            col("srcaddr").like(lit("10.%.%")),
+            col("srcaddr").not_like(lit("10.%")),
+            col("srcaddr").ilike(lit("10.%")),
+            col("dstport").like(lit("2%")),
+            (col("dstport") + lit(1)).eq(lit(23)),
         ] {
             assert_eq!(compiled(filter.clone()), None, "{filter}");
         }
     }
 
     #[test]
-    fn only_the_understood_terms_are_kept() {
-        let filter = RecordFilter::from_filters(
-            &[col("bytes").gt(lit(0)), col("dstport").eq(lit(443))],
-            &records(),
+    fn conditions_treat_null_as_sql_does() {
+        use Value::{Integer, Null, Text};
+        let test = |condition| ColumnTest {
+            column: "c".to_string(),
+            condition,
+        };
+        let passing = |t: &ColumnTest, values: &[Value<'_>]| {
+            values.iter().map(|v| t.passes(*v)).collect::<Vec<_>>()
+        };
+        let ints = [Null, Integer(-1), Integer(0), Integer(5)];
+        assert_eq!(
+            passing(&test(Condition::IntegerIn(vec![0, 5])), &ints),
+            [false, false, true, true]
         );
-        assert_eq!(filter.tests().len(), 1);
-        assert!(filter.tests()[0].accepts_integer(443));
-        assert!(!filter.tests()[0].accepts_integer(22));
-        assert!(!filter.tests()[0].accepts_text(b"443"));
+        assert_eq!(
+            passing(&test(Condition::IntegerNot(0)), &ints),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            passing(&test(Condition::IntegerRange(0, 4)), &ints),
+            [false, false, true, false]
+        );
+        assert_eq!(
+            passing(&test(Condition::IsNull), &ints),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            passing(&test(Condition::IsNotNull), &ints),
+            [false, true, true, true]
+        );
+        let texts = [Null, Text(b"10.0.0.1"), Text(b"100.1.1.1"), Text(b"1")];
+        assert_eq!(
+            passing(&test(Condition::TextPrefix(b"10.".to_vec())), &texts),
+            [false, true, false, false]
+        );
+        assert_eq!(
+            passing(&test(Condition::TextNot(b"1".to_vec())), &texts),
+            [false, true, true, false]
+        );
+        assert_eq!(
+            passing(&test(Condition::TextIn(vec![b"1".to_vec()])), &texts),
+            [false, false, false, true]
+        );
     }
 }

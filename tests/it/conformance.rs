@@ -278,6 +278,36 @@ async fn filters_match_with_and_without_pruning() {
             eq("instance_id", "i-01234567890123456"),
         ),
         (
+            "dstport <> 443 AND action <> 'ACCEPT'".to_string(),
+            Box::new(|r| {
+                int(r, "dstport").is_some_and(|p| p != 443)
+                    && value(r, "action").is_some_and(|a| a != "ACCEPT")
+            }),
+        ),
+        (
+            "dstport NOT IN (22, 443)".to_string(),
+            Box::new(|r| int(r, "dstport").is_some_and(|p| p != 22 && p != 443)),
+        ),
+        (
+            "srcaddr LIKE '10.0.%'".to_string(),
+            Box::new(|r| value(r, "srcaddr").is_some_and(|v| v.starts_with("10.0."))),
+        ),
+        (
+            "tcp_flags IS NULL".to_string(),
+            Box::new(|r| int(r, "tcp_flags").is_none()),
+        ),
+        (
+            "pkt_srcaddr IS NOT NULL".to_string(),
+            Box::new(|r| value(r, "pkt_srcaddr").is_some()),
+        ),
+        (
+            "packets <= 10 AND bytes >= 500".to_string(),
+            Box::new(|r| {
+                int(r, "packets").is_some_and(|p| p <= 10)
+                    && int(r, "bytes").is_some_and(|b| b >= 500)
+            }),
+        ),
+        (
             "protocol IN (6, 17) AND log_status = 'OK'".to_string(),
             Box::new(|r| {
                 matches!(int(r, "protocol"), Some(6 | 17)) && value(r, "log_status") == Some("OK")
