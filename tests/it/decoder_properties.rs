@@ -13,13 +13,22 @@
 //! - A row's integers are what the standard library reads from the same
 //!   tokens; a rejected value is one the standard library cannot read as
 //!   the column's type, or an implausibly long one.
+//! - With a record filter, the rows are exactly those of the unfiltered
+//!   decode for which DataFusion's own evaluation of the filter is true,
+//!   and the same lines are rejected.
 
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema, SchemaRef};
-use datafusion::common::Result;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::logical_expr::execution_props::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::physical_expr::create_physical_expr;
 use flowsql::decode::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
+use flowsql::record_filter::RecordFilter;
 use flowsql::schema::Header;
 
 /// Parsing any line either fails or gives tokens that name distinct columns.
@@ -54,8 +63,19 @@ fn decode(data: &[u8], chunk: usize, header: &Header, batch_size: usize) -> Deco
 }
 
 fn decode_columns(data: &[u8], chunk: usize, schema: SchemaRef, batch_size: usize) -> Decoded {
+    decode_filtered(data, chunk, schema, batch_size, RecordFilter::default())
+}
+
+fn decode_filtered(
+    data: &[u8],
+    chunk: usize,
+    schema: SchemaRef,
+    batch_size: usize,
+    filter: RecordFilter,
+) -> Decoded {
     let rejects = Collected::default();
-    let mut decoder = TextDecoder::new(Arc::clone(&schema), batch_size, Box::new(rejects.clone()));
+    let mut decoder = TextDecoder::new(Arc::clone(&schema), batch_size, Box::new(rejects.clone()))
+        .with_record_filter(Arc::new(filter));
     for piece in data.chunks(chunk.max(1)) {
         decoder.feed(piece).map_err(|e| e.to_string())?;
     }
@@ -110,6 +130,7 @@ pub fn check_decoder(data: &[u8]) {
     }
     let pieces = pieces.unwrap().0;
     assert_eq!(concat(&pieces), concat(&batches), "chunks of {chunk} bytes");
+    check_record_filters(data, &all, &batches, &rejects);
 
     // Every non-blank line after the header: a row or a reject, in order.
     let mut lines: Vec<&[u8]> = data.split(|b| *b == b'\n').skip(1).collect();
@@ -149,6 +170,96 @@ pub fn check_decoder(data: &[u8]) {
         "a reject for a line that does not exist"
     );
     assert_eq!(row, table.map_or(0, |t| t.num_rows()), "rows without lines");
+}
+
+/// Filters built from the text's own values (so a fuzzer steers them),
+/// each run in the decoder and compared with DataFusion evaluating it on
+/// the unfiltered rows.
+fn check_record_filters(
+    data: &[u8],
+    all: &SchemaRef,
+    batches: &[RecordBatch],
+    rejects: &[(u64, Reject)],
+) {
+    let table = concat(batches);
+    // A column no header field feeds is NULL on every line.
+    let absent = Field::new("not in the header", DataType::Utf8View, true);
+    let mut filters = vec![
+        col(absent.name()).is_null(),
+        col(absent.name()).eq(lit(ScalarValue::Utf8View(Some("x".to_string())))),
+    ];
+    // Three columns, from one the text picks on.
+    let columns = all.fields().len();
+    let first = data.len() % columns.max(1);
+    for (at, field) in all
+        .fields()
+        .iter()
+        .enumerate()
+        .cycle()
+        .skip(first)
+        .take(3.min(columns))
+    {
+        let column = col(field.name());
+        let value = table.as_ref().and_then(|t| {
+            let array = t.column(at);
+            (0..t.num_rows())
+                .find(|&row| array.is_valid(row))
+                .map(|row| ScalarValue::try_from_array(array, row).expect("a value of the row"))
+        });
+        filters.push(column.clone().is_null());
+        filters.push(column.clone().is_not_null());
+        let Some(value) = value else { continue };
+        filters.push(column.clone().eq(lit(value.clone())));
+        filters.push(column.clone().not_eq(lit(value.clone())));
+        match &value {
+            ScalarValue::Utf8View(Some(text)) => {
+                let prefix: String = text.chars().take(2).collect();
+                if !prefix.contains(['%', '_', '\\']) {
+                    let pattern = ScalarValue::Utf8View(Some(format!("{prefix}%")));
+                    filters.push(column.like(lit(pattern)));
+                }
+            }
+            _ => filters.push(column.gt(lit(value))),
+        }
+    }
+    let mut schema_with_absent: Vec<_> = all.fields().iter().cloned().collect();
+    schema_with_absent.push(Arc::new(absent));
+    let tested = Schema::new(schema_with_absent);
+    let df_schema = DFSchema::try_from(tested.clone()).unwrap();
+    for filter in filters {
+        let record_filter = RecordFilter::from_filters(std::slice::from_ref(&filter), &tested);
+        assert_eq!(
+            record_filter.tests().len(),
+            1,
+            "{filter} runs in the decoder"
+        );
+        let (got, got_rejects) =
+            decode_filtered(data, data.len(), Arc::clone(all), 64, record_filter).unwrap();
+        assert_eq!(
+            got_rejects, rejects,
+            "{filter}: the same lines are rejected"
+        );
+        let want = table
+            .as_ref()
+            .map(|t| expected_rows(t, &filter, &df_schema));
+        let rows = |b: Option<RecordBatch>| b.filter(|b| b.num_rows() > 0);
+        assert_eq!(rows(concat(&got)), rows(want), "{filter}");
+    }
+}
+
+/// The rows of `table` for which DataFusion finds `filter` true (the
+/// absent column added as all NULL).
+fn expected_rows(table: &RecordBatch, filter: &Expr, df_schema: &DFSchema) -> RecordBatch {
+    let nulls = datafusion::arrow::array::new_null_array(&DataType::Utf8View, table.num_rows());
+    let mut columns = table.columns().to_vec();
+    columns.push(nulls);
+    let widened = RecordBatch::try_new(Arc::clone(df_schema.inner()), columns).unwrap();
+    let planning = PhysicalPlanningContext::default();
+    let predicate =
+        create_physical_expr(filter, df_schema, &ExecutionProps::new(), &planning).unwrap();
+    let mask = predicate.evaluate(&widened).unwrap();
+    let mask = mask.into_array(table.num_rows()).unwrap();
+    filter_record_batch(table, mask.as_boolean()).unwrap()
 }
 
 fn concat(batches: &[RecordBatch]) -> Option<RecordBatch> {
