@@ -1,4 +1,4 @@
-"""flowsql against DuckDB on the same gzip flow-log tree: five queries,
+"""flowsql against DuckDB on the same gzip flow-log tree: six queries,
 alternating runs, medians, ratios and peak RSS, and each full scan against
 the gunzip floor (zlib-rs streaming on 2 threads, examples/gunzip_floor).
 Run by scripts/bench-vs-duckdb with the tree, cargo's release folder and
@@ -22,6 +22,19 @@ days = sorted(
 first = days[0]  # yyyy/MM/dd
 day_sql = "-".join(first.split("/"))
 ALL = f"{TREE}/AWSLogs/*/vpcflowlogs/*/*/*/*/*.log.gz"
+
+
+def first_interface():
+    """The interface of the tree's first record, for a selective query."""
+    import gzip
+
+    path = next(os.path.join(p, f) for p, _, files in sorted(os.walk(TREE)) for f in sorted(files) if f.endswith(".log.gz"))
+    with gzip.open(path, "rt") as text:
+        header, record = text.readline().split(), text.readline().split()
+    return record[header.index("interface-id")]
+
+
+ENI = first_interface()
 ONE_DAY = f"{TREE}/AWSLogs/*/vpcflowlogs/*/{first}/*.log.gz"
 
 
@@ -45,6 +58,11 @@ QUERIES = [
         "by ENI",
         "SELECT interface_id, count(*) AS n, sum(bytes) FROM vpc_flow_logs GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10",
         f'SELECT "interface-id", count(*) AS n, sum(bytes) FROM {duck(ALL)} GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10',
+    ),
+    (
+        "one ENI",
+        f"SELECT count(*), sum(bytes) FROM vpc_flow_logs WHERE interface_id = '{ENI}'",
+        f"SELECT count(*), sum(bytes) FROM {duck(ALL)} WHERE \"interface-id\" = '{ENI}'",
     ),
     (
         "one day",
@@ -104,7 +122,7 @@ for name, ours, theirs in QUERIES:
             rss[engine] = max(rss[engine], kb)
             answers[engine] = rows
     # Same answer, or the comparison means nothing (counts compare exactly).
-    if name in ("count", "rejected SSH", "one day") and answers["f"] != answers["d"]:
+    if name in ("count", "rejected SSH", "one ENI", "one day") and answers["f"] != answers["d"]:
         sys.exit(f"{name}: flowsql {answers['f']} but DuckDB {answers['d']}")
     f, d = statistics.median(walls["f"]), statistics.median(walls["d"])
     of_floor = "-" if name == "one day" else f"{f / floor:.2f}x"
