@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
-use crate::record_filter::{ColumnTest, RecordFilter, Value};
+use crate::record_filter::{Matcher, RecordFilter, Value};
 use crate::schema::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
 
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
@@ -139,7 +139,7 @@ struct RecordDecoder {
     missing_outputs: Vec<usize>,
     /// The record filter's tests, by field index: a row is appended only
     /// if its line passes them all.
-    tests: Vec<(usize, ColumnTest)>,
+    tests: Vec<(usize, Matcher)>,
     /// A test on a column this header lacks (all NULL) fails: no row passes.
     nothing_passes: bool,
     builders: Vec<ColumnBuilder>,
@@ -186,12 +186,12 @@ impl RecordDecoder {
         let mut tests = vec![];
         for test in filter.tests() {
             match fields.iter().position(|f| f.name == test.column) {
-                Some(i) if test.fits(fields[i].kind) => tests.push((i, test.clone())),
+                Some(i) if test.fits(fields[i].kind) => tests.push((i, test.matcher())),
                 // A test that does not fit the field's type is not run: the
                 // decoder may keep rows the filter drops, never the reverse.
                 Some(_) => {}
                 // The column is NULL on every line of this object.
-                None => nothing_passes |= !test.passes(Value::Null),
+                None => nothing_passes |= !test.matcher().passes(Value::Null),
             }
         }
         let numeric = fields

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::{Column, HashSet, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use crate::schema::FieldKind;
@@ -27,14 +27,14 @@ use crate::schema::FieldKind;
 /// only [`Condition::IsNull`], as in SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    /// One of these integers (`=`, `IN`, `OR` of those).
+    /// One of these integers (`=`, `IN`, `OR` of those), sorted.
     IntegerIn(Vec<i64>),
     /// Not this integer (`<>`).
     IntegerNot(i64),
     /// From `low` to `high`, both included (`<`, `<=`, `>`, `>=`,
     /// `BETWEEN`).
     IntegerRange(i64, i64),
-    /// One of these texts, as bytes.
+    /// One of these texts, as bytes, sorted.
     TextIn(Vec<Vec<u8>>),
     /// Not this text.
     TextNot(Vec<u8>),
@@ -74,6 +74,39 @@ impl ColumnTest {
         }
     }
 
+    /// The test, ready to run on every line.
+    pub(crate) fn matcher(&self) -> Matcher {
+        // Past a few values a hash set wins: a thousand addresses must not
+        // cost a thousand comparisons per line.
+        const LONG_LIST: usize = 8;
+        let mut matcher = Matcher {
+            condition: self.condition.clone(),
+            integers: HashSet::default(),
+            texts: HashSet::default(),
+        };
+        match &self.condition {
+            Condition::IntegerIn(values) if values.len() > LONG_LIST => {
+                matcher.integers.extend(values.iter().copied());
+            }
+            Condition::TextIn(values) if values.len() > LONG_LIST => {
+                matcher.texts.extend(values.iter().cloned());
+            }
+            _ => {}
+        }
+        matcher
+    }
+}
+
+/// A [`ColumnTest`] as the decoder runs it: a long value list is also a
+/// hash set (empty when the list is short).
+#[derive(Debug, Clone)]
+pub(crate) struct Matcher {
+    condition: Condition,
+    integers: HashSet<i64>,
+    texts: HashSet<Vec<u8>>,
+}
+
+impl Matcher {
     /// Whether `value` passes.
     pub(crate) fn passes(&self, value: Value<'_>) -> bool {
         use Condition::*;
@@ -81,10 +114,16 @@ impl ColumnTest {
             (IsNull, Value::Null) => true,
             (_, Value::Null) | (IsNull, _) => false,
             (IsNotNull, _) => true,
-            (IntegerIn(values), Value::Integer(v)) => values.contains(&v),
+            (IntegerIn(values), Value::Integer(v)) if self.integers.is_empty() => {
+                values.contains(&v)
+            }
+            (IntegerIn(_), Value::Integer(v)) => self.integers.contains(&v),
             (IntegerNot(value), Value::Integer(v)) => v != *value,
             (IntegerRange(low, high), Value::Integer(v)) => (*low..=*high).contains(&v),
-            (TextIn(values), Value::Text(t)) => values.iter().any(|v| v == t),
+            (TextIn(values), Value::Text(t)) if self.texts.is_empty() => {
+                values.iter().any(|v| v == t)
+            }
+            (TextIn(_), Value::Text(t)) => self.texts.contains(t),
             (TextNot(value), Value::Text(t)) => t != value,
             (TextPrefix(prefix), Value::Text(t)) => t.starts_with(prefix),
             // A test that does not fit the field never runs (see `fits`).
@@ -161,6 +200,20 @@ impl RecordFilter {
         let tests = filters
             .iter()
             .filter_map(|f| column_test(f, records))
+            .map(|mut test| {
+                match &mut test.condition {
+                    Condition::IntegerIn(values) => {
+                        values.sort_unstable();
+                        values.dedup();
+                    }
+                    Condition::TextIn(values) => {
+                        values.sort_unstable();
+                        values.dedup();
+                    }
+                    _ => {}
+                }
+                test
+            })
             .collect();
         Self { tests }
     }
@@ -425,6 +478,31 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_find_exactly_their_members() {
+        let ports = (0..100).rev().map(|p| lit(p * 3)).collect();
+        let addresses = (0..100).rev().map(|i| lit(format!("10.0.0.{i}"))).collect();
+        let filter = RecordFilter::from_filters(
+            &[
+                col("dstport").in_list(ports, false),
+                col("srcaddr").in_list(addresses, false),
+            ],
+            &records(),
+        );
+        let [ports, addresses] = filter.tests() else {
+            panic!("two tests: {filter}")
+        };
+        for v in -1..400 {
+            let member = (0..300).contains(&v) && v % 3 == 0;
+            assert_eq!(ports.matcher().passes(Value::Integer(v)), member, "{v}");
+        }
+        for i in 0..200 {
+            let address = format!("10.0.0.{i}");
+            let passes = addresses.matcher().passes(Value::Text(address.as_bytes()));
+            assert_eq!(passes, i < 100);
+        }
+    }
+
+    #[test]
     fn conditions_treat_null_as_sql_does() {
         use Value::{Integer, Null, Text};
         let test = |condition| ColumnTest {
@@ -432,7 +510,10 @@ mod tests {
             condition,
         };
         let passing = |t: &ColumnTest, values: &[Value<'_>]| {
-            values.iter().map(|v| t.passes(*v)).collect::<Vec<_>>()
+            values
+                .iter()
+                .map(|v| t.matcher().passes(*v))
+                .collect::<Vec<_>>()
         };
         let ints = [Null, Integer(-1), Integer(0), Integer(5)];
         assert_eq!(
