@@ -28,7 +28,8 @@
 //!
 //! The data flows one way through the modules: [`storage`] (object stores)
 //! → [`layout`] (key grammar) → [`table`] (listing, pruning) → [`source`]
-//! (GET, gunzip) → [`decode`] (text to Arrow) → DataFusion.
+//! (GET, gunzip) → [`decode`] (text to Arrow, keeping the lines that pass
+//! the query's [`record_filter`]) → DataFusion.
 
 #![warn(missing_docs)]
 
