@@ -2,9 +2,10 @@
 //!
 //! [`TextDecoder`] takes the decompressed text of one object in chunks of any
 //! size, reads the header line, binds the header's fields to the requested
-//! columns by name, and turns every record line into one row. Only the
-//! requested columns are built, but every field of every line is checked, so
-//! which lines count as malformed never depends on the query.
+//! columns by name, and turns every record line into one row, or, given a
+//! [`RecordFilter`], every line that passes it. Only the requested columns
+//! are built, but every field of every line is checked, so which lines
+//! count as malformed never depends on the query.
 //!
 //! Text rules (DESIGN.md, "Bad input"): a `-` is NULL in every column; CRLF
 //! endings lose their `\r`; runs of spaces and trailing spaces separate

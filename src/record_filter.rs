@@ -27,14 +27,14 @@ use crate::schema::FieldKind;
 /// only [`Condition::IsNull`], as in SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
-    /// One of these integers (`=`, `IN`, `OR` of those), sorted.
+    /// One of these integers (`=`, `IN`, `OR` of those).
     IntegerIn(Vec<i64>),
     /// Not this integer (`<>`).
     IntegerNot(i64),
     /// From `low` to `high`, both included (`<`, `<=`, `>`, `>=`,
     /// `BETWEEN`).
     IntegerRange(i64, i64),
-    /// One of these texts, as bytes, sorted.
+    /// One of these texts, as bytes.
     TextIn(Vec<Vec<u8>>),
     /// Not this text.
     TextNot(Vec<u8>),
@@ -201,6 +201,8 @@ impl RecordFilter {
             .iter()
             .filter_map(|f| column_test(f, records))
             .map(|mut test| {
+                // Value lists in one order, without repeats, whatever the
+                // query's: plans show the same test the same way.
                 match &mut test.condition {
                     Condition::IntegerIn(values) => {
                         values.sort_unstable();
