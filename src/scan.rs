@@ -23,6 +23,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coop::cooperative;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
@@ -87,6 +88,7 @@ pub struct FlowLogScanExec {
     /// The tests the decoder runs on each line (shown in plans).
     record_filter: Arc<RecordFilter>,
     schema: SchemaRef,
+    metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
     /// The running execution's queue; partitions join it while it lives.
     feed: Mutex<Option<(Weak<Feed>, Vec<bool>)>>,
@@ -153,6 +155,7 @@ impl FlowLogScanExec {
             configs,
             record_filter,
             schema,
+            metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
             feed: Mutex::new(None),
         })
@@ -252,6 +255,17 @@ impl ExecutionPlan for FlowLogScanExec {
         }
     }
 
+    /// Rows out (after the record filter), and the sources' records read.
+    fn metrics(&self) -> Option<MetricsSet> {
+        let mut metrics = self.metrics.clone_inner();
+        for config in &self.configs {
+            for metric in config.file_source().metrics().clone_inner().iter() {
+                metrics.push(Arc::clone(metric));
+            }
+        }
+        Some(metrics)
+    }
+
     fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(Self::try_new(
             Arc::clone(&self.listing),
@@ -291,7 +305,13 @@ impl ExecutionPlan for FlowLogScanExec {
             depth: 1,
             listed_all: false,
         };
-        let batches = futures::stream::unfold(reader, PartitionReader::next_batch);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let batches =
+            futures::stream::unfold(reader, PartitionReader::next_batch).inspect(move |batch| {
+                if let Ok(batch) = batch {
+                    output_rows.add(batch.num_rows());
+                }
+            });
         Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             batches.boxed(),

@@ -21,7 +21,7 @@ use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_expr::projection::ProjectionExprs;
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use datafusion::physical_plan::{DisplayFormatType, PhysicalExpr};
 use flate2::write::MultiGzDecoder;
 use futures::stream::BoxStream;
@@ -98,9 +98,11 @@ impl FileSource for FlowLogSource {
         &self,
         object_store: Arc<dyn ObjectStore>,
         base_config: &FileScanConfig,
-        _partition: usize,
+        partition: usize,
     ) -> Result<Arc<dyn FileOpener>> {
         let file_schema = self.table_schema.file_schema();
+        // Before the record filter; the scan's output_rows are after it.
+        let records_read = MetricBuilder::new(&self.metrics).counter("records_read", partition);
         let opener = Arc::new(FlowLogOpener {
             store: object_store,
             store_url: base_config.object_store_url.clone(),
@@ -109,6 +111,7 @@ impl FileSource for FlowLogSource {
             batch_size: self.batch_size.unwrap_or(8192),
             settings: self.settings.clone(),
             record_filter: Arc::clone(&self.record_filter),
+            records_read,
         });
         ProjectionOpener::try_new(self.projection.clone(), opener, file_schema)
     }
@@ -184,6 +187,7 @@ pub struct FlowLogOpener {
     batch_size: usize,
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
+    records_read: Count,
 }
 
 /// How an object is named to the user: a local path or a full URL.
@@ -208,6 +212,7 @@ impl FileOpener for FlowLogOpener {
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
         let record_filter = Arc::clone(&self.record_filter);
+        let records_read = self.records_read.clone();
         Ok(async move {
             let result = store
                 .get_opts(&location, GetOptions::default())
@@ -254,6 +259,7 @@ impl FileOpener for FlowLogOpener {
                 gunzip: MultiGzDecoder::new(sink),
                 compressed_bytes: 0,
                 records_reported: 0,
+                records_read,
                 header_checked: false,
                 finished: false,
                 table_columns,
@@ -374,6 +380,8 @@ struct ObjectReader {
     gunzip: MultiGzDecoder<DecoderSink>,
     compressed_bytes: u64,
     records_reported: u64,
+    /// This execution's well-formed records (the report counts the table's).
+    records_read: Count,
     header_checked: bool,
     finished: bool,
     table_columns: SchemaRef,
@@ -494,6 +502,8 @@ impl ObjectReader {
         self.settings
             .report
             .add_records(rows - self.records_reported);
+        self.records_read
+            .add((rows - self.records_reported) as usize);
         self.records_reported = rows;
         if !self.header_checked
             && let Some(header) = decoder.header()

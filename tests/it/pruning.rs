@@ -115,3 +115,22 @@ async fn tests_on_record_columns_reach_the_decoder() {
     let unpruned = plan(rows(&local_context(&bucket(), false).await, sql).await);
     assert!(!unpruned.contains("record_filter"), "{unpruned}");
 }
+
+#[tokio::test]
+async fn explain_analyze_counts_records_read_and_rows_kept() {
+    let records = read_independently(&bucket());
+    let rejected = records
+        .iter()
+        .filter(|r| value(r, "action") == Some("REJECT"))
+        .count();
+    assert!(rejected > 0 && rejected < records.len());
+    let ctx = local_context(&bucket(), true).await;
+    let sql = "EXPLAIN ANALYZE SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT'";
+    let plan = rows(&ctx, sql).await.concat().join("\n");
+    let scan = plan
+        .split("FlowLogScanExec")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no scan in {plan}"));
+    let metrics = format!("output_rows={rejected}, records_read={}", records.len());
+    assert!(scan.contains(&metrics), "{metrics} not in {scan}");
+}
