@@ -186,13 +186,14 @@ impl RecordDecoder {
         let mut nothing_passes = false;
         let mut tests = vec![];
         for test in filter.tests() {
+            let matcher = test.matcher();
             match fields.iter().position(|f| f.name == test.column) {
-                Some(i) if test.fits(fields[i].kind) => tests.push((i, test.matcher())),
+                Some(i) if test.fits(fields[i].kind) => tests.push((i, matcher)),
                 // A test that does not fit the field's type is not run: the
                 // decoder may keep rows the filter drops, never the reverse.
                 Some(_) => {}
                 // The column is NULL on every line of this object.
-                None => nothing_passes |= !test.matcher().passes(Value::Null),
+                None => nothing_passes |= !matcher.passes(Value::Null),
             }
         }
         let numeric = fields
@@ -880,8 +881,20 @@ mod tests {
         chunk: usize,
         schema: SchemaRef,
     ) -> (Vec<RecordBatch>, Vec<(u64, Reject)>) {
+        let (batches, rejected, _) = decode_filtered(text, chunk, schema, RecordFilter::default());
+        (batches, rejected)
+    }
+
+    /// Batches, rejected lines and well-formed records read.
+    fn decode_filtered(
+        text: &[u8],
+        chunk: usize,
+        schema: SchemaRef,
+        filter: RecordFilter,
+    ) -> (Vec<RecordBatch>, Vec<(u64, Reject)>, u64) {
         let rejects = Collect::default();
-        let mut decoder = TextDecoder::new(schema, 2, Box::new(rejects.clone()));
+        let mut decoder = TextDecoder::new(schema, 2, Box::new(rejects.clone()))
+            .with_record_filter(Arc::new(filter));
         for piece in text.chunks(chunk) {
             decoder.feed(piece).unwrap();
         }
@@ -891,7 +904,7 @@ mod tests {
             batches.push(b);
         }
         let rejected = rejects.0.lock().unwrap().clone();
-        (batches, rejected)
+        (batches, rejected, decoder.rows_decoded())
     }
 
     const TEXT: &[u8] = b"version srcport bytes log-status\r\n\
@@ -966,27 +979,17 @@ mod tests {
             ("vpc_id", DataType::Utf8View),
         ]);
         let bytes = |filters: &[datafusion::prelude::Expr]| {
-            let filter = Arc::new(RecordFilter::from_filters(filters, &columns));
+            let filter = RecordFilter::from_filters(filters, &columns);
             assert_eq!(filter.tests().len(), filters.len());
-            let rejects = Collect::default();
-            let mut decoder = TextDecoder::new(
-                schema(&[("bytes", DataType::Int64)]),
-                2,
-                Box::new(rejects.clone()),
-            )
-            .with_record_filter(filter);
-            for piece in TEXT.chunks(5) {
-                decoder.feed(piece).unwrap();
-            }
-            decoder.finish().unwrap();
-            assert_eq!(decoder.rows_decoded(), 4, "well-formed records read");
-            let lines: Vec<u64> = rejects.0.lock().unwrap().iter().map(|r| r.0).collect();
+            let output = schema(&[("bytes", DataType::Int64)]);
+            let (batches, rejects, records) = decode_filtered(TEXT, 5, output, filter);
+            assert_eq!(records, 4, "well-formed records read");
+            let lines: Vec<u64> = rejects.iter().map(|r| r.0).collect();
             assert_eq!(lines, [6, 7, 8, 9, 10], "the same lines are malformed");
-            let mut values = vec![];
-            while let Some(batch) = decoder.next_batch() {
-                values.extend(batch.column(0).as_primitive::<Int64Type>().iter());
-            }
-            values
+            batches
+                .iter()
+                .flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter())
+                .collect::<Vec<_>>()
         };
         let ok = col("log_status").eq(lit("OK"));
         let ports = col("srcport").in_list(vec![lit(22), lit(443)], false);
