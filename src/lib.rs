@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bucketed_aggregate;
 pub mod cli;
 pub mod decode;
 pub mod dialect;

@@ -8,6 +8,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::bucketed_aggregate::{BucketFinalAggregation, Bucketing};
 use crate::functions::ipaddress::IpAddressTypePlanner;
 
 use crate::rejects::{REJECTS_TABLE, RejectsTable};
@@ -30,6 +31,10 @@ pub struct SessionOptions {
     /// spill to temporary files (or fail, saying so, where they cannot).
     /// `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// How grouped aggregations are finished one hash bucket at a time
+    /// ([`crate::bucketed_aggregate`]); `None` leaves DataFusion's own
+    /// final aggregation in place.
+    pub bucketing: Option<Bucketing>,
 }
 
 impl Default for SessionOptions {
@@ -39,6 +44,7 @@ impl Default for SessionOptions {
             table: FlowLogOptions::default(),
             batch_size: None,
             memory_limit: None,
+            bucketing: Some(Bucketing::default()),
         }
     }
 }
@@ -80,12 +86,16 @@ pub async fn new_context(
         // a statement cannot fit.
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime.build_arc()?)
         .with_default_features()
-        .with_type_planner(Arc::new(IpAddressTypePlanner))
-        .build();
+        .with_type_planner(Arc::new(IpAddressTypePlanner));
+    if let Some(bucketing) = options.bucketing {
+        state =
+            state.with_physical_optimizer_rule(Arc::new(BucketFinalAggregation::new(bucketing)));
+    }
+    let state = state.build();
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx)?;
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;

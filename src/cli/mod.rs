@@ -136,8 +136,8 @@ pub async fn run(args: Args) -> u8 {
             },
             ..FlowLogOptions::default()
         },
-        batch_size: None,
         memory_limit: args.memory_limit,
+        ..SessionOptions::default()
     };
     let opened = match new_context(&args.locations, &options).await {
         Ok(ctx) => scan_report(&ctx, &args.table_name).await.map(|r| (ctx, r)),
