@@ -1,5 +1,6 @@
 //! One integration-test binary (DataFusion links once), a module per topic.
 
+mod bucketed_aggregate;
 mod cli;
 mod conformance;
 mod decoder_oracle;
