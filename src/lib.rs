@@ -29,7 +29,9 @@
 //! The data flows one way through the modules: [`storage`] (object stores)
 //! → [`layout`] (key grammar) → [`table`] (listing, pruning) → [`source`]
 //! (GET, gunzip) → [`decode`] (text to Arrow, keeping the lines that pass
-//! the query's [`record_filter`]) → DataFusion.
+//! the query's [`record_filter`]) → DataFusion, whose grouped aggregations
+//! [`bucketed_aggregate`] finishes one hash bucket at a time, so that
+//! millions of groups cost bounded memory.
 
 #![warn(missing_docs)]
 
