@@ -1,29 +1,35 @@
 //! Finishing a `GROUP BY` one hash bucket at a time.
 //!
 //! DataFusion finishes a grouped aggregation in
-//! `AggregateExec(FinalPartitioned)`: one hash table per partition holding
-//! every group of that partition. Flow logs have queries with millions of
-//! groups (top talkers sums 10 M records into 5.25 M source addresses), and
-//! there that table costs a cache miss per row and holds hundreds of MB,
-//! growing with the data.
+//! `AggregateExec(FinalPartitioned)` over a hash `RepartitionExec`: one hash
+//! table per partition holding every group of that partition. Flow logs have
+//! queries with millions of groups (top talkers sums 10 M records into
+//! 5.25 M source addresses), and there that table costs a cache miss per row
+//! and holds hundreds of MB, growing with the data.
 //!
-//! [`BucketedAggregateExec`] takes that aggregate's place. It splits its
-//! partition's input (the partial aggregates' states) into [`BUCKETS`]
-//! buckets by a hash of the group keys, keeping them in memory up to a
-//! budget and spilling them to DataFusion's temporary files past it. Then it
-//! runs the unchanged aggregate over one bucket at a time. All of a group's
-//! rows fall in one bucket, so the answer is the same; each bucket's table is
-//! small enough to stay in cache, and only one is held at a time.
+//! [`BucketedAggregateExec`] takes the place of both. Each input partition
+//! (the partial aggregates' states) is read in a task of its own, as the
+//! repartition would have read it, and its rows are split by the
+//! repartition's own hash into the output partition the repartition would
+//! have sent them to and into one of [`BUCKETS`] buckets of that partition:
+//! one hash and one copy where the repartition and a split of its output
+//! took two of each. Split rows are kept in memory up to a budget and
+//! spilled to DataFusion's temporary files past it. When every input is
+//! split, each output partition runs the unchanged aggregate over its
+//! buckets, one at a time. All of a group's rows fall in one bucket, so the
+//! answer is the same; each bucket's table is small enough to stay in cache,
+//! and only one is held at a time. Small buckets are aggregated together, so
+//! a `GROUP BY` over a small input runs the aggregate about once per
+//! partition, as before.
 //!
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in
-//! place. An input smaller than one window never splits: it is aggregated
-//! whole, as before, so a `GROUP BY` over a few groups costs nothing more.
+//! place.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, interleave_record_batch};
@@ -31,7 +37,8 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::hash_utils::create_hashes;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -40,16 +47,19 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::metrics::{
     ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics, Time,
 };
+use datafusion::physical_plan::repartition::{REPARTITION_RANDOM_STATE, RepartitionExec};
 use datafusion::physical_plan::spill::get_record_batch_memory_size;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode,
-    PlanProperties, ReplaceChildrenOptions,
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
+    InputOrderMode, PlanProperties, ReplaceChildrenOptions,
 };
+use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt};
 use futures::{StreamExt, TryStreamExt};
 
 /// Buckets per partition. With two partitions, 5.25 M groups make about
@@ -58,11 +68,14 @@ use futures::{StreamExt, TryStreamExt};
 /// but more memory at 4x (a bucket's rows and table grow with the data).
 pub const BUCKETS: usize = 1 << BUCKET_BITS;
 const BUCKET_BITS: u32 = 9;
+/// Where the bucket bits start in the routing hash: right under the seven
+/// bits hashbrown tags entries with.
+const BUCKET_SHIFT: u32 = 64 - 7 - BUCKET_BITS;
 
-/// The bucket hash. Its seed differs from the repartitioner's and from the
-/// aggregate's own tables', so that the rows of one bucket do not share the
-/// hash bits those tables index by.
-const BUCKET_HASH: RandomState = RandomState::with_seed(0x6275_636b_6574_7321);
+/// Rows aggregated in one run at least: buckets smaller than this are
+/// aggregated together (each run costs a plan and a table), larger ones
+/// alone. About a bucket's rows at 1x.
+const MIN_RUN_ROWS: usize = 8 * 1024;
 
 /// The aggregate gets new inputs (a bucket, or a rewritten child): its
 /// properties follow from them.
@@ -72,12 +85,12 @@ const RECOMPUTE: ReplaceChildrenOptions =
 /// How [`BucketedAggregateExec`] splits and how much it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucketing {
-    /// Input rows gathered before they are split into buckets. An input that
-    /// ends before the first window fills is aggregated whole.
+    /// Input rows gathered before they are split into buckets (with one
+    /// copy).
     pub window_rows: usize,
-    /// Bytes of split rows held in memory, shared evenly by the
-    /// aggregate's partitions; past its share a partition spills all it
-    /// holds to a temporary file. A memory limit
+    /// Bytes of split rows held in memory, shared evenly by the input
+    /// partitions; past its share an input partition spills all it holds
+    /// to a temporary file. A memory limit
     /// (`SessionOptions::memory_limit`) can make it spill sooner.
     pub memory_budget: usize,
 }
@@ -145,44 +158,147 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
     }
 }
 
-/// An `AggregateExec(FinalPartitioned)` run one hash bucket at a time (see
-/// the [module docs](self)). Same input, output, partitioning and answer.
-#[derive(Debug)]
+/// An `AggregateExec(FinalPartitioned)` and the hash `RepartitionExec` that
+/// feeds it, run as one (see the [module docs](self)). Same output,
+/// partitioning and answer.
 pub struct BucketedAggregateExec {
-    /// The aggregate it replaces; run unchanged over each bucket.
+    /// The aggregate it replaces, over the repartition; run unchanged over
+    /// each bucket.
     aggregate: Arc<dyn ExecutionPlan>,
-    group_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The hash repartition under the aggregate, whose routing of rows to
+    /// partitions this reproduces; its input is this plan's input.
+    repartition: Arc<dyn ExecutionPlan>,
+    /// What the repartition hashes, over its input's rows.
+    route_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Output partitions: the repartition's.
+    partitions: usize,
     bucketing: Bucketing,
     metrics: ExecutionPlanMetricsSet,
+    /// The split of every input partition, started by the first output
+    /// partition executed and awaited by all of them.
+    split: Arc<Mutex<PhaseOne>>,
+}
+
+/// Every input partition's split rows, or the error that ended the split.
+type SharedSplit =
+    Shared<BoxFuture<'static, std::result::Result<Arc<Vec<SplitInput>>, Arc<DataFusionError>>>>;
+
+#[derive(Default)]
+struct PhaseOne {
+    split: Option<SharedSplit>,
+    /// Output partitions executed so far: once all have been, the plan lets
+    /// go of the split, so that its rows are freed when the last partition
+    /// is done with them rather than with the plan.
+    executed: usize,
+}
+
+impl fmt::Debug for BucketedAggregateExec {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("BucketedAggregateExec")
+            .field("aggregate", &self.aggregate)
+            .field("repartition", &self.repartition)
+            .field("bucketing", &self.bucketing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BucketedAggregateExec {
-    /// Wraps `plan` when it is an aggregate this can finish: a final
-    /// aggregation of hash-partitioned states, with groups, not streaming
-    /// over sorted input and with no group limit of its own.
+    /// Takes the place of `plan` when it is an aggregate this can finish: a
+    /// final aggregation with groups, over a hash repartition that does not
+    /// keep an order, not streaming over sorted input and with no group
+    /// limit of its own.
     pub fn try_new(plan: &Arc<dyn ExecutionPlan>, bucketing: Bucketing) -> Option<Self> {
         let aggregate = plan.downcast_ref::<AggregateExec>()?;
         let eligible = *aggregate.mode() == AggregateMode::FinalPartitioned
             && *aggregate.input_order_mode() == InputOrderMode::Linear
             && aggregate.limit_options().is_none()
             && !aggregate.group_expr().is_true_no_grouping();
-        eligible.then(|| Self {
+        if !eligible {
+            return None;
+        }
+        let repartition = aggregate.input();
+        let exec = repartition.downcast_ref::<RepartitionExec>()?;
+        let Partitioning::Hash(route_keys, partitions) = exec.partitioning() else {
+            return None;
+        };
+        if exec.preserve_order() || *partitions == 0 {
+            return None;
+        }
+        Some(Self {
             aggregate: Arc::clone(plan),
-            group_keys: aggregate.group_expr().input_exprs(),
+            route_keys: route_keys.clone(),
+            partitions: *partitions,
+            repartition: Arc::clone(repartition),
             bucketing,
             metrics: ExecutionPlanMetricsSet::new(),
+            split: Arc::default(),
         })
     }
 
     fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        self.aggregate.children()[0]
+        self.repartition.children()[0]
+    }
+
+    /// The split of every input partition, started on the first call.
+    fn phase_one(&self, context: &Arc<TaskContext>) -> SharedSplit {
+        let mut state = self.split.lock().unwrap_or_else(PoisonError::into_inner);
+        let split = state
+            .split
+            .get_or_insert_with(|| self.start_split(context))
+            .clone();
+        state.executed += 1;
+        if state.executed >= self.partitions {
+            state.split = None;
+        }
+        split
+    }
+
+    /// Splits each input partition in a task of its own (as the
+    /// repartition would have read it), all at once; dropping the result
+    /// stops them.
+    fn start_split(&self, context: &Arc<TaskContext>) -> SharedSplit {
+        let input = Arc::clone(self.input());
+        let inputs = input.output_partitioning().partition_count();
+        let splitters: Vec<Splitter> = (0..inputs)
+            .map(|i| Splitter {
+                route: Route::new(self.route_keys.clone(), self.partitions),
+                window_rows: self.bucketing.window_rows.max(1),
+                memory_budget: self.bucketing.memory_budget / inputs.max(1),
+                schema: input.schema(),
+                disk: Arc::clone(&context.runtime_env().disk_manager),
+                spill_metrics: SpillMetrics::new(&self.metrics, i),
+                split_time: MetricBuilder::new(&self.metrics).subset_time("split_time", i),
+                reservation: MemoryConsumer::new(format!("BucketedAggregateExec[{i}]"))
+                    .with_can_spill(true)
+                    .register(context.memory_pool()),
+            })
+            .collect();
+        let context = Arc::clone(context);
+        async move {
+            let tasks = splitters.into_iter().enumerate().map(|(i, splitter)| {
+                let rows = input.execute(i, Arc::clone(&context));
+                let task = SpawnedTask::spawn(async move { splitter.split(rows?).await });
+                async move {
+                    task.join_unwind()
+                        .await
+                        .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?
+                }
+            });
+            Ok(Arc::new(futures::future::try_join_all(tasks).await?))
+        }
+        .map_err(Arc::new)
+        .boxed()
+        .shared()
     }
 }
 
 impl DisplayAs for BucketedAggregateExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "BucketedAggregateExec: buckets={BUCKETS}, ")?;
-        // The aggregate's own line says what is grouped and computed.
+        // The repartition's and the aggregate's own lines say how rows are
+        // routed and what is grouped and computed.
+        self.repartition.fmt_as(t, f)?;
+        write!(f, ", ")?;
         self.aggregate.fmt_as(t, f)
     }
 }
@@ -204,6 +320,9 @@ impl ExecutionPlan for BucketedAggregateExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        if self.repartition.apply_expressions(f)? == TreeNodeRecursion::Stop {
+            return Ok(TreeNodeRecursion::Stop);
+        }
         self.aggregate.apply_expressions(f)
     }
 
@@ -211,7 +330,9 @@ impl ExecutionPlan for BucketedAggregateExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let aggregate = Arc::clone(&self.aggregate).replace_children(children, RECOMPUTE)?;
+        let repartition = Arc::clone(&self.repartition).replace_children(children, RECOMPUTE)?;
+        let aggregate =
+            Arc::clone(&self.aggregate).replace_children(vec![repartition], RECOMPUTE)?;
         Self::try_new(&aggregate, self.bucketing)
             .map(|bucketed| Arc::new(bucketed) as Arc<dyn ExecutionPlan>)
             .ok_or_else(|| {
@@ -223,15 +344,18 @@ impl ExecutionPlan for BucketedAggregateExec {
         let aggregate = Arc::clone(&self.aggregate).reset_state()?;
         Ok(Arc::new(Self {
             aggregate,
-            group_keys: self.group_keys.clone(),
+            repartition: Arc::clone(&self.repartition),
+            route_keys: self.route_keys.clone(),
+            partitions: self.partitions,
             bucketing: self.bucketing,
             metrics: ExecutionPlanMetricsSet::new(),
+            split: Arc::default(),
         }))
     }
 
     /// Rows out; spills (count, bytes, rows); time splitting (hashing and
-    /// reordering the input, writing spills) and aggregating the buckets
-    /// (reading spills back included).
+    /// reordering the input, writing spills; per input partition) and
+    /// aggregating the buckets (reading spills back included).
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
@@ -241,29 +365,23 @@ impl ExecutionPlan for BucketedAggregateExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self.input().execute(partition, Arc::clone(&context))?;
-        let reservation = MemoryConsumer::new(format!("BucketedAggregateExec[{partition}]"))
-            .with_can_spill(true)
-            .register(context.memory_pool());
-        let input_schema = input.schema();
-        let partitions = self.properties().partitioning.partition_count().max(1);
-        let splitter = Splitter {
-            group_keys: self.group_keys.clone(),
-            window_rows: self.bucketing.window_rows.max(1),
-            memory_budget: self.bucketing.memory_budget / partitions,
-            schema: Arc::clone(&input_schema),
-            disk: Arc::clone(&context.runtime_env().disk_manager),
-            spill_metrics: SpillMetrics::new(&self.metrics, partition),
-            split_time: MetricBuilder::new(&self.metrics).subset_time("split_time", partition),
-            reservation,
-        };
+        if partition >= self.partitions {
+            return Err(DataFusionError::Internal(format!(
+                "BucketedAggregateExec has {} partitions, not {}",
+                self.partitions,
+                partition + 1
+            )));
+        }
+        let split = self.phase_one(&context);
+        let schema = self.input().schema();
+        let aggregate = Arc::clone(&self.aggregate);
         let aggregate_time =
             MetricBuilder::new(&self.metrics).subset_time("aggregate_time", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let aggregate = Arc::clone(&self.aggregate);
         let output = futures::stream::once(async move {
-            let buckets = splitter.split(input).await?;
-            let mut each = Box::pin(buckets.aggregate_each(input_schema, aggregate, context));
+            let splits = split.await.map_err(|e| DataFusionError::from(&e))?;
+            let buckets = PartitionBuckets::new(splits, partition);
+            let mut each = Box::pin(buckets.aggregate_each(schema, aggregate, context));
             Ok::<_, DataFusionError>(futures::stream::poll_fn(move |cx| {
                 let _timer = aggregate_time.timer();
                 each.as_mut().poll_next_unpin(cx)
@@ -278,11 +396,72 @@ impl ExecutionPlan for BucketedAggregateExec {
     }
 }
 
-/// Splits one partition's input into buckets.
+/// Where a row goes: its output partition, as the repartition would have
+/// sent it, and a bucket within that partition, both from one hash.
+struct Route {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    partitions: usize,
+}
+
+impl Route {
+    fn new(keys: Vec<Arc<dyn PhysicalExpr>>, partitions: usize) -> Self {
+        Self { keys, partitions }
+    }
+
+    /// Buckets over all partitions: partition `p` has buckets
+    /// `p * BUCKETS .. (p + 1) * BUCKETS`.
+    fn buckets(&self) -> usize {
+        self.partitions * BUCKETS
+    }
+
+    /// Hashes `batch`'s rows into `hashes` and pushes each row's position
+    /// (`slot`, row) onto its bucket's list.
+    fn add(
+        &self,
+        batch: &RecordBatch,
+        slot: usize,
+        hashes: &mut Vec<u64>,
+        positions: &mut [Vec<(usize, usize)>],
+    ) -> Result<()> {
+        let keys = self
+            .keys
+            .iter()
+            .map(|key| key.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        hashes.clear();
+        hashes.resize(batch.num_rows(), 0);
+        // The repartition's own hash, so that a row lands in the partition
+        // it would have: plans above may rely on that partitioning.
+        create_hashes(&keys, REPARTITION_RANDOM_STATE.random_state(), hashes)?;
+        // The partition takes the hash's low bits (its remainder). The bucket
+        // takes the nine bits under the top seven: a string key's table in
+        // the aggregate hashes with this same function and indexes by the
+        // low bits and tags by the top seven, which must still differ
+        // between the rows of one bucket.
+        let bucket_of = |hash: u64| (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
+        if self.partitions.is_power_of_two() {
+            let mask = self.partitions as u64 - 1;
+            for (row, &hash) in hashes.iter().enumerate() {
+                let partition = (hash & mask) as usize;
+                positions[partition * BUCKETS + bucket_of(hash)].push((slot, row));
+            }
+        } else {
+            let partitions = self.partitions as u64;
+            for (row, &hash) in hashes.iter().enumerate() {
+                let partition = (hash % partitions) as usize;
+                positions[partition * BUCKETS + bucket_of(hash)].push((slot, row));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits one input partition's rows into the buckets of every output
+/// partition.
 struct Splitter {
-    group_keys: Vec<Arc<dyn PhysicalExpr>>,
+    route: Route,
     window_rows: usize,
-    /// This partition's share of [`Bucketing::memory_budget`].
+    /// This input partition's share of [`Bucketing::memory_budget`].
     memory_budget: usize,
     schema: SchemaRef,
     disk: Arc<DiskManager>,
@@ -310,52 +489,40 @@ impl SplitWindow {
 struct SpillRound {
     /// Keeps the temporary file until the round is read.
     file: Arc<dyn SpillFile>,
-    reader: FileReader<BufReader<File>>,
     /// Per bucket, the index of its batch in the file, if it had rows.
     batches: Vec<Option<usize>>,
 }
 
-/// A partition's input: whole when it was smaller than one window, or
-/// split into buckets.
-enum Buckets {
-    Whole(Vec<RecordBatch>),
-    Split(SplitInput),
+impl SpillRound {
+    fn open(&self) -> Result<FileReader<BufReader<File>>> {
+        let path = self.file.path().ok_or_else(|| {
+            DataFusionError::NotImplemented(
+                "BucketedAggregateExec spills only to local temporary files".to_string(),
+            )
+        })?;
+        let reader = FileReader::try_new_buffered(File::open(path)?, None)?;
+        // SAFETY: the file was written by this operator from arrays that
+        // were valid, and only it reads the file; validating it again
+        // (UTF-8 of every string) cost 4% of top talkers' cycles.
+        Ok(unsafe { reader.with_skip_validation(true) })
+    }
 }
 
-/// Split input: windows held in memory, and spill rounds.
-#[derive(Default)]
+/// One input partition's split rows: windows held in memory, and spill
+/// rounds.
 struct SplitInput {
     held: Vec<SplitWindow>,
     rounds: Vec<SpillRound>,
     /// Covers `held`; kept only to be freed with it.
-    _reservation: Option<MemoryReservation>,
-}
-
-impl SplitInput {
-    /// All of one bucket's rows, read back from every spill round.
-    fn bucket(&mut self, bucket: usize) -> Result<Vec<RecordBatch>> {
-        let mut rows: Vec<RecordBatch> =
-            self.held.iter().filter_map(|w| w.bucket(bucket)).collect();
-        for round in &mut self.rounds {
-            let Some(index) = round.batches[bucket] else {
-                continue;
-            };
-            round.reader.set_index(index)?;
-            let batch = round.reader.next().ok_or_else(|| {
-                DataFusionError::Internal(format!("spill file {:?} ended early", round.file.path()))
-            })??;
-            rows.push(batch);
-        }
-        Ok(rows)
-    }
+    _reservation: MemoryReservation,
 }
 
 impl Splitter {
-    async fn split(self, mut input: SendableRecordBatchStream) -> Result<Buckets> {
+    async fn split(self, mut input: SendableRecordBatchStream) -> Result<SplitInput> {
         let mut window: Vec<RecordBatch> = Vec::new();
         let mut window_rows = 0;
         // Per bucket: (batch in the window, row) of each of its rows.
-        let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); BUCKETS];
+        let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.route.buckets()];
         let mut held = Vec::new();
         let mut rounds = Vec::new();
         let mut hashes = Vec::new();
@@ -364,18 +531,8 @@ impl Splitter {
                 continue;
             }
             let _timer = self.split_time.timer();
-            let keys = self
-                .group_keys
-                .iter()
-                .map(|key| key.evaluate(&batch)?.into_array(batch.num_rows()))
-                .collect::<Result<Vec<ArrayRef>>>()?;
-            hashes.clear();
-            hashes.resize(batch.num_rows(), 0);
-            create_hashes(&keys, &BUCKET_HASH, &mut hashes)?;
-            let slot = window.len();
-            for (row, hash) in hashes.iter().enumerate() {
-                positions[(hash >> (64 - BUCKET_BITS)) as usize].push((slot, row));
-            }
+            self.route
+                .add(&batch, window.len(), &mut hashes, &mut positions)?;
             window_rows += batch.num_rows();
             window.push(batch);
             if window_rows >= self.window_rows {
@@ -385,20 +542,16 @@ impl Splitter {
                 self.hold_or_spill(&mut held, &mut rounds)?;
             }
         }
-        if held.is_empty() && rounds.is_empty() {
-            // Small input: aggregate it whole, as DataFusion would have.
-            return Ok(Buckets::Whole(window));
-        }
         if !window.is_empty() {
             let _timer = self.split_time.timer();
             held.push(split_window(&window, &mut positions)?);
             self.hold_or_spill(&mut held, &mut rounds)?;
         }
-        Ok(Buckets::Split(SplitInput {
+        Ok(SplitInput {
             held,
             rounds,
-            _reservation: Some(self.reservation),
-        }))
+            _reservation: self.reservation,
+        })
     }
 
     /// Keeps the held windows in memory if the budget and the memory pool
@@ -422,14 +575,14 @@ impl Splitter {
     }
 
     /// Writes the held windows to a new temporary file, one batch per
-    /// bucket, and opens it for reading back.
+    /// bucket.
     fn spill(&self, held: &[SplitWindow]) -> Result<SpillRound> {
         let file = self.disk.create_tmp_file("BucketedAggregateExec")?;
         let sink = BufWriter::with_capacity(1 << 20, file.open_writer()?);
         let mut writer = FileWriter::try_new(sink, &self.schema)?;
-        let mut batches = Vec::with_capacity(BUCKETS);
+        let mut batches = Vec::with_capacity(self.route.buckets());
         let mut written = 0;
-        for bucket in 0..BUCKETS {
+        for bucket in 0..self.route.buckets() {
             let pieces: Vec<RecordBatch> = held.iter().filter_map(|w| w.bucket(bucket)).collect();
             if pieces.is_empty() {
                 batches.push(None);
@@ -453,21 +606,7 @@ impl Splitter {
         self.spill_metrics
             .spilled_bytes
             .add(file.size().unwrap_or_default() as usize);
-        let path = file.path().ok_or_else(|| {
-            DataFusionError::NotImplemented(
-                "BucketedAggregateExec spills only to local temporary files".to_string(),
-            )
-        })?;
-        let reader = FileReader::try_new_buffered(File::open(path)?, None)?;
-        // SAFETY: the file was written just above from arrays that were
-        // valid, and only this operator reads it; validating it again
-        // (UTF-8 of every string) cost 4% of top talkers' cycles.
-        let reader = unsafe { reader.with_skip_validation(true) };
-        Ok(SpillRound {
-            file,
-            reader,
-            batches,
-        })
+        Ok(SpillRound { file, batches })
     }
 }
 
@@ -482,7 +621,7 @@ fn split_window(
     let sources: Vec<&RecordBatch> = window.iter().collect();
     let total = positions.iter().map(Vec::len).sum();
     let mut order = Vec::with_capacity(total);
-    let mut buckets = Vec::with_capacity(BUCKETS);
+    let mut buckets = Vec::with_capacity(positions.len());
     for rows in positions.iter_mut() {
         let start = order.len();
         order.append(rows);
@@ -516,25 +655,94 @@ fn compact(batch: RecordBatch) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).expect("same columns, compacted")
 }
 
-impl Buckets {
-    /// Runs `aggregate` over each bucket in turn, reading its spilled rows
-    /// back when its turn comes.
+/// One output partition's buckets, gathered from every input partition's
+/// split: held slices, and spilled batches read back through this
+/// partition's own readers.
+struct PartitionBuckets {
+    splits: Arc<Vec<SplitInput>>,
+    /// Per input partition, per spill round: opened on first use.
+    readers: Vec<Vec<Option<FileReader<BufReader<File>>>>>,
+    /// The next bucket and the end of this partition's buckets.
+    next: usize,
+    end: usize,
+}
+
+impl PartitionBuckets {
+    fn new(splits: Arc<Vec<SplitInput>>, partition: usize) -> Self {
+        let readers = splits
+            .iter()
+            .map(|split| split.rounds.iter().map(|_| None).collect())
+            .collect();
+        Self {
+            splits,
+            readers,
+            next: partition * BUCKETS,
+            end: (partition + 1) * BUCKETS,
+        }
+    }
+
+    /// All of one bucket's rows.
+    fn bucket(&mut self, bucket: usize) -> Result<Vec<RecordBatch>> {
+        let mut rows = Vec::new();
+        for (split, readers) in self.splits.iter().zip(&mut self.readers) {
+            rows.extend(split.held.iter().filter_map(|w| w.bucket(bucket)));
+            for (round, reader) in split.rounds.iter().zip(readers.iter_mut()) {
+                let Some(index) = round.batches[bucket] else {
+                    continue;
+                };
+                let reader = match reader {
+                    Some(reader) => reader,
+                    None => reader.insert(round.open()?),
+                };
+                reader.set_index(index)?;
+                let batch = reader.next().ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "spill file {:?} ended early",
+                        round.file.path()
+                    ))
+                })??;
+                rows.push(batch);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The rows of the next buckets, as many as make [`MIN_RUN_ROWS`]: a
+    /// small input is aggregated in one run, a large one a bucket at a time.
+    fn next_run(&mut self) -> Option<Result<Vec<RecordBatch>>> {
+        if self.next == self.end {
+            return None;
+        }
+        let mut rows = Vec::new();
+        let mut count = 0;
+        while self.next < self.end && count < MIN_RUN_ROWS {
+            let bucket = self.next;
+            self.next += 1;
+            match self.bucket(bucket) {
+                Ok(more) => {
+                    count += more.iter().map(RecordBatch::num_rows).sum::<usize>();
+                    rows.extend(more);
+                }
+                Err(e) => {
+                    self.next = self.end;
+                    return Some(Err(e));
+                }
+            }
+        }
+        Some(Ok(rows))
+    }
+
+    /// Runs `aggregate` over each run of buckets in turn, reading spilled
+    /// rows back when their turn comes.
     fn aggregate_each(
-        self,
+        mut self,
         schema: SchemaRef,
         aggregate: Arc<dyn ExecutionPlan>,
         context: Arc<TaskContext>,
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
-        let (mut whole, mut split, count) = match self {
-            Buckets::Whole(rows) => (Some(rows), SplitInput::default(), 1),
-            Buckets::Split(split) => (None, split, BUCKETS),
-        };
-        futures::stream::iter(0..count)
-            .map(move |bucket| {
-                let rows = match whole.take() {
-                    Some(rows) => rows,
-                    None => split.bucket(bucket)?,
-                };
+        futures::stream::iter(std::iter::from_fn(move || self.next_run()))
+            .map(move |rows| {
+                let rows = rows?;
                 if rows.is_empty() {
                     let none: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
                         Arc::clone(&schema),
@@ -542,7 +750,7 @@ impl Buckets {
                     ));
                     return Ok(none);
                 }
-                // One batch per bucket: the aggregation has a cost per batch.
+                // One batch per run: the aggregation has a cost per batch.
                 let rows = concat_batches(&schema, &rows)?;
                 let source =
                     MemorySourceConfig::try_new_exec(&[vec![rows]], Arc::clone(&schema), None)?;
