@@ -1,5 +1,7 @@
 //! Grouped aggregations finished one hash bucket at a time answer exactly
-//! as DataFusion's own final aggregation: split or whole, held or spilled.
+//! as DataFusion's own final aggregation and repartition: held or spilled,
+//! with output partitions that a join can pair as it would have, and an
+//! input's error as the query's.
 
 use std::sync::Arc;
 
@@ -26,6 +28,35 @@ const QUERIES: &[&str] = &[
     "SELECT dstport, approx_distinct(srcaddr) FROM vpc_flow_logs GROUP BY 1",
     "SELECT srcaddr, sum(bytes) FROM vpc_flow_logs WHERE bytes < 0 GROUP BY 1",
 ];
+
+/// The tree most tests read: 6,000 records in 8 objects.
+fn small_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TreeSpec {
+        accounts: vec!["111122223333".into()],
+        regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        first_day: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        days: 1,
+        files_per_day: 4,
+        records_per_file: 1500,
+        grammar: Grammar::Positional,
+        hourly: false,
+        seed: 11,
+    };
+    generate_tree(dir.path(), &spec, 2).unwrap();
+    dir
+}
+
+/// Rows split one at a time and all held; and windows of 700 rows, all
+/// spilled.
+const HELD: Bucketing = Bucketing {
+    window_rows: 1,
+    memory_budget: usize::MAX,
+};
+const SPILLED: Bucketing = Bucketing {
+    window_rows: 700,
+    memory_budget: 0,
+};
 
 async fn context(dir: &std::path::Path, bucketing: Option<Bucketing>) -> SessionContext {
     let options = SessionOptions {
@@ -98,33 +129,13 @@ fn bucketed_metrics(plan: &Arc<dyn ExecutionPlan>) -> Option<MetricsSet> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucketed_aggregation_answers_as_datafusion_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = TreeSpec {
-        accounts: vec!["111122223333".into()],
-        regions: vec!["us-east-1".into(), "eu-west-1".into()],
-        first_day: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
-        days: 1,
-        files_per_day: 4,
-        records_per_file: 1500,
-        grammar: Grammar::Positional,
-        hourly: false,
-        seed: 11,
-    };
-    generate_tree(dir.path(), &spec, 2).unwrap();
+    let dir = small_tree();
     let reference = context(dir.path(), None).await;
     let first = QUERIES[0];
     assert!(!is_bucketed(&reference, first).await);
 
-    let held = Bucketing {
-        window_rows: 1,
-        memory_budget: usize::MAX,
-    };
-    let spilled = Bucketing {
-        window_rows: 700,
-        memory_budget: 0,
-    };
-    // The default window is larger than this tree: the input stays whole.
-    for bucketing in [held, spilled, Bucketing::default()] {
+    // The default window is larger than this tree: one window per input.
+    for bucketing in [HELD, SPILLED, Bucketing::default()] {
         let ctx = context(dir.path(), Some(bucketing)).await;
         for sql in QUERIES {
             let expected = sorted_rows(&reference, sql).await;
@@ -137,7 +148,7 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
         let spills = metrics.spill_count().unwrap_or(0);
         assert_eq!(
             spills > 0,
-            bucketing == spilled,
+            bucketing == SPILLED,
             "{bucketing:?}: {spills} spills"
         );
     }
@@ -175,4 +186,113 @@ async fn a_memory_limit_makes_the_buckets_spill() {
     assert_same_rows(&sorted_rows(&limited, sql).await, &expected, sql);
     let (_, metrics) = run_bucketed(&limited, sql).await;
     assert!(metrics.spill_count().unwrap_or(0) > 0);
+}
+
+/// The plan's first `HashJoinExec`.
+fn find_join(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
+    if plan.name() == "HashJoinExec" {
+        return Some(plan);
+    }
+    plan.children().into_iter().find_map(find_join)
+}
+
+/// Whether `plan` reaches a `BucketedAggregateExec` through nodes with one
+/// child and no repartition: its partitions are the aggregate's.
+fn partitioned_by_bucketed_aggregate(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    match plan.name() {
+        "BucketedAggregateExec" => true,
+        "RepartitionExec" => false,
+        _ => match plan.children().as_slice() {
+            [only] => partitioned_by_bucketed_aggregate(only),
+            _ => false,
+        },
+    }
+}
+
+/// A partitioned join of a grouped aggregation with the table pairs
+/// partition `i` of the aggregate with partition `i` of the table's hash
+/// repartition: the buckets must route rows to the partitions that
+/// repartition would have, or matches are lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_pairs_bucketed_partitions_with_repartitioned_ones() {
+    let dir = small_tree();
+    let sql = "SELECT a.srcaddr, a.b, c.dstport, c.packets FROM \
+        (SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1) a \
+        JOIN vpc_flow_logs c ON a.srcaddr = c.dstaddr";
+    let reference = context(dir.path(), None).await;
+    let expected = sorted_rows(&reference, sql).await;
+    assert!(
+        !expected.is_empty(),
+        "no address is both a source and a destination"
+    );
+    for bucketing in [HELD, SPILLED, Bucketing::default()] {
+        let ctx = context(dir.path(), Some(bucketing)).await;
+        // Partitioned, however small the sides.
+        for setting in [
+            "hash_join_single_partition_threshold",
+            "hash_join_single_partition_threshold_rows",
+        ] {
+            ctx.sql(&format!("SET datafusion.optimizer.{setting} = 0"))
+                .await
+                .unwrap();
+        }
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let join = find_join(&plan).expect("a hash join");
+        let shown = datafusion::physical_plan::displayable(join.as_ref())
+            .one_line()
+            .to_string();
+        assert!(shown.contains("mode=Partitioned"), "{shown}");
+        // One side keeps the aggregate's partitions, the other is
+        // repartitioned by DataFusion.
+        let sides: Vec<bool> = join
+            .children()
+            .into_iter()
+            .map(partitioned_by_bucketed_aggregate)
+            .collect();
+        assert!(
+            sides.contains(&true) && sides.contains(&false),
+            "{}",
+            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+        );
+        assert_same_rows(
+            &sorted_rows(&ctx, sql).await,
+            &expected,
+            &format!("{bucketing:?}: {sql}"),
+        );
+    }
+}
+
+/// An input partition that fails ends the query with its error, naming the
+/// object, from every output partition waiting on the split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_error_ends_the_query_with_its_message() {
+    let dir = small_tree();
+    let objects = walk(dir.path());
+    let victim = objects.last().unwrap();
+    let bytes = std::fs::read(victim).unwrap();
+    std::fs::write(victim, &bytes[..bytes.len() / 2]).unwrap();
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    for bucketing in [HELD, SPILLED] {
+        let ctx = context(dir.path(), Some(bucketing)).await;
+        let sql = QUERIES[0];
+        assert!(is_bucketed(&ctx, sql).await);
+        let error = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .expect_err("a truncated object")
+            .to_string();
+        assert!(
+            error.contains(name) && error.contains("is not valid gzip data"),
+            "{bucketing:?}: {error}"
+        );
+    }
 }
