@@ -261,7 +261,10 @@ impl BucketedAggregateExec {
         let inputs = input.output_partitioning().partition_count();
         let splitters: Vec<Splitter> = (0..inputs)
             .map(|i| Splitter {
-                route: Route::new(self.route_keys.clone(), self.partitions),
+                route: Route {
+                    keys: self.route_keys.clone(),
+                    partitions: self.partitions,
+                },
                 window_rows: self.bucketing.window_rows.max(1),
                 memory_budget: self.bucketing.memory_budget / inputs.max(1),
                 schema: input.schema(),
@@ -404,10 +407,6 @@ struct Route {
 }
 
 impl Route {
-    fn new(keys: Vec<Arc<dyn PhysicalExpr>>, partitions: usize) -> Self {
-        Self { keys, partitions }
-    }
-
     /// Buckets over all partitions: partition `p` has buckets
     /// `p * BUCKETS .. (p + 1) * BUCKETS`.
     fn buckets(&self) -> usize {
@@ -438,21 +437,28 @@ impl Route {
         // the aggregate hashes with this same function and indexes by the
         // low bits and tags by the top seven, which must still differ
         // between the rows of one bucket.
-        let bucket_of = |hash: u64| (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
-        if self.partitions.is_power_of_two() {
-            let mask = self.partitions as u64 - 1;
-            for (row, &hash) in hashes.iter().enumerate() {
-                let partition = (hash & mask) as usize;
-                positions[partition * BUCKETS + bucket_of(hash)].push((slot, row));
-            }
+        // A mask where the partition count allows: no division per row.
+        let partitions = self.partitions as u64;
+        if partitions.is_power_of_two() {
+            push_positions(hashes, slot, positions, |hash| hash & (partitions - 1));
         } else {
-            let partitions = self.partitions as u64;
-            for (row, &hash) in hashes.iter().enumerate() {
-                let partition = (hash % partitions) as usize;
-                positions[partition * BUCKETS + bucket_of(hash)].push((slot, row));
-            }
+            push_positions(hashes, slot, positions, |hash| hash % partitions);
         }
         Ok(())
+    }
+}
+
+/// Pushes each row's position onto the list of its bucket: the one of
+/// `partition_of(hash)` taken from the hash's bucket bits.
+fn push_positions(
+    hashes: &[u64],
+    slot: usize,
+    positions: &mut [Vec<(usize, usize)>],
+    partition_of: impl Fn(u64) -> u64,
+) {
+    for (row, &hash) in hashes.iter().enumerate() {
+        let bucket = (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
+        positions[partition_of(hash) as usize * BUCKETS + bucket].push((slot, row));
     }
 }
 
