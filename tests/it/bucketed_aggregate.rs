@@ -92,39 +92,43 @@ fn assert_same_rows(actual: &[Vec<String>], expected: &[Vec<String>], what: &str
     );
 }
 
-/// Whether the plan of `sql` finishes an aggregation bucket by bucket.
-async fn is_bucketed(ctx: &SessionContext, sql: &str) -> bool {
-    let plan = ctx
-        .sql(sql)
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
+    ctx.sql(sql)
         .await
         .unwrap()
         .create_physical_plan()
         .await
-        .unwrap();
-    bucketed_metrics(&plan).is_some()
+        .unwrap()
+}
+
+/// The plan's first node named `name`, depth first.
+fn find_node<'a>(
+    plan: &'a Arc<dyn ExecutionPlan>,
+    name: &str,
+) -> Option<&'a Arc<dyn ExecutionPlan>> {
+    if plan.name() == name {
+        return Some(plan);
+    }
+    plan.children()
+        .into_iter()
+        .find_map(|child| find_node(child, name))
+}
+
+/// Whether the plan of `sql` finishes an aggregation bucket by bucket.
+async fn is_bucketed(ctx: &SessionContext, sql: &str) -> bool {
+    find_node(&physical_plan(ctx, sql).await, "BucketedAggregateExec").is_some()
 }
 
 /// Runs `sql`; returns its row count and the metrics of its
 /// `BucketedAggregateExec` (spills and rows out).
 async fn run_bucketed(ctx: &SessionContext, sql: &str) -> (usize, MetricsSet) {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(ctx, sql).await;
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
     let rows = batches.iter().map(|batch| batch.num_rows()).sum();
-    let metrics = bucketed_metrics(&plan).unwrap_or_else(|| panic!("{sql}: not bucketed"));
+    let metrics = find_node(&plan, "BucketedAggregateExec")
+        .and_then(|node| node.metrics())
+        .unwrap_or_else(|| panic!("{sql}: not bucketed"));
     (rows, metrics)
-}
-
-fn bucketed_metrics(plan: &Arc<dyn ExecutionPlan>) -> Option<MetricsSet> {
-    if plan.name() == "BucketedAggregateExec" {
-        return plan.metrics();
-    }
-    plan.children().into_iter().find_map(bucketed_metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,14 +192,6 @@ async fn a_memory_limit_makes_the_buckets_spill() {
     assert!(metrics.spill_count().unwrap_or(0) > 0);
 }
 
-/// The plan's first `HashJoinExec`.
-fn find_join(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
-    if plan.name() == "HashJoinExec" {
-        return Some(plan);
-    }
-    plan.children().into_iter().find_map(find_join)
-}
-
 /// Whether `plan` reaches a `BucketedAggregateExec` through nodes with one
 /// child and no repartition: its partitions are the aggregate's.
 fn partitioned_by_bucketed_aggregate(plan: &Arc<dyn ExecutionPlan>) -> bool {
@@ -236,14 +232,8 @@ async fn a_join_pairs_bucketed_partitions_with_repartitioned_ones() {
                 .await
                 .unwrap();
         }
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let join = find_join(&plan).expect("a hash join");
+        let plan = physical_plan(&ctx, sql).await;
+        let join = find_node(&plan, "HashJoinExec").expect("a hash join");
         let shown = datafusion::physical_plan::displayable(join.as_ref())
             .one_line()
             .to_string();
