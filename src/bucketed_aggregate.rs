@@ -43,7 +43,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, Tr
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::disk_manager::DiskManager;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -90,8 +90,9 @@ pub struct Bucketing {
     pub window_rows: usize,
     /// Bytes of split rows held in memory, shared evenly by the input
     /// partitions; past its share an input partition spills all it holds
-    /// to a temporary file. A memory limit
-    /// (`SessionOptions::memory_limit`) can make it spill sooner.
+    /// to a temporary file. Under a memory limit
+    /// (`SessionOptions::memory_limit`) it is at most half the limit, and
+    /// the memory pool can make it spill sooner.
     pub memory_budget: usize,
 }
 
@@ -259,6 +260,12 @@ impl BucketedAggregateExec {
     fn start_split(&self, context: &Arc<TaskContext>) -> SharedSplit {
         let input = Arc::clone(self.input());
         let inputs = input.output_partitioning().partition_count();
+        // Held rows take at most half of a memory limit: the buckets'
+        // aggregation and the rest of the plan need the other half.
+        let memory_budget = match context.memory_pool().memory_limit() {
+            MemoryLimit::Finite(limit) => self.bucketing.memory_budget.min(limit / 2),
+            MemoryLimit::Infinite | MemoryLimit::Unknown => self.bucketing.memory_budget,
+        };
         let splitters: Vec<Splitter> = (0..inputs)
             .map(|i| Splitter {
                 route: Route {
@@ -266,7 +273,7 @@ impl BucketedAggregateExec {
                     partitions: self.partitions,
                 },
                 window_rows: self.bucketing.window_rows.max(1),
-                memory_budget: self.bucketing.memory_budget / inputs.max(1),
+                memory_budget: memory_budget / inputs.max(1),
                 schema: input.schema(),
                 disk: Arc::clone(&context.runtime_env().disk_manager),
                 spill_metrics: SpillMetrics::new(&self.metrics, i),
