@@ -43,6 +43,7 @@ pub mod functions;
 pub mod generate;
 pub mod inflate;
 pub mod layout;
+pub mod packed_keys;
 pub mod prune;
 pub mod record_filter;
 pub mod rejects;
