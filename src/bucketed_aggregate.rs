@@ -22,6 +22,14 @@
 //! a `GROUP BY` over a small input runs the aggregate about once per
 //! partition, as before.
 //!
+//! Group keys of short text made of digits and dots (IPv4 addresses,
+//! account ids) travel as `u64` codes ([`crate::packed_keys`]) from the
+//! split to the output: rows of half the bytes to copy and spill, and
+//! integer keys to hash and compare. Rows whose keys have no code (IPv6
+//! addresses, names) are split and aggregated as they are, apart from the
+//! packed ones; a key's form depends only on the key, so no group is split
+//! between the two.
+//!
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in
 //! place.
 
@@ -32,8 +40,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, interleave_record_batch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::common::config::ConfigOptions;
@@ -46,11 +55,13 @@ use datafusion::execution::disk_manager::DiskManager;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::{
-    ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics, Time,
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics, Time,
 };
 use datafusion::physical_plan::repartition::{REPARTITION_RANDOM_STATE, RepartitionExec};
 use datafusion::physical_plan::spill::get_record_batch_memory_size;
@@ -61,6 +72,8 @@ use datafusion::physical_plan::{
 };
 use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt};
 use futures::{StreamExt, TryStreamExt};
+
+use crate::packed_keys;
 
 /// Buckets per partition. With two partitions, 5.25 M groups make about
 /// 5 K per bucket, and four times the data about 20 K: a table of up to
@@ -174,6 +187,8 @@ pub struct BucketedAggregateExec {
     /// Output partitions: the repartition's.
     partitions: usize,
     bucketing: Bucketing,
+    /// How text group keys travel as codes, if there are any.
+    packing: Option<Arc<KeyPacking>>,
     metrics: ExecutionPlanMetricsSet,
     /// The split of every input partition, started by the first output
     /// partition executed and awaited by all of them.
@@ -229,6 +244,7 @@ impl BucketedAggregateExec {
             aggregate: Arc::clone(plan),
             route_keys: route_keys.clone(),
             partitions: *partitions,
+            packing: KeyPacking::try_new(aggregate, &repartition.schema()).map(Arc::new),
             repartition: Arc::clone(repartition),
             bucketing,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -275,9 +291,11 @@ impl BucketedAggregateExec {
                 window_rows: self.bucketing.window_rows.max(1),
                 memory_budget: memory_budget / inputs.max(1),
                 schema: input.schema(),
+                packing: self.packing.clone(),
                 disk: Arc::clone(&context.runtime_env().disk_manager),
                 spill_metrics: SpillMetrics::new(&self.metrics, i),
                 split_time: MetricBuilder::new(&self.metrics).subset_time("split_time", i),
+                packed_rows: MetricBuilder::new(&self.metrics).counter("packed_rows", i),
                 reservation: MemoryConsumer::new(format!("BucketedAggregateExec[{i}]"))
                     .with_can_spill(true)
                     .register(context.memory_pool()),
@@ -305,6 +323,15 @@ impl BucketedAggregateExec {
 impl DisplayAs for BucketedAggregateExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "BucketedAggregateExec: buckets={BUCKETS}, ")?;
+        if let Some(packing) = &self.packing {
+            let schema = self.input().schema();
+            let names: Vec<&str> = packing
+                .columns
+                .iter()
+                .map(|&column| schema.field(column).name().as_str())
+                .collect();
+            write!(f, "packed_keys=[{}], ", names.join(", "))?;
+        }
         // The repartition's and the aggregate's own lines say how rows are
         // routed and what is grouped and computed.
         self.repartition.fmt_as(t, f)?;
@@ -358,14 +385,16 @@ impl ExecutionPlan for BucketedAggregateExec {
             route_keys: self.route_keys.clone(),
             partitions: self.partitions,
             bucketing: self.bucketing,
+            packing: self.packing.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
             split: Arc::default(),
         }))
     }
 
-    /// Rows out; spills (count, bytes, rows); time splitting (hashing and
-    /// reordering the input, writing spills; per input partition) and
-    /// aggregating the buckets (reading spills back included).
+    /// Rows out; spills (count, bytes, rows); rows split with packed keys;
+    /// time splitting (hashing, packing and reordering the input, writing
+    /// spills; per input partition) and aggregating the buckets (reading
+    /// spills back included).
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
@@ -385,13 +414,14 @@ impl ExecutionPlan for BucketedAggregateExec {
         let split = self.phase_one(&context);
         let schema = self.input().schema();
         let aggregate = Arc::clone(&self.aggregate);
+        let packing = self.packing.clone();
         let aggregate_time =
             MetricBuilder::new(&self.metrics).subset_time("aggregate_time", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let output = futures::stream::once(async move {
             let splits = split.await.map_err(|e| DataFusionError::from(&e))?;
             let buckets = PartitionBuckets::new(splits, partition);
-            let mut each = Box::pin(buckets.aggregate_each(schema, aggregate, context));
+            let mut each = Box::pin(buckets.aggregate_each(schema, aggregate, packing, context));
             Ok::<_, DataFusionError>(futures::stream::poll_fn(move |cx| {
                 let _timer = aggregate_time.timer();
                 each.as_mut().poll_next_unpin(cx)
@@ -406,8 +436,140 @@ impl ExecutionPlan for BucketedAggregateExec {
     }
 }
 
+/// Text group keys carried as `u64` codes (see [`crate::packed_keys`])
+/// from the split to the aggregate's output: a top-talkers row of an
+/// address and a sum shrinks from about 28 bytes to 16, and the bucket's
+/// table hashes and compares integers. A row whose keys all have codes (or
+/// are null) goes to its bucket's packed rows, any other to its text rows;
+/// whether a key has a code depends only on the key, so each group's rows
+/// all go one way, and the two are aggregated apart.
+struct KeyPacking {
+    /// The input columns packed: the group keys of text.
+    columns: Vec<usize>,
+    /// The input's schema with those columns as `UInt64`.
+    schema: SchemaRef,
+    /// The aggregate, over rows of that schema.
+    aggregate: Arc<dyn ExecutionPlan>,
+    /// The output columns that come out as codes, and their text type.
+    outputs: Vec<(usize, DataType)>,
+    /// The aggregate's own output schema.
+    output_schema: SchemaRef,
+}
+
+impl fmt::Debug for KeyPacking {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("KeyPacking")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which of a batch's rows go to the packed buckets.
+enum PackedRows {
+    /// None: nothing is packed.
+    None,
+    All,
+    /// Those set.
+    Some(BooleanBuffer),
+}
+
+impl KeyPacking {
+    /// Packing for `aggregate`'s text keys, if it groups by any plain text
+    /// column (grouping sets are left alone).
+    fn try_new(aggregate: &AggregateExec, input_schema: &SchemaRef) -> Option<Self> {
+        let group_by = aggregate.group_expr();
+        if !group_by.is_single() {
+            return None;
+        }
+        let mut columns = Vec::new();
+        let mut outputs = Vec::new();
+        for (position, (expr, _)) in group_by.expr().iter().enumerate() {
+            let Some(column) = expr.downcast_ref::<Column>() else {
+                continue;
+            };
+            let data_type = input_schema.field(column.index()).data_type();
+            if packed_keys::packs(data_type) {
+                outputs.push((position, data_type.clone()));
+                if !columns.contains(&column.index()) {
+                    columns.push(column.index());
+                }
+            }
+        }
+        if columns.is_empty() {
+            return None;
+        }
+        let fields = input_schema.fields().iter().enumerate().map(|(i, field)| {
+            if columns.contains(&i) {
+                Arc::new(field.as_ref().clone().with_data_type(DataType::UInt64))
+            } else {
+                Arc::clone(field)
+            }
+        });
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields.collect::<Vec<_>>(),
+            input_schema.metadata().clone(),
+        ));
+        let packed = AggregateExec::try_new(
+            *aggregate.mode(),
+            group_by.clone(),
+            aggregate.aggr_expr().to_vec(),
+            aggregate.filter_expr().to_vec(),
+            Arc::new(EmptyExec::new(Arc::clone(&schema))),
+            aggregate.input_schema(),
+        )
+        .ok()?;
+        Some(Self {
+            columns,
+            schema,
+            aggregate: Arc::new(packed),
+            outputs,
+            output_schema: aggregate.schema(),
+        })
+    }
+
+    /// `batch` with its key columns as codes, and which rows have codes.
+    fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows)> {
+        let mut columns = batch.columns().to_vec();
+        let mut packed: Option<BooleanBuffer> = None;
+        for &column in &self.columns {
+            let (codes, has_code) = packed_keys::pack_column(&columns[column])?;
+            columns[column] = Arc::new(codes);
+            packed = Some(match packed {
+                Some(rows) => &rows & &has_code,
+                None => has_code,
+            });
+        }
+        let rows = match packed {
+            Some(rows) => match rows.count_set_bits() {
+                0 => PackedRows::None,
+                all if all == rows.len() => PackedRows::All,
+                _ => PackedRows::Some(rows),
+            },
+            None => PackedRows::None,
+        };
+        Ok((
+            RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
+            rows,
+        ))
+    }
+
+    /// An output batch of the packed aggregate with its keys as text again.
+    fn unpack(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for (position, data_type) in &self.outputs {
+            let codes = columns[*position].as_primitive();
+            columns[*position] = packed_keys::unpack_column(codes, data_type)?;
+        }
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.output_schema),
+            columns,
+        )?)
+    }
+}
+
 /// Where a row goes: its output partition, as the repartition would have
-/// sent it, and a bucket within that partition, both from one hash.
+/// sent it, and a bucket within that partition, both from one hash; and
+/// whether to its packed or its text rows.
 struct Route {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     partitions: usize,
@@ -420,12 +582,19 @@ impl Route {
         self.partitions * BUCKETS
     }
 
+    /// Lists of rows: each bucket's text rows, then each bucket's packed
+    /// rows.
+    fn lists(&self) -> usize {
+        2 * self.buckets()
+    }
+
     /// Hashes `batch`'s rows into `hashes` and pushes each row's position
-    /// (`slot`, row) onto its bucket's list.
+    /// (`slot`, row) onto its list (see [`Route::lists`]).
     fn add(
         &self,
         batch: &RecordBatch,
         slot: usize,
+        packed: &PackedRows,
         hashes: &mut Vec<u64>,
         positions: &mut [Vec<(usize, usize)>],
     ) -> Result<()> {
@@ -436,9 +605,30 @@ impl Route {
             .collect::<Result<Vec<ArrayRef>>>()?;
         hashes.clear();
         hashes.resize(batch.num_rows(), 0);
-        // The repartition's own hash, so that a row lands in the partition
-        // it would have: plans above may rely on that partitioning.
+        // The repartition's own hash (of the text, not of its code), so that
+        // a row lands in the partition it would have: plans above may rely
+        // on that partitioning.
         create_hashes(&keys, REPARTITION_RANDOM_STATE.random_state(), hashes)?;
+        let buckets = self.buckets();
+        match packed {
+            PackedRows::None => self.push(hashes, slot, positions, |_| 0),
+            PackedRows::All => self.push(hashes, slot, positions, |_| buckets),
+            PackedRows::Some(rows) => self.push(hashes, slot, positions, |row| {
+                buckets * rows.value(row) as usize
+            }),
+        }
+        Ok(())
+    }
+
+    /// Pushes each row's position onto its list: `list_of(row)` (text or
+    /// packed) plus its bucket.
+    fn push(
+        &self,
+        hashes: &[u64],
+        slot: usize,
+        positions: &mut [Vec<(usize, usize)>],
+        list_of: impl Fn(usize) -> usize,
+    ) {
         // The partition takes the hash's low bits (its remainder). The bucket
         // takes the nine bits under the top seven: a string key's table in
         // the aggregate hashes with this same function and indexes by the
@@ -447,25 +637,27 @@ impl Route {
         // A mask where the partition count allows: no division per row.
         let partitions = self.partitions as u64;
         if partitions.is_power_of_two() {
-            push_positions(hashes, slot, positions, |hash| hash & (partitions - 1));
+            push_positions(hashes, slot, positions, list_of, |hash| {
+                hash & (partitions - 1)
+            });
         } else {
-            push_positions(hashes, slot, positions, |hash| hash % partitions);
+            push_positions(hashes, slot, positions, list_of, |hash| hash % partitions);
         }
-        Ok(())
     }
 }
 
-/// Pushes each row's position onto the list of its bucket: the one of
-/// `partition_of(hash)` taken from the hash's bucket bits.
+/// Pushes each row's position onto the list `list_of(row)` plus its bucket:
+/// the one of `partition_of(hash)` taken from the hash's bucket bits.
 fn push_positions(
     hashes: &[u64],
     slot: usize,
     positions: &mut [Vec<(usize, usize)>],
+    list_of: impl Fn(usize) -> usize,
     partition_of: impl Fn(u64) -> u64,
 ) {
     for (row, &hash) in hashes.iter().enumerate() {
         let bucket = (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
-        positions[partition_of(hash) as usize * BUCKETS + bucket].push((slot, row));
+        positions[list_of(row) + partition_of(hash) as usize * BUCKETS + bucket].push((slot, row));
     }
 }
 
@@ -477,16 +669,21 @@ struct Splitter {
     /// This input partition's share of [`Bucketing::memory_budget`].
     memory_budget: usize,
     schema: SchemaRef,
+    packing: Option<Arc<KeyPacking>>,
     disk: Arc<DiskManager>,
     spill_metrics: SpillMetrics,
     split_time: Time,
+    /// Rows split with their keys packed.
+    packed_rows: Count,
     /// Covers the split windows held in memory.
     reservation: MemoryReservation,
 }
 
-/// One window's rows in bucket order, and where each bucket's rows are.
+/// One window's text or packed rows in bucket order, and where each
+/// bucket's rows are.
 struct SplitWindow {
     rows: RecordBatch,
+    packed: bool,
     buckets: Vec<Range<usize>>,
 }
 
@@ -498,10 +695,11 @@ impl SplitWindow {
 }
 
 /// Split rows written out together when the held windows passed the budget:
-/// one Arrow IPC file with a batch per bucket.
+/// one Arrow IPC file of text or of packed rows, with a batch per bucket.
 struct SpillRound {
     /// Keeps the temporary file until the round is read.
     file: Arc<dyn SpillFile>,
+    packed: bool,
     /// Per bucket, the index of its batch in the file, if it had rows.
     batches: Vec<Option<usize>>,
 }
@@ -532,10 +730,13 @@ struct SplitInput {
 
 impl Splitter {
     async fn split(self, mut input: SendableRecordBatchStream) -> Result<SplitInput> {
+        // The window's batches, and the same with keys packed.
         let mut window: Vec<RecordBatch> = Vec::new();
+        let mut packed_window: Vec<RecordBatch> = Vec::new();
         let mut window_rows = 0;
-        // Per bucket: (batch in the window, row) of each of its rows.
-        let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.route.buckets()];
+        // Per list (see `Route::lists`): (batch in the window, row) of each
+        // of its rows.
+        let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.route.lists()];
         let mut held = Vec::new();
         let mut rounds = Vec::new();
         let mut hashes = Vec::new();
@@ -544,20 +745,34 @@ impl Splitter {
                 continue;
             }
             let _timer = self.split_time.timer();
+            let packed = match &self.packing {
+                Some(packing) => {
+                    let (packed_batch, rows) = packing.pack(&batch)?;
+                    self.packed_rows.add(match &rows {
+                        PackedRows::None => 0,
+                        PackedRows::All => batch.num_rows(),
+                        PackedRows::Some(rows) => rows.count_set_bits(),
+                    });
+                    packed_window.push(packed_batch);
+                    rows
+                }
+                None => PackedRows::None,
+            };
             self.route
-                .add(&batch, window.len(), &mut hashes, &mut positions)?;
+                .add(&batch, window.len(), &packed, &mut hashes, &mut positions)?;
             window_rows += batch.num_rows();
             window.push(batch);
             if window_rows >= self.window_rows {
-                held.push(split_window(&window, &mut positions)?);
+                self.split_window(&window, &packed_window, &mut positions, &mut held)?;
                 window.clear();
+                packed_window.clear();
                 window_rows = 0;
                 self.hold_or_spill(&mut held, &mut rounds)?;
             }
         }
         if !window.is_empty() {
             let _timer = self.split_time.timer();
-            held.push(split_window(&window, &mut positions)?);
+            self.split_window(&window, &packed_window, &mut positions, &mut held)?;
             self.hold_or_spill(&mut held, &mut rounds)?;
         }
         Ok(SplitInput {
@@ -567,8 +782,48 @@ impl Splitter {
         })
     }
 
+    /// Puts the window's text rows and its packed rows in bucket order,
+    /// each with one interleave (one call per bucket costs more than the
+    /// copy), onto `held`. View columns keep pointing into the input's
+    /// string buffers, which hold these rows' strings anyway; spilling
+    /// compacts them.
+    fn split_window(
+        &self,
+        window: &[RecordBatch],
+        packed_window: &[RecordBatch],
+        positions: &mut [Vec<(usize, usize)>],
+        held: &mut Vec<SplitWindow>,
+    ) -> Result<()> {
+        let (text_lists, packed_lists) = positions.split_at_mut(self.route.buckets());
+        for (lists, sources, packed) in [
+            (text_lists, window, false),
+            (packed_lists, packed_window, true),
+        ] {
+            let total = lists.iter().map(Vec::len).sum();
+            if total == 0 {
+                continue;
+            }
+            let sources: Vec<&RecordBatch> = sources.iter().collect();
+            let mut order = Vec::with_capacity(total);
+            let mut buckets = Vec::with_capacity(lists.len());
+            for rows in lists.iter_mut() {
+                let start = order.len();
+                order.append(rows);
+                buckets.push(start..order.len());
+            }
+            let rows = interleave_record_batch(&sources, &order)?;
+            held.push(SplitWindow {
+                rows,
+                packed,
+                buckets,
+            });
+        }
+        Ok(())
+    }
+
     /// Keeps the held windows in memory if the budget and the memory pool
-    /// allow, or else spills all of them in one round.
+    /// allow, or else spills all of them in one round (a file for text
+    /// rows and one for packed rows).
     fn hold_or_spill(
         &self,
         held: &mut Vec<SplitWindow>,
@@ -581,18 +836,27 @@ impl Splitter {
         if held_bytes <= self.memory_budget && self.reservation.try_resize(held_bytes).is_ok() {
             return Ok(());
         }
-        rounds.push(self.spill(held)?);
+        for packed in [false, true] {
+            let windows: Vec<&SplitWindow> = held.iter().filter(|w| w.packed == packed).collect();
+            if !windows.is_empty() {
+                rounds.push(self.spill(&windows, packed)?);
+            }
+        }
         held.clear();
         self.reservation.resize(0);
         Ok(())
     }
 
-    /// Writes the held windows to a new temporary file, one batch per
-    /// bucket.
-    fn spill(&self, held: &[SplitWindow]) -> Result<SpillRound> {
+    /// Writes held windows (all text or all packed) to a new temporary file,
+    /// one batch per bucket.
+    fn spill(&self, held: &[&SplitWindow], packed: bool) -> Result<SpillRound> {
+        let schema = match (&self.packing, packed) {
+            (Some(packing), true) => &packing.schema,
+            _ => &self.schema,
+        };
         let file = self.disk.create_tmp_file("BucketedAggregateExec")?;
         let sink = BufWriter::with_capacity(1 << 20, file.open_writer()?);
-        let mut writer = FileWriter::try_new(sink, &self.schema)?;
+        let mut writer = FileWriter::try_new(sink, schema)?;
         let mut batches = Vec::with_capacity(self.route.buckets());
         let mut written = 0;
         for bucket in 0..self.route.buckets() {
@@ -603,7 +867,7 @@ impl Splitter {
             }
             // Compact: a slice of a view column would be written with all of
             // its window's string data.
-            let rows = compact(concat_batches(&self.schema, &pieces)?);
+            let rows = compact(concat_batches(schema, &pieces)?);
             writer.write(&rows)?;
             self.spill_metrics.spilled_rows.add(rows.num_rows());
             batches.push(Some(written));
@@ -619,29 +883,12 @@ impl Splitter {
         self.spill_metrics
             .spilled_bytes
             .add(file.size().unwrap_or_default() as usize);
-        Ok(SpillRound { file, batches })
+        Ok(SpillRound {
+            file,
+            packed,
+            batches,
+        })
     }
-}
-
-/// Puts the window's rows in bucket order with one interleave (one call
-/// per bucket costs more than the copy). View columns keep pointing into
-/// the input's string buffers, which hold these rows' strings anyway;
-/// spilling compacts them.
-fn split_window(
-    window: &[RecordBatch],
-    positions: &mut [Vec<(usize, usize)>],
-) -> Result<SplitWindow> {
-    let sources: Vec<&RecordBatch> = window.iter().collect();
-    let total = positions.iter().map(Vec::len).sum();
-    let mut order = Vec::with_capacity(total);
-    let mut buckets = Vec::with_capacity(positions.len());
-    for rows in positions.iter_mut() {
-        let start = order.len();
-        order.append(rows);
-        buckets.push(start..order.len());
-    }
-    let rows = interleave_record_batch(&sources, &order)?;
-    Ok(SplitWindow { rows, buckets })
 }
 
 /// Gives view columns buffers of their own, holding only their strings:
@@ -666,6 +913,31 @@ fn compact(batch: RecordBatch) -> RecordBatch {
         })
         .collect();
     RecordBatch::try_new(batch.schema(), columns).expect("same columns, compacted")
+}
+
+/// A run of buckets' rows: text rows, and packed rows.
+#[derive(Default)]
+struct Run {
+    text: Vec<RecordBatch>,
+    packed: Vec<RecordBatch>,
+}
+
+impl Run {
+    fn push(&mut self, rows: RecordBatch, packed: bool) {
+        if packed {
+            self.packed.push(rows);
+        } else {
+            self.text.push(rows);
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.text
+            .iter()
+            .chain(&self.packed)
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
 }
 
 /// One output partition's buckets, gathered from every input partition's
@@ -694,11 +966,14 @@ impl PartitionBuckets {
         }
     }
 
-    /// All of one bucket's rows.
-    fn bucket(&mut self, bucket: usize) -> Result<Vec<RecordBatch>> {
-        let mut rows = Vec::new();
+    /// Adds all of one bucket's rows to `run`.
+    fn bucket(&mut self, bucket: usize, run: &mut Run) -> Result<()> {
         for (split, readers) in self.splits.iter().zip(&mut self.readers) {
-            rows.extend(split.held.iter().filter_map(|w| w.bucket(bucket)));
+            for window in &split.held {
+                if let Some(rows) = window.bucket(bucket) {
+                    run.push(rows, window.packed);
+                }
+            }
             for (round, reader) in split.rounds.iter().zip(readers.iter_mut()) {
                 let Some(index) = round.batches[bucket] else {
                     continue;
@@ -714,65 +989,83 @@ impl PartitionBuckets {
                         round.file.path()
                     ))
                 })??;
-                rows.push(batch);
+                run.push(batch, round.packed);
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
     /// The rows of the next buckets, as many as make [`MIN_RUN_ROWS`]: a
     /// small input is aggregated in one run, a large one a bucket at a time.
-    fn next_run(&mut self) -> Option<Result<Vec<RecordBatch>>> {
+    fn next_run(&mut self) -> Option<Result<Run>> {
         if self.next == self.end {
             return None;
         }
-        let mut rows = Vec::new();
-        let mut count = 0;
-        while self.next < self.end && count < MIN_RUN_ROWS {
+        let mut run = Run::default();
+        while self.next < self.end && run.rows() < MIN_RUN_ROWS {
             let bucket = self.next;
             self.next += 1;
-            match self.bucket(bucket) {
-                Ok(more) => {
-                    count += more.iter().map(RecordBatch::num_rows).sum::<usize>();
-                    rows.extend(more);
-                }
-                Err(e) => {
-                    self.next = self.end;
-                    return Some(Err(e));
-                }
+            if let Err(e) = self.bucket(bucket, &mut run) {
+                self.next = self.end;
+                return Some(Err(e));
             }
         }
-        Some(Ok(rows))
+        Some(Ok(run))
     }
 
-    /// Runs `aggregate` over each run of buckets in turn, reading spilled
-    /// rows back when their turn comes.
+    /// Runs the aggregate over each run of buckets in turn (text rows with
+    /// `aggregate`, packed rows with `packing`'s), reading spilled rows back
+    /// when their turn comes.
     fn aggregate_each(
         mut self,
         schema: SchemaRef,
         aggregate: Arc<dyn ExecutionPlan>,
+        packing: Option<Arc<KeyPacking>>,
         context: Arc<TaskContext>,
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
         futures::stream::iter(std::iter::from_fn(move || self.next_run()))
-            .map(move |rows| {
-                let rows = rows?;
-                if rows.is_empty() {
-                    let none: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-                        Arc::clone(&schema),
-                        futures::stream::empty(),
-                    ));
-                    return Ok(none);
-                }
-                // One batch per run: the aggregation has a cost per batch.
-                let rows = concat_batches(&schema, &rows)?;
-                let source =
-                    MemorySourceConfig::try_new_exec(&[vec![rows]], Arc::clone(&schema), None)?;
-                Arc::clone(&aggregate)
-                    .replace_children(vec![source], RECOMPUTE)?
-                    .execute(0, Arc::clone(&context))
+            .map(move |run| {
+                let run = run?;
+                let text = aggregate_rows(&run.text, &schema, &aggregate, &context)?;
+                let packed = match &packing {
+                    Some(packing) if !run.packed.is_empty() => {
+                        let packing = Arc::clone(packing);
+                        let stream = aggregate_rows(
+                            &run.packed,
+                            &packing.schema,
+                            &packing.aggregate,
+                            &context,
+                        )?
+                        .map(move |batch| packing.unpack(batch?));
+                        Some(stream)
+                    }
+                    _ => None,
+                };
+                Ok::<_, DataFusionError>(text.chain(futures::stream::iter(packed).flatten()))
             })
             .try_flatten()
     }
+}
+
+/// `aggregate` run over `rows` (of `schema`) as one batch: the aggregation
+/// has a cost per batch.
+fn aggregate_rows(
+    rows: &[RecordBatch],
+    schema: &SchemaRef,
+    aggregate: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+) -> Result<SendableRecordBatchStream> {
+    if rows.is_empty() {
+        return Ok(Box::pin(RecordBatchStreamAdapter::new(
+            aggregate.schema(),
+            futures::stream::empty(),
+        )));
+    }
+    let rows = concat_batches(schema, rows)?;
+    let source = MemorySourceConfig::try_new_exec(&[vec![rows]], Arc::clone(schema), None)?;
+    Arc::clone(aggregate)
+        .replace_children(vec![source], RECOMPUTE)?
+        .execute(0, Arc::clone(context))
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use crate::support::*;
 
 /// Queries whose final aggregation is hash-partitioned: one or two keys,
 /// NULL keys (NODATA records have no addresses), DISTINCT, grouping sets,
-/// ordered and approximate aggregates, HAVING, and no rows at all.
+/// ordered and approximate aggregates, HAVING, and no rows at all. Keys
+/// that pack (addresses), that do not (interfaces), and both in one column
+/// ([`MIXED`]) and in one row (account and region, of type `Utf8`).
 const QUERIES: &[&str] = &[
     "SELECT srcaddr, sum(bytes), count(*) FROM vpc_flow_logs GROUP BY 1",
     "SELECT srcaddr, dstaddr, min(start), max(\"end\"), sum(packets) FROM vpc_flow_logs GROUP BY 1, 2",
@@ -27,7 +29,16 @@ const QUERIES: &[&str] = &[
     "SELECT dstport, array_agg(srcport ORDER BY srcport, bytes) FROM vpc_flow_logs GROUP BY 1 HAVING count(*) > 1",
     "SELECT dstport, approx_distinct(srcaddr) FROM vpc_flow_logs GROUP BY 1",
     "SELECT srcaddr, sum(bytes) FROM vpc_flow_logs WHERE bytes < 0 GROUP BY 1",
+    MIXED,
+    "SELECT account_id, region, split_part(dstaddr, '.', 2), count(*) FROM vpc_flow_logs GROUP BY 1, 2, 3",
+    "SELECT account_id, srcaddr, sum(bytes) FROM vpc_flow_logs GROUP BY 1, 2",
 ];
+
+/// A key whose values mostly pack (first octets, which repeat) but not all
+/// ("ssh", on about one row in 80): of 100-row batches, some hold only
+/// packable keys and some both, and each octet must still be one group.
+const MIXED: &str = "SELECT CASE WHEN dstport = 22 AND action = 'REJECT' THEN 'ssh' \
+    ELSE split_part(srcaddr, '.', 1) END AS k, count(*), sum(bytes) FROM vpc_flow_logs GROUP BY 1";
 
 /// The tree most tests read: 6,000 records in 8 objects.
 fn small_tree() -> tempfile::TempDir {
@@ -119,16 +130,31 @@ async fn is_bucketed(ctx: &SessionContext, sql: &str) -> bool {
     find_node(&physical_plan(ctx, sql).await, "BucketedAggregateExec").is_some()
 }
 
-/// Runs `sql`; returns its row count and the metrics of its
-/// `BucketedAggregateExec` (spills and rows out).
-async fn run_bucketed(ctx: &SessionContext, sql: &str) -> (usize, MetricsSet) {
+/// What a run of a bucketed aggregate shows.
+struct BucketedRun {
+    /// Rows the query returned.
+    rows: usize,
+    /// The `BucketedAggregateExec`'s (spills, rows out, packed rows).
+    metrics: MetricsSet,
+    /// Rows into the `BucketedAggregateExec` (the partial aggregates').
+    input_rows: usize,
+}
+
+/// Runs `sql`, whose plan must have a `BucketedAggregateExec`.
+async fn run_bucketed(ctx: &SessionContext, sql: &str) -> BucketedRun {
     let plan = physical_plan(ctx, sql).await;
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
-    let rows = batches.iter().map(|batch| batch.num_rows()).sum();
-    let metrics = find_node(&plan, "BucketedAggregateExec")
-        .and_then(|node| node.metrics())
-        .unwrap_or_else(|| panic!("{sql}: not bucketed"));
-    (rows, metrics)
+    let bucketed =
+        find_node(&plan, "BucketedAggregateExec").unwrap_or_else(|| panic!("{sql}: not bucketed"));
+    let input_rows = bucketed.children()[0]
+        .metrics()
+        .and_then(|metrics| metrics.output_rows())
+        .unwrap();
+    BucketedRun {
+        rows: batches.iter().map(|batch| batch.num_rows()).sum(),
+        metrics: bucketed.metrics().unwrap(),
+        input_rows,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,16 +172,37 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
             let actual = sorted_rows(&ctx, sql).await;
             assert_same_rows(&actual, &expected, &format!("{bucketing:?}: {sql}"));
         }
-        let (groups, metrics) = run_bucketed(&ctx, first).await;
-        assert_eq!(groups, rows(&reference, first).await.len());
-        assert_eq!(metrics.output_rows(), Some(groups));
-        let spills = metrics.spill_count().unwrap_or(0);
+        let run = run_bucketed(&ctx, first).await;
+        assert_eq!(run.rows, rows(&reference, first).await.len());
+        assert_eq!(run.metrics.output_rows(), Some(run.rows));
+        let spills = run.metrics.spill_count().unwrap_or(0);
         assert_eq!(
             spills > 0,
             bucketing == SPILLED,
             "{bucketing:?}: {spills} spills"
         );
+        // Addresses and nulls all pack; octets do, "ssh" does not.
+        assert_eq!(
+            packed_rows(&run.metrics),
+            run.input_rows,
+            "{bucketing:?}: {first}"
+        );
+        let run = run_bucketed(&ctx, MIXED).await;
+        let packed = packed_rows(&run.metrics);
+        assert!(
+            0 < packed && packed < run.input_rows,
+            "{bucketing:?}: {packed} of {} rows packed: {MIXED}",
+            run.input_rows
+        );
     }
+}
+
+/// Rows the bucketed aggregate split with packed keys.
+fn packed_rows(metrics: &MetricsSet) -> usize {
+    metrics
+        .sum_by_name("packed_rows")
+        .map(|value| value.as_usize())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +216,9 @@ async fn a_memory_limit_makes_the_buckets_spill() {
         ..TreeSpec::default()
     };
     generate_tree(dir.path(), &spec, 2).unwrap();
-    let sql = QUERIES[0];
+    // Keys that do not pack (a letter), whose rows are big enough to pass
+    // the limit.
+    let sql = "SELECT 'h' || srcaddr AS host, sum(bytes), count(*) FROM vpc_flow_logs GROUP BY 1";
     let unlimited = context(dir.path(), None).await;
     let bucketing = Bucketing {
         window_rows: 500,
@@ -188,8 +237,8 @@ async fn a_memory_limit_makes_the_buckets_spill() {
     .unwrap();
     let expected = sorted_rows(&unlimited, sql).await;
     assert_same_rows(&sorted_rows(&limited, sql).await, &expected, sql);
-    let (_, metrics) = run_bucketed(&limited, sql).await;
-    assert!(metrics.spill_count().unwrap_or(0) > 0);
+    let run = run_bucketed(&limited, sql).await;
+    assert!(run.metrics.spill_count().unwrap_or(0) > 0);
 }
 
 /// Whether `plan` reaches a `BucketedAggregateExec` through nodes with one
