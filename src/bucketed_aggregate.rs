@@ -39,9 +39,9 @@ use std::io::{BufReader, BufWriter};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{concat_batches, interleave_record_batch};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
@@ -288,7 +288,8 @@ impl BucketedAggregateExec {
                     keys: self.route_keys.clone(),
                     partitions: self.partitions,
                 },
-                window_rows: self.bucketing.window_rows.max(1),
+                // Window positions are u32s: a window ends before 2^31 rows.
+                window_rows: self.bucketing.window_rows.clamp(1, 1 << 31),
                 memory_budget: memory_budget / inputs.max(1),
                 schema: input.schema(),
                 packing: self.packing.clone(),
@@ -589,14 +590,15 @@ impl Route {
     }
 
     /// Hashes `batch`'s rows into `hashes` and pushes each row's position
-    /// (`slot`, row) onto its list (see [`Route::lists`]).
+    /// in the window (`first` for its first row) onto its list (see
+    /// [`Route::lists`]).
     fn add(
         &self,
         batch: &RecordBatch,
-        slot: usize,
+        first: u32,
         packed: &PackedRows,
         hashes: &mut Vec<u64>,
-        positions: &mut [Vec<(usize, usize)>],
+        positions: &mut [Vec<u32>],
     ) -> Result<()> {
         let keys = self
             .keys
@@ -611,9 +613,9 @@ impl Route {
         create_hashes(&keys, REPARTITION_RANDOM_STATE.random_state(), hashes)?;
         let buckets = self.buckets();
         match packed {
-            PackedRows::None => self.push(hashes, slot, positions, |_| 0),
-            PackedRows::All => self.push(hashes, slot, positions, |_| buckets),
-            PackedRows::Some(rows) => self.push(hashes, slot, positions, |row| {
+            PackedRows::None => self.push(hashes, first, positions, |_| 0),
+            PackedRows::All => self.push(hashes, first, positions, |_| buckets),
+            PackedRows::Some(rows) => self.push(hashes, first, positions, |row| {
                 buckets * rows.value(row) as usize
             }),
         }
@@ -625,8 +627,8 @@ impl Route {
     fn push(
         &self,
         hashes: &[u64],
-        slot: usize,
-        positions: &mut [Vec<(usize, usize)>],
+        first: u32,
+        positions: &mut [Vec<u32>],
         list_of: impl Fn(usize) -> usize,
     ) {
         // The partition takes the hash's low bits (its remainder). The bucket
@@ -637,11 +639,11 @@ impl Route {
         // A mask where the partition count allows: no division per row.
         let partitions = self.partitions as u64;
         if partitions.is_power_of_two() {
-            push_positions(hashes, slot, positions, list_of, |hash| {
+            push_positions(hashes, first, positions, list_of, |hash| {
                 hash & (partitions - 1)
             });
         } else {
-            push_positions(hashes, slot, positions, list_of, |hash| hash % partitions);
+            push_positions(hashes, first, positions, list_of, |hash| hash % partitions);
         }
     }
 }
@@ -650,14 +652,15 @@ impl Route {
 /// the one of `partition_of(hash)` taken from the hash's bucket bits.
 fn push_positions(
     hashes: &[u64],
-    slot: usize,
-    positions: &mut [Vec<(usize, usize)>],
+    first: u32,
+    positions: &mut [Vec<u32>],
     list_of: impl Fn(usize) -> usize,
     partition_of: impl Fn(u64) -> u64,
 ) {
     for (row, &hash) in hashes.iter().enumerate() {
         let bucket = (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
-        positions[list_of(row) + partition_of(hash) as usize * BUCKETS + bucket].push((slot, row));
+        positions[list_of(row) + partition_of(hash) as usize * BUCKETS + bucket]
+            .push(first + row as u32);
     }
 }
 
@@ -734,9 +737,9 @@ impl Splitter {
         let mut window: Vec<RecordBatch> = Vec::new();
         let mut packed_window: Vec<RecordBatch> = Vec::new();
         let mut window_rows = 0;
-        // Per list (see `Route::lists`): (batch in the window, row) of each
-        // of its rows.
-        let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.route.lists()];
+        // Per list (see `Route::lists`): the window positions of its rows
+        // (4 bytes each, where a (batch, row) pair took 16).
+        let mut positions: Vec<Vec<u32>> = vec![Vec::new(); self.route.lists()];
         let mut held = Vec::new();
         let mut rounds = Vec::new();
         let mut hashes = Vec::new();
@@ -758,8 +761,13 @@ impl Splitter {
                 }
                 None => PackedRows::None,
             };
-            self.route
-                .add(&batch, window.len(), &packed, &mut hashes, &mut positions)?;
+            self.route.add(
+                &batch,
+                window_rows as u32,
+                &packed,
+                &mut hashes,
+                &mut positions,
+            )?;
             window_rows += batch.num_rows();
             window.push(batch);
             if window_rows >= self.window_rows {
@@ -783,15 +791,16 @@ impl Splitter {
     }
 
     /// Puts the window's text rows and its packed rows in bucket order,
-    /// each with one interleave (one call per bucket costs more than the
-    /// copy), onto `held`. View columns keep pointing into the input's
-    /// string buffers, which hold these rows' strings anyway; spilling
-    /// compacts them.
+    /// each joined into one batch (one copy in order) and taken in bucket
+    /// order with one `take` (one call per bucket costs more than the copy;
+    /// an interleave of (batch, row) pairs cost twice the take), onto
+    /// `held`. View columns keep pointing into the input's string buffers,
+    /// which hold these rows' strings anyway; spilling compacts them.
     fn split_window(
         &self,
         window: &[RecordBatch],
         packed_window: &[RecordBatch],
-        positions: &mut [Vec<(usize, usize)>],
+        positions: &mut [Vec<u32>],
         held: &mut Vec<SplitWindow>,
     ) -> Result<()> {
         let (text_lists, packed_lists) = positions.split_at_mut(self.route.buckets());
@@ -803,7 +812,6 @@ impl Splitter {
             if total == 0 {
                 continue;
             }
-            let sources: Vec<&RecordBatch> = sources.iter().collect();
             let mut order = Vec::with_capacity(total);
             let mut buckets = Vec::with_capacity(lists.len());
             for rows in lists.iter_mut() {
@@ -811,7 +819,11 @@ impl Splitter {
                 order.append(rows);
                 buckets.push(start..order.len());
             }
-            let rows = interleave_record_batch(&sources, &order)?;
+            let joined = match sources {
+                [only] => only.clone(),
+                _ => concat_batches(&sources[0].schema(), sources)?,
+            };
+            let rows = take_record_batch(&joined, &UInt32Array::from(order))?;
             held.push(SplitWindow {
                 rows,
                 packed,
@@ -892,7 +904,7 @@ impl Splitter {
 }
 
 /// Gives view columns buffers of their own, holding only their strings:
-/// interleaving and slicing leave them pointing into whole input buffers,
+/// taking and slicing leave them pointing into whole input buffers,
 /// which Arrow IPC would write out in full.
 fn compact(batch: RecordBatch) -> RecordBatch {
     let needs_gc = |column: &ArrayRef| match column.data_type() {
@@ -1086,7 +1098,7 @@ mod tests {
             false,
         )]));
         let batch = RecordBatch::try_new(schema, vec![Arc::new(array)]).unwrap();
-        let piece = interleave_record_batch(&[&batch], &[(0, 3), (0, 7)]).unwrap();
+        let piece = take_record_batch(&batch, &UInt32Array::from(vec![3, 7])).unwrap();
         let compacted = compact(piece.clone());
         assert!(get_record_batch_memory_size(&compacted) < get_record_batch_memory_size(&piece));
         assert_eq!(compacted, piece);

@@ -52,7 +52,7 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// The code of the text in the first `len` (at most [`MAX_LEN`]) bytes of
 /// `word` (little-endian), eight characters at a time: these keys come by
 /// the million.
-#[inline]
+#[inline(always)]
 fn pack_word(word: u128, len: usize) -> Option<u64> {
     let low = pack_eight(word as u64, len.min(8))?;
     let high = pack_eight((word >> 64) as u64, len.saturating_sub(8))?;
@@ -61,7 +61,7 @@ fn pack_word(word: u128, len: usize) -> Option<u64> {
 
 /// The 4-bit places of up to eight characters (the first `len` bytes of
 /// `word`), packed into 32 bits, or `None` if one is not a digit or a dot.
-#[inline]
+#[inline(always)]
 fn pack_eight(word: u64, len: usize) -> Option<u64> {
     let used = if len >= 8 {
         u64::MAX
