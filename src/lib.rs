@@ -31,7 +31,8 @@
 //! (GET, gunzip) → [`decode`] (text to Arrow, keeping the lines that pass
 //! the query's [`record_filter`]) → DataFusion, whose grouped aggregations
 //! [`bucketed_aggregate`] finishes one hash bucket at a time, so that
-//! millions of groups cost bounded memory.
+//! millions of groups cost bounded memory (with address keys carried as
+//! [`packed_keys`] codes).
 
 #![warn(missing_docs)]
 
