@@ -467,10 +467,9 @@ impl fmt::Debug for KeyPacking {
 
 /// Which of a batch's rows go to the packed buckets.
 enum PackedRows {
-    /// None: nothing is packed.
     None,
     All,
-    /// Those set.
+    /// The rows whose bit is set.
     Some(BooleanBuffer),
 }
 
