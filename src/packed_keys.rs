@@ -136,9 +136,17 @@ pub fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
                         // Inline: the text follows the length.
                         pack_word(view >> 32, len)
                     } else if len <= MAX_LEN {
-                        let buffer = (view >> 64) as u32 as usize;
+                        let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
                         let offset = (view >> 96) as u32 as usize;
-                        pack(&buffers[buffer][offset..offset + len])
+                        // 16 bytes in one read where the buffer has them
+                        // (the bytes past the text are left out).
+                        match buffer.get(offset..offset + 16) {
+                            Some(word) => pack_word(
+                                u128::from_le_bytes(word.try_into().expect("16 bytes")),
+                                len,
+                            ),
+                            None => pack(&buffer[offset..offset + len]),
+                        }
                     } else {
                         None
                     };
