@@ -214,6 +214,7 @@ impl fmt::Debug for BucketedAggregateExec {
             .field("aggregate", &self.aggregate)
             .field("repartition", &self.repartition)
             .field("bucketing", &self.bucketing)
+            .field("packing", &self.packing)
             .finish_non_exhaustive()
     }
 }
