@@ -252,7 +252,7 @@ impl RecordDecoder {
                     .filter(|v| kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
                 self.ints[i].is_some()
             } else {
-                is_integer(line, start, end, kind)
+                is_integer(&self.tokens, token, start, kind)
             };
             if !valid {
                 return Err(Reject::BadValue {
@@ -338,17 +338,42 @@ impl RecordDecoder {
 struct Tokens {
     /// Offsets within the line; lines are at most [`MAX_LINE_BYTES`] long.
     edges: Vec<u32>,
+    /// Per 64 bytes of the line, which are ASCII digits (bit `i` for byte
+    /// `64 * block + i`), then a block of none: found with the spaces, so
+    /// checking that a number is all digits is a mask test, not a pass
+    /// over its bytes.
+    digits: Vec<u64>,
 }
 
 impl Tokens {
     fn with_capacity(tokens: usize) -> Self {
         Self {
             edges: Vec::with_capacity(2 * tokens),
+            digits: Vec::with_capacity(4),
         }
     }
 
     fn clear(&mut self) {
         self.edges.clear();
+        self.digits.clear();
+    }
+
+    /// Ends the digit masks of a line (the block [`Tokens::all_digits`]
+    /// may read past the last).
+    fn finish_digits(&mut self) {
+        self.digits.push(0);
+    }
+
+    /// Whether bytes `start..end` of the line (1 to 64 of them, within
+    /// the line) are all ASCII digits.
+    #[inline]
+    fn all_digits(&self, start: usize, end: usize) -> bool {
+        let block = start / 64;
+        // Two blocks' masks, so a token across their boundary needs no branch.
+        let pair = u128::from(self.digits[block]) | u128::from(self.digits[block + 1]) << 64;
+        let window = (pair >> (start % 64)) as u64;
+        let want = u64::MAX >> (64 - (end - start));
+        window & want == want
     }
 
     fn len(&self) -> usize {
@@ -409,9 +434,11 @@ fn split_fields(line: &[u8], tokens: &mut Tokens) -> bool {
             }
         };
         non_ascii |= masks.non_ascii;
+        tokens.digits.push(masks.digits);
         tokenizer.block(block, masks.spaces, tokens);
         block += 64;
     }
+    tokens.finish_digits();
     tokenizer.finish(n, tokens);
     non_ascii == 0
 }
@@ -422,16 +449,25 @@ fn split_fields(line: &[u8], tokens: &mut Tokens) -> bool {
 /// `\n`, and whether it is ASCII. `None` when no newline is found within
 /// the whole 64-byte blocks of `data` and [`MAX_LINE_BYTES`]; the caller
 /// then reads the line the slower way, which handles every case.
+#[cfg(test)]
 fn split_line(data: &[u8], tokens: &mut Tokens) -> Option<(usize, bool)> {
+    split_line_with::<{ Simd::BASELINE }>(data, tokens)
+}
+
+/// [`split_line`] with the masks of `SIMD` (a [`Simd`] level the
+/// processor has); inlined into each level's copy of the hot loop.
+#[inline(always)]
+fn split_line_with<const SIMD: u8>(data: &[u8], tokens: &mut Tokens) -> Option<(usize, bool)> {
     tokens.clear();
     let mut tokenizer = Tokenizer::default();
     let mut non_ascii = 0u64;
     let mut block = 0;
     while block + 64 <= data.len() && block <= MAX_LINE_BYTES {
         let full: &[u8; 64] = data[block..block + 64].try_into().expect("64 bytes");
-        let masks = BlockMasks::of(full);
+        let masks = BlockMasks::with::<SIMD>(full);
         if masks.newlines == 0 {
             non_ascii |= masks.non_ascii;
+            tokens.digits.push(masks.digits);
             tokenizer.block(block, masks.spaces, tokens);
             block += 64;
             continue;
@@ -444,6 +480,8 @@ fn split_line(data: &[u8], tokens: &mut Tokens) -> Option<(usize, bool)> {
         // Bytes from the newline on count as spaces and are not checked.
         let line_bits = (1u64 << newline) - 1;
         non_ascii |= masks.non_ascii & line_bits;
+        tokens.digits.push(masks.digits & line_bits);
+        tokens.finish_digits();
         tokenizer.block(block, masks.spaces | !line_bits, tokens);
         return Some((len, non_ascii == 0));
     }
@@ -493,12 +531,50 @@ impl Tokenizer {
     }
 }
 
+/// The vector instructions the hot loop is compiled for: one copy of it
+/// per level, chosen once per call of [`TextDecoder::feed`] by what the
+/// processor has. Finding the masks is most of the tokenizer's work.
+struct Simd;
+
+impl Simd {
+    /// SSE2 on x86-64 (every such processor has it), plain integer
+    /// arithmetic elsewhere.
+    const BASELINE: u8 = 0;
+    /// AVX2 (with BMI and POPCNT for the edges' bit counts).
+    #[cfg(target_arch = "x86_64")]
+    const AVX2: u8 = 1;
+    /// AVX-512BW, and all of AVX2's.
+    #[cfg(target_arch = "x86_64")]
+    const AVX512: u8 = 2;
+
+    /// The best level this processor has.
+    fn detect() -> u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("bmi1")
+                && std::arch::is_x86_feature_detected!("bmi2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+                && std::arch::is_x86_feature_detected!("lzcnt");
+            if avx2 && std::arch::is_x86_feature_detected!("avx512bw") {
+                return Self::AVX512;
+            }
+            if avx2 {
+                return Self::AVX2;
+            }
+        }
+        Self::BASELINE
+    }
+}
+
 /// Bit masks of one 64-byte block: bit `i` describes byte `i`.
 struct BlockMasks {
     spaces: u64,
     newlines: u64,
     /// Bytes with the high bit set (not ASCII).
     non_ascii: u64,
+    /// ASCII digits.
+    digits: u64,
 }
 
 impl BlockMasks {
@@ -508,24 +584,34 @@ impl BlockMasks {
     #[cfg(target_arch = "x86_64")]
     fn of(block: &[u8; 64]) -> Self {
         use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+            _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_set1_epi8,
         };
         let mut masks = Self {
             spaces: 0,
             newlines: 0,
             non_ascii: 0,
+            digits: 0,
         };
         // SAFETY: SSE2 is part of the x86-64 baseline, and each unaligned
         // 16-byte load reads within the 64-byte array.
         unsafe {
             let spaces = _mm_set1_epi8(b' ' as i8);
             let newlines = _mm_set1_epi8(b'\n' as i8);
+            // Signed compares: bytes past ASCII are negative, below '0'.
+            let below_zero = _mm_set1_epi8((b'0' - 1) as i8);
+            let above_nine = _mm_set1_epi8((b'9' + 1) as i8);
             for lane in 0..4 {
                 let bytes = _mm_loadu_si128(block.as_ptr().add(16 * lane).cast());
                 let bits = |mask: i32| u64::from(mask as u16) << (16 * lane);
                 masks.spaces |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, spaces)));
                 masks.newlines |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, newlines)));
                 masks.non_ascii |= bits(_mm_movemask_epi8(bytes));
+                let digits = _mm_and_si128(
+                    _mm_cmpgt_epi8(bytes, below_zero),
+                    _mm_cmplt_epi8(bytes, above_nine),
+                );
+                masks.digits |= bits(_mm_movemask_epi8(digits));
             }
         }
         masks
@@ -534,6 +620,77 @@ impl BlockMasks {
     #[cfg(not(target_arch = "x86_64"))]
     fn of(block: &[u8; 64]) -> Self {
         Self::portable(block)
+    }
+
+    /// The masks at the level `SIMD`, which the processor must have.
+    #[inline(always)]
+    fn with<const SIMD: u8>(block: &[u8; 64]) -> Self {
+        match SIMD {
+            // SAFETY: the caller runs this level only where the processor
+            // has its features (`Simd::detect`).
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX512 => unsafe { Self::of_avx512(block) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX2 => unsafe { Self::of_avx2(block) },
+            _ => Self::of(block),
+        }
+    }
+
+    /// With AVX2: 32 bytes per compare, half the instructions of SSE2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn of_avx2(block: &[u8; 64]) -> Self {
+        use std::arch::x86_64::{
+            _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+            _mm256_movemask_epi8, _mm256_set1_epi8,
+        };
+        let mut masks = Self {
+            spaces: 0,
+            newlines: 0,
+            non_ascii: 0,
+            digits: 0,
+        };
+        let spaces = _mm256_set1_epi8(b' ' as i8);
+        let newlines = _mm256_set1_epi8(b'\n' as i8);
+        // Signed compares: bytes past ASCII are negative, below '0'.
+        let below_zero = _mm256_set1_epi8((b'0' - 1) as i8);
+        let above_nine = _mm256_set1_epi8((b'9' + 1) as i8);
+        for half in 0..2 {
+            // SAFETY: each unaligned 32-byte load reads within the array.
+            let bytes = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * half).cast()) };
+            let bits = |mask: i32| u64::from(mask as u32) << (32 * half);
+            masks.spaces |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, spaces)));
+            masks.newlines |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, newlines)));
+            masks.non_ascii |= bits(_mm256_movemask_epi8(bytes));
+            let digits = _mm256_and_si256(
+                _mm256_cmpgt_epi8(bytes, below_zero),
+                _mm256_cmpgt_epi8(above_nine, bytes),
+            );
+            masks.digits |= bits(_mm256_movemask_epi8(digits));
+        }
+        masks
+    }
+
+    /// With AVX-512BW: the whole block in one register, and compares that
+    /// give the 64-bit masks directly.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw")]
+    #[inline]
+    fn of_avx512(block: &[u8; 64]) -> Self {
+        use std::arch::x86_64::{
+            _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_cmple_epu8_mask,
+            _mm512_loadu_si512, _mm512_movepi8_mask, _mm512_set1_epi8,
+        };
+        // SAFETY: the 64-byte load reads exactly the array.
+        let bytes = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+        Self {
+            spaces: _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(b' ' as i8)),
+            newlines: _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(b'\n' as i8)),
+            non_ascii: _mm512_movepi8_mask(bytes),
+            digits: _mm512_cmpge_epu8_mask(bytes, _mm512_set1_epi8(b'0' as i8))
+                & _mm512_cmple_epu8_mask(bytes, _mm512_set1_epi8(b'9' as i8)),
+        }
     }
 
     /// In plain integer arithmetic, 8 bytes per step (SWAR), for
@@ -555,6 +712,7 @@ impl BlockMasks {
             spaces: 0,
             newlines: 0,
             non_ascii: 0,
+            digits: 0,
         };
         for (i, word) in block.chunks_exact(8).enumerate() {
             let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
@@ -562,57 +720,30 @@ impl BlockMasks {
             masks.spaces |= equal(word, b' ') << (i * 8);
             masks.newlines |= equal(word, b'\n') << (i * 8);
             masks.non_ascii |= gather(word & HIGH) << (i * 8);
+            // A byte is a digit if it is ASCII and 0..=9 once '0' is taken
+            // off: 0x76 more carries into its top bit from 10 on.
+            let t = word ^ u64::from_ne_bytes([b'0'; 8]);
+            let not_digit = ((t & LOW7).wrapping_add(u64::from_ne_bytes([0x76; 8])) | t) & HIGH;
+            masks.digits |= gather(!not_digit & HIGH) << (i * 8);
         }
         masks
     }
 }
 
-/// Whether `line[start..end]` is a number of `kind`, as [`parse_integer`]
-/// and the range check would say, without computing it: a check of eight
-/// bytes at once has no branch that depends on how many digits a value
-/// has, which mispredicts in a digit-by-digit loop.
-fn is_integer(line: &[u8], start: usize, end: usize, kind: FieldKind) -> bool {
-    let len = end - start;
-    let most_digits_in_range = if kind == FieldKind::Int32 { 9 } else { 16 };
-    if len == 0 || len > most_digits_in_range {
-        // Ten-digit Int32 values need their value for the range check;
-        // 17 and 18 digits would need three words. Rare: parse them.
-        let value = parse_integer(&line[start..end]);
-        return value.is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok());
+/// Whether `token`, which starts at `start` in the line split into
+/// `tokens`, is a number of `kind`, as [`parse_integer`] and the range
+/// check would say, without computing it: up to 9 digits always fit an
+/// `Int32` and up to 18 an `Int64`, so for those a test of the line's
+/// digit mask decides, with no branch on how many digits there are (which
+/// mispredicts in a digit-by-digit loop). Empty and longer tokens, rare,
+/// are parsed.
+#[inline]
+fn is_integer(tokens: &Tokens, token: &[u8], start: usize, kind: FieldKind) -> bool {
+    let most_digits = if kind == FieldKind::Int32 { 9 } else { 18 };
+    if (1..=most_digits).contains(&token.len()) {
+        return tokens.all_digits(start, start + token.len());
     }
-    let word_at = |at: usize| {
-        let bytes: [u8; 8] = line[at..at + 8].try_into().expect("eight bytes");
-        u64::from_le_bytes(bytes)
-    };
-    if len >= 8 {
-        // Two words, overlapping when len < 16, cover the token.
-        return all_digits(word_at(start)) && all_digits(word_at(end - 8));
-    }
-    const ZEROS: u64 = u64::from_ne_bytes([b'0'; 8]);
-    let token_bits = u64::MAX >> (64 - 8 * len);
-    if start + 8 <= line.len() {
-        // The token is the word's low bytes; the rest becomes '0's.
-        let word = word_at(start) & token_bits | ZEROS & !token_bits;
-        all_digits(word)
-    } else if end >= 8 {
-        // The token is the word's high bytes.
-        let high = token_bits << (64 - 8 * len);
-        let word = word_at(end - 8) & high | ZEROS & !high;
-        all_digits(word)
-    } else {
-        parse_integer(&line[start..end]).is_some()
-    }
-}
-
-/// Whether all eight bytes of `word` are ASCII digits: each byte's high
-/// nibble is 3 and adding 6 leaves it 3 (so the low nibble is at most 9).
-/// A carry out of a byte needs a byte of at least 0xFA, which fails on its
-/// own high nibble, so carries cannot make a word pass.
-fn all_digits(word: u64) -> bool {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const THREES: u64 = 0x3333_3333_3333_3333;
-    const SIXES: u64 = 0x0606_0606_0606_0606;
-    (word & HIGH) | ((word.wrapping_add(SIXES) & HIGH) >> 4) == THREES
+    parse_integer(token).is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok())
 }
 
 /// Parses an unsigned decimal integer without allocating.
@@ -648,6 +779,8 @@ pub struct TextDecoder {
     ready: VecDeque<RecordBatch>,
     rejects: Box<dyn RejectSink>,
     filter: Arc<RecordFilter>,
+    /// The [`Simd`] level [`TextDecoder::feed`] runs at.
+    simd: u8,
 }
 
 impl fmt::Debug for TextDecoder {
@@ -675,6 +808,7 @@ impl TextDecoder {
             ready: VecDeque::new(),
             rejects,
             filter: Arc::default(),
+            simd: Simd::detect(),
         }
     }
 
@@ -697,13 +831,38 @@ impl TextDecoder {
     }
 
     /// Feeds the next chunk of text.
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<()> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+        match self.simd {
+            // SAFETY: `Simd::detect` found these levels' features.
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX512 => unsafe { self.feed_avx512(data) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX2 => unsafe { self.feed_avx2(data) },
+            _ => self.feed_with::<{ Simd::BASELINE }>(data),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,lzcnt")]
+    fn feed_avx2(&mut self, data: &[u8]) -> Result<()> {
+        self.feed_with::<{ Simd::AVX2 }>(data)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw,avx2,bmi1,bmi2,popcnt,lzcnt")]
+    fn feed_avx512(&mut self, data: &[u8]) -> Result<()> {
+        self.feed_with::<{ Simd::AVX512 }>(data)
+    }
+
+    /// [`TextDecoder::feed`] at the level `SIMD`.
+    #[inline(always)]
+    fn feed_with<const SIMD: u8>(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             // The common case: a record line wholly inside this chunk.
             if self.carry.is_empty()
                 && !self.skipping_long_line
                 && let Some(records) = &mut self.records
-                && let Some((len, ascii)) = split_line(data, &mut records.tokens)
+                && let Some((len, ascii)) = split_line_with::<SIMD>(data, &mut records.tokens)
             {
                 self.record_line(&data[..len], ascii)?;
                 data = &data[len + 1..];
@@ -1047,6 +1206,9 @@ mod tests {
         let mut tokens = Tokens::default();
         lines.push("naïve  café".as_bytes().to_vec());
         lines.push(b"ascii \x80".to_vec());
+        // Every byte but the newline, twice: each mask at each level sees
+        // the edges of every byte range ('/' and ':' around the digits).
+        lines.push((0..=255u8).chain(0..=255).filter(|&b| b != b'\n').collect());
         for line in &lines {
             let ascii = split_fields(line, &mut tokens);
             assert_eq!(
@@ -1060,10 +1222,13 @@ mod tests {
             for block in line.chunks(64) {
                 let mut padded = [b'\n'; 64];
                 padded[..block.len()].copy_from_slice(block);
-                let (ours, portable) = (BlockMasks::of(&padded), BlockMasks::portable(&padded));
-                assert_eq!(ours.spaces, portable.spaces, "{block:?}");
-                assert_eq!(ours.newlines, portable.newlines, "{block:?}");
-                assert_eq!(ours.non_ascii, portable.non_ascii, "{block:?}");
+                let portable = BlockMasks::portable(&padded);
+                for ours in simd_masks(&padded) {
+                    assert_eq!(ours.spaces, portable.spaces, "{block:?}");
+                    assert_eq!(ours.newlines, portable.newlines, "{block:?}");
+                    assert_eq!(ours.non_ascii, portable.non_ascii, "{block:?}");
+                    assert_eq!(ours.digits, portable.digits, "{block:?}");
+                }
             }
             // Split together with finding its end, followed by more text.
             let mut data = line.clone();
@@ -1084,11 +1249,27 @@ mod tests {
         }
     }
 
+    /// The masks of `block` at every level this processor has.
+    fn simd_masks(block: &[u8; 64]) -> Vec<BlockMasks> {
+        let mut all = vec![BlockMasks::with::<{ Simd::BASELINE }>(block)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let level = Simd::detect();
+            if level >= Simd::AVX2 {
+                all.push(BlockMasks::with::<{ Simd::AVX2 }>(block));
+            }
+            if level >= Simd::AVX512 {
+                all.push(BlockMasks::with::<{ Simd::AVX512 }>(block));
+            }
+        }
+        all
+    }
+
     #[test]
     fn integer_check_agrees_with_parsing() {
         // Tokens of every length up to 20 from digits and near-digits, at
-        // the start, middle and end of lines of several lengths, so each
-        // way of loading the token's word is taken.
+        // many places in lines of several lengths, so tokens fall within
+        // and across the 64-byte blocks of the digit masks.
         let alphabet = b"0123456789/:-a\xff";
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = |n: usize| {
@@ -1097,26 +1278,39 @@ mod tests {
             state ^= state << 17;
             (state % n as u64) as usize
         };
+        let mut tokens = Tokens::default();
         for _ in 0..200_000 {
             let len = next(21);
             let mut token: Vec<u8> = (0..len).map(|_| b'0' + next(10) as u8).collect();
             if len > 0 && next(3) == 0 {
                 token[next(len)] = alphabet[next(alphabet.len())];
             }
-            let (before, after) = (next(12), next(12));
-            let mut line = vec![b' '; before];
+            let (before, after) = (next(140), next(12));
+            let mut line: Vec<u8> = (0..before).map(|i| [b'7', b' '][i % 2]).collect();
+            line.push(b' ');
             line.extend_from_slice(&token);
             line.extend(std::iter::repeat_n(b' ', after));
-            for kind in [FieldKind::Int32, FieldKind::Int64] {
-                let want = parse_integer(&token)
-                    .is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok());
-                assert_eq!(
-                    is_integer(&line, before, before + len, kind),
-                    want,
-                    "{:?} as {kind:?} in {:?}",
-                    String::from_utf8_lossy(&token),
-                    String::from_utf8_lossy(&line)
-                );
+            let start = before + 1;
+            for split in [false, true] {
+                if split {
+                    let mut data = line.clone();
+                    data.push(b'\n');
+                    data.extend(std::iter::repeat_n(b'5', 64));
+                    split_line(&data, &mut tokens).expect("a line");
+                } else {
+                    split_fields(&line, &mut tokens);
+                }
+                for kind in [FieldKind::Int32, FieldKind::Int64] {
+                    let want = parse_integer(&token)
+                        .is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok());
+                    assert_eq!(
+                        is_integer(&tokens, &token, start, kind),
+                        want,
+                        "{:?} as {kind:?} at {start} of {:?}",
+                        String::from_utf8_lossy(&token),
+                        String::from_utf8_lossy(&line)
+                    );
+                }
             }
         }
     }
