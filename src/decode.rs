@@ -532,8 +532,9 @@ impl Tokenizer {
 }
 
 /// The vector instructions the hot loop is compiled for: one copy of it
-/// per level, chosen once per call of [`TextDecoder::feed`] by what the
-/// processor has. Finding the masks is most of the tokenizer's work.
+/// per level. A decoder detects the best level the processor has when it
+/// is made, and each call of [`TextDecoder::feed`] runs that level's copy.
+/// Finding the masks is most of the tokenizer's work.
 struct Simd;
 
 impl Simd {
