@@ -133,6 +133,12 @@ struct RecordDecoder {
     /// The numeric fields (index, kind, whether a column takes the value):
     /// every line checks these; only requested ones are parsed.
     numeric: Vec<(usize, FieldKind, bool)>,
+    /// The numeric fields no column takes, as (index, most digits): the
+    /// quick check ([`RecordDecoder::numbers_look_valid`]) tests these.
+    checked: Vec<(usize, usize)>,
+    /// The numeric fields a column or a test takes, as (index, most
+    /// digits): the quick check parses these with [`parse_digits`].
+    parsed: Vec<(usize, usize)>,
     /// (field index, output column) for the requested fields: the hot loop
     /// visits only these, not every header field.
     outputs: Vec<(usize, usize)>,
@@ -196,7 +202,7 @@ impl RecordDecoder {
                 None => nothing_passes |= !matcher.passes(Value::Null),
             }
         }
-        let numeric = fields
+        let numeric: Vec<_> = fields
             .iter()
             .enumerate()
             .filter(|(_, f)| f.kind != FieldKind::Text)
@@ -210,7 +216,17 @@ impl RecordDecoder {
             .enumerate()
             .filter_map(|(i, f)| Some((i, f.output?)))
             .collect();
+        let (parsed, checked): (Vec<_>, Vec<_>) =
+            numeric.iter().partition(|(_, _, requested)| *requested);
+        let quick = |fields: Vec<&(usize, FieldKind, bool)>, parsed: bool| {
+            fields
+                .iter()
+                .map(|&&(i, kind, _)| (i, most_quick_digits(kind, parsed)))
+                .collect()
+        };
         Ok(Self {
+            checked: quick(checked, false),
+            parsed: quick(parsed, true),
             numeric,
             outputs,
             ints: vec![None; fields.len()],
@@ -241,25 +257,8 @@ impl RecordDecoder {
         }
         // Validate every numeric field before appending anything, so a
         // rejected line leaves no partial row behind.
-        for &(i, kind, requested) in &self.numeric {
-            let (start, end) = self.tokens.get(i);
-            let token = &line[start..end];
-            let valid = if token == b"-" {
-                self.ints[i] = None;
-                true
-            } else if requested {
-                self.ints[i] = parse_integer(token)
-                    .filter(|v| kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
-                self.ints[i].is_some()
-            } else {
-                is_integer(&self.tokens, token, start, kind)
-            };
-            if !valid {
-                return Err(Reject::BadValue {
-                    field: self.fields[i].name.clone(),
-                    value: truncate_for_message(&String::from_utf8_lossy(token)),
-                });
-            }
+        if !self.numbers_look_valid(line) {
+            self.check_numbers(line)?;
         }
         if !self.passes_filter(line) {
             return Ok(false);
@@ -290,6 +289,58 @@ impl RecordDecoder {
         }
         self.rows += 1;
         Ok(true)
+    }
+
+    /// The common case of [`Self::check_numbers`], with no branch per
+    /// field: whether every numeric field is short enough to need no range
+    /// check and all digits (or, if no column takes it, a `-`), with the
+    /// requested ones parsed into `self.ints`. When it says no,
+    /// `check_numbers` decides, and finds the field to name.
+    #[inline]
+    fn numbers_look_valid(&mut self, line: &[u8]) -> bool {
+        let tokens = &self.tokens;
+        let mut valid = true;
+        for &(i, most) in &self.checked {
+            let (start, end) = tokens.get(i);
+            let len = end - start;
+            let digits = (len <= most) & tokens.all_digits(start, end.min(start + 64));
+            let dash = (len == 1) & (line[start] == b'-');
+            valid &= digits | dash;
+        }
+        for &(i, most) in &self.parsed {
+            let (start, end) = tokens.get(i);
+            let value = parse_digits(line, tokens, start, end, most);
+            self.ints[i] = value;
+            valid &= value.is_some();
+        }
+        valid
+    }
+
+    /// Checks every numeric field of a line exactly, parsing the requested
+    /// ones into `self.ints`, or names the first that is not a number of
+    /// its type.
+    fn check_numbers(&mut self, line: &[u8]) -> std::result::Result<(), Reject> {
+        for &(i, kind, requested) in &self.numeric {
+            let (start, end) = self.tokens.get(i);
+            let token = &line[start..end];
+            let valid = if token == b"-" {
+                self.ints[i] = None;
+                true
+            } else if requested {
+                self.ints[i] = parse_integer(token)
+                    .filter(|v| kind == FieldKind::Int64 || i32::try_from(*v).is_ok());
+                self.ints[i].is_some()
+            } else {
+                is_integer(&self.tokens, token, start, kind)
+            };
+            if !valid {
+                return Err(Reject::BadValue {
+                    field: self.fields[i].name.clone(),
+                    value: truncate_for_message(&String::from_utf8_lossy(token)),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether a well-formed line passes every test of the record filter.
@@ -826,6 +877,66 @@ fn is_integer(tokens: &Tokens, token: &[u8], start: usize, kind: FieldKind) -> b
         return tokens.all_digits(start, start + token.len());
     }
     parse_integer(token).is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok())
+}
+
+/// The most digits [`RecordDecoder::numbers_look_valid`] takes for a field
+/// of `kind`: as many as always fit the type (so no range check), and for
+/// a parsed field at most the 16 that [`parse_digits`] reads.
+fn most_quick_digits(kind: FieldKind, parsed: bool) -> usize {
+    match (kind, parsed) {
+        (FieldKind::Int32, _) => 9,
+        (_, false) => 18,
+        (_, true) => 16,
+    }
+}
+
+/// The number at bytes `start..end` of `line`, split into `tokens`, if it is
+/// 1 to `most` (at most 16) digits and ends at least 8 bytes (16 past
+/// eight digits) into the line:
+/// read eight digits at a time from the line's bytes, with no branch per
+/// digit (a digit loop mispredicts its exit as lengths vary). `None` also
+/// where [`parse_integer`] would give a number; it decides those.
+#[inline]
+fn parse_digits(
+    line: &[u8],
+    tokens: &Tokens,
+    start: usize,
+    end: usize,
+    most: usize,
+) -> Option<i64> {
+    debug_assert!(most <= 16);
+    let len = end - start;
+    // The words read end at `end` and, past eight digits, at `end - 8`.
+    let bytes_read = if len > 8 { 16 } else { 8 };
+    if !(1..=most).contains(&len) || end < bytes_read || !tokens.all_digits(start, end) {
+        return None;
+    }
+    let word_ending_at =
+        |end: usize| u64::from_le_bytes(line[end - 8..end].try_into().expect("eight bytes"));
+    let last = eight_digits(word_ending_at(end), len.min(8));
+    let first = if len > 8 {
+        eight_digits(word_ending_at(end - 8), len - 8)
+    } else {
+        0
+    };
+    Some((first * 100_000_000 + last) as i64)
+}
+
+/// The value of the `len` (1 to 8) ASCII digits in the high bytes of
+/// `word` (little-endian, so the first digit is the lowest of them): the
+/// bytes below are zeros in front, then pairs, fours and the eight are
+/// combined with three multiplications (the SWAR method in Lemire's "Faster
+/// integer parsing").
+#[inline]
+fn eight_digits(word: u64, len: usize) -> u64 {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const FIRST_AND_FIFTH: u64 = 0x0000_00FF_0000_00FF;
+    let digits = (word ^ ZEROS) & (u64::MAX << (8 * (8 - len)));
+    // Byte 2k holds 10 * digit 2k + digit 2k+1.
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    let high = (pairs & FIRST_AND_FIFTH).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((pairs >> 16) & FIRST_AND_FIFTH).wrapping_mul(1 + (10_000 << 32));
+    high.wrapping_add(low) >> 32
 }
 
 /// Parses an unsigned decimal integer without allocating.
@@ -1412,6 +1523,18 @@ mod tests {
                 } else {
                     split_fields(&line, &mut tokens);
                 }
+                let end = start + token.len();
+                for most in [9, 16] {
+                    let quick = parse_digits(&line, &tokens, start, end, most);
+                    if quick.is_some() {
+                        assert_eq!(quick, parse_integer(&token), "{token:?}");
+                    }
+                    let bytes_read = if token.len() > 8 { 16 } else { 8 };
+                    let takes = (1..=most).contains(&token.len())
+                        && end >= bytes_read
+                        && token.iter().all(u8::is_ascii_digit);
+                    assert_eq!(quick.is_some(), takes, "{token:?} up to {most}");
+                }
                 for kind in [FieldKind::Int32, FieldKind::Int64] {
                     let want = parse_integer(&token)
                         .is_some_and(|v| kind == FieldKind::Int64 || i32::try_from(v).is_ok());
@@ -1423,6 +1546,119 @@ mod tests {
                         String::from_utf8_lossy(&line)
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_and_parsed_whichever_columns_are_read() {
+        // Random numeric tokens (short and long digit runs, leading zeros,
+        // the edges of the types, `-`, junk) decoded with different columns
+        // requested: the quick check and the exact one must agree with
+        // `parse_integer` on every line, whichever path decides.
+        let header = "version srcport bytes start action";
+        let kinds = [
+            FieldKind::Int32,
+            FieldKind::Int32,
+            FieldKind::Int64,
+            FieldKind::Int64,
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let specials = [
+            "-",
+            "0",
+            "2147483647",
+            "2147483648",
+            "999999999",
+            "1000000000",
+            "9999999999999999",
+            "99999999999999999",
+            "999999999999999999",
+            "1000000000000000000",
+            "12a",
+            "-5",
+            "+5",
+            "1.0",
+        ];
+        let mut text = format!("{header}\n");
+        let mut lines = Vec::new();
+        for _ in 0..3000 {
+            let tokens: Vec<String> = (0..4)
+                .map(|_| match next(4) {
+                    0 => specials[next(specials.len())].to_string(),
+                    _ => (0..1 + next(19))
+                        .map(|_| char::from(b'0' + next(10) as u8))
+                        .collect(),
+                })
+                .collect();
+            text.push_str(&format!("{} ACCEPT\n", tokens.join(" ")));
+            lines.push(tokens);
+        }
+        let names = ["version", "srcport", "bytes", "start"];
+        for requested in [vec![], vec![2], vec![1, 2], vec![0, 3], vec![0, 1, 2, 3]] {
+            let columns: Vec<(&str, DataType)> = requested
+                .iter()
+                .map(|&i| (names[i], kinds[i].data_type()))
+                .collect();
+            let (batches, rejects) = decode(text.as_bytes(), 4096, schema(&columns));
+            let mut want_rows: Vec<Vec<Option<i64>>> = Vec::new();
+            let mut want_rejects = Vec::new();
+            for (n, tokens) in lines.iter().enumerate() {
+                let values: Vec<Option<Option<i64>>> = tokens
+                    .iter()
+                    .zip(kinds)
+                    .map(|(token, kind)| match token.as_str() {
+                        "-" => Some(None),
+                        _ => parse_integer(token.as_bytes())
+                            .filter(|v| kind == FieldKind::Int64 || i32::try_from(*v).is_ok())
+                            .map(Some),
+                    })
+                    .collect();
+                match values.iter().position(Option::is_none) {
+                    Some(bad) => want_rejects.push((n as u64 + 2, names[bad].to_string())),
+                    None => want_rows.push(requested.iter().map(|&i| values[i].unwrap()).collect()),
+                }
+            }
+            let got_rejects: Vec<(u64, String)> = rejects
+                .iter()
+                .map(|(line, reason)| match reason {
+                    Reject::BadValue { field, .. } => (*line, field.clone()),
+                    other => panic!("line {line}: {other:?}"),
+                })
+                .collect();
+            assert_eq!(got_rejects, want_rejects, "reading {requested:?}");
+            let mut got_rows: Vec<Vec<Option<i64>>> = Vec::new();
+            for batch in &batches {
+                for row in 0..batch.num_rows() {
+                    got_rows.push(
+                        batch
+                            .columns()
+                            .iter()
+                            .map(|column| match column.data_type() {
+                                DataType::Int32 => {
+                                    let c = column.as_primitive::<Int32Type>();
+                                    c.is_valid(row).then(|| i64::from(c.value(row)))
+                                }
+                                _ => {
+                                    let c = column.as_primitive::<Int64Type>();
+                                    c.is_valid(row).then(|| c.value(row))
+                                }
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            if requested.is_empty() {
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                assert_eq!(rows, want_rows.len());
+            } else {
+                assert_eq!(got_rows, want_rows, "reading {requested:?}");
             }
         }
     }
