@@ -130,6 +130,16 @@ async fn is_bucketed(ctx: &SessionContext, sql: &str) -> bool {
     find_node(&physical_plan(ctx, sql).await, "BucketedAggregateExec").is_some()
 }
 
+/// The one-line display of the `BucketedAggregateExec` in the plan of `sql`.
+async fn bucketed_line(ctx: &SessionContext, sql: &str) -> String {
+    let plan = physical_plan(ctx, sql).await;
+    let bucketed =
+        find_node(&plan, "BucketedAggregateExec").unwrap_or_else(|| panic!("{sql}: not bucketed"));
+    datafusion::physical_plan::displayable(bucketed.as_ref())
+        .one_line()
+        .to_string()
+}
+
 /// What a run of a bucketed aggregate shows.
 struct BucketedRun {
     /// Rows the query returned.
@@ -172,6 +182,12 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
             let actual = sorted_rows(&ctx, sql).await;
             assert_same_rows(&actual, &expected, &format!("{bucketing:?}: {sql}"));
         }
+        // Nothing pairs its partitions with another input's: rows with
+        // codes are routed by them.
+        assert!(
+            bucketed_line(&ctx, first).await.contains("routed_by_code"),
+            "{first}"
+        );
         let run = run_bucketed(&ctx, first).await;
         assert_eq!(run.rows, rows(&reference, first).await.len());
         assert_eq!(run.metrics.output_rows(), Some(run.rows));
@@ -287,6 +303,9 @@ async fn a_join_pairs_bucketed_partitions_with_repartitioned_ones() {
             .one_line()
             .to_string();
         assert!(shown.contains("mode=Partitioned"), "{shown}");
+        // The join pairs partitions: rows go where the text's hash sends them.
+        let bucketed = bucketed_line(&ctx, sql).await;
+        assert!(!bucketed.contains("routed_by_code"), "{bucketed}");
         // One side keeps the aggregate's partitions, the other is
         // repartitioned by DataFusion.
         let sides: Vec<bool> = join
