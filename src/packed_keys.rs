@@ -235,7 +235,7 @@ pub fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result<ArrayR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::array::{StringArray, StringViewBuilder};
     use std::collections::HashMap;
 
     #[test]
@@ -330,6 +330,47 @@ mod tests {
         assert_eq!(pack(b"255.255.255.2550"), None);
         assert_eq!(pack(b""), Some(0));
         assert_eq!(unpack(0), "");
+    }
+
+    #[test]
+    fn view_columns_pack_as_their_texts_do() {
+        // Texts of 0 to 17 bytes, mostly addresses, in views over several
+        // data buffers (the builder's blocks are small): long ones inline
+        // and at every place in a buffer, up to its last byte.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        // The last: short texts only, no buffers.
+        for (block, longest) in [(16, 17), (40, 17), (1000, 17), (1000, 12)] {
+            let mut builder = StringViewBuilder::new().with_fixed_block_size(block);
+            let mut texts = Vec::new();
+            for _ in 0..5000 {
+                let len = next(longest + 1);
+                let text: String = (0..len)
+                    .map(|_| match next(12) {
+                        0 => ':',
+                        1 | 2 => '.',
+                        _ => char::from(b'0' + next(10) as u8),
+                    })
+                    .collect();
+                builder.append_value(&text);
+                texts.push(text);
+            }
+            let column = builder.finish();
+            assert_eq!(column.data_buffers().len() > 1, longest > 12, "{block}");
+            let (codes, packed) = pack_column(&column).unwrap();
+            for (row, text) in texts.iter().enumerate() {
+                let want = pack(text.as_bytes());
+                assert_eq!(packed.value(row), want.is_some(), "{text:?}");
+                if let Some(code) = want {
+                    assert_eq!(codes.value(row), code, "{text:?} in blocks of {block}");
+                }
+            }
+        }
     }
 
     #[test]
