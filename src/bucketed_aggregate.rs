@@ -10,8 +10,9 @@
 //! [`BucketedAggregateExec`] takes the place of both. Each input partition
 //! (the partial aggregates' states) is read in a task of its own, as the
 //! repartition would have read it, and its rows are split by the
-//! repartition's own hash into the output partition the repartition would
-//! have sent them to and into one of [`BUCKETS`] buckets of that partition:
+//! repartition's own hash (but see packed keys below) into the output
+//! partition the repartition would have sent them to and into one of
+//! [`BUCKETS`] buckets of that partition:
 //! one hash and one copy where the repartition and a split of its output
 //! took two of each. Split rows are kept in memory up to a budget and
 //! spilled to DataFusion's temporary files past it. When every input is
@@ -25,7 +26,11 @@
 //! Group keys of short text made of digits and dots (IPv4 addresses,
 //! account ids) travel as `u64` codes ([`crate::packed_keys`]) from the
 //! split to the output: rows of half the bytes to copy and spill, and
-//! integer keys to hash and compare. Rows whose keys have no code (IPv6
+//! integer keys to hash and compare. Where no node of the plan pairs one
+//! input's partitions with another's (no join, no union), rows with codes
+//! are routed by a hash of the codes instead of the repartition's hash of
+//! the text, which is cheaper; the partitioning is then by the same keys,
+//! but not the repartition's. Rows whose keys have no code (IPv6
 //! addresses, names) are split and aggregated as they are, apart from the
 //! packed ones; a key's form depends only on the key, so no group is split
 //! between the two.
@@ -182,8 +187,9 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
 }
 
 /// An `AggregateExec(FinalPartitioned)` and the hash `RepartitionExec` that
-/// feeds it, run as one (see the [module docs](self)). Same output,
-/// partitioning and answer.
+/// feeds it, run as one (see the [module docs](self)). Same output and
+/// answer, and the same partitioning wherever a join or union above pairs
+/// partitions.
 pub struct BucketedAggregateExec {
     /// The aggregate it replaces, over the repartition; run unchanged over
     /// each bucket.
@@ -606,8 +612,9 @@ impl KeyPacking {
 }
 
 /// Where a row goes: its output partition, as the repartition would have
-/// sent it, and a bucket within that partition, both from one hash; and
-/// whether to its packed or its text rows.
+/// sent it (or, routed by code, by a hash of its codes), and a bucket
+/// within that partition, both from one hash; and whether to its packed or
+/// its text rows.
 struct Route {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     partitions: usize,
