@@ -1327,6 +1327,7 @@ impl TextDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::SplitMix;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Field, Int32Type, Int64Type, Schema};
     use std::sync::Mutex;
@@ -1615,13 +1616,8 @@ mod tests {
         // many places in lines of several lengths, so tokens fall within
         // and across the 64-byte blocks of the digit masks.
         let alphabet = b"0123456789/:-a\xff";
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = SplitMix(0x9E37_79B9_7F4A_7C15);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let mut tokens = Tokens::default();
         for _ in 0..200_000 {
             let len = next(21);
@@ -1684,13 +1680,8 @@ mod tests {
             FieldKind::Int64,
             FieldKind::Int64,
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = SplitMix(0x2545_F491_4F6C_DD1D);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let specials = [
             "-",
             "0",
@@ -1794,13 +1785,8 @@ mod tests {
             eprintln!("no AVX-512 here: the lanes are not used");
             return;
         }
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = SplitMix(0x1234_5678_9ABC_DEF1);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let pieces = ["-", "7", "12a", "x", "1234567890", "0000000000000000000"];
         let mut tokens = Tokens::default();
         let (mut said_yes, mut said_no) = (0, 0);

@@ -66,9 +66,10 @@ pub struct TreeSummary {
     pub compressed_bytes: u64,
 }
 
-/// A small, fast, deterministic random source (SplitMix64).
+/// A small, fast, deterministic random source (SplitMix64), seeded by its
+/// state; the unit tests draw their random inputs from it too.
 #[derive(Debug, Clone)]
-struct SplitMix(u64);
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
     fn next(&mut self) -> u64 {
@@ -79,7 +80,8 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

@@ -235,6 +235,7 @@ pub fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result<ArrayR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::SplitMix;
     use datafusion::arrow::array::{StringArray, StringViewBuilder};
     use std::collections::HashMap;
 
@@ -299,13 +300,8 @@ mod tests {
         let alphabet = [
             b'.', b'/', b'0', b'5', b'9', b':', b'-', 0xAE, 0xB0, 0x00, 0x1E, 0x7F, 0xFF, b'a',
         ];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize % n
-        };
+        let mut rng = SplitMix(0x9E37_79B9_7F4A_7C15);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         for _ in 0..50_000 {
             let len = next(18);
             // Mostly digits and dots, so that long valid texts occur.
@@ -337,13 +333,8 @@ mod tests {
         // Texts of 0 to 17 bytes, mostly addresses, in views over several
         // data buffers (the builder's blocks are small): long ones inline
         // and at every place in a buffer, up to its last byte.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = SplitMix(0x2545_F491_4F6C_DD1D);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         // The last: short texts only, no buffers.
         for (block, longest) in [(16, 17), (40, 17), (1000, 17), (1000, 12)] {
             let mut builder = StringViewBuilder::new().with_fixed_block_size(block);
