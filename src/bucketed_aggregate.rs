@@ -277,8 +277,8 @@ impl BucketedAggregateExec {
     /// for). Nothing above may then pair this plan's partitions with
     /// another input's: a key lands in a partition of its own, not the one
     /// the repartition would have picked. The rule turns it on for plans
-    /// with no node of two inputs. Hashing a code costs a fraction of
-    /// hashing its text (2% of top talkers' cycles).
+    /// with no node of two inputs. Hashing codes costs a quarter of
+    /// hashing the text (perf, top talkers: 0.5% of cycles against 2.1%).
     fn with_code_routing(mut self, on: bool) -> Self {
         self.route_by_code = on
             && self.packing.is_some()
