@@ -79,6 +79,7 @@ use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::packed_keys;
+use crate::packed_merge::PackedMerge;
 
 /// Buckets per partition. With two partitions, 5.25 M groups make about
 /// 5 K per bucket, and four times the data about 20 K: a table of up to
@@ -370,6 +371,9 @@ impl DisplayAs for BucketedAggregateExec {
                 .map(|&column| schema.field(column).name().as_str())
                 .collect();
             write!(f, "packed_keys=[{}], ", names.join(", "))?;
+            if packing.merge.is_some() {
+                write!(f, "merged_by_code, ")?;
+            }
             if self.route_by_code {
                 write!(f, "routed_by_code, ")?;
             }
@@ -495,6 +499,9 @@ struct KeyPacking {
     schema: SchemaRef,
     /// The aggregate, over rows of that schema.
     aggregate: Arc<dyn ExecutionPlan>,
+    /// The same aggregation done directly, where it is one of sums,
+    /// counts, minimums and maximums by one key.
+    merge: Option<PackedMerge>,
     /// The output columns that come out as codes, and their text type.
     outputs: Vec<(usize, DataType)>,
     /// The aggregate's own output schema.
@@ -562,9 +569,11 @@ impl KeyPacking {
             aggregate.input_schema(),
         )
         .ok()?;
+        let merge = PackedMerge::try_new(aggregate, &schema, &packed.schema());
         Some(Self {
             columns,
             schema,
+            merge,
             aggregate: Arc::new(packed),
             outputs,
             output_schema: aggregate.schema(),
@@ -1105,17 +1114,23 @@ impl PartitionBuckets {
                 let run = run?;
                 let text = aggregate_rows(&run.text, &schema, &aggregate, &context)?;
                 let packed = match &packing {
-                    Some(packing) if !run.packed.is_empty() => {
-                        let packing = Arc::clone(packing);
-                        let stream = aggregate_rows(
-                            &run.packed,
-                            &packing.schema,
-                            &packing.aggregate,
-                            &context,
-                        )?
-                        .map(move |batch| packing.unpack(batch?));
-                        Some(stream)
-                    }
+                    Some(packing) if !run.packed.is_empty() => Some(match &packing.merge {
+                        Some(merge) => {
+                            let merged = packing.unpack(merge.merge(&run.packed)?);
+                            futures::stream::once(async move { merged }).boxed()
+                        }
+                        None => {
+                            let packing = Arc::clone(packing);
+                            aggregate_rows(
+                                &run.packed,
+                                &packing.schema,
+                                &packing.aggregate,
+                                &context,
+                            )?
+                            .map(move |batch| packing.unpack(batch?))
+                            .boxed()
+                        }
+                    }),
                     _ => None,
                 };
                 Ok::<_, DataFusionError>(text.chain(futures::stream::iter(packed).flatten()))

@@ -45,6 +45,7 @@ pub mod generate;
 pub mod inflate;
 pub mod layout;
 pub mod packed_keys;
+mod packed_merge;
 pub mod prune;
 pub mod record_filter;
 pub mod rejects;

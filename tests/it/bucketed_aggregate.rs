@@ -23,6 +23,8 @@ use crate::support::*;
 /// ([`MIXED`]) and in one row (account and region, of type `Utf8`).
 const QUERIES: &[&str] = &[
     "SELECT srcaddr, sum(bytes), count(*) FROM vpc_flow_logs GROUP BY 1",
+    MERGED,
+    NOT_MERGED,
     "SELECT srcaddr, dstaddr, min(start), max(\"end\"), sum(packets) FROM vpc_flow_logs GROUP BY 1, 2",
     "SELECT interface_id, count(DISTINCT dstport) FROM vpc_flow_logs GROUP BY 1",
     "SELECT action, log_status, protocol, sum(packets) FROM vpc_flow_logs GROUP BY ROLLUP(action, log_status, protocol)",
@@ -33,6 +35,15 @@ const QUERIES: &[&str] = &[
     "SELECT account_id, region, split_part(dstaddr, '.', 2), count(*) FROM vpc_flow_logs GROUP BY 1, 2, 3",
     "SELECT account_id, srcaddr, sum(bytes) FROM vpc_flow_logs GROUP BY 1, 2",
 ];
+
+/// Every aggregate whose states the bucketed aggregate merges itself
+/// (integer sums, counts, minimums and maximums by one packed key), with
+/// NULL states (NODATA records have no bytes) and groups of only those.
+const MERGED: &str = "SELECT dstaddr, min(bytes), max(packets), count(bytes), sum(dstport), \
+    max(\"end\") - min(start) FROM vpc_flow_logs GROUP BY 1";
+
+/// Aggregates it leaves to DataFusion: a 32-bit minimum, an average.
+const NOT_MERGED: &str = "SELECT srcaddr, min(dstport), avg(bytes) FROM vpc_flow_logs GROUP BY 1";
 
 /// A key whose values mostly pack (first octets, which repeat) but not all
 /// ("ssh", on about one row in 80): of 100-row batches, some hold only
@@ -188,6 +199,18 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
             bucketed_line(&ctx, first).await.contains("routed_by_code"),
             "{first}"
         );
+        for (sql, merged) in [
+            (first, true),
+            (MERGED, true),
+            (MIXED, true),
+            (NOT_MERGED, false),
+        ] {
+            assert_eq!(
+                bucketed_line(&ctx, sql).await.contains("merged_by_code"),
+                merged,
+                "{sql}"
+            );
+        }
         let run = run_bucketed(&ctx, first).await;
         assert_eq!(run.rows, rows(&reference, first).await.len());
         assert_eq!(run.metrics.output_rows(), Some(run.rows));

@@ -1,0 +1,400 @@
+//! The final step of the commonest flow-log aggregations, done directly:
+//! partial sums, counts, minimums and maximums of 64-bit integers, grouped
+//! by one key carried as a [`crate::packed_keys`] code.
+//!
+//! [`crate::bucketed_aggregate`] runs the final aggregation once per run of
+//! buckets. DataFusion's `AggregateExec` does it for any aggregate, but a
+//! run costs it a plan, a stream and a hash table that starts small and
+//! grows several times; for top talkers that was a tenth of all cycles.
+//! [`PackedMerge`] takes the rows of a run at once, so it sizes one
+//! open-addressing table of codes for them, and merges each state column
+//! in a loop of its own. It computes what DataFusion's accumulators
+//! compute: sums wrap as theirs do, a state that is null is skipped, and a
+//! group with no other state is null (counts are never null).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch, UInt64Array,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
+use datafusion::common::Result;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::aggregates::AggregateExec;
+
+/// How a state column merges into its group's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Wrapping sum of the non-null states; null if there are none.
+    Sum,
+    /// Sum of counts; never null.
+    Count,
+    Min,
+    Max,
+}
+
+/// The final aggregation of one aggregate over packed codes, merged in
+/// place of DataFusion's (see the [module docs](self)).
+#[derive(Debug)]
+pub(crate) struct PackedMerge {
+    /// Each aggregate's merge and the type of its state (and result).
+    merges: Vec<(Merge, DataType)>,
+    /// The output: the key's codes, then each aggregate's result.
+    schema: SchemaRef,
+}
+
+impl PackedMerge {
+    /// The merge of `aggregate` (a final aggregation), with its one text
+    /// key packed: input rows of `input` (the key, then one state per
+    /// aggregate) and output of `output` (the key as codes, then the
+    /// results). `None` unless every aggregate is a plain `sum`, `count`,
+    /// `min` or `max` whose state and result are `Int64` or `UInt64`.
+    pub(crate) fn try_new(
+        aggregate: &AggregateExec,
+        input: &SchemaRef,
+        output: &SchemaRef,
+    ) -> Option<Self> {
+        let group_by = aggregate.group_expr();
+        let [(key, _)] = group_by.expr() else {
+            return None;
+        };
+        if !group_by.is_single() || key.downcast_ref::<Column>()?.index() != 0 {
+            return None;
+        }
+        let aggregates = aggregate.aggr_expr();
+        let plain = aggregate.filter_expr().iter().all(Option::is_none);
+        if !plain
+            || input.fields().len() != 1 + aggregates.len()
+            || output.fields().len() != 1 + aggregates.len()
+            || input.field(0).data_type() != &DataType::UInt64
+            || output.field(0).data_type() != &DataType::UInt64
+        {
+            return None;
+        }
+        let mut merges = Vec::with_capacity(aggregates.len());
+        for (i, expr) in aggregates.iter().enumerate() {
+            if expr.is_distinct() || !expr.order_bys().is_empty() {
+                return None;
+            }
+            let merge = match expr.fun().name() {
+                "sum" => Merge::Sum,
+                "count" => Merge::Count,
+                "min" => Merge::Min,
+                "max" => Merge::Max,
+                _ => return None,
+            };
+            let state = expr.state_fields().ok()?;
+            let data_type = match state.as_slice() {
+                [field] => field.data_type().clone(),
+                _ => return None,
+            };
+            let supported = match merge {
+                Merge::Count => data_type == DataType::Int64,
+                _ => matches!(data_type, DataType::Int64 | DataType::UInt64),
+            };
+            if !supported
+                || input.field(1 + i).data_type() != &data_type
+                || output.field(1 + i).data_type() != &data_type
+            {
+                return None;
+            }
+            merges.push((merge, data_type));
+        }
+        Some(Self {
+            merges,
+            schema: Arc::clone(output),
+        })
+    }
+
+    /// The groups of `rows` (of the input schema) and their merged values,
+    /// as one batch of the output schema.
+    pub(crate) fn merge(&self, rows: &[RecordBatch]) -> Result<RecordBatch> {
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let mut table = CodeTable::with_rows(total);
+        let mut columns: Vec<Box<dyn MergedColumn>> = self
+            .merges
+            .iter()
+            .map(|(merge, data_type)| match data_type {
+                DataType::UInt64 => {
+                    Box::new(Merged::<UInt64Type>::new(*merge)) as Box<dyn MergedColumn>
+                }
+                _ => Box::new(Merged::<Int64Type>::new(*merge)),
+            })
+            .collect();
+        let mut groups = Vec::new();
+        for batch in rows {
+            table.groups_of(batch.column(0).as_primitive::<UInt64Type>(), &mut groups);
+            for (i, column) in columns.iter_mut().enumerate() {
+                column.merge(&groups, table.len(), batch.column(1 + i));
+            }
+        }
+        let mut output = vec![table.keys()];
+        output.extend(columns.into_iter().map(|column| column.finish()));
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), output)?)
+    }
+}
+
+/// Stands for an empty slot.
+const EMPTY: u32 = u32::MAX;
+
+/// Groups by code: an open-addressing table sized once for a run's rows
+/// (at most half full, so it never grows). Slots hold group numbers, four
+/// bytes each, so that the table of a bucket's run stays in cache.
+struct CodeTable {
+    slots: Vec<u32>,
+    shift: u32,
+    /// Each group's code (anything for the null group).
+    codes: Vec<u64>,
+    null_group: Option<u32>,
+}
+
+impl CodeTable {
+    fn with_rows(rows: usize) -> Self {
+        let capacity = (rows * 2).next_power_of_two().max(16);
+        Self {
+            slots: vec![EMPTY; capacity],
+            shift: 64 - capacity.trailing_zeros(),
+            codes: Vec::with_capacity(rows / 2),
+            null_group: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Each row's group into `groups`, adding groups for new codes.
+    fn groups_of(&mut self, codes: &UInt64Array, groups: &mut Vec<u32>) {
+        groups.clear();
+        groups.reserve(codes.len());
+        let mask = self.slots.len() - 1;
+        for (row, &code) in codes.values().iter().enumerate() {
+            if codes.is_null(row) {
+                let next = self.codes.len() as u32;
+                let group = *self.null_group.get_or_insert(next);
+                if group == next {
+                    self.codes.push(0);
+                }
+                groups.push(group);
+                continue;
+            }
+            // Fibonacci hashing: the top bits of the product.
+            let mut slot = (code.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+            let group = loop {
+                match self.slots[slot] {
+                    EMPTY => {
+                        let group = self.codes.len() as u32;
+                        self.slots[slot] = group;
+                        self.codes.push(code);
+                        break group;
+                    }
+                    group if self.codes[group as usize] == code => break group,
+                    _ => slot = (slot + 1) & mask,
+                }
+            };
+            groups.push(group);
+        }
+    }
+
+    /// The groups' codes, the null group's null.
+    fn keys(self) -> ArrayRef {
+        let nulls = self.null_group.map(|null| {
+            let valid = BooleanBuffer::collect_bool(self.codes.len(), |g| g != null as usize);
+            NullBuffer::new(valid)
+        });
+        Arc::new(UInt64Array::new(ScalarBuffer::from(self.codes), nulls))
+    }
+}
+
+/// One aggregate's values per group, merged from state columns.
+trait MergedColumn {
+    /// Merges `states` (one per row) into the groups `groups` name; there
+    /// are `len` groups now.
+    fn merge(&mut self, groups: &[u32], len: usize, states: &ArrayRef);
+    fn finish(self: Box<Self>) -> ArrayRef;
+}
+
+struct Merged<T: ArrowPrimitiveType> {
+    merge: Merge,
+    values: Vec<T::Native>,
+    /// Whether a group has had a non-null state.
+    seen: Vec<bool>,
+}
+
+/// The state types merged: 64-bit integers.
+trait Integer: Copy + Ord + Default {
+    const MIN: Self;
+    const MAX: Self;
+    fn wrapping_add(self, other: Self) -> Self;
+}
+
+impl Integer for i64 {
+    const MIN: Self = i64::MIN;
+    const MAX: Self = i64::MAX;
+    fn wrapping_add(self, other: Self) -> Self {
+        i64::wrapping_add(self, other)
+    }
+}
+
+impl Integer for u64 {
+    const MIN: Self = u64::MIN;
+    const MAX: Self = u64::MAX;
+    fn wrapping_add(self, other: Self) -> Self {
+        u64::wrapping_add(self, other)
+    }
+}
+
+impl<T: ArrowPrimitiveType> Merged<T>
+where
+    T::Native: Integer,
+{
+    fn new(merge: Merge) -> Self {
+        Self {
+            merge,
+            values: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn initial(&self) -> T::Native {
+        match self.merge {
+            Merge::Sum | Merge::Count => T::Native::default(),
+            Merge::Min => T::Native::MAX,
+            Merge::Max => T::Native::MIN,
+        }
+    }
+
+    fn merge_with(
+        &mut self,
+        groups: &[u32],
+        states: &PrimitiveArray<T>,
+        op: impl Fn(&mut T::Native, T::Native),
+    ) {
+        let values = states.values();
+        match states.nulls().filter(|nulls| nulls.null_count() > 0) {
+            None => {
+                for (&group, &value) in groups.iter().zip(values.iter()) {
+                    op(&mut self.values[group as usize], value);
+                    self.seen[group as usize] = true;
+                }
+            }
+            Some(nulls) => {
+                for (row, (&group, &value)) in groups.iter().zip(values.iter()).enumerate() {
+                    if nulls.is_valid(row) {
+                        op(&mut self.values[group as usize], value);
+                        self.seen[group as usize] = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T: ArrowPrimitiveType> MergedColumn for Merged<T>
+where
+    T::Native: Integer,
+{
+    fn merge(&mut self, groups: &[u32], len: usize, states: &ArrayRef) {
+        let initial = self.initial();
+        self.values.resize(len, initial);
+        self.seen.resize(len, false);
+        let states = states.as_primitive::<T>();
+        match self.merge {
+            Merge::Sum | Merge::Count => self.merge_with(groups, states, |total, value| {
+                *total = total.wrapping_add(value)
+            }),
+            Merge::Min => self.merge_with(groups, states, |min, value| *min = (*min).min(value)),
+            Merge::Max => self.merge_with(groups, states, |max, value| *max = (*max).max(value)),
+        }
+    }
+
+    fn finish(self: Box<Self>) -> ArrayRef {
+        let Self {
+            merge,
+            values,
+            seen,
+        } = *self;
+        let nulls = (merge != Merge::Count && seen.iter().any(|seen| !seen))
+            .then(|| NullBuffer::from(seen));
+        Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use datafusion::arrow::array::Int64Array;
+
+    use super::*;
+    use crate::generate::SplitMix;
+
+    /// Rows get the same group exactly when their codes are equal (or both
+    /// null), whatever collides in the table.
+    #[test]
+    fn code_table_groups_equal_codes_together() {
+        let mut random = SplitMix(5);
+        for distinct in [1, 7, 300, 5000] {
+            let batches: Vec<UInt64Array> = (0..4)
+                .map(|_| {
+                    (0..1000)
+                        .map(|_| match random.below(50) {
+                            0 => None,
+                            _ => Some(random.below(distinct) << 20),
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut table = CodeTable::with_rows(4000);
+            let mut first_group: HashMap<Option<u64>, u32> = HashMap::new();
+            let mut groups = Vec::new();
+            for codes in &batches {
+                table.groups_of(codes, &mut groups);
+                for (row, &group) in groups.iter().enumerate() {
+                    let code = codes.is_valid(row).then(|| codes.value(row));
+                    assert_eq!(*first_group.entry(code).or_insert(group), group, "{code:?}");
+                }
+            }
+            assert_eq!(table.len(), first_group.len());
+            let keys = table.keys();
+            let keys = keys.as_primitive::<UInt64Type>();
+            for (code, group) in first_group {
+                let key = keys
+                    .is_valid(group as usize)
+                    .then(|| keys.value(group as usize));
+                assert_eq!(key, code);
+            }
+        }
+    }
+
+    /// Sums wrap on overflow as DataFusion's do; a group of null states
+    /// sums to null but counts to 0; minimums and maximums skip nulls.
+    #[test]
+    fn states_merge_as_datafusion_accumulators_do() {
+        let groups = [0, 0, 1, 2, 2];
+        let states: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(i64::MAX),
+            Some(2),
+            None,
+            Some(-5),
+            None,
+        ]));
+        let merged = |merge| {
+            let mut column = Box::new(Merged::<Int64Type>::new(merge));
+            column.merge(&groups, 3, &states);
+            let values = column.finish();
+            let values = values.as_primitive::<Int64Type>();
+            (0..3)
+                .map(|g| values.is_valid(g).then(|| values.value(g)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(merged(Merge::Sum), [Some(i64::MIN + 1), None, Some(-5)]);
+        assert_eq!(
+            merged(Merge::Count),
+            [Some(i64::MIN + 1), Some(0), Some(-5)]
+        );
+        assert_eq!(merged(Merge::Min), [Some(2), None, Some(-5)]);
+        assert_eq!(merged(Merge::Max), [Some(i64::MAX), None, Some(-5)]);
+    }
+}
