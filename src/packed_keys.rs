@@ -123,35 +123,38 @@ const NO_CODE: u64 = u64::MAX;
 /// counts as packed: null has no text to lose); a row whose text has no
 /// code has no meaningful code and false in the mask.
 pub fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
+    pack_column_with(column, lanes_available())
+}
+
+/// Whether this CPU packs views in vector lanes (see [`pack_views_avx512`]).
+fn lanes_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`pack_column`], in vector lanes if `lanes` (and the CPU has them).
+fn pack_column_with(column: &dyn Array, lanes: bool) -> Result<(UInt64Array, BooleanBuffer)> {
     let codes: Vec<u64> = match column.data_type() {
         DataType::Utf8View => {
             let texts = column.as_string_view();
             let buffers = texts.data_buffers();
-            texts
-                .views()
+            let views = texts.views();
+            #[cfg(target_arch = "x86_64")]
+            if lanes && lanes_available() {
+                let mut codes = vec![0; views.len()];
+                // SAFETY: the CPU has AVX-512F and BW.
+                unsafe { pack_views_avx512(views, buffers, &mut codes) };
+                return finish_codes(column, codes);
+            }
+            let _ = lanes;
+            views
                 .iter()
-                .map(|&view| {
-                    let len = view as u32 as usize;
-                    let code = if len <= 12 {
-                        // Inline: the text follows the length.
-                        pack_word(view >> 32, len)
-                    } else if len <= MAX_LEN {
-                        let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
-                        let offset = (view >> 96) as u32 as usize;
-                        // 16 bytes in one read where the buffer has them
-                        // (the bytes past the text are left out).
-                        match buffer.get(offset..offset + 16) {
-                            Some(word) => pack_word(
-                                u128::from_le_bytes(word.try_into().expect("16 bytes")),
-                                len,
-                            ),
-                            None => pack(&buffer[offset..offset + len]),
-                        }
-                    } else {
-                        None
-                    };
-                    code.unwrap_or(NO_CODE)
-                })
+                .map(|&view| view_code(view, buffers).unwrap_or(NO_CODE))
                 .collect()
         }
         DataType::Utf8 => {
@@ -166,6 +169,135 @@ pub fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
             )));
         }
     };
+    finish_codes(column, codes)
+}
+
+/// The code of the text of `view` (over `buffers`).
+#[inline(always)]
+fn view_code(view: u128, buffers: &[Buffer]) -> Option<u64> {
+    let len = view as u32 as usize;
+    match view_word(view, buffers) {
+        Some(word) => pack_word(word, len),
+        None if len <= MAX_LEN => {
+            let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
+            let offset = (view >> 96) as u32 as usize;
+            pack(&buffer[offset..offset + len])
+        }
+        None => None,
+    }
+}
+
+/// The text of `view` (over `buffers`) in the low bytes of a word, with
+/// anything past it, if it is at most [`MAX_LEN`] bytes and can be read as
+/// 16 bytes.
+#[inline(always)]
+fn view_word(view: u128, buffers: &[Buffer]) -> Option<u128> {
+    let len = view as u32 as usize;
+    if len <= 12 {
+        // Inline: the text follows the length.
+        Some(view >> 32)
+    } else if len <= MAX_LEN {
+        let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
+        let offset = (view >> 96) as u32 as usize;
+        // 16 bytes in one read where the buffer has them.
+        let word = buffer.get(offset..offset + 16)?;
+        Some(u128::from_le_bytes(word.try_into().expect("16 bytes")))
+    } else {
+        None
+    }
+}
+
+/// Codes of four views at a time, one per 128-bit lane: each lane's
+/// characters become places by byte compares, and pairs of places become
+/// bytes by a multiply-add (first character lowest, as in [`pack_word`]).
+/// Top talkers packs ten million addresses; this took a third of the
+/// scalar loop's time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let chunks = views.len() / 4;
+    let index = _mm512_set_epi64(
+        0x0F0E_0D0C_0B0A_0908,
+        0x0706_0504_0302_0100,
+        0x0F0E_0D0C_0B0A_0908,
+        0x0706_0504_0302_0100,
+        0x0F0E_0D0C_0B0A_0908,
+        0x0706_0504_0302_0100,
+        0x0F0E_0D0C_0B0A_0908,
+        0x0706_0504_0302_0100,
+    );
+    // Place = digit + 3, '.' = 1; pairs of places: low + 16 * high.
+    let zero = _mm512_set1_epi8(b'0' as i8);
+    let ten = _mm512_set1_epi8(10);
+    let three = _mm512_set1_epi8(3);
+    let dot = _mm512_set1_epi8(b'.' as i8);
+    let one = _mm512_set1_epi8(1);
+    let pair = _mm512_set1_epi16(0x1001);
+    let mut words = [0u128; 4];
+    let mut lens = [0u64; 4];
+    for chunk in 0..chunks {
+        let first = chunk * 4;
+        for lane in 0..4 {
+            let view = views[first + lane];
+            let len = view as u32 as usize;
+            // A text too long, or one at a buffer's end (rare), is left
+            // as 16 bytes of zeros and a length of 16: not a code below,
+            // and packed one at a time.
+            match view_word(view, buffers) {
+                Some(word) => {
+                    words[lane] = word;
+                    lens[lane] = len as u64;
+                }
+                None => {
+                    words[lane] = 0;
+                    lens[lane] = 16;
+                }
+            }
+        }
+        // SAFETY: `words` holds 64 bytes; `codes` has room for four more
+        // from `first` (chunks end by `views.len()`, its length).
+        unsafe {
+            let text = _mm512_loadu_si512(words.as_ptr().cast());
+            let ones = 0x0101_0101_0101_0101u64;
+            let length = _mm512_set_epi64(
+                (lens[3] * ones) as i64,
+                (lens[3] * ones) as i64,
+                (lens[2] * ones) as i64,
+                (lens[2] * ones) as i64,
+                (lens[1] * ones) as i64,
+                (lens[1] * ones) as i64,
+                (lens[0] * ones) as i64,
+                (lens[0] * ones) as i64,
+            );
+            let inside = _mm512_cmplt_epu8_mask(index, length);
+            let value = _mm512_sub_epi8(text, zero);
+            let digits = inside & _mm512_cmplt_epu8_mask(value, ten);
+            let dots = inside & _mm512_cmpeq_epi8_mask(text, dot);
+            let bad = inside & !(digits | dots);
+            let places =
+                _mm512_mask_add_epi8(_mm512_maskz_mov_epi8(dots, one), digits, value, three);
+            let packed = _mm512_cvtepi16_epi8(_mm512_maddubs_epi16(places, pair));
+            _mm256_storeu_si256(codes.as_mut_ptr().add(first).cast(), packed);
+            for lane in 0..4 {
+                if (bad >> (16 * lane)) & 0xFFFF != 0 {
+                    codes[first + lane] = NO_CODE;
+                }
+            }
+        }
+        for lane in 0..4 {
+            if lens[lane] == 16 {
+                codes[first + lane] = view_code(views[first + lane], buffers).unwrap_or(NO_CODE);
+            }
+        }
+    }
+    for row in chunks * 4..views.len() {
+        codes[row] = view_code(views[row], buffers).unwrap_or(NO_CODE);
+    }
+}
+
+/// The column of `codes`, and which rows of `column` have one.
+fn finish_codes(column: &dyn Array, codes: Vec<u64>) -> Result<(UInt64Array, BooleanBuffer)> {
     let nulls = column.logical_nulls();
     let packed = BooleanBuffer::collect_bool(codes.len(), |row| {
         codes[row] != NO_CODE || nulls.as_ref().is_some_and(|nulls| nulls.is_null(row))
@@ -353,12 +485,15 @@ mod tests {
             }
             let column = builder.finish();
             assert_eq!(column.data_buffers().len() > 1, longest > 12, "{block}");
-            let (codes, packed) = pack_column(&column).unwrap();
-            for (row, text) in texts.iter().enumerate() {
-                let want = pack(text.as_bytes());
-                assert_eq!(packed.value(row), want.is_some(), "{text:?}");
-                if let Some(code) = want {
-                    assert_eq!(codes.value(row), code, "{text:?} in blocks of {block}");
+            // In vector lanes where the CPU has them, and one at a time.
+            for lanes in [true, false] {
+                let (codes, packed) = pack_column_with(&column, lanes).unwrap();
+                for (row, text) in texts.iter().enumerate() {
+                    let want = pack(text.as_bytes());
+                    assert_eq!(packed.value(row), want.is_some(), "{text:?}, {lanes}");
+                    if let Some(code) = want {
+                        assert_eq!(codes.value(row), code, "{text:?} in blocks of {block}");
+                    }
                 }
             }
         }
