@@ -447,7 +447,8 @@ impl ExecutionPlan for BucketedAggregateExec {
         }))
     }
 
-    /// Rows out; spills (count, bytes, rows); rows split with packed keys;
+    /// Rows out; spills (count, bytes, rows); rows split with packed keys,
+    /// and those merged by code;
     /// time splitting (hashing, packing and reordering the input, writing
     /// spills; per input partition) and aggregating the buckets (reading
     /// spills back included).
@@ -474,10 +475,21 @@ impl ExecutionPlan for BucketedAggregateExec {
         let aggregate_time =
             MetricBuilder::new(&self.metrics).subset_time("aggregate_time", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let merged_rows = MetricBuilder::new(&self.metrics).counter("merged_rows", partition);
         let output = futures::stream::once(async move {
             let splits = split.await.map_err(|e| DataFusionError::from(&e))?;
             let buckets = PartitionBuckets::new(splits, partition);
-            let mut each = Box::pin(buckets.aggregate_each(schema, aggregate, packing, context));
+            let merge_memory =
+                MemoryConsumer::new(format!("BucketedAggregateExec merge[{partition}]"))
+                    .register(context.memory_pool());
+            let mut each = Box::pin(buckets.aggregate_each(
+                schema,
+                aggregate,
+                packing,
+                merge_memory,
+                merged_rows,
+                context,
+            ));
             Ok::<_, DataFusionError>(futures::stream::poll_fn(move |cx| {
                 let _timer = aggregate_time.timer();
                 each.as_mut().poll_next_unpin(cx)
@@ -1160,13 +1172,17 @@ impl PartitionBuckets {
     }
 
     /// Runs the aggregate over each run of buckets in turn (text rows with
-    /// `aggregate`, packed rows with `packing`'s), reading spilled rows back
-    /// when their turn comes.
+    /// `aggregate`, packed rows with `packing`'s merge or aggregate),
+    /// reading spilled rows back when their turn comes. A merge takes its
+    /// table from `merge_memory`; where the memory pool refuses it, the
+    /// packed aggregate runs instead, which copes with a limit its own way.
     fn aggregate_each(
         mut self,
         schema: SchemaRef,
         aggregate: Arc<dyn ExecutionPlan>,
         packing: Option<Arc<KeyPacking>>,
+        merge_memory: MemoryReservation,
+        merged_rows: Count,
         context: Arc<TaskContext>,
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
         futures::stream::iter(std::iter::from_fn(move || self.next_run()))
@@ -1175,11 +1191,17 @@ impl PartitionBuckets {
                 let text = aggregate_rows(&run.text, &schema, &aggregate, &context)?;
                 let packed = match &packing {
                     Some(packing) if !run.packed.is_empty() => Some(match &packing.merge {
-                        Some(merge) => {
+                        Some(merge)
+                            if merge_memory
+                                .try_resize(merge.memory_for(&run.packed))
+                                .is_ok() =>
+                        {
                             let merged = packing.unpack(merge.merge(&run.packed)?);
+                            merge_memory.resize(0);
+                            merged_rows.add(run.packed.iter().map(RecordBatch::num_rows).sum());
                             futures::stream::once(async move { merged }).boxed()
                         }
-                        None => {
+                        _ => {
                             let packing = Arc::clone(packing);
                             aggregate_rows(
                                 &run.packed,

@@ -107,6 +107,17 @@ impl PackedMerge {
         })
     }
 
+    /// Bytes [`PackedMerge::merge`] allocates for `rows`, at most: the
+    /// table, a group number per row of a batch, and per group its code
+    /// and each aggregate's value and flag.
+    pub(crate) fn memory_for(&self, rows: &[RecordBatch]) -> usize {
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
+        CodeTable::slots_for(total) * size_of::<u32>()
+            + largest * size_of::<u32>()
+            + total * (size_of::<u64>() + self.merges.len() * (size_of::<u64>() + 1))
+    }
+
     /// The groups of `rows` (of the input schema) and their merged values,
     /// as one batch of the output schema.
     pub(crate) fn merge(&self, rows: &[RecordBatch]) -> Result<RecordBatch> {
@@ -150,8 +161,13 @@ struct CodeTable {
 }
 
 impl CodeTable {
+    /// Slots for `rows` rows: at least twice as many.
+    fn slots_for(rows: usize) -> usize {
+        (rows * 2).next_power_of_two().max(16)
+    }
+
     fn with_rows(rows: usize) -> Self {
-        let capacity = (rows * 2).next_power_of_two().max(16);
+        let capacity = Self::slots_for(rows);
         Self {
             slots: vec![EMPTY; capacity],
             shift: 64 - capacity.trailing_zeros(),

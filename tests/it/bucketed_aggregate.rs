@@ -226,6 +226,14 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
             run.input_rows,
             "{bucketing:?}: {first}"
         );
+        // With no memory limit, every packed row is merged by code.
+        assert_eq!(
+            metric(&run.metrics, "merged_rows"),
+            run.input_rows,
+            "{bucketing:?}: {first}"
+        );
+        let run = run_bucketed(&ctx, NOT_MERGED).await;
+        assert_eq!(metric(&run.metrics, "merged_rows"), 0, "{NOT_MERGED}");
         let run = run_bucketed(&ctx, MIXED).await;
         let packed = packed_rows(&run.metrics);
         assert!(
@@ -238,8 +246,13 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
 
 /// Rows the bucketed aggregate split with packed keys.
 fn packed_rows(metrics: &MetricsSet) -> usize {
+    metric(metrics, "packed_rows")
+}
+
+/// A count the bucketed aggregate keeps, summed over its partitions.
+fn metric(metrics: &MetricsSet, name: &str) -> usize {
     metrics
-        .sum_by_name("packed_rows")
+        .sum_by_name(name)
         .map(|value| value.as_usize())
         .unwrap_or(0)
 }
