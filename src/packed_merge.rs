@@ -1,6 +1,7 @@
 //! The final step of the commonest flow-log aggregations, done directly:
 //! partial sums, counts, minimums and maximums of 64-bit integers, grouped
-//! by one key carried as a [`crate::packed_keys`] code.
+//! by keys carried as [`crate::packed_keys`] codes (an address, a pair of
+//! addresses).
 //!
 //! [`crate::bucketed_aggregate`] runs the final aggregation once per run of
 //! buckets. DataFusion's `AggregateExec` does it for any aggregate, but a
@@ -38,37 +39,45 @@ enum Merge {
 /// place of DataFusion's (see the [module docs](self)).
 #[derive(Debug)]
 pub(crate) struct PackedMerge {
+    /// Group keys: the first columns of the input and of the output.
+    keys: usize,
     /// Each aggregate's merge and the type of its state (and result).
     merges: Vec<(Merge, DataType)>,
-    /// The output: the key's codes, then each aggregate's result.
+    /// The output: the keys' codes, then each aggregate's result.
     schema: SchemaRef,
 }
 
 impl PackedMerge {
-    /// The merge of `aggregate` (a final aggregation), with its one text
-    /// key packed: input rows of `input` (the key, then one state per
-    /// aggregate) and output of `output` (the key as codes, then the
-    /// results). `None` unless every aggregate is a plain `sum`, `count`,
-    /// `min` or `max` whose state and result are `Int64` or `UInt64`.
+    /// The merge of `aggregate` (a final aggregation), with its text keys
+    /// packed: input rows of `input` (the keys' codes, then one state per
+    /// aggregate) and output of `output` (the keys as codes, then the
+    /// results). `None` unless every key is packed and every aggregate is a
+    /// plain `sum`, `count`, `min` or `max` whose state and result are
+    /// `Int64` or `UInt64`.
     pub(crate) fn try_new(
         aggregate: &AggregateExec,
         input: &SchemaRef,
         output: &SchemaRef,
     ) -> Option<Self> {
         let group_by = aggregate.group_expr();
-        let [(key, _)] = group_by.expr() else {
-            return None;
-        };
-        if !group_by.is_single() || key.downcast_ref::<Column>()?.index() != 0 {
+        let keys = group_by.expr().len();
+        let columns_in_order = group_by.expr().iter().enumerate().all(|(i, (key, _))| {
+            key.downcast_ref::<Column>()
+                .is_some_and(|column| column.index() == i)
+        });
+        if !group_by.is_single() || keys == 0 || !columns_in_order {
             return None;
         }
         let aggregates = aggregate.aggr_expr();
         let plain = aggregate.filter_expr().iter().all(Option::is_none);
+        let codes = |schema: &SchemaRef| {
+            (0..keys).all(|i| schema.field(i).data_type() == &DataType::UInt64)
+        };
         if !plain
-            || input.fields().len() != 1 + aggregates.len()
-            || output.fields().len() != 1 + aggregates.len()
-            || input.field(0).data_type() != &DataType::UInt64
-            || output.field(0).data_type() != &DataType::UInt64
+            || input.fields().len() != keys + aggregates.len()
+            || output.fields().len() != keys + aggregates.len()
+            || !codes(input)
+            || !codes(output)
         {
             return None;
         }
@@ -94,35 +103,36 @@ impl PackedMerge {
                 _ => matches!(data_type, DataType::Int64 | DataType::UInt64),
             };
             if !supported
-                || input.field(1 + i).data_type() != &data_type
-                || output.field(1 + i).data_type() != &data_type
+                || input.field(keys + i).data_type() != &data_type
+                || output.field(keys + i).data_type() != &data_type
             {
                 return None;
             }
             merges.push((merge, data_type));
         }
         Some(Self {
+            keys,
             merges,
             schema: Arc::clone(output),
         })
     }
 
     /// Bytes [`PackedMerge::merge`] allocates for `rows`, at most: the
-    /// table, a group number per row of a batch, and per group its code
+    /// table, a group number per row of a batch, and per group its codes
     /// and each aggregate's value and flag.
     pub(crate) fn memory_for(&self, rows: &[RecordBatch]) -> usize {
         let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
         let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
         CodeTable::slots_for(total) * size_of::<u32>()
             + largest * size_of::<u32>()
-            + total * (size_of::<u64>() + self.merges.len() * (size_of::<u64>() + 1))
+            + total * (self.keys * size_of::<u64>() + self.merges.len() * (size_of::<u64>() + 1))
     }
 
     /// The groups of `rows` (of the input schema) and their merged values,
     /// as one batch of the output schema.
     pub(crate) fn merge(&self, rows: &[RecordBatch]) -> Result<RecordBatch> {
         let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
-        let mut table = CodeTable::with_rows(total);
+        let mut table = CodeTable::with_rows(self.keys, total);
         let mut columns: Vec<Box<dyn MergedColumn>> = self
             .merges
             .iter()
@@ -135,12 +145,16 @@ impl PackedMerge {
             .collect();
         let mut groups = Vec::new();
         for batch in rows {
-            table.groups_of(batch.column(0).as_primitive::<UInt64Type>(), &mut groups);
+            let keys: Vec<&UInt64Array> = batch.columns()[..self.keys]
+                .iter()
+                .map(|key| key.as_primitive::<UInt64Type>())
+                .collect();
+            table.groups_of(&keys, &mut groups);
             for (i, column) in columns.iter_mut().enumerate() {
-                column.merge(&groups, table.len(), batch.column(1 + i));
+                column.merge(&groups, table.len(), batch.column(self.keys + i));
             }
         }
-        let mut output = vec![table.keys()];
+        let mut output = table.keys();
         output.extend(columns.into_iter().map(|column| column.finish()));
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), output)?)
     }
@@ -149,15 +163,19 @@ impl PackedMerge {
 /// Stands for an empty slot.
 const EMPTY: u32 = u32::MAX;
 
-/// Groups by code: an open-addressing table sized once for a run's rows
+/// Stands for a null key among codes: every code has its top four bits 0.
+const NULL: u64 = u64::MAX;
+
+/// Groups by codes: an open-addressing table sized once for a run's rows
 /// (at most half full, so it never grows). Slots hold group numbers, four
 /// bytes each, so that the table of a bucket's run stays in cache.
 struct CodeTable {
     slots: Vec<u32>,
     shift: u32,
-    /// Each group's code (anything for the null group).
+    /// Codes per group.
+    keys: usize,
+    /// Each group's codes, [`NULL`] for a null key.
     codes: Vec<u64>,
-    null_group: Option<u32>,
 }
 
 impl CodeTable {
@@ -166,60 +184,95 @@ impl CodeTable {
         (rows * 2).next_power_of_two().max(16)
     }
 
-    fn with_rows(rows: usize) -> Self {
+    fn with_rows(keys: usize, rows: usize) -> Self {
         let capacity = Self::slots_for(rows);
         Self {
             slots: vec![EMPTY; capacity],
             shift: 64 - capacity.trailing_zeros(),
-            codes: Vec::with_capacity(rows / 2),
-            null_group: None,
+            keys,
+            codes: Vec::with_capacity(rows / 2 * keys),
         }
     }
 
     fn len(&self) -> usize {
-        self.codes.len()
+        self.codes.len() / self.keys
     }
 
-    /// Each row's group into `groups`, adding groups for new codes.
-    fn groups_of(&mut self, codes: &UInt64Array, groups: &mut Vec<u32>) {
+    /// Each row's group into `groups` (`keys` holds each key's codes),
+    /// adding groups for new codes.
+    fn groups_of(&mut self, keys: &[&UInt64Array], groups: &mut Vec<u32>) {
+        let rows = keys[0].len();
         groups.clear();
-        groups.reserve(codes.len());
-        let mask = self.slots.len() - 1;
-        for (row, &code) in codes.values().iter().enumerate() {
-            if codes.is_null(row) {
-                let next = self.codes.len() as u32;
-                let group = *self.null_group.get_or_insert(next);
-                if group == next {
-                    self.codes.push(0);
-                }
-                groups.push(group);
-                continue;
+        groups.reserve(rows);
+        let code = |key: &UInt64Array, row: usize| {
+            if key.is_null(row) {
+                NULL
+            } else {
+                key.value(row)
             }
-            // Fibonacci hashing: the top bits of the product.
-            let mut slot = (code.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
-            let group = loop {
-                match self.slots[slot] {
-                    EMPTY => {
-                        let group = self.codes.len() as u32;
-                        self.slots[slot] = group;
-                        self.codes.push(code);
-                        break group;
-                    }
-                    group if self.codes[group as usize] == code => break group,
-                    _ => slot = (slot + 1) & mask,
+        };
+        match keys {
+            [key] => {
+                for row in 0..rows {
+                    let group = self.group_of(&[code(key, row)]);
+                    groups.push(group);
                 }
-            };
-            groups.push(group);
+            }
+            _ => {
+                let mut codes = vec![0; keys.len()];
+                for row in 0..rows {
+                    for (slot, key) in codes.iter_mut().zip(keys) {
+                        *slot = code(key, row);
+                    }
+                    let group = self.group_of(&codes);
+                    groups.push(group);
+                }
+            }
         }
     }
 
-    /// The groups' codes, the null group's null.
-    fn keys(self) -> ArrayRef {
-        let nulls = self.null_group.map(|null| {
-            let valid = BooleanBuffer::collect_bool(self.codes.len(), |g| g != null as usize);
-            NullBuffer::new(valid)
+    /// The group of `codes` (one per key), added if new.
+    #[inline(always)]
+    fn group_of(&mut self, codes: &[u64]) -> u32 {
+        // Fibonacci hashing: the top bits of the product.
+        let hash = codes.iter().fold(0u64, |hash, &code| {
+            (hash.rotate_left(29) ^ code).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         });
-        Arc::new(UInt64Array::new(ScalarBuffer::from(self.codes), nulls))
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash >> self.shift) as usize;
+        loop {
+            match self.slots[slot] {
+                EMPTY => {
+                    let group = self.len() as u32;
+                    self.slots[slot] = group;
+                    self.codes.extend_from_slice(codes);
+                    return group;
+                }
+                group => {
+                    let start = group as usize * self.keys;
+                    if &self.codes[start..start + self.keys] == codes {
+                        return group;
+                    }
+                    slot = (slot + 1) & mask;
+                }
+            }
+        }
+    }
+
+    /// Each key's column of the groups' codes, null where [`NULL`].
+    fn keys(self) -> Vec<ArrayRef> {
+        let groups = self.len();
+        (0..self.keys)
+            .map(|key| {
+                let codes: Vec<u64> = (0..groups)
+                    .map(|group| self.codes[group * self.keys + key])
+                    .collect();
+                let nulls = codes.contains(&NULL).then(|| {
+                    NullBuffer::new(BooleanBuffer::collect_bool(groups, |g| codes[g] != NULL))
+                });
+                Arc::new(UInt64Array::new(ScalarBuffer::from(codes), nulls)) as ArrayRef
+            })
+            .collect()
     }
 }
 
@@ -346,40 +399,52 @@ mod tests {
     use super::*;
     use crate::generate::SplitMix;
 
-    /// Rows get the same group exactly when their codes are equal (or both
-    /// null), whatever collides in the table.
+    /// Rows get the same group exactly when their codes are equal (nulls
+    /// equal to nulls), with one key or two, whatever collides in the
+    /// table.
     #[test]
     fn code_table_groups_equal_codes_together() {
         let mut random = SplitMix(5);
-        for distinct in [1, 7, 300, 5000] {
-            let batches: Vec<UInt64Array> = (0..4)
-                .map(|_| {
-                    (0..1000)
-                        .map(|_| match random.below(50) {
-                            0 => None,
-                            _ => Some(random.below(distinct) << 20),
-                        })
-                        .collect()
-                })
-                .collect();
-            let mut table = CodeTable::with_rows(4000);
-            let mut first_group: HashMap<Option<u64>, u32> = HashMap::new();
-            let mut groups = Vec::new();
-            for codes in &batches {
-                table.groups_of(codes, &mut groups);
-                for (row, &group) in groups.iter().enumerate() {
-                    let code = codes.is_valid(row).then(|| codes.value(row));
-                    assert_eq!(*first_group.entry(code).or_insert(group), group, "{code:?}");
+        for keys in [1, 2] {
+            for distinct in [1, 7, 300, 5000] {
+                let mut code = || match random.below(50) {
+                    0 => None,
+                    _ => Some(random.below(distinct) << 20),
+                };
+                let batches: Vec<Vec<UInt64Array>> = (0..4)
+                    .map(|_| {
+                        (0..keys)
+                            .map(|_| (0..1000).map(|_| code()).collect())
+                            .collect()
+                    })
+                    .collect();
+                let mut table = CodeTable::with_rows(keys, 4000);
+                let mut first_group: HashMap<Vec<Option<u64>>, u32> = HashMap::new();
+                let mut groups = Vec::new();
+                for columns in &batches {
+                    let columns: Vec<&UInt64Array> = columns.iter().collect();
+                    table.groups_of(&columns, &mut groups);
+                    for (row, &group) in groups.iter().enumerate() {
+                        let codes: Vec<Option<u64>> = columns
+                            .iter()
+                            .map(|c| c.is_valid(row).then(|| c.value(row)))
+                            .collect();
+                        let first = *first_group.entry(codes.clone()).or_insert(group);
+                        assert_eq!(first, group, "{codes:?}");
+                    }
                 }
-            }
-            assert_eq!(table.len(), first_group.len());
-            let keys = table.keys();
-            let keys = keys.as_primitive::<UInt64Type>();
-            for (code, group) in first_group {
-                let key = keys
-                    .is_valid(group as usize)
-                    .then(|| keys.value(group as usize));
-                assert_eq!(key, code);
+                assert_eq!(table.len(), first_group.len());
+                let out = table.keys();
+                for (codes, group) in first_group {
+                    let got: Vec<Option<u64>> = out
+                        .iter()
+                        .map(|c| {
+                            let c = c.as_primitive::<UInt64Type>();
+                            c.is_valid(group as usize).then(|| c.value(group as usize))
+                        })
+                        .collect();
+                    assert_eq!(got, codes);
+                }
             }
         }
     }

@@ -25,7 +25,7 @@ const QUERIES: &[&str] = &[
     "SELECT srcaddr, sum(bytes), count(*) FROM vpc_flow_logs GROUP BY 1",
     MERGED,
     NOT_MERGED,
-    "SELECT srcaddr, dstaddr, min(start), max(\"end\"), sum(packets) FROM vpc_flow_logs GROUP BY 1, 2",
+    PAIRS,
     "SELECT interface_id, count(DISTINCT dstport) FROM vpc_flow_logs GROUP BY 1",
     "SELECT action, log_status, protocol, sum(packets) FROM vpc_flow_logs GROUP BY ROLLUP(action, log_status, protocol)",
     "SELECT dstport, array_agg(srcport ORDER BY srcport, bytes) FROM vpc_flow_logs GROUP BY 1 HAVING count(*) > 1",
@@ -41,6 +41,10 @@ const QUERIES: &[&str] = &[
 /// NULL states (NODATA records have no bytes) and groups of only those.
 const MERGED: &str = "SELECT dstaddr, min(bytes), max(packets), count(bytes), sum(dstport), \
     max(\"end\") - min(start) FROM vpc_flow_logs GROUP BY 1";
+
+/// Two packed keys, merged too.
+const PAIRS: &str = "SELECT srcaddr, dstaddr, min(start), max(\"end\"), sum(packets) \
+    FROM vpc_flow_logs GROUP BY 1, 2";
 
 /// Aggregates it leaves to DataFusion: a 32-bit minimum, an average.
 const NOT_MERGED: &str = "SELECT srcaddr, min(dstport), avg(bytes) FROM vpc_flow_logs GROUP BY 1";
@@ -202,6 +206,7 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
         for (sql, merged) in [
             (first, true),
             (MERGED, true),
+            (PAIRS, true),
             (MIXED, true),
             (NOT_MERGED, false),
         ] {
