@@ -36,7 +36,7 @@
 //! between the two.
 //!
 //! Where the aggregation is sums, counts, minimums and maximums of 64-bit
-//! integers by one packed key (top talkers), the output partitions merge
+//! integers by packed keys only (top talkers), the output partitions merge
 //! the packed rows' states themselves (`packed_merge`) instead of running
 //! DataFusion's aggregate over them; EXPLAIN says `merged_by_code`.
 //!
@@ -519,7 +519,7 @@ struct KeyPacking {
     /// The aggregate, over rows of that schema.
     aggregate: Arc<dyn ExecutionPlan>,
     /// The same aggregation done directly, where it is one of sums,
-    /// counts, minimums and maximums by one key.
+    /// counts, minimums and maximums by packed keys only.
     merge: Option<PackedMerge>,
     /// The output columns that come out as codes, and their text type.
     outputs: Vec<(usize, DataType)>,
