@@ -214,7 +214,13 @@ impl CodeTable {
         match keys {
             [key] => {
                 for row in 0..rows {
-                    let group = self.group_of(&[code(key, row)]);
+                    let group = self.group_of::<1>(&[code(key, row)]);
+                    groups.push(group);
+                }
+            }
+            [first, second] => {
+                for row in 0..rows {
+                    let group = self.group_of::<2>(&[code(first, row), code(second, row)]);
                     groups.push(group);
                 }
             }
@@ -224,16 +230,19 @@ impl CodeTable {
                     for (slot, key) in codes.iter_mut().zip(keys) {
                         *slot = code(key, row);
                     }
-                    let group = self.group_of(&codes);
+                    let group = self.group_of::<0>(&codes);
                     groups.push(group);
                 }
             }
         }
     }
 
-    /// The group of `codes` (one per key), added if new.
+    /// The group of `codes` (one per key), added if new. `N` is the
+    /// number of keys where it is known at compile time (0 where not), so
+    /// that comparing one or two codes takes no loop.
     #[inline(always)]
-    fn group_of(&mut self, codes: &[u64]) -> u32 {
+    fn group_of<const N: usize>(&mut self, codes: &[u64]) -> u32 {
+        let keys = if N == 0 { self.keys } else { N };
         // Fibonacci hashing: the top bits of the product.
         let hash = codes.iter().fold(0u64, |hash, &code| {
             (hash.rotate_left(29) ^ code).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -249,8 +258,8 @@ impl CodeTable {
                     return group;
                 }
                 group => {
-                    let start = group as usize * self.keys;
-                    if &self.codes[start..start + self.keys] == codes {
+                    let start = group as usize * keys;
+                    if self.codes[start..start + keys] == codes[..keys] {
                         return group;
                     }
                     slot = (slot + 1) & mask;
@@ -400,12 +409,12 @@ mod tests {
     use crate::generate::SplitMix;
 
     /// Rows get the same group exactly when their codes are equal (nulls
-    /// equal to nulls), with one key or two, whatever collides in the
+    /// equal to nulls), with one, two or three keys, whatever collides in the
     /// table.
     #[test]
     fn code_table_groups_equal_codes_together() {
         let mut random = SplitMix(5);
-        for keys in [1, 2] {
+        for keys in [1, 2, 3] {
             for distinct in [1, 7, 300, 5000] {
                 let mut code = || match random.below(50) {
                     0 => None,
