@@ -103,7 +103,7 @@ const BUCKET_SHIFT: u32 = 64 - 7 - BUCKET_BITS;
 
 /// Rows aggregated in one run at least: buckets smaller than this are
 /// aggregated together (each run costs a plan and a table), larger ones
-/// alone. About a bucket's rows at 1x.
+/// alone. Under a bucket's rows at 1x (about 20 K for top talkers).
 const MIN_RUN_ROWS: usize = 8 * 1024;
 
 /// The aggregate gets new inputs (a bucket, or a rewritten child): its
