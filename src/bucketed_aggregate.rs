@@ -696,7 +696,7 @@ impl Route {
             Ok(())
         };
         // Codes are hashed by a mixer of their own where every key is one
-        // (a fifth of the hash's cost, perf).
+        // (top talkers: 1.77 s of CPU with DataFusion's hash, 1.74 s).
         let hash_codes = |codes: &RecordBatch, hashes: &mut Vec<u64>| -> Result<()> {
             let keys: Option<Vec<&UInt64Array>> = self
                 .keys

@@ -6,7 +6,8 @@
 //! [`crate::bucketed_aggregate`] runs the final aggregation once per run of
 //! buckets. DataFusion's `AggregateExec` does it for any aggregate, but a
 //! run costs it a plan, a stream and a hash table that starts small and
-//! grows several times; for top talkers that was a tenth of all cycles.
+//! grows several times; for top talkers that was 236 ms of its 1.96 s of
+//! CPU (EXPLAIN ANALYZE's aggregate_time), and the merge takes 140 ms.
 //! [`PackedMerge`] takes the rows of a run at once, so it sizes one
 //! open-addressing table of codes for them, and merges each state column
 //! in a loop of its own. It computes what DataFusion's accumulators
@@ -16,7 +17,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch, UInt64Array,
+    Array, ArrayRef, ArrowNativeTypeOp, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch,
+    UInt64Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
@@ -300,32 +302,11 @@ struct Merged<T: ArrowPrimitiveType> {
     seen: Vec<bool>,
 }
 
-/// The state types merged: 64-bit integers.
-trait Integer: Copy + Ord + Default {
-    const MIN: Self;
-    const MAX: Self;
-    fn wrapping_add(self, other: Self) -> Self;
-}
-
-impl Integer for i64 {
-    const MIN: Self = i64::MIN;
-    const MAX: Self = i64::MAX;
-    fn wrapping_add(self, other: Self) -> Self {
-        i64::wrapping_add(self, other)
-    }
-}
-
-impl Integer for u64 {
-    const MIN: Self = u64::MIN;
-    const MAX: Self = u64::MAX;
-    fn wrapping_add(self, other: Self) -> Self {
-        u64::wrapping_add(self, other)
-    }
-}
-
+// The state types merged are 64-bit integers: ordered, with arrow's
+// wrapping add (the one DataFusion's sum uses).
 impl<T: ArrowPrimitiveType> Merged<T>
 where
-    T::Native: Integer,
+    T::Native: ArrowNativeTypeOp + Ord,
 {
     fn new(merge: Merge) -> Self {
         Self {
@@ -337,9 +318,9 @@ where
 
     fn initial(&self) -> T::Native {
         match self.merge {
-            Merge::Sum | Merge::Count => T::Native::default(),
-            Merge::Min => T::Native::MAX,
-            Merge::Max => T::Native::MIN,
+            Merge::Sum | Merge::Count => T::Native::ZERO,
+            Merge::Min => T::Native::MAX_TOTAL_ORDER,
+            Merge::Max => T::Native::MIN_TOTAL_ORDER,
         }
     }
 
@@ -371,7 +352,7 @@ where
 
 impl<T: ArrowPrimitiveType> MergedColumn for Merged<T>
 where
-    T::Native: Integer,
+    T::Native: ArrowNativeTypeOp + Ord,
 {
     fn merge(&mut self, groups: &[u32], len: usize, states: &ArrayRef) {
         let initial = self.initial();
@@ -380,7 +361,7 @@ where
         let states = states.as_primitive::<T>();
         match self.merge {
             Merge::Sum | Merge::Count => self.merge_with(groups, states, |total, value| {
-                *total = total.wrapping_add(value)
+                *total = total.add_wrapping(value)
             }),
             Merge::Min => self.merge_with(groups, states, |min, value| *min = (*min).min(value)),
             Merge::Max => self.merge_with(groups, states, |max, value| *max = (*max).max(value)),
