@@ -123,7 +123,7 @@ const NO_CODE: u64 = u64::MAX;
 /// counts as packed: null has no text to lose); a row whose text has no
 /// code has no meaningful code and false in the mask.
 pub fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
-    pack_column_with(column, lanes_available())
+    pack_column_with(column, true)
 }
 
 /// Whether this CPU packs views in vector lanes (see [`pack_views_avx512`]).
@@ -137,7 +137,7 @@ fn lanes_available() -> bool {
     false
 }
 
-/// [`pack_column`], in vector lanes if `lanes` (and the CPU has them).
+/// [`pack_column`], in vector lanes if `lanes` and the CPU has them.
 fn pack_column_with(column: &dyn Array, lanes: bool) -> Result<(UInt64Array, BooleanBuffer)> {
     let codes: Vec<u64> = match column.data_type() {
         DataType::Utf8View => {
@@ -210,8 +210,8 @@ fn view_word(view: u128, buffers: &[Buffer]) -> Option<u128> {
 /// Codes of four views at a time, one per 128-bit lane: each lane's
 /// characters become places by byte compares, and pairs of places become
 /// bytes by a multiply-add (first character lowest, as in [`pack_word`]).
-/// Top talkers packs ten million addresses; this took a third of the
-/// scalar loop's time.
+/// Top talkers packs ten million addresses: perf put this at 3.9% of its
+/// cycles, the scalar loop at 4.7%.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
