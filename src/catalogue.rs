@@ -202,7 +202,7 @@ impl Header {
     /// `\r` separate nothing extra.
     ///
     /// ```
-    /// use flowsql::schema::Header;
+    /// use flowsql::catalogue::Header;
     /// let header = Header::parse(b"version account-id log-status\r").unwrap();
     /// assert_eq!(header.tokens(), ["version", "account-id", "log-status"]);
     /// assert!(Header::parse(b"2 123456789010 eni-1 OK").is_err());
@@ -250,7 +250,7 @@ impl Header {
     ///
     /// ```
     /// use datafusion::arrow::datatypes::DataType;
-    /// use flowsql::schema::Header;
+    /// use flowsql::catalogue::Header;
     /// let header = Header::parse(b"version srcaddr bytes").unwrap();
     /// let schema = header.arrow_schema(DataType::Utf8);
     /// assert_eq!(schema.field(1).data_type(), &DataType::Utf8);

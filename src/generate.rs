@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::layout::{AccountFolder, Grammar};
+use crate::table::layout::{AccountFolder, Grammar};
 
 /// The default (version 2) header line.
 pub const DEFAULT_HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";

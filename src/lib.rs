@@ -22,43 +22,32 @@
 //! ```
 //!
 //! `ctx.sql` speaks DataFusion's SQL with flowsql's functions;
-//! [`dialect::sql`] adds Athena's statements (`SHOW PARTITIONS`, `MSCK
+//! [`sql::dialect::sql`] adds Athena's statements (`SHOW PARTITIONS`, `MSCK
 //! REPAIR TABLE`, `SET SESSION`), `IPADDRESS '…'` literals and `_colN`
 //! names, as the command line does.
 //!
-//! The data flows one way through the modules: [`storage`] (object stores)
-//! → [`layout`] (key grammar) → [`table`] (listing, pruning) → [`source`]
-//! (GET, gunzip) → [`decode`] (text to Arrow, keeping the lines that pass
-//! the query's [`record_filter`]) → DataFusion, whose grouped aggregations
-//! [`bucketed_aggregate`] finishes one hash bucket at a time, so that
-//! millions of groups cost bounded memory (with address keys carried as
-//! [`packed_keys`] codes).
+//! The data flows one way through the modules: [`location`] (object
+//! stores) → [`table`] (key grammar, listing, pruning) → [`scan`] (GET,
+//! gunzip) → [`decode`] (text to Arrow, keeping the lines that pass the
+//! query's record filter) → DataFusion, whose grouped aggregations
+//! [`aggregate`] finishes one hash bucket at a time, so that millions of
+//! groups cost bounded memory.
 
 #![warn(missing_docs)]
 
-pub mod bucketed_aggregate;
+pub mod aggregate;
+pub mod catalogue;
 pub mod cli;
 pub mod decode;
-pub mod dialect;
-pub mod functions;
 pub mod generate;
-pub mod inflate;
-pub mod layout;
-pub mod packed_keys;
-mod packed_merge;
-pub mod prune;
-pub mod record_filter;
-pub mod rejects;
+pub mod location;
 pub mod report;
-pub mod saved;
 pub mod scan;
-pub mod schema;
 pub mod session;
-pub mod source;
-pub mod storage;
+pub mod sql;
 pub mod table;
 
+pub use location::S3Options;
 pub use report::{ScanReport, ScanSummary};
 pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report, table_notes};
-pub use storage::S3Options;
 pub use table::{FlowLogOptions, FlowLogTable};

@@ -8,11 +8,11 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::bucketed_aggregate::{BucketFinalAggregation, Bucketing};
-use crate::functions::ipaddress::IpAddressTypePlanner;
+use crate::aggregate::{BucketFinalAggregation, Bucketing};
+use crate::sql::functions::ipaddress::IpAddressTypePlanner;
 
-use crate::rejects::{REJECTS_TABLE, RejectsTable};
 use crate::report::ScanReport;
+use crate::report::rejects::{REJECTS_TABLE, RejectsTable};
 use crate::table::{FlowLogOptions, FlowLogTable};
 
 /// The default table name, as in AWS's Athena documentation.
@@ -32,7 +32,7 @@ pub struct SessionOptions {
     /// `None`: no limit.
     pub memory_limit: Option<usize>,
     /// How grouped aggregations are finished one hash bucket at a time
-    /// ([`crate::bucketed_aggregate`]); `None` leaves DataFusion's own
+    /// ([`crate::aggregate`]); `None` leaves DataFusion's own
     /// final aggregation in place.
     pub bucketing: Option<Bucketing>,
 }
@@ -97,7 +97,7 @@ pub async fn new_context(
     }
     let state = state.build();
     let ctx = SessionContext::new_with_state(state);
-    crate::functions::register_all(&ctx)?;
+    crate::sql::functions::register_all(&ctx)?;
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, options.table.clone()).await?;
     let rejects = RejectsTable::new(table.report());
     ctx.register_table(options.table_name.as_str(), Arc::new(table))?;

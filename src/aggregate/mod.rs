@@ -24,7 +24,7 @@
 //! partition, as before.
 //!
 //! Group keys of short text made of digits and dots (IPv4 addresses,
-//! account ids) travel as `u64` codes ([`crate::packed_keys`]) from the
+//! account ids) travel as `u64` codes ([`crate::aggregate::packed_keys`]) from the
 //! split to the output: rows of half the bytes to copy and spill, and
 //! integer keys to hash and compare. Where no node of the plan pairs one
 //! input's partitions with another's (no join, no union), rows with codes
@@ -42,6 +42,9 @@
 //!
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in
 //! place.
+
+pub mod packed_keys;
+mod packed_merge;
 
 use std::fmt;
 use std::fs::File;
@@ -83,8 +86,7 @@ use datafusion::physical_plan::{
 use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::packed_keys;
-use crate::packed_merge::PackedMerge;
+use crate::aggregate::packed_merge::PackedMerge;
 
 /// Buckets per partition. With two partitions, top talkers' 10 M rows and
 /// 5.25 M groups make about 20 K rows and 10 K groups per bucket, and four
@@ -140,7 +142,7 @@ impl Default for Bucketing {
 /// ```
 /// use std::sync::Arc;
 /// use datafusion::execution::session_state::SessionStateBuilder;
-/// use flowsql::bucketed_aggregate::{BucketFinalAggregation, Bucketing};
+/// use flowsql::aggregate::{BucketFinalAggregation, Bucketing};
 ///
 /// let state = SessionStateBuilder::new()
 ///     .with_default_features()
@@ -509,7 +511,7 @@ impl ExecutionPlan for BucketedAggregateExec {
     }
 }
 
-/// Text group keys carried as `u64` codes (see [`crate::packed_keys`])
+/// Text group keys carried as `u64` codes (see [`crate::aggregate::packed_keys`])
 /// from the split to the aggregate's output: a top-talkers row of an
 /// address and a sum shrinks from about 28 bytes to 16, and the bucket's
 /// table hashes and compares integers. A row whose keys all have codes (or

@@ -2,7 +2,7 @@
 //! account ids ("123456789012"), coded losslessly as a `u64`.
 //!
 //! A flow log's busiest group keys are addresses kept as text (the table
-//! follows Athena's types). [`crate::bucketed_aggregate`] carries such keys
+//! follows Athena's types). [`crate::aggregate`] carries such keys
 //! as these codes while it splits, spills and aggregates rows, which makes
 //! each row less than half the bytes and each key an integer to hash and
 //! compare, and turns them back into text for its output.

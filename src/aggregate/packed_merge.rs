@@ -1,9 +1,9 @@
 //! The final step of the commonest flow-log aggregations, done directly:
 //! partial sums, counts, minimums and maximums of 64-bit integers, grouped
-//! by keys carried as [`crate::packed_keys`] codes (an address, a pair of
+//! by keys carried as [`crate::aggregate::packed_keys`] codes (an address, a pair of
 //! addresses).
 //!
-//! [`crate::bucketed_aggregate`] runs the final aggregation once per run of
+//! [`crate::aggregate`] runs the final aggregation once per run of
 //! buckets. DataFusion's `AggregateExec` does it for any aggregate, but a
 //! run costs it a plan, a stream and a hash table that starts small and
 //! grows several times; for top talkers that was 236 ms of its 1.96 s of

@@ -15,9 +15,9 @@ use datafusion::sql::parser::Statement;
 use super::human_bytes;
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
-use crate::dialect;
-use crate::functions::ipaddress::ipaddresses_as_text;
 use crate::report::ScanReport;
+use crate::sql::dialect;
+use crate::sql::functions::ipaddress::ipaddresses_as_text;
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]

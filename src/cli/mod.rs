@@ -6,6 +6,7 @@ pub mod exec;
 pub mod print;
 pub mod progress;
 pub mod repl;
+pub mod saved;
 
 use std::io::IsTerminal;
 
@@ -15,9 +16,8 @@ pub use args::Args;
 pub use exec::{RunError, Shell};
 pub use print::Format;
 
-use crate::saved;
+use crate::location::S3Options;
 use crate::session::{SessionOptions, new_context, scan_report, table_notes};
-use crate::storage::S3Options;
 use crate::table::FlowLogOptions;
 
 /// Exit code for a failed statement or a bad location.

@@ -87,7 +87,7 @@ impl SavedQuery {
     /// The SQL with every parameter replaced by its given value or default.
     ///
     /// ```
-    /// let q = flowsql::saved::find("traffic_from_source").unwrap();
+    /// let q = flowsql::cli::saved::find("traffic_from_source").unwrap();
     /// let sql = q.render(&[("src_addr".to_string(), "10.1.2.3".to_string())]).unwrap();
     /// assert!(sql.contains("srcaddr = '10.1.2.3'"));
     /// assert!(q.render(&[("nope".to_string(), "1".to_string())]).is_err());

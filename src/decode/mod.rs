@@ -13,6 +13,8 @@
 //! with the wrong field count, a value that is not its column's type, bytes
 //! that are not UTF-8, or more than [`MAX_LINE_BYTES`] bytes is malformed.
 
+pub mod record_filter;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -23,8 +25,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
-use crate::record_filter::{Matcher, RecordFilter, Value};
-use crate::schema::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
+use crate::catalogue::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
+use crate::decode::record_filter::{Matcher, RecordFilter, Value};
 
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;

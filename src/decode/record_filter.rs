@@ -21,7 +21,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{Column, HashSet, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
-use crate::schema::FieldKind;
+use crate::catalogue::FieldKind;
 
 /// What a column's value must be for a row to pass one test. A NULL passes
 /// only [`Condition::IsNull`], as in SQL.
@@ -170,7 +170,7 @@ impl fmt::Display for ColumnTest {
 /// ```
 /// use datafusion::arrow::datatypes::{DataType, Field, Schema};
 /// use datafusion::prelude::{col, lit};
-/// use flowsql::record_filter::RecordFilter;
+/// use flowsql::decode::record_filter::RecordFilter;
 ///
 /// let records = Schema::new(vec![
 ///     Field::new("dstport", DataType::Int32, true),

@@ -233,7 +233,7 @@ pub(crate) const NO_CREDENTIALS: &str = "no AWS credentials";
 ///     store: "S3",
 ///     source: "Client error with status 404 Not Found: <Code>NoSuchBucket</Code>".into(),
 /// };
-/// assert_eq!(flowsql::storage::s3::explain(&e), "the bucket does not exist");
+/// assert_eq!(flowsql::location::s3::explain(&e), "the bucket does not exist");
 /// ```
 pub fn explain(error: &object_store::Error) -> String {
     let text = error_chain(error);

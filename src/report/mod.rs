@@ -2,13 +2,15 @@
 //! header fields the table does not show. Front ends print it after each
 //! statement, so nothing is dropped silently.
 
+pub mod rejects;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::decode::Reject;
-use crate::rejects::REJECTS_TABLE;
+use crate::report::rejects::REJECTS_TABLE;
 
 /// How many malformed lines the warning after a statement shows.
 pub const MALFORMED_EXAMPLES: usize = 5;

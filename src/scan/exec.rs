@@ -34,7 +34,7 @@ use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinError;
 
-use crate::record_filter::RecordFilter;
+use crate::decode::record_filter::RecordFilter;
 use crate::table::{FoundObject, ScanListing};
 
 /// Objects listed ahead of the readers at most; bounds the listing's memory.

@@ -32,7 +32,7 @@ pub const MAX_WHOLE_TEXT: usize = 24 << 20;
 ///
 /// ```
 /// use std::io::Write;
-/// use flowsql::inflate::gunzip_single_member;
+/// use flowsql::scan::inflate::gunzip_single_member;
 ///
 /// let text = b"version srcport\n2 443\n";
 /// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

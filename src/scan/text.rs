@@ -1,5 +1,5 @@
 //! How one object becomes record batches: GET, gunzip (a small object
-//! whole, with [`crate::inflate`]; anything else streaming, multi-member),
+//! whole, with [`crate::scan::inflate`]; anything else streaming, multi-member),
 //! header, decode. [`FlowLogSource`] is DataFusion's `FileSource`
 //! for flow-log objects and [`FlowLogOpener`] its `FileOpener`; partition
 //! (path) columns are added by DataFusion's `ProjectionOpener`, as for CSV.
@@ -29,10 +29,10 @@ use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectStore};
 
+use crate::decode::record_filter::RecordFilter;
 use crate::decode::{Reject, RejectSink, TextDecoder};
-use crate::inflate;
-use crate::record_filter::RecordFilter;
 use crate::report::ScanReport;
+use crate::scan::inflate;
 
 /// Bytes read from a local file per step; bounds the text decoded at once.
 const LOCAL_READ_BYTES: usize = 256 * 1024;
@@ -218,14 +218,14 @@ impl FileOpener for FlowLogOpener {
                 .get_opts(&location, GetOptions::default())
                 .await
                 .map_err(|e| {
-                    object_error(&object, "cannot be read", crate::storage::s3::explain(&e))
+                    object_error(&object, "cannot be read", crate::location::s3::explain(&e))
                 })?;
             settings.report.object_opened();
             let read_error = |e: object_store::Error| {
                 object_error(
                     &object,
                     "could not be read",
-                    crate::storage::s3::explain(&e),
+                    crate::location::s3::explain(&e),
                 )
             };
             // A small object is read whole here, in the task that opens it
@@ -409,7 +409,7 @@ impl ObjectReader {
                         return Err(object_error(
                             &self.object,
                             "could not be read",
-                            crate::storage::s3::explain(&e),
+                            crate::location::s3::explain(&e),
                         ));
                     }
                     None => self.finish(),
@@ -510,7 +510,7 @@ impl ObjectReader {
         {
             self.header_checked = true;
             for token in header.tokens() {
-                let name = crate::schema::column_name(token);
+                let name = crate::catalogue::column_name(token);
                 if self.table_columns.index_of(&name).is_err() {
                     self.settings.report.hidden_field(&self.object, token);
                 }

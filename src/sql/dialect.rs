@@ -30,7 +30,7 @@ use crate::table::FlowLogTable;
 /// Parses SQL text into statements, with Athena's literals and naming.
 ///
 /// ```
-/// let statements = flowsql::dialect::parse(
+/// let statements = flowsql::sql::dialect::parse(
 ///     "SELECT CAST(srcport AS varchar), srcport FROM t WHERE CAST(srcaddr AS IPADDRESS) = IPADDRESS '10.0.0.1'",
 /// )
 /// .unwrap();
@@ -146,7 +146,7 @@ pub async fn execute(ctx: &SessionContext, statement: Statement) -> Result<Execu
 /// # async fn main() -> datafusion::common::Result<()> {
 /// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket");
 /// let ctx = flowsql::new_context(&[location], &flowsql::SessionOptions::default()).await?;
-/// let partitions = flowsql::dialect::sql(&ctx, "SHOW PARTITIONS vpc_flow_logs").await?;
+/// let partitions = flowsql::sql::dialect::sql(&ctx, "SHOW PARTITIONS vpc_flow_logs").await?;
 /// assert!(partitions.count().await? > 0);
 /// # Ok(())
 /// # }

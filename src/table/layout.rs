@@ -47,7 +47,7 @@ pub struct KeyFacts {
 /// not text flow-log files (other services, Parquet, stray objects).
 ///
 /// ```
-/// use flowsql::layout::{parse_key, Grammar};
+/// use flowsql::table::layout::{parse_key, Grammar};
 /// let facts = parse_key(
 ///     "123456789012/vpcflowlogs/us-east-1/2018/06/20/\
 ///      123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
@@ -122,7 +122,7 @@ pub fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
 /// into the flow-log id and the file time.
 ///
 /// ```
-/// let (id, time) = flowsql::layout::parse_file_name(
+/// let (id, time) = flowsql::table::layout::parse_file_name(
 ///     "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
 /// )
 /// .unwrap();

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub mod layout;
+pub mod prune;
+
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -29,22 +32,22 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
-use crate::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
-use crate::prune::{
-    Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values,
-};
-use crate::record_filter::RecordFilter;
+use crate::catalogue::{self, Header};
+use crate::decode::record_filter::RecordFilter;
+use crate::location::{self, Location};
 use crate::report::ScanReport;
 use crate::scan::FlowLogScanExec;
-use crate::schema::{self, Header};
-use crate::source::{FlowLogSource, ReadSettings};
-use crate::storage::{self, Location};
+use crate::scan::text::{FlowLogSource, ReadSettings};
+use crate::table::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
+use crate::table::prune::{
+    Level, PathPredicate, PathValues, TimeWindow, is_path_filter, partition_values,
+};
 
 /// How a [`FlowLogTable`] lists and reads.
 #[derive(Debug, Clone)]
 pub struct FlowLogOptions {
     /// Use filters to skip folders, files and lines (see
-    /// [`crate::record_filter`]). Off, every object is listed and read, every
+    /// [`crate::decode::record_filter`]). Off, every object is listed and read, every
     /// line becomes a row, and DataFusion applies every filter itself (the
     /// answer is the same; tests compare the two).
     pub pruning: bool,
@@ -64,7 +67,7 @@ pub struct FlowLogOptions {
     /// Listing requests in flight at once.
     pub listing_concurrency: usize,
     /// How `s3://` locations are reached.
-    pub s3: storage::S3Options,
+    pub s3: location::S3Options,
 }
 
 impl Default for FlowLogOptions {
@@ -76,7 +79,7 @@ impl Default for FlowLogOptions {
             time_slack_seconds: 3600,
             max_enumerated_days: 3660,
             listing_concurrency: 16,
-            s3: storage::S3Options::default(),
+            s3: location::S3Options::default(),
         }
     }
 }
@@ -176,7 +179,7 @@ impl FlowLogTable {
         let mut notes = Vec::new();
         let report = Arc::new(ScanReport::default());
         for location in locations {
-            let location = storage::resolve(runtime, location.as_ref(), &options.s3).await?;
+            let location = location::resolve(runtime, location.as_ref(), &options.s3).await?;
             notes.extend(location.notes.iter().cloned());
             let found = find_awslogs(&location, &report).await?;
             if sample_unknown_fields(&found, &options, &mut extra).await? == 0 {
@@ -187,8 +190,8 @@ impl FlowLogTable {
             }
             roots.extend(found);
         }
-        let table_schema = TableSchema::builder(schema::file_schema(&extra))
-            .with_table_partition_cols(schema::path_fields())
+        let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
+            .with_table_partition_cols(catalogue::path_fields())
             .build();
         Ok(Self {
             roots,
@@ -373,7 +376,7 @@ impl ScanListing {
     pub(crate) fn roots_display(&self) -> Vec<String> {
         self.roots
             .iter()
-            .map(|r| crate::source::object_display(&r.url, &r.awslogs))
+            .map(|r| crate::scan::text::object_display(&r.url, &r.awslogs))
             .collect()
     }
 }
@@ -397,7 +400,7 @@ fn listing_error(
 ) -> DataFusionError {
     DataFusionError::Execution(format!(
         "cannot list `{prefix}` in {store}: {}",
-        storage::s3::explain(&error)
+        location::s3::explain(&error)
     ))
 }
 
@@ -738,9 +741,9 @@ async fn sample_unknown_fields(
         objects_seen += headers.iter().map(|(count, _)| count).sum::<usize>();
         for header in headers.iter().flat_map(|(_, h)| h) {
             for token in header.unknown_tokens() {
-                let name = schema::column_name(token);
-                let clashes = schema::path_fields().iter().any(|f| f.name() == &name);
-                if !clashes && !extra.iter().any(|e| schema::column_name(e) == name) {
+                let name = catalogue::column_name(token);
+                let clashes = catalogue::path_fields().iter().any(|f| f.name() == &name);
+                if !clashes && !extra.iter().any(|e| catalogue::column_name(e) == name) {
                     extra.push(token.to_string());
                 }
             }
@@ -802,10 +805,10 @@ impl FlowLogTable {
             }
         }
         let schema = Arc::new(Schema::new(vec![
-            Field::new(schema::AWS_ACCOUNT_ID, DataType::Utf8, false),
-            Field::new(schema::AWS_REGION, DataType::Utf8, false),
-            Field::new(schema::DATE, DataType::Date32, false),
-            Field::new(schema::HOUR, DataType::Int32, true),
+            Field::new(catalogue::AWS_ACCOUNT_ID, DataType::Utf8, false),
+            Field::new(catalogue::AWS_REGION, DataType::Utf8, false),
+            Field::new(catalogue::DATE, DataType::Date32, false),
+            Field::new(catalogue::HOUR, DataType::Int32, true),
             Field::new("objects", DataType::Int64, false),
             Field::new("compressed_bytes", DataType::Int64, false),
         ]));
@@ -820,7 +823,8 @@ impl FlowLogTable {
                     keys.iter().map(|k| k.1.as_str()),
                 )),
                 Arc::new(Date32Array::from_iter_values(
-                    keys.iter().map(|k| crate::prune::days_since_epoch(k.2)),
+                    keys.iter()
+                        .map(|k| crate::table::prune::days_since_epoch(k.2)),
                 )),
                 Arc::new(Int32Array::from_iter(
                     keys.iter().map(|k| k.3.map(|h| h as i32)),

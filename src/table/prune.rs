@@ -25,7 +25,7 @@ use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::PhysicalExpr;
 
-use crate::schema::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME, FLOW_LOG_ID, HOUR};
+use crate::catalogue::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME, FLOW_LOG_ID, HOUR};
 
 const DAY_SECONDS: i64 = 86_400;
 
@@ -98,7 +98,7 @@ pub struct PathPredicate {
 impl PathPredicate {
     /// Compiles the path-only conjuncts among `filters`.
     pub fn try_new(state: &dyn Session, filters: &[Expr]) -> Result<Self> {
-        let schema = Arc::new(Schema::new(schema::path_fields()));
+        let schema = Arc::new(Schema::new(catalogue::path_fields()));
         let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
         let path_filters: Vec<&Expr> = filters
             .iter()
@@ -125,7 +125,7 @@ impl PathPredicate {
     /// A predicate with no filters: keeps everything.
     pub fn empty() -> Self {
         Self {
-            schema: Arc::new(Schema::new(schema::path_fields())),
+            schema: Arc::new(Schema::new(catalogue::path_fields())),
             by_level: Default::default(),
         }
     }

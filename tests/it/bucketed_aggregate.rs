@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
-use flowsql::bucketed_aggregate::Bucketing;
+use flowsql::aggregate::Bucketing;
 use flowsql::generate::{TreeSpec, generate_tree};
-use flowsql::layout::Grammar;
+use flowsql::table::layout::Grammar;
 use flowsql::{SessionOptions, new_context};
 
 use crate::support::*;

@@ -3,8 +3,8 @@
 
 use chrono::NaiveDate;
 use flowsql::generate::{TreeSpec, generate_tree};
-use flowsql::layout::Grammar;
 use flowsql::scan_report;
+use flowsql::table::layout::Grammar;
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use flowsql::saved;
+use flowsql::cli::saved;
 
 use crate::support::*;
 

@@ -100,7 +100,7 @@ pub fn batches_to_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
         return vec![];
     };
     let (_, batches) =
-        flowsql::functions::ipaddress::ipaddresses_as_text(&first.schema(), batches).unwrap();
+        flowsql::sql::functions::ipaddress::ipaddresses_as_text(&first.schema(), batches).unwrap();
     let batches = &batches[..];
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();

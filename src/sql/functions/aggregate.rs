@@ -10,7 +10,7 @@
 //!
 //! The first four are planned under their Trino names and rewritten into
 //! DataFusion's aggregates before execution ([`rewrite`], called by
-//! [`crate::functions::rewrite`]), so the optimizer sees ordinary
+//! [`crate::sql::functions::rewrite`]), so the optimizer sees ordinary
 //! aggregates. They are aggregates only, not window functions.
 
 use std::sync::Arc;

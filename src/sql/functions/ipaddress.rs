@@ -7,7 +7,7 @@
 //! `::ffff:0:0` sort before every IPv4 address, the rest after.
 //!
 //! Casts to and from the type are rewritten into the functions here by
-//! [`crate::functions::rewrite`], because Arrow's own cast between strings
+//! [`crate::sql::functions::rewrite`], because Arrow's own cast between strings
 //! and fixed-size binary copies bytes instead of parsing addresses.
 //! Before printing, [`ipaddresses_as_text`] turns such columns back into text.
 
@@ -65,7 +65,7 @@ pub fn to_bytes(address: IpAddr) -> [u8; 16] {
 /// RFC 5952 IPv6 otherwise.
 ///
 /// ```
-/// use flowsql::functions::ipaddress::{format_bytes, to_bytes};
+/// use flowsql::sql::functions::ipaddress::{format_bytes, to_bytes};
 /// let v4 = to_bytes("10.0.0.1".parse().unwrap());
 /// assert_eq!(format_bytes(&v4), "10.0.0.1");
 /// let v6 = to_bytes("2001:DB8:0:0:0:0:0:1".parse().unwrap());

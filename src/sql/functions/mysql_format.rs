@@ -84,7 +84,7 @@ impl MySqlFormat {
     ///
     /// ```
     /// use chrono::NaiveDate;
-    /// use flowsql::functions::mysql_format::MySqlFormat;
+    /// use flowsql::sql::functions::mysql_format::MySqlFormat;
     /// let t = NaiveDate::from_ymd_opt(2022, 10, 20).unwrap().and_hms_opt(5, 10, 0).unwrap();
     /// assert_eq!(MySqlFormat::parse("%m-%d-%Y %H").unwrap().format(&t), "10-20-2022 05");
     /// ```

@@ -21,7 +21,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 ///
 /// ```
 /// use datafusion::arrow::datatypes::{DataType, TimeUnit};
-/// use flowsql::functions::types::trino_type_name;
+/// use flowsql::sql::functions::types::trino_type_name;
 /// assert_eq!(trino_type_name(&DataType::Int64), "bigint");
 /// assert_eq!(
 ///     trino_type_name(&DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))),
