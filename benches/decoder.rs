@@ -12,9 +12,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Result;
-use flowsql::catalogue::Header;
-use flowsql::decode::{Reject, RejectSink, TextDecoder};
-use flowsql::generate::{TreeSpec, generate_tree};
+use flowsql::internals::Header;
+use flowsql::internals::generate::{TreeSpec, generate_tree};
+use flowsql::internals::{Reject, RejectSink, TextDecoder};
 
 const RECORDS: u32 = 100_000;
 

@@ -6,7 +6,7 @@
 //! `cargo bench --bench scan`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flowsql::generate::{TreeSpec, generate_tree};
+use flowsql::internals::generate::{TreeSpec, generate_tree};
 use flowsql::{SessionOptions, new_context};
 
 fn scan(c: &mut Criterion) {

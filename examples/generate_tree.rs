@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use flowsql::generate::{TreeSpec, generate_tree};
+use flowsql::internals::generate::{TreeSpec, generate_tree};
 
 #[derive(Parser)]
 struct Args {
@@ -36,7 +36,7 @@ fn main() -> std::io::Result<()> {
         spec.records_per_file = n;
     }
     if args.hive {
-        spec.grammar = flowsql::table::layout::Grammar::Hive;
+        spec.grammar = flowsql::internals::Grammar::Hive;
     }
     spec.hourly = args.hourly;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -98,7 +98,7 @@ fn zlib_rs_streaming(gz: &[u8]) -> usize {
 }
 
 fn libdeflate_whole(gz: &[u8]) -> usize {
-    flowsql::scan::inflate::gunzip_single_member(gz, usize::MAX)
+    flowsql::internals::gunzip_single_member(gz, usize::MAX)
         .expect("one gzip member")
         .len()
 }

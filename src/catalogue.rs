@@ -15,7 +15,7 @@ use datafusion::common::{DataFusionError, Result};
 
 /// How the text of one field is turned into a column value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FieldKind {
+pub(crate) enum FieldKind {
     /// A 32-bit integer (ports, protocol, flags, small codes).
     Int32,
     /// A 64-bit integer (packets, bytes, Unix-second times).
@@ -26,7 +26,7 @@ pub enum FieldKind {
 
 impl FieldKind {
     /// The Arrow type a column of this kind has.
-    pub fn data_type(self) -> DataType {
+    pub(crate) fn data_type(self) -> DataType {
         match self {
             FieldKind::Int32 => DataType::Int32,
             FieldKind::Int64 => DataType::Int64,
@@ -37,112 +37,110 @@ impl FieldKind {
 
 /// One documented flow-log field.
 #[derive(Debug, Clone, Copy)]
-pub struct CatalogueField {
+pub(crate) struct CatalogueField {
     /// The token as it appears in a format string and in file headers (`log-status`).
     pub token: &'static str,
-    /// The format version that introduced the field (6 is Transit Gateway).
-    pub version: u8,
     /// The column's value kind.
     pub kind: FieldKind,
 }
 
 macro_rules! fields {
-    ($(($token:literal, $version:literal, $kind:ident)),* $(,)?) => {
-        &[$(CatalogueField { token: $token, version: $version, kind: FieldKind::$kind }),*]
+    ($(($token:literal, $kind:ident)),* $(,)?) => {
+        &[$(CatalogueField { token: $token, kind: FieldKind::$kind }),*]
     };
 }
 
 /// Every documented field, in the order of AWS's field table (v2 default
 /// order first). This is also the table's column order.
-pub const CATALOGUE: &[CatalogueField] = fields![
-    ("version", 2, Int32),
-    ("account-id", 2, Text),
-    ("interface-id", 2, Text),
-    ("srcaddr", 2, Text),
-    ("dstaddr", 2, Text),
-    ("srcport", 2, Int32),
-    ("dstport", 2, Int32),
-    ("protocol", 2, Int32),
-    ("packets", 2, Int64),
-    ("bytes", 2, Int64),
-    ("start", 2, Int64),
-    ("end", 2, Int64),
-    ("action", 2, Text),
-    ("log-status", 2, Text),
-    ("vpc-id", 3, Text),
-    ("subnet-id", 3, Text),
-    ("instance-id", 3, Text),
-    ("tcp-flags", 3, Int32),
-    ("type", 3, Text),
-    ("pkt-srcaddr", 3, Text),
-    ("pkt-dstaddr", 3, Text),
-    ("region", 4, Text),
-    ("az-id", 4, Text),
-    ("sublocation-type", 4, Text),
-    ("sublocation-id", 4, Text),
-    ("pkt-src-aws-service", 5, Text),
-    ("pkt-dst-aws-service", 5, Text),
-    ("flow-direction", 5, Text),
-    ("traffic-path", 5, Int32),
-    ("ecs-cluster-arn", 7, Text),
-    ("ecs-cluster-name", 7, Text),
-    ("ecs-container-instance-arn", 7, Text),
-    ("ecs-container-instance-id", 7, Text),
-    ("ecs-container-id", 7, Text),
-    ("ecs-second-container-id", 7, Text),
-    ("ecs-service-name", 7, Text),
-    ("ecs-task-definition-arn", 7, Text),
-    ("ecs-task-arn", 7, Text),
-    ("ecs-task-id", 7, Text),
-    ("reject-reason", 8, Text),
-    ("resource-id", 9, Text),
-    ("encryption-status", 10, Int32),
-    ("interface-type", 11, Text),
-    ("next-hop-interface-id", 11, Text),
-    ("next-hop-subnet-id", 11, Text),
-    ("next-hop-az-id", 11, Text),
-    ("next-hop-vpc-id", 11, Text),
-    ("next-hop-interface-type", 11, Text),
-    ("instance-tag", 11, Text),
-    ("interface-tag", 11, Text),
-    ("asg-tag", 11, Text),
+pub(crate) const CATALOGUE: &[CatalogueField] = fields![
+    ("version", Int32),
+    ("account-id", Text),
+    ("interface-id", Text),
+    ("srcaddr", Text),
+    ("dstaddr", Text),
+    ("srcport", Int32),
+    ("dstport", Int32),
+    ("protocol", Int32),
+    ("packets", Int64),
+    ("bytes", Int64),
+    ("start", Int64),
+    ("end", Int64),
+    ("action", Text),
+    ("log-status", Text),
+    ("vpc-id", Text),
+    ("subnet-id", Text),
+    ("instance-id", Text),
+    ("tcp-flags", Int32),
+    ("type", Text),
+    ("pkt-srcaddr", Text),
+    ("pkt-dstaddr", Text),
+    ("region", Text),
+    ("az-id", Text),
+    ("sublocation-type", Text),
+    ("sublocation-id", Text),
+    ("pkt-src-aws-service", Text),
+    ("pkt-dst-aws-service", Text),
+    ("flow-direction", Text),
+    ("traffic-path", Int32),
+    ("ecs-cluster-arn", Text),
+    ("ecs-cluster-name", Text),
+    ("ecs-container-instance-arn", Text),
+    ("ecs-container-instance-id", Text),
+    ("ecs-container-id", Text),
+    ("ecs-second-container-id", Text),
+    ("ecs-service-name", Text),
+    ("ecs-task-definition-arn", Text),
+    ("ecs-task-arn", Text),
+    ("ecs-task-id", Text),
+    ("reject-reason", Text),
+    ("resource-id", Text),
+    ("encryption-status", Int32),
+    ("interface-type", Text),
+    ("next-hop-interface-id", Text),
+    ("next-hop-subnet-id", Text),
+    ("next-hop-az-id", Text),
+    ("next-hop-vpc-id", Text),
+    ("next-hop-interface-type", Text),
+    ("instance-tag", Text),
+    ("interface-tag", Text),
+    ("asg-tag", Text),
     // Transit Gateway flow logs (version 6) share the delivery layout.
-    ("resource-type", 6, Text),
-    ("tgw-id", 6, Text),
-    ("tgw-attachment-id", 6, Text),
-    ("tgw-src-vpc-account-id", 6, Text),
-    ("tgw-dst-vpc-account-id", 6, Text),
-    ("tgw-src-vpc-id", 6, Text),
-    ("tgw-dst-vpc-id", 6, Text),
-    ("tgw-src-subnet-id", 6, Text),
-    ("tgw-dst-subnet-id", 6, Text),
-    ("tgw-src-eni", 6, Text),
-    ("tgw-dst-eni", 6, Text),
-    ("tgw-src-az-id", 6, Text),
-    ("tgw-dst-az-id", 6, Text),
-    ("tgw-pair-attachment-id", 6, Text),
-    ("packets-lost-no-route", 6, Int64),
-    ("packets-lost-blackhole", 6, Int64),
-    ("packets-lost-mtu-exceeded", 6, Int64),
-    ("packets-lost-ttl-expired", 6, Int64),
+    ("resource-type", Text),
+    ("tgw-id", Text),
+    ("tgw-attachment-id", Text),
+    ("tgw-src-vpc-account-id", Text),
+    ("tgw-dst-vpc-account-id", Text),
+    ("tgw-src-vpc-id", Text),
+    ("tgw-dst-vpc-id", Text),
+    ("tgw-src-subnet-id", Text),
+    ("tgw-dst-subnet-id", Text),
+    ("tgw-src-eni", Text),
+    ("tgw-dst-eni", Text),
+    ("tgw-src-az-id", Text),
+    ("tgw-dst-az-id", Text),
+    ("tgw-pair-attachment-id", Text),
+    ("packets-lost-no-route", Int64),
+    ("packets-lost-blackhole", Int64),
+    ("packets-lost-mtu-exceeded", Int64),
+    ("packets-lost-ttl-expired", Int64),
 ];
 
 /// Path column: the account that owns the flow log (from the key).
-pub const AWS_ACCOUNT_ID: &str = "aws_account_id";
+pub(crate) const AWS_ACCOUNT_ID: &str = "aws_account_id";
 /// Path column: the region folder of the key.
-pub const AWS_REGION: &str = "aws_region";
+pub(crate) const AWS_REGION: &str = "aws_region";
 /// Path column: the UTC day folder of the key.
-pub const DATE: &str = "date";
+pub(crate) const DATE: &str = "date";
 /// Path column: the UTC hour folder of the key (NULL for daily layouts).
-pub const HOUR: &str = "hour";
+pub(crate) const HOUR: &str = "hour";
 /// Path column: the flow-log id from the file name.
-pub const FLOW_LOG_ID: &str = "flow_log_id";
+pub(crate) const FLOW_LOG_ID: &str = "flow_log_id";
 /// Path column: the 5-minute time from the file name.
-pub const FILE_TIME: &str = "file_time";
+pub(crate) const FILE_TIME: &str = "file_time";
 
 /// The path columns, in table order, with their types. Each is constant per
 /// file, so they are DataFusion partition columns.
-pub fn path_fields() -> Vec<FieldRef> {
+pub(crate) fn path_fields() -> Vec<FieldRef> {
     vec![
         Arc::new(Field::new(AWS_ACCOUNT_ID, DataType::Utf8, false)),
         Arc::new(Field::new(AWS_REGION, DataType::Utf8, false)),
@@ -158,18 +156,18 @@ pub fn path_fields() -> Vec<FieldRef> {
 }
 
 /// The column name for a header token: `-` becomes `_`.
-pub fn column_name(token: &str) -> String {
+pub(crate) fn column_name(token: &str) -> String {
     token.replace('-', "_")
 }
 
 /// Looks a header token up in the catalogue.
-pub fn catalogue_field(token: &str) -> Option<&'static CatalogueField> {
+pub(crate) fn catalogue_field(token: &str) -> Option<&'static CatalogueField> {
     CATALOGUE.iter().find(|f| f.token == token)
 }
 
 /// The record columns of a table: the whole catalogue, then any extra
 /// (non-catalogue) header fields as string columns, in the order given.
-pub fn file_schema(extra_tokens: &[String]) -> SchemaRef {
+pub(crate) fn file_schema(extra_tokens: &[String]) -> SchemaRef {
     let mut fields: Vec<Field> = CATALOGUE
         .iter()
         .map(|f| Field::new(column_name(f.token), f.kind.data_type(), true))
@@ -200,13 +198,6 @@ pub struct Header {
 impl Header {
     /// Parses a header line. Runs of spaces, trailing spaces and a trailing
     /// `\r` separate nothing extra.
-    ///
-    /// ```
-    /// use flowsql::catalogue::Header;
-    /// let header = Header::parse(b"version account-id log-status\r").unwrap();
-    /// assert_eq!(header.tokens(), ["version", "account-id", "log-status"]);
-    /// assert!(Header::parse(b"2 123456789010 eni-1 OK").is_err());
-    /// ```
     pub fn parse(line: &[u8]) -> Result<Self> {
         let text = std::str::from_utf8(line).map_err(|_| {
             DataFusionError::Execution("the header line is not UTF-8 text".to_string())
@@ -247,15 +238,6 @@ impl Header {
 
     /// The header's columns in file order with the table's types, text
     /// fields as `text` (for decoding one object on its own).
-    ///
-    /// ```
-    /// use datafusion::arrow::datatypes::DataType;
-    /// use flowsql::catalogue::Header;
-    /// let header = Header::parse(b"version srcaddr bytes").unwrap();
-    /// let schema = header.arrow_schema(DataType::Utf8);
-    /// assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
-    /// assert_eq!(schema.field(2).data_type(), &DataType::Int64);
-    /// ```
     pub fn arrow_schema(&self, text: DataType) -> SchemaRef {
         Arc::new(Schema::new(
             self.tokens
@@ -337,5 +319,23 @@ mod tests {
             header.unknown_tokens().collect::<Vec<_>>(),
             ["custom-thing"]
         );
+    }
+
+    #[test]
+    fn header_parse_example() {
+        use crate::catalogue::Header;
+        let header = Header::parse(b"version account-id log-status\r").unwrap();
+        assert_eq!(header.tokens(), ["version", "account-id", "log-status"]);
+        assert!(Header::parse(b"2 123456789010 eni-1 OK").is_err());
+    }
+
+    #[test]
+    fn header_arrow_schema_example() {
+        use crate::catalogue::Header;
+        use datafusion::arrow::datatypes::DataType;
+        let header = Header::parse(b"version srcaddr bytes").unwrap();
+        let schema = header.arrow_schema(DataType::Utf8);
+        assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+        assert_eq!(schema.field(2).data_type(), &DataType::Int64);
     }
 }

@@ -33,21 +33,46 @@
 //! [`aggregate`] finishes one hash bucket at a time, so that millions of
 //! groups cost bounded memory.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod aggregate;
-pub mod catalogue;
-pub mod cli;
-pub mod decode;
+mod aggregate;
+mod catalogue;
+mod cli;
+mod decode;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
 pub mod generate;
-pub mod location;
-pub mod report;
-pub mod scan;
-pub mod session;
-pub mod sql;
-pub mod table;
+mod location;
+mod report;
+mod scan;
+mod session;
+mod sql;
+mod table;
 
+pub use aggregate::Bucketing;
 pub use location::S3Options;
-pub use report::{ScanReport, ScanSummary};
+pub use report::{MalformedLine, REJECTS_TABLE, ScanReport, ScanSummary, SkippedObject};
+pub use scan::list_scans;
 pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report, table_notes};
+pub use sql::dialect::{Executed, execute_statement, parse_statements, sql};
+pub use sql::functions::ipaddress::ipaddresses_as_text;
 pub use table::{FlowLogOptions, FlowLogTable};
+
+#[doc(hidden)]
+pub use cli::{Args, EXIT_FAILURE, run};
+
+/// The pieces behind the table, for flowsql's own tests, benchmarks and
+/// fuzz targets (the `internals` feature): the decoder, the header parser,
+/// gunzip, the key grammar and the generator of test trees. Not a stable
+/// API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::catalogue::Header;
+    pub use crate::cli::saved;
+    pub use crate::decode::record_filter::RecordFilter;
+    pub use crate::decode::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
+    pub use crate::generate;
+    pub use crate::scan::inflate::gunzip_single_member;
+    pub use crate::table::layout::Grammar;
+}

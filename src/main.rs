@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = flowsql::cli::Args::parse();
+    let args = flowsql::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -11,8 +11,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(flowsql::cli::EXIT_FAILURE);
+            return ExitCode::from(flowsql::EXIT_FAILURE);
         }
     };
-    ExitCode::from(runtime.block_on(flowsql::cli::run(args)))
+    ExitCode::from(runtime.block_on(flowsql::run(args)))
 }

@@ -11,8 +11,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::aggregate::{BucketFinalAggregation, Bucketing};
 use crate::sql::functions::ipaddress::IpAddressTypePlanner;
 
+use crate::report::REJECTS_TABLE;
 use crate::report::ScanReport;
-use crate::report::rejects::{REJECTS_TABLE, RejectsTable};
+use crate::report::rejects::RejectsTable;
 use crate::table::{FlowLogOptions, FlowLogTable};
 
 /// The default table name, as in AWS's Athena documentation.

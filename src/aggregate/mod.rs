@@ -43,7 +43,7 @@
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in
 //! place.
 
-pub mod packed_keys;
+pub(crate) mod packed_keys;
 mod packed_merge;
 
 use std::fmt;
@@ -97,7 +97,7 @@ use crate::aggregate::packed_merge::PackedMerge;
 /// 256, but at 4x 128 took its peak RSS from 155 MB to 175 MB and
 /// address pairs' to 205 MB (256: 160-167 and 176-180 MB): a bucket's
 /// rows and table grow with the data.
-pub const BUCKETS: usize = 1 << BUCKET_BITS;
+pub(crate) const BUCKETS: usize = 1 << BUCKET_BITS;
 const BUCKET_BITS: u32 = 8;
 /// Where the bucket bits start in the routing hash: right under the seven
 /// bits hashbrown tags entries with.
@@ -138,26 +138,14 @@ impl Default for Bucketing {
 
 /// The physical optimizer rule that finishes eligible grouped aggregations
 /// with a [`BucketedAggregateExec`].
-///
-/// ```
-/// use std::sync::Arc;
-/// use datafusion::execution::session_state::SessionStateBuilder;
-/// use flowsql::aggregate::{BucketFinalAggregation, Bucketing};
-///
-/// let state = SessionStateBuilder::new()
-///     .with_default_features()
-///     .with_physical_optimizer_rule(Arc::new(BucketFinalAggregation::new(Bucketing::default())))
-///     .build();
-/// assert!(state.physical_optimizers().iter().any(|rule| rule.name() == "bucket_final_aggregation"));
-/// ```
 #[derive(Debug, Clone)]
-pub struct BucketFinalAggregation {
+pub(crate) struct BucketFinalAggregation {
     bucketing: Bucketing,
 }
 
 impl BucketFinalAggregation {
     /// A rule that splits with `bucketing`.
-    pub fn new(bucketing: Bucketing) -> Self {
+    pub(crate) fn new(bucketing: Bucketing) -> Self {
         Self { bucketing }
     }
 }
@@ -203,7 +191,7 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
 /// feeds it, run as one (see the [module docs](self)). Same output and
 /// answer, and the same partitioning wherever a join or union above pairs
 /// partitions.
-pub struct BucketedAggregateExec {
+pub(crate) struct BucketedAggregateExec {
     /// The aggregate it replaces, over the repartition; run unchanged over
     /// each bucket.
     aggregate: Arc<dyn ExecutionPlan>,
@@ -255,7 +243,7 @@ impl BucketedAggregateExec {
     /// final aggregation with groups, over a hash repartition that does not
     /// keep an order, not streaming over sorted input and with no group
     /// limit of its own.
-    pub fn try_new(plan: &Arc<dyn ExecutionPlan>, bucketing: Bucketing) -> Option<Self> {
+    pub(crate) fn try_new(plan: &Arc<dyn ExecutionPlan>, bucketing: Bucketing) -> Option<Self> {
         let aggregate = plan.downcast_ref::<AggregateExec>()?;
         let eligible = *aggregate.mode() == AggregateMode::FinalPartitioned
             && *aggregate.input_order_mode() == InputOrderMode::Linear
@@ -1271,5 +1259,25 @@ mod tests {
         let compacted = compact(piece.clone());
         assert!(get_record_batch_memory_size(&compacted) < get_record_batch_memory_size(&piece));
         assert_eq!(compacted, piece);
+    }
+
+    #[test]
+    fn rule_installs_in_a_session_state() {
+        use crate::aggregate::{BucketFinalAggregation, Bucketing};
+        use datafusion::execution::session_state::SessionStateBuilder;
+        use std::sync::Arc;
+
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(BucketFinalAggregation::new(
+                Bucketing::default(),
+            )))
+            .build();
+        assert!(
+            state
+                .physical_optimizers()
+                .iter()
+                .any(|rule| rule.name() == "bucket_final_aggregation")
+        );
     }
 }

@@ -11,16 +11,6 @@
 //! '0' to '9' are 3 to 12; unused places are 0. The code of a text is
 //! therefore unique to it (its length is where the zeros begin), and only
 //! text of at most 15 such characters has one.
-//!
-//! ```
-//! use flowsql::packed_keys::{pack, unpack};
-//!
-//! let code = pack(b"192.168.0.1").unwrap();
-//! assert_eq!(unpack(code), "192.168.0.1");
-//! assert_ne!(pack(b"10.0.0.1"), pack(b"10.0.0.01"));
-//! assert_eq!(pack(b"2001:db8::1"), None);
-//! assert_eq!(pack(b"1234567890123456"), None);
-//! ```
 
 use std::sync::Arc;
 
@@ -32,11 +22,11 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
 
 /// Characters a code holds at most.
-pub const MAX_LEN: usize = 15;
+pub(crate) const MAX_LEN: usize = 15;
 
 /// The code of `text`, if it is at most [`MAX_LEN`] digits and dots.
 #[inline]
-pub fn pack(text: &[u8]) -> Option<u64> {
+pub(crate) fn pack(text: &[u8]) -> Option<u64> {
     if text.len() > MAX_LEN {
         return None;
     }
@@ -106,13 +96,14 @@ fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
 }
 
 /// The text whose code is `code`.
-pub fn unpack(code: u64) -> String {
+#[cfg(test)]
+pub(crate) fn unpack(code: u64) -> String {
     let (bytes, len) = unpack_bytes(code);
     String::from_utf8(bytes[..len].to_vec()).expect("digits and dots")
 }
 
 /// Whether a column of this type can be packed.
-pub fn packs(data_type: &DataType) -> bool {
+pub(crate) fn packs(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Utf8 | DataType::Utf8View)
 }
 
@@ -122,7 +113,7 @@ const NO_CODE: u64 = u64::MAX;
 /// A text column's codes, and which rows have one. A null stays null (and
 /// counts as packed: null has no text to lose); a row whose text has no
 /// code has no meaningful code and false in the mask.
-pub fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
+pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
     pack_column_with(column, true)
 }
 
@@ -307,7 +298,7 @@ fn finish_codes(column: &dyn Array, codes: Vec<u64>) -> Result<(UInt64Array, Boo
 
 /// The text column of `data_type` (`Utf8` or `Utf8View`) whose codes are
 /// `codes`.
-pub fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result<ArrayRef> {
+pub(crate) fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result<ArrayRef> {
     let nulls = codes.nulls().cloned();
     match data_type {
         DataType::Utf8View => {
@@ -531,5 +522,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn codes_are_unique_and_bounded() {
+        use crate::aggregate::packed_keys::{pack, unpack};
+
+        let code = pack(b"192.168.0.1").unwrap();
+        assert_eq!(unpack(code), "192.168.0.1");
+        assert_ne!(pack(b"10.0.0.1"), pack(b"10.0.0.01"));
+        assert_eq!(pack(b"2001:db8::1"), None);
+        assert_eq!(pack(b"1234567890123456"), None);
     }
 }

@@ -105,7 +105,7 @@ pub struct Args {
 }
 
 /// `512M`, `2G`, `1.5G`, `4096` (bytes); K, M, G, T are powers of 1024.
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(at) => text.split_at(at),

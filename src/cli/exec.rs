@@ -21,7 +21,7 @@ use crate::sql::functions::ipaddress::ipaddresses_as_text;
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// The statement failed.
     Failed(DataFusionError),
     /// The user pressed Ctrl-C.
@@ -35,7 +35,7 @@ impl From<DataFusionError> for RunError {
 }
 
 /// The session and the user's display settings.
-pub struct Shell {
+pub(crate) struct Shell {
     /// The session with the flow-log table.
     pub ctx: SessionContext,
     /// The flow-log table's scan report.
@@ -58,12 +58,12 @@ pub struct Shell {
 impl Shell {
     /// Runs every statement in `sql`, stopping at the first that fails.
     /// With `cancellable`, Ctrl-C cancels the running statement.
-    pub async fn run_sql(
+    pub(crate) async fn run_sql(
         &mut self,
         sql: &str,
         cancellable: bool,
     ) -> std::result::Result<(), RunError> {
-        for statement in dialect::parse(sql)? {
+        for statement in dialect::parse_statements(sql)? {
             self.run_statement(statement, cancellable).await?;
         }
         Ok(())
@@ -116,7 +116,7 @@ impl Shell {
     /// Plans `statement`, runs its scans' listings alone (reading no
     /// object) and prints what executing it would read.
     async fn dry_run(&self, statement: Statement) -> Result<()> {
-        let executed = dialect::execute(&self.ctx, statement).await?;
+        let executed = dialect::execute_statement(&self.ctx, statement).await?;
         if let Some(note) = executed.note {
             eprintln!("note: {note}");
         }
@@ -166,7 +166,7 @@ async fn execute(
     ctx: &SessionContext,
     statement: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let executed = dialect::execute(ctx, statement).await?;
+    let executed = dialect::execute_statement(ctx, statement).await?;
     if let Some(note) = executed.note {
         eprintln!("note: {note}");
     }
@@ -177,7 +177,7 @@ async fn execute(
 }
 
 /// The terminal's width: `COLUMNS` if set, else the size of stdout's terminal.
-pub fn terminal_width() -> Option<usize> {
+pub(crate) fn terminal_width() -> Option<usize> {
     if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
         return Some(columns);
     }
@@ -185,7 +185,7 @@ pub fn terminal_width() -> Option<usize> {
 }
 
 /// Tells the user on stderr how a statement ended badly.
-pub fn report_error(error: &RunError) {
+pub(crate) fn report_error(error: &RunError) {
     match error {
         RunError::Failed(e) => eprintln!("error: {}", super::user_message(e)),
         RunError::Cancelled => eprintln!("cancelled"),

@@ -1,11 +1,11 @@
 //! The `flowsql` command: raw flags, then a session, then statements, in
 //! one-shot mode (`-c`, `-f`, `--saved`) or in the interactive shell.
 
-pub mod args;
-pub mod exec;
-pub mod print;
-pub mod progress;
-pub mod repl;
+pub(crate) mod args;
+pub(crate) mod exec;
+pub(crate) mod print;
+pub(crate) mod progress;
+pub(crate) mod repl;
 pub mod saved;
 
 use std::io::IsTerminal;
@@ -13,8 +13,8 @@ use std::io::IsTerminal;
 use datafusion::common::DataFusionError;
 
 pub use args::Args;
-pub use exec::{RunError, Shell};
-pub use print::Format;
+pub(crate) use exec::{RunError, Shell};
+pub(crate) use print::Format;
 
 use crate::location::S3Options;
 use crate::session::{SessionOptions, new_context, scan_report, table_notes};
@@ -23,13 +23,13 @@ use crate::table::FlowLogOptions;
 /// Exit code for a failed statement or a bad location.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for a command line that cannot run.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
-pub const DEFAULT_TERMINAL_ROWS: usize = 40;
+pub(crate) const DEFAULT_TERMINAL_ROWS: usize = 40;
 
 /// The message a user sees for an error: the innermost error's own words,
 /// without DataFusion's category prefix where we wrote the message.
-pub fn user_message(error: &DataFusionError) -> String {
+pub(crate) fn user_message(error: &DataFusionError) -> String {
     let message = match error.find_root() {
         DataFusionError::Execution(m)
         | DataFusionError::Configuration(m)
@@ -46,7 +46,7 @@ pub fn user_message(error: &DataFusionError) -> String {
 }
 
 /// `1536` → `1.5 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -57,7 +57,7 @@ impl Format {
 
 /// How a table is laid out.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TableLayout {
+pub(crate) struct TableLayout {
     /// Rows shown at most; the rest are counted in a footer.
     pub max_rows: Option<usize>,
     /// Characters per line at most (the terminal width).
@@ -65,7 +65,7 @@ pub struct TableLayout {
 }
 
 /// Writes a complete result in `format` to `out`.
-pub fn write_result(
+pub(crate) fn write_result(
     out: &mut dyn Write,
     format: Format,
     schema: &SchemaRef,
@@ -86,7 +86,7 @@ pub fn write_result(
 
 /// Writes a complete result to `path`, atomically: the file appears only
 /// when every row is written.
-pub fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     format: Format,
     schema: &SchemaRef,
@@ -165,7 +165,7 @@ fn is_numeric(data_type: &DataType) -> bool {
 /// `NULL`; columns shrink (values cut with `…`) and, if still too wide,
 /// trailing columns are left out to fit `max_width`; rows past `max_rows`
 /// are left out. A footer says what was not shown.
-pub fn write_table(
+pub(crate) fn write_table(
     out: &mut dyn Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -347,7 +347,7 @@ fn write_json(out: &mut dyn Write, batches: &[RecordBatch], array: bool) -> Resu
 }
 
 /// The number of rows in `batches`.
-pub fn row_count(batches: &[RecordBatch]) -> usize {
+pub(crate) fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
 

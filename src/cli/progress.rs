@@ -15,14 +15,14 @@ const FIRST_DRAW_AFTER: Duration = Duration::from_millis(500);
 const REDRAW_EVERY: Duration = Duration::from_millis(200);
 
 /// A running progress line.
-pub struct Progress {
+pub(crate) struct Progress {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl Progress {
     /// Starts drawing from `report` once the statement has run for half a second.
-    pub fn start(report: Arc<ScanReport>, started: Instant) -> Self {
+    pub(crate) fn start(report: Arc<ScanReport>, started: Instant) -> Self {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut drawn = false;
@@ -52,14 +52,14 @@ impl Progress {
     }
 
     /// Stops drawing and erases the line.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
 }
 
 /// `37/672 objects, 15.2 MiB of 277.5 MiB, 550000 rows, 1.2s, about 20s left`
-pub fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
+pub(crate) fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
     let mut line = format!(
         "{}/{} objects, {} of {}, {} rows, {:.1}s",
         summary.objects_finished,

@@ -19,7 +19,7 @@ use super::print::Format;
 use crate::cli::saved;
 
 /// The backslash commands and what they do.
-pub const COMMANDS: &[(&str, &str)] = &[
+pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("\\d", "list tables"),
     ("\\d TABLE", "list a table's columns and types"),
     ("\\saved", "list the saved queries"),
@@ -41,14 +41,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
 ];
 
 /// Where history is kept: `~/.flowsql_history`.
-pub fn history_path() -> Option<PathBuf> {
+pub(crate) fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|home| PathBuf::from(home).join(".flowsql_history"))
 }
 
 /// Completion candidates, gathered once when the shell starts.
-pub struct ShellHelper {
+pub(crate) struct ShellHelper {
     keywords: Vec<String>,
     names: Vec<String>,
     tables: Vec<String>,
@@ -57,7 +57,7 @@ pub struct ShellHelper {
 
 impl ShellHelper {
     /// Collects tables, their columns and the registered functions.
-    pub async fn new(shell: &Shell) -> Self {
+    pub(crate) async fn new(shell: &Shell) -> Self {
         let state = shell.ctx.state();
         let mut names: BTreeSet<String> = BTreeSet::new();
         names.extend(state.scalar_functions().keys().cloned());
@@ -183,7 +183,7 @@ impl Validator for ShellHelper {
         if !input.ends_with(';') {
             return Ok(ValidationResult::Incomplete);
         }
-        Ok(match crate::sql::dialect::parse(input) {
+        Ok(match crate::sql::dialect::parse_statements(input) {
             Ok(_) => ValidationResult::Valid(None),
             Err(e) => ValidationResult::Invalid(Some(format!(
                 "\n  syntax error: {}",
@@ -196,7 +196,7 @@ impl Validator for ShellHelper {
 impl Helper for ShellHelper {}
 
 /// Runs the shell until `\q` or Ctrl-D. Returns the exit code (0).
-pub async fn run(shell: &mut Shell, table_name: &str) -> u8 {
+pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)

@@ -85,13 +85,6 @@ impl SavedQuery {
     }
 
     /// The SQL with every parameter replaced by its given value or default.
-    ///
-    /// ```
-    /// let q = flowsql::cli::saved::find("traffic_from_source").unwrap();
-    /// let sql = q.render(&[("src_addr".to_string(), "10.1.2.3".to_string())]).unwrap();
-    /// assert!(sql.contains("srcaddr = '10.1.2.3'"));
-    /// assert!(q.render(&[("nope".to_string(), "1".to_string())]).is_err());
-    /// ```
     pub fn render(&self, values: &[(String, String)]) -> Result<String> {
         for (name, _) in values {
             if !self.parameters.iter().any(|p| &p.name == name) {
@@ -171,5 +164,15 @@ mod tests {
             .render(&[("dst_addr".into(), "x' OR '1'='1".into())])
             .unwrap();
         assert!(sql.contains("dstaddr = 'x'' OR ''1''=''1'"), "{sql}");
+    }
+
+    #[test]
+    fn render_example() {
+        let q = crate::cli::saved::find("traffic_from_source").unwrap();
+        let sql = q
+            .render(&[("src_addr".to_string(), "10.1.2.3".to_string())])
+            .unwrap();
+        assert!(sql.contains("srcaddr = '10.1.2.3'"));
+        assert!(q.render(&[("nope".to_string(), "1".to_string())]).is_err());
     }
 }

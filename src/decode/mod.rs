@@ -13,7 +13,7 @@
 //! with the wrong field count, a value that is not its column's type, bytes
 //! that are not UTF-8, or more than [`MAX_LINE_BYTES`] bytes is malformed.
 
-pub mod record_filter;
+pub(crate) mod record_filter;
 
 use std::collections::VecDeque;
 use std::fmt;

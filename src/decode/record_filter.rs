@@ -166,28 +166,6 @@ impl fmt::Display for ColumnTest {
 }
 
 /// The tests a row must all pass (an `AND` of [`ColumnTest`]s).
-///
-/// ```
-/// use datafusion::arrow::datatypes::{DataType, Field, Schema};
-/// use datafusion::prelude::{col, lit};
-/// use flowsql::decode::record_filter::RecordFilter;
-///
-/// let records = Schema::new(vec![
-///     Field::new("dstport", DataType::Int32, true),
-///     Field::new("action", DataType::Utf8View, true),
-/// ]);
-/// let filters = [
-///     col("dstport").in_list(vec![lit(22), lit(3389)], false),
-///     col("action").eq(lit("REJECT")),
-///     col("dstport").gt(lit(1024)),
-///     col("action").like(lit("%ECT")), // not a test the decoder runs
-/// ];
-/// let filter = RecordFilter::from_filters(&filters, &records);
-/// assert_eq!(
-///     filter.to_string(),
-///     "dstport IN (22, 3389) AND action IN ('REJECT') AND dstport >= 1025"
-/// );
-/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordFilter {
     tests: Vec<ColumnTest>,
@@ -550,6 +528,29 @@ mod tests {
         assert_eq!(
             passing(&test(Condition::TextIn(vec![b"1".to_vec()])), &texts),
             [false, false, false, true]
+        );
+    }
+
+    #[test]
+    fn record_filter_from_filters_example() {
+        use crate::decode::record_filter::RecordFilter;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::prelude::{col, lit};
+
+        let records = Schema::new(vec![
+            Field::new("dstport", DataType::Int32, true),
+            Field::new("action", DataType::Utf8View, true),
+        ]);
+        let filters = [
+            col("dstport").in_list(vec![lit(22), lit(3389)], false),
+            col("action").eq(lit("REJECT")),
+            col("dstport").gt(lit(1024)),
+            col("action").like(lit("%ECT")), // not a test the decoder runs
+        ];
+        let filter = RecordFilter::from_filters(&filters, &records);
+        assert_eq!(
+            filter.to_string(),
+            "dstport IN (22, 3389) AND action IN ('REJECT') AND dstport >= 1025"
         );
     }
 }

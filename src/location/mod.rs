@@ -1,7 +1,7 @@
 //! Where a LOCATION's bytes live: the object store for its URL and the
 //! prefix inside it.
 
-pub mod s3;
+pub(crate) mod s3;
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub use s3::S3Options;
 
 /// A resolved LOCATION.
 #[derive(Debug, Clone)]
-pub struct Location {
+pub(crate) struct Location {
     /// The LOCATION as the user wrote it.
     pub original: String,
     /// The store's URL (`s3://bucket`, `file://`).
@@ -34,7 +34,11 @@ pub struct Location {
 /// already has a store registered in `runtime` (a test's in-memory store, a
 /// caller's configured client) uses it; otherwise a client is set up as the
 /// AWS CLI would ([`s3::bucket_store`]) and registered.
-pub async fn resolve(runtime: &RuntimeEnv, location: &str, s3: &S3Options) -> Result<Location> {
+pub(crate) async fn resolve(
+    runtime: &RuntimeEnv,
+    location: &str,
+    s3: &S3Options,
+) -> Result<Location> {
     if let Some(rest) = location.strip_prefix("s3://") {
         let url = Url::parse(location).map_err(|e| {
             DataFusionError::Configuration(format!("`{location}` is not a valid s3:// URL: {e}"))

@@ -37,7 +37,7 @@ pub struct S3Options {
 /// connections and bodies cut short (resumed with a range request): by
 /// default up to 10 attempts over at most three minutes, with exponential
 /// backoff from 100 ms to 15 s; then the last error is reported.
-pub fn retry_config(options: &S3Options) -> RetryConfig {
+pub(crate) fn retry_config(options: &S3Options) -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -51,7 +51,7 @@ pub fn retry_config(options: &S3Options) -> RetryConfig {
 
 /// Builds the client for one bucket. Notes for the user (a corrected
 /// region) go to `notes`.
-pub async fn bucket_store(
+pub(crate) async fn bucket_store(
     bucket: &str,
     options: &S3Options,
     notes: &mut Vec<String>,
@@ -227,15 +227,7 @@ pub(crate) const NO_CREDENTIALS: &str = "no AWS credentials";
 
 /// One sentence for a store error: S3's error codes in words, the error
 /// itself otherwise (retries already spent).
-///
-/// ```
-/// let e = object_store::Error::Generic {
-///     store: "S3",
-///     source: "Client error with status 404 Not Found: <Code>NoSuchBucket</Code>".into(),
-/// };
-/// assert_eq!(flowsql::location::s3::explain(&e), "the bucket does not exist");
-/// ```
-pub fn explain(error: &object_store::Error) -> String {
+pub(crate) fn explain(error: &object_store::Error) -> String {
     let text = error_chain(error);
     if let Some(at) = text.find(NO_CREDENTIALS) {
         return text[at..].to_string();
@@ -322,5 +314,17 @@ mod tests {
             "gave up after 3 retries: connection closed"
         );
         assert_eq!(gave_up("no retries mentioned"), None);
+    }
+
+    #[test]
+    fn explains_a_missing_bucket() {
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Client error with status 404 Not Found: <Code>NoSuchBucket</Code>".into(),
+        };
+        assert_eq!(
+            crate::location::s3::explain(&e),
+            "the bucket does not exist"
+        );
     }
 }

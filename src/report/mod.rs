@@ -2,7 +2,7 @@
 //! header fields the table does not show. Front ends print it after each
 //! statement, so nothing is dropped silently.
 
-pub mod rejects;
+pub(crate) mod rejects;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -10,18 +10,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::decode::Reject;
-use crate::report::rejects::REJECTS_TABLE;
+
+/// The name the rejects table is registered under.
+pub const REJECTS_TABLE: &str = "flowsql_rejects";
 
 /// How many malformed lines the warning after a statement shows.
-pub const MALFORMED_EXAMPLES: usize = 5;
+pub(crate) const MALFORMED_EXAMPLES: usize = 5;
 
 /// How many malformed lines are kept, with their text, for the
 /// `flowsql_rejects` table; past it they are only counted.
-pub const REJECTS_KEPT: usize = 10_000;
+pub(crate) const REJECTS_KEPT: usize = 10_000;
 
 /// How much of a malformed line's text is kept (the rest is cut at a
 /// character boundary), so kept lines stay small even at [`REJECTS_KEPT`].
-pub const REJECT_TEXT_BYTES: usize = 4096;
+pub(crate) const REJECT_TEXT_BYTES: usize = 4096;
 
 /// One malformed line that was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,7 @@ pub struct ScanReport {
 }
 
 /// How many listed prefixes are kept for `--dry-run`.
-pub const LISTED_PREFIXES_KEPT: usize = 50;
+pub(crate) const LISTED_PREFIXES_KEPT: usize = 50;
 
 #[derive(Debug, Default, Clone)]
 struct Details {

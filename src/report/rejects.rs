@@ -16,10 +16,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::report::{MalformedLine, ScanReport};
-
-/// The name the rejects table is registered under.
-pub const REJECTS_TABLE: &str = "flowsql_rejects";
+use super::{MalformedLine, ScanReport};
 
 /// The rejects table over one flow-log table's [`ScanReport`];
 /// [`crate::new_context`] registers it as `flowsql_rejects`.
@@ -46,14 +43,14 @@ pub const REJECTS_TABLE: &str = "flowsql_rejects";
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct RejectsTable {
+pub(crate) struct RejectsTable {
     report: Arc<ScanReport>,
     schema: SchemaRef,
 }
 
 impl RejectsTable {
     /// A table showing the lines `report` kept.
-    pub fn new(report: Arc<ScanReport>) -> Self {
+    pub(crate) fn new(report: Arc<ScanReport>) -> Self {
         let schema = Arc::new(Schema::new(vec![
             Field::new("object", DataType::Utf8, false),
             Field::new("line", DataType::Int64, false),

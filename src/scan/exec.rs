@@ -75,13 +75,13 @@ const READ_AHEAD_BYTES: u64 = 16 << 20;
 /// // Nothing is listed until the plan runs; list_scans lists without reading.
 /// let report = flowsql::scan_report(&ctx, "vpc_flow_logs").await?;
 /// report.reset();
-/// flowsql::scan::list_scans(&plan).await?;
+/// flowsql::list_scans(&plan).await?;
 /// assert!(report.summary().objects_planned > 0);
 /// assert_eq!(report.summary().objects_opened, 0);
 /// # Ok(())
 /// # }
 /// ```
-pub struct FlowLogScanExec {
+pub(crate) struct FlowLogScanExec {
     listing: Arc<ScanListing>,
     /// One per root: its store URL, projection and file source.
     configs: Vec<FileScanConfig>,
@@ -163,7 +163,7 @@ impl FlowLogScanExec {
 
     /// Runs the listing to the end without reading any object, so the scan
     /// report counts what the scan would read (`--dry-run`).
-    pub async fn list_only(&self) -> Result<()> {
+    pub(crate) async fn list_only(&self) -> Result<()> {
         let (sender, mut receiver) = mpsc::channel(QUEUE_OBJECTS);
         let listing = Arc::clone(&self.listing);
         let run = async move { listing.run(&sender).await };

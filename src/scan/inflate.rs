@@ -16,11 +16,11 @@ use libdeflate_sys::{
 };
 
 /// Objects up to this size (compressed, from the listing) are read whole.
-pub const MAX_WHOLE_OBJECT: u64 = 8 << 20;
+pub(crate) const MAX_WHOLE_OBJECT: u64 = 8 << 20;
 
 /// The most text one object may inflate to on the whole-object path; a
 /// larger object streams, so memory stays bounded whatever its trailer says.
-pub const MAX_WHOLE_TEXT: usize = 24 << 20;
+pub(crate) const MAX_WHOLE_TEXT: usize = 24 << 20;
 
 /// Inflates `gz` in one call when it is exactly one gzip member whose text
 /// is at most `max_text` bytes.
@@ -29,20 +29,6 @@ pub const MAX_WHOLE_TEXT: usize = 24 << 20;
 /// than one member or bytes after the member, a trailer announcing more
 /// than `max_text` bytes, or data libdeflate rejects (corrupt, truncated,
 /// not gzip), whose exact fault the streaming decoder then reports.
-///
-/// ```
-/// use std::io::Write;
-/// use flowsql::scan::inflate::gunzip_single_member;
-///
-/// let text = b"version srcport\n2 443\n";
-/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-/// gz.write_all(text).unwrap();
-/// let member = gz.finish().unwrap();
-/// assert_eq!(gunzip_single_member(&member, 1 << 20).as_deref(), Some(&text[..]));
-/// // Two members (`cat a.gz b.gz`) are left to the streaming decoder.
-/// let two = [member.clone(), member].concat();
-/// assert_eq!(gunzip_single_member(&two, 1 << 20), None);
-/// ```
 pub fn gunzip_single_member(gz: &[u8], max_text: usize) -> Option<Vec<u8>> {
     // The trailer's last four bytes are the member's text length (mod 2^32).
     let trailer: [u8; 4] = gz.get(gz.len().checked_sub(4)?..)?.try_into().ok()?;
@@ -149,5 +135,23 @@ mod tests {
         let end = lying.len();
         lying[end - 4..].copy_from_slice(&((text.len() as u32) - 1).to_le_bytes());
         assert_eq!(gunzip_single_member(&lying, 1 << 20), None);
+    }
+
+    #[test]
+    fn gunzip_single_member_example() {
+        use crate::scan::inflate::gunzip_single_member;
+        use std::io::Write;
+
+        let text = b"version srcport\n2 443\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text).unwrap();
+        let member = gz.finish().unwrap();
+        assert_eq!(
+            gunzip_single_member(&member, 1 << 20).as_deref(),
+            Some(&text[..])
+        );
+        // Two members (`cat a.gz b.gz`) are left to the streaming decoder.
+        let two = [member.clone(), member].concat();
+        assert_eq!(gunzip_single_member(&two, 1 << 20), None);
     }
 }

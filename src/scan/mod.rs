@@ -1,8 +1,9 @@
 //! Reading: the execution plan that lists while it reads, and the reader of
 //! each object format.
 
-pub mod exec;
-pub mod inflate;
-pub mod text;
+pub(crate) mod exec;
+pub(crate) mod inflate;
+pub(crate) mod text;
 
-pub use exec::{FlowLogScanExec, list_scans};
+pub(crate) use exec::FlowLogScanExec;
+pub use exec::list_scans;

@@ -43,7 +43,7 @@ const TEXT_PIECE_BYTES: usize = 256 * 1024;
 
 /// Settings every reader of one table shares.
 #[derive(Debug, Clone)]
-pub struct ReadSettings {
+pub(crate) struct ReadSettings {
     /// Fail on the first malformed line instead of skipping it.
     pub strict: bool,
     /// Give up on a bad object with a warning instead of failing.
@@ -54,7 +54,7 @@ pub struct ReadSettings {
 
 /// DataFusion `FileSource` for gzip flow-log text objects.
 #[derive(Clone)]
-pub struct FlowLogSource {
+pub(crate) struct FlowLogSource {
     table_schema: TableSchema,
     projection: SplitProjection,
     batch_size: Option<usize>,
@@ -74,7 +74,7 @@ impl fmt::Debug for FlowLogSource {
 
 impl FlowLogSource {
     /// A source over `table_schema` (record columns plus path columns).
-    pub fn new(table_schema: TableSchema, settings: ReadSettings) -> Self {
+    pub(crate) fn new(table_schema: TableSchema, settings: ReadSettings) -> Self {
         Self {
             projection: SplitProjection::unprojected(&table_schema),
             table_schema,
@@ -87,7 +87,7 @@ impl FlowLogSource {
 
     /// Reads only the records that pass `filter`'s tests (see
     /// [`TextDecoder::with_record_filter`]).
-    pub fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
+    pub(crate) fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
         self.record_filter = filter;
         self
     }
@@ -179,7 +179,7 @@ impl FileSource for FlowLogSource {
 
 /// Opens one flow-log object and streams its records as batches of the
 /// projected record columns.
-pub struct FlowLogOpener {
+pub(crate) struct FlowLogOpener {
     store: Arc<dyn ObjectStore>,
     store_url: ObjectStoreUrl,
     schema: SchemaRef,
@@ -191,7 +191,7 @@ pub struct FlowLogOpener {
 }
 
 /// How an object is named to the user: a local path or a full URL.
-pub fn object_display(store_url: &ObjectStoreUrl, location: &Path) -> String {
+pub(crate) fn object_display(store_url: &ObjectStoreUrl, location: &Path) -> String {
     let base = store_url.as_str();
     if base.starts_with("file://") {
         format!("/{location}")

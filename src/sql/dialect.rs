@@ -10,7 +10,7 @@
 //!   which DataFusion does not plan, run here.
 //!
 //! Every front end (the command line, the shell, library users through
-//! [`sql`]) goes through [`parse`] and [`execute`].
+//! [`sql`]) goes through [`parse_statements`] and [`execute_statement`].
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -30,7 +30,7 @@ use crate::table::FlowLogTable;
 /// Parses SQL text into statements, with Athena's literals and naming.
 ///
 /// ```
-/// let statements = flowsql::sql::dialect::parse(
+/// let statements = flowsql::parse_statements(
 ///     "SELECT CAST(srcport AS varchar), srcport FROM t WHERE CAST(srcaddr AS IPADDRESS) = IPADDRESS '10.0.0.1'",
 /// )
 /// .unwrap();
@@ -39,7 +39,7 @@ use crate::table::FlowLogTable;
 ///     "SELECT CAST(srcport AS VARCHAR) AS _col0, srcport FROM t WHERE CAST(srcaddr AS IPADDRESS) = CAST('10.0.0.1' AS IPADDRESS)"
 /// );
 /// ```
-pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let sql = rewrite_ipaddress_literals(sql)?;
     let mut statements: Vec<Statement> =
         DFParser::parse_sql_with_dialect(&sql, &GenericDialect {})?
@@ -63,7 +63,7 @@ pub struct Executed {
 }
 
 /// Plans one statement, running Athena's own statements directly.
-pub async fn execute(ctx: &SessionContext, statement: Statement) -> Result<Executed> {
+pub async fn execute_statement(ctx: &SessionContext, statement: Statement) -> Result<Executed> {
     let plain = |dataframe| Executed {
         dataframe,
         note: None,
@@ -138,7 +138,7 @@ pub async fn execute(ctx: &SessionContext, statement: Statement) -> Result<Execu
     }
 }
 
-/// Runs one statement of Athena SQL: [`parse`] then [`execute`]. Notes are
+/// Runs one statement of Athena SQL: [`parse_statements`] then [`execute_statement`]. Notes are
 /// dropped; use those two for them.
 ///
 /// ```
@@ -146,20 +146,22 @@ pub async fn execute(ctx: &SessionContext, statement: Statement) -> Result<Execu
 /// # async fn main() -> datafusion::common::Result<()> {
 /// let location = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bucket");
 /// let ctx = flowsql::new_context(&[location], &flowsql::SessionOptions::default()).await?;
-/// let partitions = flowsql::sql::dialect::sql(&ctx, "SHOW PARTITIONS vpc_flow_logs").await?;
+/// let partitions = flowsql::sql(&ctx, "SHOW PARTITIONS vpc_flow_logs").await?;
 /// assert!(partitions.count().await? > 0);
 /// # Ok(())
 /// # }
 /// ```
 pub async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
-    let mut statements = parse(sql)?;
+    let mut statements = parse_statements(sql)?;
     if statements.len() != 1 {
         return Err(DataFusionError::Plan(format!(
             "expected one statement, found {}",
             statements.len()
         )));
     }
-    Ok(execute(ctx, statements.remove(0)).await?.dataframe)
+    Ok(execute_statement(ctx, statements.remove(0))
+        .await?
+        .dataframe)
 }
 
 /// Turns `IPADDRESS '…'` into `CAST('…' AS IPADDRESS)`, leaving string
@@ -336,7 +338,7 @@ mod tests {
     use super::*;
 
     fn rewritten(sql: &str) -> String {
-        parse(sql).unwrap()[0].to_string()
+        parse_statements(sql).unwrap()[0].to_string()
     }
 
     #[test]

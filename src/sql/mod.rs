@@ -1,4 +1,4 @@
 //! flowsql's SQL: the Athena dialect and the functions.
 
-pub mod dialect;
-pub mod functions;
+pub(crate) mod dialect;
+pub(crate) mod functions;

@@ -13,7 +13,7 @@
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 /// The folder name AWS delivers under; the user's LOCATION is the folder above it.
-pub const AWS_LOGS: &str = "AWSLogs";
+pub(crate) const AWS_LOGS: &str = "AWSLogs";
 
 /// Which of AWS's two folder grammars a key uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +26,7 @@ pub enum Grammar {
 
 /// What a flow-log key says about its file, before a byte is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyFacts {
+pub(crate) struct KeyFacts {
     /// The folder grammar.
     pub grammar: Grammar,
     /// The account folder (the flow log's owner).
@@ -45,21 +45,7 @@ pub struct KeyFacts {
 
 /// Parses the part of a key below `AWSLogs/`. Returns `None` for keys that are
 /// not text flow-log files (other services, Parquet, stray objects).
-///
-/// ```
-/// use flowsql::table::layout::{parse_key, Grammar};
-/// let facts = parse_key(
-///     "123456789012/vpcflowlogs/us-east-1/2018/06/20/\
-///      123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
-/// )
-/// .unwrap();
-/// assert_eq!(facts.grammar, Grammar::Positional);
-/// assert_eq!(facts.region, "us-east-1");
-/// assert_eq!(facts.flow_log_id, "fl-1234abcd");
-/// assert_eq!(facts.hour, None);
-/// assert!(parse_key("123456789012/elasticloadbalancing/us-east-1/2018/06/20/x.log.gz").is_none());
-/// ```
-pub fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
+pub(crate) fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
     let segments: Vec<&str> = below_awslogs.split('/').collect();
     let (file, folders) = segments.split_last()?;
     let (grammar, account, region, rest) = match folders {
@@ -120,16 +106,7 @@ pub fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
 
 /// Parses `{acct}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`
 /// into the flow-log id and the file time.
-///
-/// ```
-/// let (id, time) = flowsql::table::layout::parse_file_name(
-///     "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
-/// )
-/// .unwrap();
-/// assert_eq!(id, "fl-1234abcd");
-/// assert_eq!(time.to_string(), "2018-06-20 16:20:00");
-/// ```
-pub fn parse_file_name(name: &str) -> Option<(String, NaiveDateTime)> {
+pub(crate) fn parse_file_name(name: &str) -> Option<(String, NaiveDateTime)> {
     let stem = name.strip_suffix(".log.gz")?;
     let parts: Vec<&str> = stem.split('_').collect();
     let [account, service, region, flow_log_id, time, hash] = parts.as_slice() else {
@@ -161,7 +138,7 @@ fn parse_fixed_digits(s: &str) -> Option<u32> {
 
 /// One account folder below `AWSLogs/`, as a delimiter listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AccountFolder {
+pub(crate) struct AccountFolder {
     /// The folder grammar its name reveals.
     pub grammar: Grammar,
     /// The account id.
@@ -170,7 +147,7 @@ pub struct AccountFolder {
 
 impl AccountFolder {
     /// Reads a folder name directly below `AWSLogs/`.
-    pub fn from_folder_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_folder_name(name: &str) -> Option<Self> {
         if let Some(account) = name.strip_prefix("aws-account-id=") {
             is_plain_segment(account).then(|| Self {
                 grammar: Grammar::Hive,
@@ -185,7 +162,7 @@ impl AccountFolder {
     }
 
     /// The folder holding this account's region folders, relative to `AWSLogs/`.
-    pub fn regions_folder(&self) -> String {
+    pub(crate) fn regions_folder(&self) -> String {
         match self.grammar {
             Grammar::Positional => format!("{}/vpcflowlogs", self.account),
             Grammar::Hive => format!("aws-account-id={}/aws-service=vpcflowlogs", self.account),
@@ -193,7 +170,7 @@ impl AccountFolder {
     }
 
     /// Reads a folder name inside [`Self::regions_folder`] as a region.
-    pub fn region_from_folder_name(&self, name: &str) -> Option<String> {
+    pub(crate) fn region_from_folder_name(&self, name: &str) -> Option<String> {
         let region = match self.grammar {
             Grammar::Positional => name,
             Grammar::Hive => name.strip_prefix("aws-region=")?,
@@ -202,7 +179,7 @@ impl AccountFolder {
     }
 
     /// The folder of one region, relative to `AWSLogs/`.
-    pub fn region_folder(&self, region: &str) -> String {
+    pub(crate) fn region_folder(&self, region: &str) -> String {
         match self.grammar {
             Grammar::Positional => format!("{}/{region}", self.regions_folder()),
             Grammar::Hive => format!("{}/aws-region={region}", self.regions_folder()),
@@ -210,7 +187,7 @@ impl AccountFolder {
     }
 
     /// The name of a date-part folder (`year`, `month`, `day`) holding `value`.
-    pub fn date_part_folder(&self, part: DatePart, value: u32) -> String {
+    pub(crate) fn date_part_folder(&self, part: DatePart, value: u32) -> String {
         let digits = match part {
             DatePart::Year => format!("{value:04}"),
             _ => format!("{value:02}"),
@@ -222,7 +199,7 @@ impl AccountFolder {
     }
 
     /// Reads a date-part folder name back into its number.
-    pub fn date_part_from_folder_name(&self, part: DatePart, name: &str) -> Option<u32> {
+    pub(crate) fn date_part_from_folder_name(&self, part: DatePart, name: &str) -> Option<u32> {
         let digits = match self.grammar {
             Grammar::Positional => name,
             Grammar::Hive => name.strip_prefix(part.hive_key())?.strip_prefix('=')?,
@@ -231,7 +208,7 @@ impl AccountFolder {
     }
 
     /// The folder of one day, relative to `AWSLogs/`.
-    pub fn day_folder(&self, region: &str, date: NaiveDate) -> String {
+    pub(crate) fn day_folder(&self, region: &str, date: NaiveDate) -> String {
         format!(
             "{}/{}/{}/{}",
             self.region_folder(region),
@@ -244,7 +221,7 @@ impl AccountFolder {
 
 /// The date levels of the folder tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatePart {
+pub(crate) enum DatePart {
     /// `yyyy` / `year=yyyy`
     Year,
     /// `MM` / `month=MM`
@@ -356,5 +333,32 @@ mod tests {
             positional.date_part_from_folder_name(DatePart::Year, "2024"),
             Some(2024)
         );
+    }
+
+    #[test]
+    fn parse_key_example() {
+        use crate::table::layout::{Grammar, parse_key};
+        let facts = parse_key(
+            "123456789012/vpcflowlogs/us-east-1/2018/06/20/\
+             123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
+        )
+        .unwrap();
+        assert_eq!(facts.grammar, Grammar::Positional);
+        assert_eq!(facts.region, "us-east-1");
+        assert_eq!(facts.flow_log_id, "fl-1234abcd");
+        assert_eq!(facts.hour, None);
+        assert!(
+            parse_key("123456789012/elasticloadbalancing/us-east-1/2018/06/20/x.log.gz").is_none()
+        );
+    }
+
+    #[test]
+    fn parse_file_name_example() {
+        let (id, time) = crate::table::layout::parse_file_name(
+            "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
+        )
+        .unwrap();
+        assert_eq!(id, "fl-1234abcd");
+        assert_eq!(time.to_string(), "2018-06-20 16:20:00");
     }
 }

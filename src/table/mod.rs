@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-pub mod layout;
-pub mod prune;
+pub(crate) mod layout;
+pub(crate) mod prune;
 
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};

@@ -30,7 +30,7 @@ use crate::catalogue::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME, FLOW_L
 const DAY_SECONDS: i64 = 86_400;
 
 /// The path column names, in table order.
-pub const PATH_COLUMNS: [&str; 6] = [
+pub(crate) const PATH_COLUMNS: [&str; 6] = [
     AWS_ACCOUNT_ID,
     AWS_REGION,
     DATE,
@@ -41,14 +41,14 @@ pub const PATH_COLUMNS: [&str; 6] = [
 
 /// Whether a filter can be answered from path columns alone (and so is
 /// applied exactly by the table).
-pub fn is_path_filter(expr: &Expr) -> bool {
+pub(crate) fn is_path_filter(expr: &Expr) -> bool {
     expr_applicable_for_cols(&PATH_COLUMNS, expr)
 }
 
 /// Path facts known for one candidate folder or file. `None` means "not
 /// known at this level".
 #[derive(Debug, Clone, Default)]
-pub struct PathValues {
+pub(crate) struct PathValues {
     /// Account folder.
     pub account: Option<String>,
     /// Region folder.
@@ -65,7 +65,7 @@ pub struct PathValues {
 
 /// Which path columns a [`PathValues`] level knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Account known.
     Account,
     /// Account and region known.
@@ -89,7 +89,7 @@ impl Level {
 
 /// The path-only filters of a query, compiled once per listing level.
 #[derive(Debug)]
-pub struct PathPredicate {
+pub(crate) struct PathPredicate {
     schema: SchemaRef,
     /// One compiled conjunction per [`Level`], `None` when no filter applies there.
     by_level: [Option<Arc<dyn PhysicalExpr>>; 4],
@@ -97,7 +97,7 @@ pub struct PathPredicate {
 
 impl PathPredicate {
     /// Compiles the path-only conjuncts among `filters`.
-    pub fn try_new(state: &dyn Session, filters: &[Expr]) -> Result<Self> {
+    pub(crate) fn try_new(state: &dyn Session, filters: &[Expr]) -> Result<Self> {
         let schema = Arc::new(Schema::new(catalogue::path_fields()));
         let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
         let path_filters: Vec<&Expr> = filters
@@ -123,20 +123,15 @@ impl PathPredicate {
     }
 
     /// A predicate with no filters: keeps everything.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             schema: Arc::new(Schema::new(catalogue::path_fields())),
             by_level: Default::default(),
         }
     }
 
-    /// Whether any filter applies at `level`.
-    pub fn applies_at(&self, level: Level) -> bool {
-        self.by_level[level as usize].is_some()
-    }
-
     /// For each candidate, whether it may hold matching files.
-    pub fn keep(&self, level: Level, candidates: &[PathValues]) -> Result<Vec<bool>> {
+    pub(crate) fn keep(&self, level: Level, candidates: &[PathValues]) -> Result<Vec<bool>> {
         let Some(expr) = &self.by_level[level as usize] else {
             return Ok(vec![true; candidates.len()]);
         };
@@ -166,7 +161,7 @@ fn unqualified(expr: Expr) -> Result<Expr> {
 }
 
 /// Path values as partition-column scalars, in table order.
-pub fn partition_values(values: &PathValues) -> Vec<ScalarValue> {
+pub(crate) fn partition_values(values: &PathValues) -> Vec<ScalarValue> {
     vec![
         ScalarValue::Utf8(values.account.clone()),
         ScalarValue::Utf8(values.region.clone()),
@@ -212,7 +207,7 @@ fn path_batch(schema: &SchemaRef, rows: &[PathValues]) -> Result<RecordBatch> {
 }
 
 /// Days since 1970-01-01, the Date32 encoding.
-pub fn days_since_epoch(date: NaiveDate) -> i32 {
+pub(crate) fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
@@ -233,7 +228,7 @@ fn split_conjunction(expr: &Expr) -> Vec<&Expr> {
 
 /// An inclusive range of integers; `None` is unbounded on that side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Range {
+pub(crate) struct Range {
     /// Lowest value that may match.
     pub lo: Option<i64>,
     /// Highest value that may match.
@@ -242,7 +237,7 @@ pub struct Range {
 
 impl Range {
     /// Everything.
-    pub const ALL: Range = Range { lo: None, hi: None };
+    pub(crate) const ALL: Range = Range { lo: None, hi: None };
 
     fn intersect(self, other: Range) -> Range {
         Range {
@@ -265,13 +260,8 @@ impl Range {
         }
     }
 
-    /// True when no value fits.
-    pub fn is_empty(self) -> bool {
-        matches!((self.lo, self.hi), (Some(lo), Some(hi)) if lo > hi)
-    }
-
     /// Whether `[lo, hi]` overlaps this range.
-    pub fn overlaps(self, lo: i64, hi: i64) -> bool {
+    pub(crate) fn overlaps(self, lo: i64, hi: i64) -> bool {
         self.lo.is_none_or(|l| hi >= l) && self.hi.is_none_or(|h| lo <= h)
     }
 }
@@ -399,7 +389,7 @@ fn comparison_range(op: Operator, value: &ScalarValue, unit: Unit) -> Range {
 
 /// The file-name times and day folders a query can need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeWindow {
+pub(crate) struct TimeWindow {
     /// File-name times (Unix seconds) that may hold matching records.
     pub file_time: Range,
     /// Day folders (days since 1970-01-01) that may hold matching files.
@@ -408,14 +398,14 @@ pub struct TimeWindow {
 
 impl TimeWindow {
     /// No restriction.
-    pub const ALL: TimeWindow = TimeWindow {
+    pub(crate) const ALL: TimeWindow = TimeWindow {
         file_time: Range::ALL,
         days: Range::ALL,
     };
 
     /// Derives the window from a query's filters. `slack_seconds` is how far
     /// a record's `start` or `end` may lie from its file-name time.
-    pub fn from_filters(filters: &[Expr], slack_seconds: i64) -> Self {
+    pub(crate) fn from_filters(filters: &[Expr], slack_seconds: i64) -> Self {
         let mut file_time = Range::ALL;
         let mut days = Range::ALL;
         for filter in filters {
@@ -437,13 +427,13 @@ impl TimeWindow {
     }
 
     /// Whether a file with this name time may hold matching records.
-    pub fn keeps_file_time(&self, time: NaiveDateTime) -> bool {
+    pub(crate) fn keeps_file_time(&self, time: NaiveDateTime) -> bool {
         let t = time.and_utc().timestamp();
         self.file_time.overlaps(t, t)
     }
 
     /// Whether the days `[first, last]` may hold matching files.
-    pub fn keeps_days(&self, first: NaiveDate, last: NaiveDate) -> bool {
+    pub(crate) fn keeps_days(&self, first: NaiveDate, last: NaiveDate) -> bool {
         self.days.overlaps(
             i64::from(days_since_epoch(first)),
             i64::from(days_since_epoch(last)),
@@ -452,7 +442,7 @@ impl TimeWindow {
 
     /// The day folders to visit directly, when the window is bounded and
     /// holds at most `max_days` days.
-    pub fn enumerable_days(&self, max_days: usize) -> Option<Vec<NaiveDate>> {
+    pub(crate) fn enumerable_days(&self, max_days: usize) -> Option<Vec<NaiveDate>> {
         let (lo, hi) = (self.days.lo?, self.days.hi?);
         if lo > hi {
             return Some(vec![]);

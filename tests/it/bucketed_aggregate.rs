@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
-use flowsql::aggregate::Bucketing;
-use flowsql::generate::{TreeSpec, generate_tree};
-use flowsql::table::layout::Grammar;
+use flowsql::Bucketing;
+use flowsql::internals::Grammar;
+use flowsql::internals::generate::{TreeSpec, generate_tree};
 use flowsql::{SessionOptions, new_context};
 
 use crate::support::*;

@@ -954,11 +954,11 @@ fn ip_addresses_print_as_text_and_alike_named_casts_get_athena_names() {
 #[test]
 fn a_high_cardinality_group_by_spills_under_a_memory_limit_with_the_same_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = flowsql::generate::TreeSpec {
+    let spec = flowsql::internals::generate::TreeSpec {
         days: 1,
-        ..flowsql::generate::TreeSpec::default()
+        ..flowsql::internals::generate::TreeSpec::default()
     };
-    flowsql::generate::generate_tree(dir.path(), &spec, 2).unwrap();
+    flowsql::internals::generate::generate_tree(dir.path(), &spec, 2).unwrap();
     // About 1.4 million groups from 1.44 million records: the hash table
     // outgrows 64 MiB (unlimited, the process peaks near 210 MB), so the
     // aggregation spills.

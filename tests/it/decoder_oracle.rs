@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
-use flowsql::catalogue::Header;
-use flowsql::decode::TextDecoder;
-use flowsql::generate::{TreeSpec, generate_tree};
+use flowsql::internals::Header;
+use flowsql::internals::TextDecoder;
+use flowsql::internals::generate::{TreeSpec, generate_tree};
 
 use crate::decoder_properties::Collected;
 use crate::support::*;

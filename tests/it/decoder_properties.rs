@@ -27,9 +27,9 @@ use datafusion::logical_expr::execution_props::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::physical_expr::create_physical_expr;
-use flowsql::catalogue::Header;
-use flowsql::decode::record_filter::RecordFilter;
-use flowsql::decode::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
+use flowsql::internals::Header;
+use flowsql::internals::RecordFilter;
+use flowsql::internals::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
 
 /// Parsing any line either fails or gives tokens that name distinct columns.
 pub fn check_header(line: &[u8]) {

@@ -110,7 +110,7 @@ fn mutate(text: &mut Vec<u8>, rng: &mut Rng) {
         _ => {
             // Rarely, a line past the length bound.
             if rng.below(20) == 0 {
-                let long = vec![b'7'; flowsql::decode::MAX_LINE_BYTES + rng.below(3)];
+                let long = vec![b'7'; flowsql::internals::MAX_LINE_BYTES + rng.below(3)];
                 text.splice(at..at, long);
             }
         }

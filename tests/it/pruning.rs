@@ -2,9 +2,9 @@
 //! tests on record columns run in the decoder.
 
 use chrono::NaiveDate;
-use flowsql::generate::{TreeSpec, generate_tree};
+use flowsql::internals::Grammar;
+use flowsql::internals::generate::{TreeSpec, generate_tree};
 use flowsql::scan_report;
-use flowsql::table::layout::Grammar;
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use flowsql::cli::saved;
+use flowsql::internals::saved;
 
 use crate::support::*;
 

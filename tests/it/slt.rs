@@ -19,7 +19,7 @@ impl sqllogictest::AsyncDB for FlowSql {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
-        let df = flowsql::sql::dialect::sql(&self.ctx, sql).await?;
+        let df = flowsql::sql(&self.ctx, sql).await?;
         let types: Vec<DefaultColumnType> = df
             .schema()
             .fields()

@@ -99,8 +99,7 @@ pub fn batches_to_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let Some(first) = batches.first() else {
         return vec![];
     };
-    let (_, batches) =
-        flowsql::sql::functions::ipaddress::ipaddresses_as_text(&first.schema(), batches).unwrap();
+    let (_, batches) = flowsql::ipaddresses_as_text(&first.schema(), batches).unwrap();
     let batches = &batches[..];
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();

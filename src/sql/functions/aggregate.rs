@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
 };
 
 /// Every function of this family.
-pub fn functions() -> Vec<AggregateUDF> {
+pub(crate) fn functions() -> Vec<AggregateUDF> {
     let any = |n| Signature::any(n, Volatility::Immutable);
     vec![
         AggregateUDF::new_from_impl(Renamed {
@@ -115,7 +115,7 @@ impl AggregateUDFImpl for Renamed {
 
 /// Rewrites a call of one of the renamed aggregates into DataFusion's own;
 /// `None` for any other aggregate.
-pub fn rewrite(call: &AggregateFunction) -> Option<Expr> {
+pub(crate) fn rewrite(call: &AggregateFunction) -> Option<Expr> {
     let renamed = call.func.inner().downcast_ref::<Renamed>()?;
     let params = &call.params;
     let and_filter = |condition: Expr| -> Option<Box<Expr>> {

@@ -36,7 +36,7 @@ const FIELDS: &[(&str, &[&str], &str)] = &[
 ];
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     FIELDS
         .iter()
         .map(|(name, aliases, field)| {

@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
 };
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(CodeName::new("protocol_name", protocol_name)),
         ScalarUDF::new_from_impl(CodeName::new("tcp_flag_names", tcp_flag_names)),
@@ -34,7 +34,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 }
 
 /// IANA protocol keyword for an IP protocol number.
-pub fn protocol_name(number: i64) -> Option<String> {
+pub(crate) fn protocol_name(number: i64) -> Option<String> {
     const NAMES: &[(i64, &str)] = &[
         (0, "HOPOPT"),
         (1, "ICMP"),
@@ -95,7 +95,7 @@ pub fn protocol_name(number: i64) -> Option<String> {
 }
 
 /// The names of the set TCP flag bits, low bit first.
-pub fn tcp_flag_names(flags: i64) -> Option<String> {
+pub(crate) fn tcp_flag_names(flags: i64) -> Option<String> {
     const BITS: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
     if !(0..=255).contains(&flags) {
         return None;
@@ -111,7 +111,7 @@ pub fn tcp_flag_names(flags: i64) -> Option<String> {
 }
 
 /// What an egress traffic-path code means (AWS's table, codes 1 to 8).
-pub fn traffic_path_name(code: i64) -> Option<String> {
+pub(crate) fn traffic_path_name(code: i64) -> Option<String> {
     let name = match code {
         1 => "same VPC",
         2 => "internet gateway or gateway VPC endpoint",

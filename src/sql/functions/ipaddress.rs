@@ -29,16 +29,16 @@ use datafusion::sql::sqlparser::ast;
 use super::flowlog::Cidr;
 
 /// The Arrow type of an `IPADDRESS` value.
-pub const IPADDRESS: DataType = DataType::FixedSizeBinary(16);
+pub(crate) const IPADDRESS: DataType = DataType::FixedSizeBinary(16);
 
 /// Whether `data_type` is the `IPADDRESS` type.
-pub fn is_ipaddress(data_type: &DataType) -> bool {
+pub(crate) fn is_ipaddress(data_type: &DataType) -> bool {
     *data_type == IPADDRESS
 }
 
 /// Plans the SQL type name `IPADDRESS` as [`IPADDRESS`].
 #[derive(Debug, Default)]
-pub struct IpAddressTypePlanner;
+pub(crate) struct IpAddressTypePlanner;
 
 impl TypePlanner for IpAddressTypePlanner {
     fn plan_type_field(&self, sql_type: &ast::DataType) -> Result<Option<FieldRef>> {
@@ -54,7 +54,7 @@ impl TypePlanner for IpAddressTypePlanner {
 }
 
 /// The 16 stored bytes of an address.
-pub fn to_bytes(address: IpAddr) -> [u8; 16] {
+pub(crate) fn to_bytes(address: IpAddr) -> [u8; 16] {
     match address {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -63,26 +63,18 @@ pub fn to_bytes(address: IpAddr) -> [u8; 16] {
 
 /// The address text Trino prints: dotted IPv4 for IPv4-mapped values,
 /// RFC 5952 IPv6 otherwise.
-///
-/// ```
-/// use flowsql::sql::functions::ipaddress::{format_bytes, to_bytes};
-/// let v4 = to_bytes("10.0.0.1".parse().unwrap());
-/// assert_eq!(format_bytes(&v4), "10.0.0.1");
-/// let v6 = to_bytes("2001:DB8:0:0:0:0:0:1".parse().unwrap());
-/// assert_eq!(format_bytes(&v6), "2001:db8::1");
-/// ```
-pub fn format_bytes(bytes: &[u8]) -> String {
+pub(crate) fn format_bytes(bytes: &[u8]) -> String {
     let octets: [u8; 16] = bytes.try_into().expect("an IPADDRESS value has 16 bytes");
     Ipv6Addr::from(octets).to_canonical().to_string()
 }
 
 /// Parses address text as `CAST(text AS IPADDRESS)` does.
-pub fn parse_address(text: &str) -> Option<[u8; 16]> {
+pub(crate) fn parse_address(text: &str) -> Option<[u8; 16]> {
     text.parse::<IpAddr>().ok().map(to_bytes)
 }
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(ToIpAddress::new(true)),
         ScalarUDF::new_from_impl(ToIpAddress::new(false)),
@@ -94,14 +86,14 @@ pub fn functions() -> Vec<ScalarUDF> {
 /// `CAST(text AS IPADDRESS)` (strict: a malformed address is an error) and
 /// `TRY_CAST(text AS IPADDRESS)` (lenient: NULL).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ToIpAddress {
+pub(crate) struct ToIpAddress {
     strict: bool,
     signature: Signature,
 }
 
 impl ToIpAddress {
     /// The cast; `strict` decides whether a malformed address fails.
-    pub fn new(strict: bool) -> Self {
+    pub(crate) fn new(strict: bool) -> Self {
         Self {
             strict,
             signature: Signature::any(1, Volatility::Immutable),
@@ -109,7 +101,7 @@ impl ToIpAddress {
     }
 
     /// The function's name for the given strictness.
-    pub fn name_for(strict: bool) -> &'static str {
+    pub(crate) fn name_for(strict: bool) -> &'static str {
         if strict {
             "cast_to_ipaddress"
         } else {
@@ -118,7 +110,7 @@ impl ToIpAddress {
     }
 
     /// Whether this instance fails on malformed input.
-    pub fn is_strict(&self) -> bool {
+    pub(crate) fn is_strict(&self) -> bool {
         self.strict
     }
 }
@@ -164,16 +156,16 @@ impl ScalarUDFImpl for ToIpAddress {
 
 /// `CAST(ipaddress AS VARCHAR)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct IpAddressToText {
+pub(crate) struct IpAddressToText {
     signature: Signature,
 }
 
 impl IpAddressToText {
     /// The function's name.
-    pub const NAME: &'static str = "ipaddress_to_varchar";
+    pub(crate) const NAME: &'static str = "ipaddress_to_varchar";
 
     /// The function.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 }
@@ -216,7 +208,7 @@ fn addresses_to_text(addresses: &FixedSizeBinaryArray) -> StringArray {
 /// `contains`, so DataFusion's substring test of that name is replaced; a
 /// call with two strings is an error that says what to write instead.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Contains {
+pub(crate) struct Contains {
     signature: Signature,
 }
 
@@ -366,5 +358,14 @@ mod tests {
         for text in ["10.0.0", "10.0.0.256", "", "fe80::1::2", "10.0.0.1/8"] {
             assert_eq!(parse_address(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn formats_addresses_as_trino_prints_them() {
+        use crate::sql::functions::ipaddress::{format_bytes, to_bytes};
+        let v4 = to_bytes("10.0.0.1".parse().unwrap());
+        assert_eq!(format_bytes(&v4), "10.0.0.1");
+        let v6 = to_bytes("2001:DB8:0:0:0:0:0:1".parse().unwrap());
+        assert_eq!(format_bytes(&v6), "2001:db8::1");
     }
 }

@@ -3,15 +3,15 @@
 //! differently. Where Trino and DataFusion share a name and differ, the
 //! Trino function replaces DataFusion's.
 
-pub mod aggregate;
-pub mod datetime;
-pub mod flowlog;
-pub mod ipaddress;
-pub mod mysql_format;
-pub mod rewrite;
-pub mod temporal;
-pub mod text;
-pub mod types;
+pub(crate) mod aggregate;
+pub(crate) mod datetime;
+pub(crate) mod flowlog;
+pub(crate) mod ipaddress;
+pub(crate) mod mysql_format;
+pub(crate) mod rewrite;
+pub(crate) mod temporal;
+pub(crate) mod text;
+pub(crate) mod types;
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use datafusion::prelude::SessionContext;
 /// Registers every flowsql function and rewrite in `ctx`. The `IPADDRESS`
 /// type name needs [`ipaddress::IpAddressTypePlanner`] in the session
 /// state as well, which [`crate::new_context`] installs.
-pub fn register_all(ctx: &SessionContext) -> Result<()> {
+pub(crate) fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in flowlog::functions()
         .into_iter()
         .chain(datetime::functions())

@@ -41,13 +41,13 @@ enum Piece {
 
 /// A checked format string, parsed once per query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MySqlFormat {
+pub(crate) struct MySqlFormat {
     pieces: Vec<Piece>,
 }
 
 impl MySqlFormat {
     /// Parses `format`, rejecting specifiers Trino does not support.
-    pub fn parse(format: &str) -> Result<Self> {
+    pub(crate) fn parse(format: &str) -> Result<Self> {
         let mut pieces = Vec::new();
         let mut chars = format.chars();
         while let Some(c) = chars.next() {
@@ -81,14 +81,7 @@ impl MySqlFormat {
 
     /// Formats a local date and time; `nanos` below the millisecond are
     /// dropped, as Trino keeps milliseconds.
-    ///
-    /// ```
-    /// use chrono::NaiveDate;
-    /// use flowsql::sql::functions::mysql_format::MySqlFormat;
-    /// let t = NaiveDate::from_ymd_opt(2022, 10, 20).unwrap().and_hms_opt(5, 10, 0).unwrap();
-    /// assert_eq!(MySqlFormat::parse("%m-%d-%Y %H").unwrap().format(&t), "10-20-2022 05");
-    /// ```
-    pub fn format(&self, t: &NaiveDateTime) -> String {
+    pub(crate) fn format(&self, t: &NaiveDateTime) -> String {
         let mut out = String::with_capacity(self.pieces.len() * 2);
         for piece in &self.pieces {
             match piece {
@@ -101,7 +94,7 @@ impl MySqlFormat {
 
     /// Parses `text` as a whole; fields the format lacks default to
     /// 1970-01-01 00:00:00.
-    pub fn parse_datetime(&self, text: &str) -> std::result::Result<NaiveDateTime, String> {
+    pub(crate) fn parse_datetime(&self, text: &str) -> std::result::Result<NaiveDateTime, String> {
         let mut fields = Fields::default();
         let mut rest = text;
         for piece in &self.pieces {
@@ -404,5 +397,19 @@ mod tests {
         assert!(format.parse_datetime("22-02").is_err());
         assert!(MySqlFormat::parse("%w").is_err());
         assert!(MySqlFormat::parse("%U").is_err());
+    }
+
+    #[test]
+    fn format_keeps_milliseconds() {
+        use crate::sql::functions::mysql_format::MySqlFormat;
+        use chrono::NaiveDate;
+        let t = NaiveDate::from_ymd_opt(2022, 10, 20)
+            .unwrap()
+            .and_hms_opt(5, 10, 0)
+            .unwrap();
+        assert_eq!(
+            MySqlFormat::parse("%m-%d-%Y %H").unwrap().format(&t),
+            "10-20-2022 05"
+        );
     }
 }

@@ -28,7 +28,7 @@ use datafusion::logical_expr::{
 use super::ipaddress::{IpAddressToText, ToIpAddress, is_ipaddress};
 
 /// Every function of this family (`try`).
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(Try {
         signature: Signature::any(1, Volatility::Immutable),
     })]
@@ -36,7 +36,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 
 /// The analyzer pass; see the module documentation.
 #[derive(Debug, Default)]
-pub struct TrinoRewrites;
+pub(crate) struct TrinoRewrites;
 
 impl FunctionRewrite for TrinoRewrites {
     fn name(&self) -> &str {

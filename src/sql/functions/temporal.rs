@@ -41,7 +41,7 @@ const UTC: &str = "UTC";
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(FromUnixtime::new()),
         ScalarUDF::new_from_impl(ToUnixtime::new()),
@@ -61,7 +61,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 
 /// The lenient twin of a strict parsing function (for `try(..)`), if `udf`
 /// is one.
-pub fn lenient_twin(udf: &ScalarUDF) -> Option<ScalarUDF> {
+pub(crate) fn lenient_twin(udf: &ScalarUDF) -> Option<ScalarUDF> {
     let inner = udf.inner();
     if let Some(f) = inner.downcast_ref::<FromIso8601>() {
         return f

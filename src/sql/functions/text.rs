@@ -15,7 +15,7 @@ use datafusion::logical_expr::{
 use regex::Regex;
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(RegexpExtract::new()),
         ScalarUDF::new_from_impl(SplitPart::new()),

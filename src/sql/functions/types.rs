@@ -9,7 +9,7 @@ use datafusion::logical_expr::{
 use super::ipaddress::is_ipaddress;
 
 /// Every function of this family.
-pub fn functions() -> Vec<ScalarUDF> {
+pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(TypeOf {
         signature: Signature::any(1, Volatility::Immutable),
     })]
@@ -18,17 +18,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 /// The Trino spelling of an Arrow type, as `typeof` and `DESCRIBE` users
 /// expect (`bigint`, `varchar`, `timestamp(3) with time zone`, `ipaddress`).
 /// Types Trino lacks (unsigned integers) keep DataFusion's name.
-///
-/// ```
-/// use datafusion::arrow::datatypes::{DataType, TimeUnit};
-/// use flowsql::sql::functions::types::trino_type_name;
-/// assert_eq!(trino_type_name(&DataType::Int64), "bigint");
-/// assert_eq!(
-///     trino_type_name(&DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))),
-///     "timestamp(3) with time zone"
-/// );
-/// ```
-pub fn trino_type_name(data_type: &DataType) -> String {
+pub(crate) fn trino_type_name(data_type: &DataType) -> String {
     let precision = |unit: &TimeUnit| match unit {
         TimeUnit::Second => 0,
         TimeUnit::Millisecond => 3,
@@ -106,5 +96,22 @@ impl ScalarUDFImpl for TypeOf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = trino_type_name(args.arg_fields[0].data_type());
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trino_type_names() {
+        use crate::sql::functions::types::trino_type_name;
+        use datafusion::arrow::datatypes::{DataType, TimeUnit};
+        assert_eq!(trino_type_name(&DataType::Int64), "bigint");
+        assert_eq!(
+            trino_type_name(&DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("UTC".into())
+            )),
+            "timestamp(3) with time zone"
+        );
     }
 }
