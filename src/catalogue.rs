@@ -138,21 +138,36 @@ pub(crate) const FLOW_LOG_ID: &str = "flow_log_id";
 /// Path column: the 5-minute time from the file name.
 pub(crate) const FILE_TIME: &str = "file_time";
 
-/// The path columns, in table order, with their types. Each is constant per
-/// file, so they are DataFusion partition columns.
+/// The path columns, in table order, with their types and nullability.
+/// Each is constant per object (it comes from the key), so they are
+/// DataFusion partition columns. The one list: everything else derives
+/// from it.
+const PATH_COLUMNS: [(&str, DataType, bool); 6] = [
+    (AWS_ACCOUNT_ID, DataType::Utf8, false),
+    (AWS_REGION, DataType::Utf8, false),
+    (DATE, DataType::Date32, false),
+    (HOUR, DataType::Int32, true),
+    (FLOW_LOG_ID, DataType::Utf8, false),
+    (
+        FILE_TIME,
+        DataType::Timestamp(TimeUnit::Second, None),
+        false,
+    ),
+];
+
+/// The path columns as fields, in table order.
 pub(crate) fn path_fields() -> Vec<FieldRef> {
-    vec![
-        Arc::new(Field::new(AWS_ACCOUNT_ID, DataType::Utf8, false)),
-        Arc::new(Field::new(AWS_REGION, DataType::Utf8, false)),
-        Arc::new(Field::new(DATE, DataType::Date32, false)),
-        Arc::new(Field::new(HOUR, DataType::Int32, true)),
-        Arc::new(Field::new(FLOW_LOG_ID, DataType::Utf8, false)),
-        Arc::new(Field::new(
-            FILE_TIME,
-            DataType::Timestamp(TimeUnit::Second, None),
-            false,
-        )),
-    ]
+    PATH_COLUMNS
+        .iter()
+        .map(|(name, data_type, nullable)| {
+            Arc::new(Field::new(*name, data_type.clone(), *nullable))
+        })
+        .collect()
+}
+
+/// The path column names, in table order.
+pub(crate) fn path_column_names() -> impl Iterator<Item = &'static str> {
+    PATH_COLUMNS.iter().map(|(name, _, _)| *name)
 }
 
 /// The column name for a header token: `-` becomes `_`.
@@ -268,11 +283,7 @@ pub(crate) fn truncate_for_message(text: &str) -> String {
     if text.len() <= MAX {
         text.to_string()
     } else {
-        let mut end = MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &text[..end])
+        format!("{}…", &text[..text.floor_char_boundary(MAX)])
     }
 }
 

@@ -258,14 +258,7 @@ impl ScanReport {
 /// The first [`REJECT_TEXT_BYTES`] of a line as text.
 fn kept_text(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(&line[..line.len().min(REJECT_TEXT_BYTES + 4)]);
-    if text.len() <= REJECT_TEXT_BYTES {
-        return text.into_owned();
-    }
-    let mut end = REJECT_TEXT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    text[..text.floor_char_boundary(REJECT_TEXT_BYTES)].to_string()
 }
 
 impl ScanSummary {

@@ -9,13 +9,10 @@
 //! partition's stream (a finished LIMIT, Ctrl-C, a dropped query) drops the
 //! queue and aborts the listing task.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::physical_plan::{FileOpener, FileScanConfig};
@@ -30,30 +27,10 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::StreamExt;
-use futures::stream::BoxStream;
-use tokio::sync::mpsc;
-use tokio::task::JoinError;
 
+use super::queue::{self, Feed, ObjectListing};
+use super::read_ahead::PartitionReader;
 use crate::decode::record_filter::RecordFilter;
-use crate::table::{FoundObject, ScanListing};
-
-/// Objects listed ahead of the readers at most; bounds the listing's memory.
-const QUEUE_OBJECTS: usize = 4096;
-
-/// Objects each partition opens ahead of the one it reads once the store
-/// has proved slow. On S3 every GET waits tens of milliseconds for its
-/// first byte while decoding an object takes a few; enough GETs in flight
-/// hide that wait.
-const READ_AHEAD_OBJECTS: usize = 8;
-
-/// How long a partition waits for an object to open before it reads
-/// [`READ_AHEAD_OBJECTS`] ahead instead of one. A local file opens well
-/// within it, so a `LIMIT` over local files opens no more than it needs.
-const WIDEN_READ_AHEAD_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// Listed (compressed) bytes each partition opens ahead at most, so a run
-/// of large objects does not hold many of them in memory.
-const READ_AHEAD_BYTES: u64 = 16 << 20;
 
 /// Reads the flow-log objects of one scan while listing them; what
 /// [`crate::FlowLogTable`]'s `scan` returns.
@@ -82,7 +59,7 @@ const READ_AHEAD_BYTES: u64 = 16 << 20;
 /// # }
 /// ```
 pub(crate) struct FlowLogScanExec {
-    listing: Arc<ScanListing>,
+    listing: Arc<dyn ObjectListing>,
     /// One per root: its store URL, projection and file source.
     configs: Vec<FileScanConfig>,
     /// The tests the decoder runs on each line (shown in plans).
@@ -102,40 +79,11 @@ impl fmt::Debug for FlowLogScanExec {
     }
 }
 
-/// The queue of listed objects that one execution's partitions share, and
-/// the task filling it.
-struct Feed {
-    objects: tokio::sync::Mutex<mpsc::Receiver<Result<FoundObject>>>,
-    _listing: SpawnedTask<()>,
-}
-
-impl Feed {
-    fn start(listing: Arc<ScanListing>) -> Arc<Self> {
-        let (sender, receiver) = mpsc::channel(QUEUE_OBJECTS);
-        let task = SpawnedTask::spawn(async move { listing.run(&sender).await });
-        Arc::new(Self {
-            objects: tokio::sync::Mutex::new(receiver),
-            _listing: task,
-        })
-    }
-
-    /// The next object to read; `None` once the listing is done and the
-    /// queue is empty.
-    async fn next(&self) -> Option<Result<FoundObject>> {
-        self.objects.lock().await.recv().await
-    }
-
-    /// The next object if one is queued now, without waiting.
-    fn try_next(&self) -> Option<Result<FoundObject>> {
-        self.objects.try_lock().ok()?.try_recv().ok()
-    }
-}
-
 impl FlowLogScanExec {
     /// A scan of what `listing` finds, opened with `configs` (one per root,
     /// all with the same projection), over `partitions` readers.
     pub(crate) fn try_new(
-        listing: Arc<ScanListing>,
+        listing: Arc<dyn ObjectListing>,
         configs: Vec<FileScanConfig>,
         record_filter: Arc<RecordFilter>,
         partitions: usize,
@@ -164,16 +112,7 @@ impl FlowLogScanExec {
     /// Runs the listing to the end without reading any object, so the scan
     /// report counts what the scan would read (`--dry-run`).
     pub(crate) async fn list_only(&self) -> Result<()> {
-        let (sender, mut receiver) = mpsc::channel(QUEUE_OBJECTS);
-        let listing = Arc::clone(&self.listing);
-        let run = async move { listing.run(&sender).await };
-        let drain = async move {
-            while let Some(found) = receiver.recv().await {
-                found?;
-            }
-            Ok(())
-        };
-        futures::future::join(run, drain).await.1
+        queue::list_only(Arc::clone(&self.listing)).await
     }
 
     /// The feed partition `partition` reads from: the running execution's,
@@ -204,7 +143,7 @@ impl DisplayAs for FlowLogScanExec {
                 write!(
                     f,
                     "FlowLogScanExec: roots=[{}], columns=[{}], listed while read",
-                    self.listing.roots_display().join(", "),
+                    self.listing.display().join(", "),
                     self.schema
                         .fields()
                         .iter()
@@ -297,14 +236,7 @@ impl ExecutionPlan for FlowLogScanExec {
                 source.create_file_opener(self.listing.store(root), config, partition)
             })
             .collect::<Result<_>>()?;
-        let reader = PartitionReader {
-            feed,
-            openers,
-            current: None,
-            ahead: VecDeque::new(),
-            depth: 1,
-            listed_all: false,
-        };
+        let reader = PartitionReader::new(feed, openers);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let batches =
             futures::stream::unfold(reader, PartitionReader::next_batch).inspect(move |batch| {
@@ -316,109 +248,6 @@ impl ExecutionPlan for FlowLogScanExec {
             Arc::clone(&self.schema),
             batches.boxed(),
         ))))
-    }
-}
-
-type Batches = BoxStream<'static, Result<RecordBatch>>;
-
-/// One partition's reading: the object being read and, while it is read,
-/// the next ones already being opened (for S3, their GETs under way): one,
-/// or up to [`READ_AHEAD_OBJECTS`] and [`READ_AHEAD_BYTES`] once an open
-/// has been slow.
-struct PartitionReader {
-    feed: Arc<Feed>,
-    openers: Vec<Arc<dyn FileOpener>>,
-    current: Option<Batches>,
-    /// Objects being opened, in the order they are to be read, with their
-    /// listed sizes.
-    ahead: VecDeque<(u64, SpawnedTask<Result<Batches>>)>,
-    /// How many objects to open ahead: 1 until an open is slow.
-    depth: usize,
-    /// The feed has said the listing is over and its queue empty.
-    listed_all: bool,
-}
-
-impl PartitionReader {
-    async fn next_batch(mut self) -> Option<(Result<RecordBatch>, Self)> {
-        loop {
-            if self.current.is_some() {
-                self.read_ahead();
-                let current = self.current.as_mut().expect("checked above");
-                match current.next().await {
-                    Some(batch) => return Some((batch, self)),
-                    None => self.current = None,
-                }
-            }
-            let opening = match self.ahead.pop_front() {
-                Some((_, opening)) => opening,
-                None => {
-                    let found = self.feed.next().await?;
-                    self.start_opening(found)
-                }
-            };
-            match self.wait_reading_ahead(opening).await {
-                Ok(Ok(batches)) => self.current = Some(batches),
-                Ok(Err(e)) => return Some((Err(e), self)),
-                Err(e) => {
-                    return Some((Err(DataFusionError::ExecutionJoin(Box::new(e))), self));
-                }
-            }
-        }
-    }
-
-    /// Waits for `opening` to open, meanwhile opening the objects the
-    /// listing finds, within the read-ahead limits; if the wait is long,
-    /// the limits widen, so on a slow store the first objects of a scan,
-    /// and any after a slow GET, are requested together.
-    async fn wait_reading_ahead(
-        &mut self,
-        mut opening: SpawnedTask<Result<Batches>>,
-    ) -> Result<Result<Batches>, JoinError> {
-        loop {
-            self.read_ahead();
-            let room = self.has_room_ahead() && !self.listed_all;
-            let narrow = self.depth < READ_AHEAD_OBJECTS;
-            let feed = Arc::clone(&self.feed);
-            tokio::select! {
-                biased;
-                opened = &mut opening => return opened,
-                () = tokio::time::sleep(WIDEN_READ_AHEAD_AFTER), if narrow => {
-                    self.depth = READ_AHEAD_OBJECTS;
-                }
-                found = feed.next(), if room => match found {
-                    Some(found) => self.open_ahead(found),
-                    None => self.listed_all = true,
-                },
-            }
-        }
-    }
-
-    /// Starts opening the objects queued now, within the read-ahead limits.
-    fn read_ahead(&mut self) {
-        while self.has_room_ahead() {
-            let Some(found) = self.feed.try_next() else {
-                break;
-            };
-            self.open_ahead(found);
-        }
-    }
-
-    fn has_room_ahead(&self) -> bool {
-        let bytes: u64 = self.ahead.iter().map(|(size, _)| size).sum();
-        self.ahead.len() < self.depth && bytes < READ_AHEAD_BYTES
-    }
-
-    fn open_ahead(&mut self, found: Result<FoundObject>) {
-        let size = found.as_ref().map_or(0, |(_, file)| file.object_meta.size);
-        let opening = self.start_opening(found);
-        self.ahead.push_back((size, opening));
-    }
-
-    /// Opens an object in its own task, so it proceeds while the current
-    /// one is read; dropping the task (with the reader) cancels it.
-    fn start_opening(&self, found: Result<FoundObject>) -> SpawnedTask<Result<Batches>> {
-        let opened = found.and_then(|(root, file)| self.openers[root].open(file));
-        SpawnedTask::spawn(async move { opened?.await })
     }
 }
 

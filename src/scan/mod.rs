@@ -1,9 +1,23 @@
-//! Reading: the execution plan that lists while it reads, and the reader of
-//! each object format.
+//! Reading: the execution plan that lists while it reads, and the reader
+//! of each object format.
+//!
+//! - [`queue`]: what a listing sends ([`queue::ObjectListing`]) and the
+//!   queue the plan's partitions share.
+//! - [`exec`]: [`FlowLogScanExec`], the leaf of every plan over the table.
+//! - [`read_ahead`]: one partition's reading, opening the next objects
+//!   while it reads one.
+//! - One reader per object format, each a DataFusion `FileSource` whose
+//!   `FileOpener` turns one object into record batches: [`text`] for the
+//!   gzip text objects (GET, [`inflate`], then the decoder). The exec holds
+//!   one `text` opener per store index; another format adds a source of
+//!   its own beside `text`, chosen per object.
 
 pub(crate) mod exec;
 pub(crate) mod inflate;
+pub(crate) mod queue;
+pub(crate) mod read_ahead;
 pub(crate) mod text;
 
 pub(crate) use exec::FlowLogScanExec;
 pub use exec::list_scans;
+pub(crate) use queue::{FoundObject, ObjectListing};

@@ -25,24 +25,15 @@ use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::PhysicalExpr;
 
-use crate::catalogue::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME, FLOW_LOG_ID, HOUR};
+use crate::catalogue::{self, AWS_ACCOUNT_ID, AWS_REGION, DATE, FILE_TIME};
 
 const DAY_SECONDS: i64 = 86_400;
-
-/// The path column names, in table order.
-pub(crate) const PATH_COLUMNS: [&str; 6] = [
-    AWS_ACCOUNT_ID,
-    AWS_REGION,
-    DATE,
-    HOUR,
-    FLOW_LOG_ID,
-    FILE_TIME,
-];
 
 /// Whether a filter can be answered from path columns alone (and so is
 /// applied exactly by the table).
 pub(crate) fn is_path_filter(expr: &Expr) -> bool {
-    expr_applicable_for_cols(&PATH_COLUMNS, expr)
+    let names: Vec<&str> = catalogue::path_column_names().collect();
+    expr_applicable_for_cols(&names, expr)
 }
 
 /// Path facts known for one candidate folder or file. `None` means "not
@@ -77,12 +68,12 @@ pub(crate) enum Level {
 }
 
 impl Level {
-    fn known_columns(self) -> &'static [&'static str] {
+    fn known_columns(self) -> Vec<&'static str> {
         match self {
-            Level::Account => &[AWS_ACCOUNT_ID],
-            Level::Region => &[AWS_ACCOUNT_ID, AWS_REGION],
-            Level::Day => &[AWS_ACCOUNT_ID, AWS_REGION, DATE],
-            Level::File => &PATH_COLUMNS,
+            Level::Account => vec![AWS_ACCOUNT_ID],
+            Level::Region => vec![AWS_ACCOUNT_ID, AWS_REGION],
+            Level::Day => vec![AWS_ACCOUNT_ID, AWS_REGION, DATE],
+            Level::File => catalogue::path_column_names().collect(),
         }
     }
 }
@@ -112,7 +103,7 @@ impl PathPredicate {
         {
             let applicable = path_filters
                 .iter()
-                .filter(|f| expr_applicable_for_cols(level.known_columns(), f))
+                .filter(|f| expr_applicable_for_cols(&level.known_columns(), f))
                 .map(|f| (*f).clone())
                 .reduce(Expr::and);
             by_level[i] = applicable
@@ -130,8 +121,25 @@ impl PathPredicate {
         }
     }
 
+    /// The candidates that may hold matching files; `facts` gives each
+    /// candidate's path values at `level`.
+    pub(crate) fn retain<T>(
+        &self,
+        level: Level,
+        candidates: Vec<T>,
+        facts: impl Fn(&T) -> PathValues,
+    ) -> Result<Vec<T>> {
+        let values: Vec<PathValues> = candidates.iter().map(facts).collect();
+        let keep = self.keep(level, &values)?;
+        Ok(candidates
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(candidate, keep)| keep.then_some(candidate))
+            .collect())
+    }
+
     /// For each candidate, whether it may hold matching files.
-    pub(crate) fn keep(&self, level: Level, candidates: &[PathValues]) -> Result<Vec<bool>> {
+    fn keep(&self, level: Level, candidates: &[PathValues]) -> Result<Vec<bool>> {
         let Some(expr) = &self.by_level[level as usize] else {
             return Ok(vec![true; candidates.len()]);
         };

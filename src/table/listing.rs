@@ -1,0 +1,417 @@
+//! Finding what a scan reads: the `AWSLogs/` folders of a LOCATION, then
+//! the accounts, regions and days the query's path filters and time window
+//! allow (delimiter listings; the days of a bounded range are named
+//! directly), then the objects of each day folder, sent to the scan as soon
+//! as their folder's listing returns.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Datelike, NaiveDate};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
+use tokio::sync::mpsc;
+
+use super::FlowLogOptions;
+use super::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
+use super::prune::{Level, PathPredicate, PathValues, TimeWindow, partition_values};
+use crate::location::{self, Location};
+use crate::report::ScanReport;
+use crate::scan::text::object_display;
+use crate::scan::{FoundObject, ObjectListing};
+
+/// One `AWSLogs/` folder in one store.
+#[derive(Debug, Clone)]
+pub(super) struct Root {
+    pub(super) url: ObjectStoreUrl,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) awslogs: Path,
+    /// Where listings are counted.
+    pub(super) report: Arc<ScanReport>,
+}
+
+impl Root {
+    /// The folders directly inside `prefix`, counted in the report.
+    pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
+        self.report.listed(prefix.as_ref(), true);
+        child_folders(self.store.as_ref(), prefix).await
+    }
+}
+
+/// An object the listing found, with what its key says.
+#[derive(Debug, Clone)]
+pub(super) struct ListedObject {
+    pub(super) meta: ObjectMeta,
+    pub(super) facts: KeyFacts,
+}
+
+/// What one scan lists: the table's roots and the filters that prune them.
+#[derive(Debug)]
+pub(super) struct ScanListing {
+    roots: Vec<Root>,
+    predicate: PathPredicate,
+    window: TimeWindow,
+    options: FlowLogOptions,
+    report: Arc<ScanReport>,
+}
+
+impl ScanListing {
+    /// The listing of `roots` that `predicate` and `window` prune.
+    pub(super) fn new(
+        roots: Vec<Root>,
+        predicate: PathPredicate,
+        window: TimeWindow,
+        options: FlowLogOptions,
+        report: Arc<ScanReport>,
+    ) -> Self {
+        Self {
+            roots,
+            predicate,
+            window,
+            options,
+            report,
+        }
+    }
+
+    async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
+        let concurrency = self.options.listing_concurrency.max(1);
+        for (index, root) in self.roots.iter().enumerate() {
+            let folders = if self.options.pruning {
+                day_folders(root, &self.predicate, &self.window, &self.options).await?
+            } else {
+                vec![root.awslogs.clone()]
+            };
+            let mut listings = futures::stream::iter(folders)
+                .map(|folder| async move { list_objects(root, &folder).await })
+                .buffered(concurrency);
+            while let Some(objects) = listings.next().await {
+                for file in self.to_read(objects?)? {
+                    self.report.planned(1, file.object_meta.size);
+                    if found.send(Ok((index, file))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The listed objects that the path filters and the time window keep.
+    fn to_read(&self, objects: Vec<ListedObject>) -> Result<Vec<PartitionedFile>> {
+        let kept = self
+            .predicate
+            .retain(Level::File, objects, |o| path_values(&o.facts))?;
+        Ok(kept
+            .into_iter()
+            .filter(|o| self.window.keeps_file_time(o.facts.file_time))
+            .map(|o| {
+                let values = partition_values(&path_values(&o.facts));
+                PartitionedFile::new_from_meta(o.meta).with_partition_values(values)
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ObjectListing for ScanListing {
+    fn store(&self, root: usize) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.roots[root].store)
+    }
+
+    /// Sends each object down `found` as soon as the listing of its day
+    /// folder returns, so reading starts while later days are still being
+    /// listed.
+    async fn run(&self, found: &mpsc::Sender<Result<FoundObject>>) {
+        if let Err(e) = self.send_all(found).await {
+            let _ = found.send(Err(e)).await;
+        }
+    }
+
+    /// Each root's `AWSLogs/`.
+    fn display(&self) -> Vec<String> {
+        self.roots
+            .iter()
+            .map(|r| object_display(&r.url, &r.awslogs))
+            .collect()
+    }
+}
+
+/// The path-column values of a listed key.
+fn path_values(facts: &KeyFacts) -> PathValues {
+    PathValues {
+        account: Some(facts.account.clone()),
+        region: Some(facts.region.clone()),
+        date: Some(facts.date),
+        hour: Some(facts.hour),
+        flow_log_id: Some(facts.flow_log_id.clone()),
+        file_time: Some(facts.file_time),
+    }
+}
+
+fn listing_error(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    error: object_store::Error,
+) -> DataFusionError {
+    DataFusionError::Execution(format!(
+        "cannot list `{prefix}` in {store}: {}",
+        location::s3::explain(&error)
+    ))
+}
+
+/// The names of the folders directly inside `prefix`.
+pub(super) async fn child_folders(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<String>> {
+    let listing = store
+        .list_with_delimiter(Some(prefix))
+        .await
+        .map_err(|e| listing_error(store, prefix, e))?;
+    Ok(listing
+        .common_prefixes
+        .into_iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect())
+}
+
+pub(super) fn join(base: &Path, relative: &str) -> Path {
+    relative
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .fold(base.clone(), |path, part| path.clone().join(part))
+}
+
+/// Finds the `AWSLogs/` folders of a LOCATION: the LOCATION itself if it is
+/// one, its `AWSLogs/` child, or else the `AWSLogs/` folders one level down
+/// (a bucket whose flow logs sit under one or more prefixes).
+pub(super) async fn find_awslogs(
+    location: &Location,
+    report: &Arc<ScanReport>,
+    concurrency: usize,
+) -> Result<Vec<Root>> {
+    let root = |awslogs: Path| Root {
+        url: location.url.clone(),
+        store: Arc::clone(&location.store),
+        awslogs,
+        report: Arc::clone(report),
+    };
+    if location.prefix.filename() == Some(AWS_LOGS) {
+        return Ok(vec![root(location.prefix.clone())]);
+    }
+    let store = location.store.as_ref();
+    let children = child_folders(store, &location.prefix).await?;
+    if children.iter().any(|c| c == AWS_LOGS) {
+        return Ok(vec![root(location.prefix.clone().join(AWS_LOGS))]);
+    }
+    let nested: Vec<Path> = futures::stream::iter(children)
+        .map(|child| {
+            let folder = location.prefix.clone().join(child.as_str());
+            async move {
+                let inner = child_folders(store, &folder).await?;
+                Ok::<_, DataFusionError>(
+                    inner
+                        .iter()
+                        .any(|c| c == AWS_LOGS)
+                        .then(|| folder.join(AWS_LOGS)),
+                )
+            }
+        })
+        .buffered(concurrency)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    if nested.is_empty() {
+        return Err(DataFusionError::Configuration(format!(
+            "location `{}` holds no flow logs: expected an AWSLogs/ folder in it (LOCATION/AWSLogs/{{account}}/vpcflowlogs/...) or in one of its subfolders",
+            location.original
+        )));
+    }
+    Ok(nested.into_iter().map(root).collect())
+}
+
+/// Every flow-log object below a root (pruning off).
+pub(super) async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
+    list_objects(root, &root.awslogs).await
+}
+
+/// Every flow-log object below `prefix`, recursively.
+pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
+    root.report.listed(prefix.as_ref(), false);
+    let metas: Vec<ObjectMeta> = root
+        .store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
+    let base = root.awslogs.as_ref();
+    Ok(metas
+        .into_iter()
+        .filter_map(|meta| {
+            let relative = meta
+                .location
+                .as_ref()
+                .strip_prefix(base)?
+                .strip_prefix('/')?;
+            let facts = parse_key(relative)?;
+            Some(ListedObject { meta, facts })
+        })
+        .collect::<Vec<_>>())
+    .inspect(|objects| root.report.objects_listed(objects.len() as u64))
+}
+
+/// The accounts, and then regions, below a root that the predicate allows.
+pub(super) async fn list_regions(
+    root: &Root,
+    predicate: &PathPredicate,
+    concurrency: usize,
+) -> Result<Vec<(AccountFolder, String)>> {
+    let accounts: Vec<AccountFolder> = root
+        .child_folders(&root.awslogs)
+        .await?
+        .iter()
+        .filter_map(|name| AccountFolder::from_folder_name(name))
+        .collect();
+    let accounts = predicate.retain(Level::Account, accounts, |a| PathValues {
+        account: Some(a.account.clone()),
+        ..Default::default()
+    })?;
+    let nested: Vec<Vec<(AccountFolder, String)>> = futures::stream::iter(accounts)
+        .map(|account| async move {
+            let folder = join(&root.awslogs, &account.regions_folder());
+            let regions: Vec<String> = root
+                .child_folders(&folder)
+                .await?
+                .iter()
+                .filter_map(|name| account.region_from_folder_name(name))
+                .collect();
+            let regions = predicate.retain(Level::Region, regions, |r| PathValues {
+                account: Some(account.account.clone()),
+                region: Some(r.clone()),
+                ..Default::default()
+            })?;
+            Ok::<_, DataFusionError>(regions.into_iter().map(|r| (account.clone(), r)).collect())
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(nested.into_iter().flatten().collect())
+}
+
+/// The day folders of one account and region that the window allows, found
+/// by delimiter listings of years, months and days.
+async fn discover_days(
+    root: &Root,
+    account: &AccountFolder,
+    region: &str,
+    window: &TimeWindow,
+) -> Result<Vec<NaiveDate>> {
+    let region_folder = join(&root.awslogs, &account.region_folder(region));
+    let mut days = Vec::new();
+    for year_name in root.child_folders(&region_folder).await? {
+        let Some(year) = account.date_part_from_folder_name(DatePart::Year, &year_name) else {
+            continue;
+        };
+        let (Some(first), Some(last)) = (
+            NaiveDate::from_ymd_opt(year as i32, 1, 1),
+            NaiveDate::from_ymd_opt(year as i32, 12, 31),
+        ) else {
+            continue;
+        };
+        if !window.keeps_days(first, last) {
+            continue;
+        }
+        let year_folder = region_folder.clone().join(year_name.as_str());
+        for month_name in root.child_folders(&year_folder).await? {
+            let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name)
+            else {
+                continue;
+            };
+            let Some(first) = NaiveDate::from_ymd_opt(year as i32, month, 1) else {
+                continue;
+            };
+            let last = last_day_of_month(first);
+            if !window.keeps_days(first, last) {
+                continue;
+            }
+            let month_folder = year_folder.clone().join(month_name.as_str());
+            for day_name in root.child_folders(&month_folder).await? {
+                let Some(day) = account.date_part_from_folder_name(DatePart::Day, &day_name) else {
+                    continue;
+                };
+                if let Some(date) = NaiveDate::from_ymd_opt(year as i32, month, day)
+                    && window.keeps_days(date, date)
+                    // A folder spelled differently (`5` for `05`) is not AWS's.
+                    && account.day_folder(region, date).ends_with(&format!("/{day_name}"))
+                {
+                    days.push(date);
+                }
+            }
+        }
+    }
+    Ok(days)
+}
+
+fn last_day_of_month(first: NaiveDate) -> NaiveDate {
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).unwrap_or(first)
+}
+
+/// The day folders below a root that the predicate and window allow, found
+/// with delimiter listings (or, for a short bounded range, named directly).
+async fn day_folders(
+    root: &Root,
+    predicate: &PathPredicate,
+    window: &TimeWindow,
+    options: &FlowLogOptions,
+) -> Result<Vec<Path>> {
+    let concurrency = options.listing_concurrency.max(1);
+    let regions = list_regions(root, predicate, concurrency).await?;
+    let enumerated = window.enumerable_days(options.max_enumerated_days);
+    let day_lists: Vec<Vec<(AccountFolder, String, NaiveDate)>> = futures::stream::iter(regions)
+        .map(|(account, region)| {
+            let enumerated = enumerated.clone();
+            async move {
+                let days = match enumerated {
+                    Some(days) => days,
+                    None => discover_days(root, &account, &region, window).await?,
+                };
+                let days = predicate.retain(Level::Day, days, |d| PathValues {
+                    account: Some(account.account.clone()),
+                    region: Some(region.clone()),
+                    date: Some(*d),
+                    ..Default::default()
+                })?;
+                Ok::<_, DataFusionError>(
+                    days.into_iter()
+                        .map(|d| (account.clone(), region.clone(), d))
+                        .collect(),
+                )
+            }
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(day_lists
+        .into_iter()
+        .flatten()
+        .map(|(account, region, date)| join(&root.awslogs, &account.day_folder(&region, date)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_ends() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(last_day_of_month(d(2024, 2, 1)), d(2024, 2, 29));
+        assert_eq!(last_day_of_month(d(2023, 12, 1)), d(2023, 12, 31));
+    }
+}
