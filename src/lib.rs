@@ -39,6 +39,7 @@ mod aggregate;
 mod catalogue;
 mod cli;
 mod decode;
+mod error;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod generate;
@@ -50,6 +51,7 @@ mod sql;
 mod table;
 
 pub use aggregate::Bucketing;
+pub use error::{Error, StoreProblem};
 pub use location::S3Options;
 pub use report::{MalformedLine, REJECTS_TABLE, ScanReport, ScanSummary, SkippedObject};
 pub use scan::list_scans;

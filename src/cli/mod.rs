@@ -30,6 +30,9 @@ pub(crate) const DEFAULT_TERMINAL_ROWS: usize = 40;
 /// The message a user sees for an error: the innermost error's own words,
 /// without DataFusion's category prefix where we wrote the message.
 pub(crate) fn user_message(error: &DataFusionError) -> String {
+    if let Some(error) = crate::Error::find(error) {
+        return format!("{error}{}", flag_hint(error));
+    }
     let message = match error.find_root() {
         DataFusionError::Execution(m)
         | DataFusionError::Configuration(m)
@@ -42,6 +45,23 @@ pub(crate) fn user_message(error: &DataFusionError) -> String {
     match message.split_once("\nValid fields are") {
         Some((first, _)) => first.to_string(),
         None => message,
+    }
+}
+
+/// What the command line offers for an error, after the library's words.
+fn flag_hint(error: &crate::Error) -> &'static str {
+    use crate::{Error, StoreProblem};
+    let problem = match error {
+        Error::Bucket { problem, .. }
+        | Error::Listing { problem, .. }
+        | Error::Unreadable { problem, .. } => problem,
+        _ => return "",
+    };
+    match problem {
+        StoreProblem::NoCredentials { .. } => ", or pass --no-sign-request for a public bucket",
+        StoreProblem::UnknownRegion { .. } => "; give it with --region or AWS_REGION",
+        StoreProblem::WrongRegion => ": pass its region with --region",
+        _ => "",
     }
 }
 

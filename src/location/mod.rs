@@ -12,6 +12,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use url::Url;
 
+use crate::error::Error;
+
 pub use s3::S3Options;
 
 /// A resolved LOCATION.
@@ -40,12 +42,12 @@ pub(crate) async fn resolve(
     s3: &S3Options,
 ) -> Result<Location> {
     if let Some(rest) = location.strip_prefix("s3://") {
-        let url = Url::parse(location).map_err(|e| {
-            DataFusionError::Configuration(format!("`{location}` is not a valid s3:// URL: {e}"))
-        })?;
-        let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
-            DataFusionError::Configuration(format!("`{location}` names no bucket"))
-        })?;
+        let url = Url::parse(location)
+            .map_err(|e| location_error(location, format!("is not a valid s3:// URL: {e}")))?;
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| location_error(location, "names no bucket".to_string()))?;
         let store_url = ObjectStoreUrl::parse(format!("s3://{bucket}"))?;
         let mut notes = Vec::new();
         let store = match runtime.object_store(&store_url) {
@@ -69,26 +71,25 @@ pub(crate) async fn resolve(
     if let Some((scheme, _)) = location.split_once("://")
         && scheme != "file"
     {
-        return Err(DataFusionError::Configuration(format!(
-            "`{location}`: only s3:// URLs and local folders are supported"
-        )));
+        return Err(location_error(
+            location,
+            "is neither an s3:// URL nor a local folder (the only two supported)".to_string(),
+        ));
     }
     let local = location.strip_prefix("file://").unwrap_or(location);
     let absolute = std::fs::canonicalize(local).map_err(|e| {
-        DataFusionError::Configuration(format!(
-            "location `{location}` does not exist or cannot be opened: {e}"
-        ))
+        location_error(location, format!("does not exist or cannot be opened: {e}"))
     })?;
     if !absolute.is_dir() {
-        return Err(DataFusionError::Configuration(format!(
-            "location `{location}` is not a folder (point it at the folder that holds AWSLogs/)"
-        )));
+        return Err(location_error(
+            location,
+            "is not a folder (point it at the folder that holds AWSLogs/)".to_string(),
+        ));
     }
     let url = ObjectStoreUrl::local_filesystem();
     let store = runtime.object_store(&url)?;
-    let prefix = Path::from_filesystem_path(&absolute).map_err(|e| {
-        DataFusionError::Configuration(format!("location `{location}` is not a usable path: {e}"))
-    })?;
+    let prefix = Path::from_filesystem_path(&absolute)
+        .map_err(|e| location_error(location, format!("is not a usable path: {e}")))?;
     Ok(Location {
         original: location.to_string(),
         url,
@@ -96,4 +97,13 @@ pub(crate) async fn resolve(
         prefix,
         notes: Vec::new(),
     })
+}
+
+/// A LOCATION that cannot be used, and why.
+pub(crate) fn location_error(location: &str, reason: String) -> DataFusionError {
+    Error::Location {
+        location: location.to_string(),
+        reason,
+    }
+    .into()
 }

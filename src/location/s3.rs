@@ -15,6 +15,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential, resolve_bucket
 use object_store::{BackoffConfig, ClientOptions, CredentialProvider, RetryConfig};
 use tokio::sync::Mutex;
 
+use crate::error::{Error, StoreProblem};
+
 /// How S3 is reached. Empty fields fall back as the AWS CLI does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
@@ -98,17 +100,15 @@ pub(crate) async fn bucket_store(
                 }
                 actual
             }
+            // object_store's region lookup says "not found" for a 404.
             Err(e) if e.to_string().contains("not found") => {
-                return Err(DataFusionError::Configuration(format!(
-                    "bucket `{bucket}` does not exist"
-                )));
+                return Err(bucket_error(bucket, StoreProblem::NoSuchBucket));
             }
             Err(e) => match configured {
                 Some(configured) => configured,
                 None => {
-                    return Err(DataFusionError::Configuration(format!(
-                        "cannot find the region of bucket `{bucket}` ({e}); give it with --region or AWS_REGION"
-                    )));
+                    let detail = e.to_string();
+                    return Err(bucket_error(bucket, StoreProblem::UnknownRegion { detail }));
                 }
             },
         },
@@ -122,28 +122,38 @@ pub(crate) async fn bucket_store(
     if options.no_sign_request {
         builder = builder.with_skip_signature(true);
     } else {
-        let missing = no_credentials_message(bucket, options);
+        let missing = Error::Bucket {
+            bucket: bucket.to_string(),
+            problem: no_credentials(bucket, options),
+        };
         let provider = config
             .credentials_provider()
-            .ok_or_else(|| DataFusionError::Configuration(missing.clone()))?;
+            .ok_or_else(|| DataFusionError::from(missing.clone()))?;
         builder = builder.with_credentials(Arc::new(AwsConfigCredentials::new(provider, missing)));
     }
-    builder.build().map_err(|e| {
-        DataFusionError::Configuration(format!(
-            "cannot set up S3 access for bucket `{bucket}`: {e}"
-        ))
-    })
+    builder
+        .build()
+        .map_err(|e| bucket_error(bucket, StoreProblem::Other(e.to_string())))
 }
 
-fn no_credentials_message(bucket: &str, options: &S3Options) -> String {
+fn bucket_error(bucket: &str, problem: StoreProblem) -> DataFusionError {
+    Error::Bucket {
+        bucket: bucket.to_string(),
+        problem,
+    }
+    .into()
+}
+
+fn no_credentials(bucket: &str, options: &S3Options) -> StoreProblem {
     let profile = options
         .profile
         .clone()
         .or_else(|| std::env::var("AWS_PROFILE").ok())
         .unwrap_or_else(|| "default".to_string());
-    format!(
-        "{NO_CREDENTIALS} for bucket `{bucket}` (looked in the environment, profile `{profile}` of ~/.aws/config and ~/.aws/credentials, SSO, web identity and instance roles): set them up as for the AWS CLI, or pass --no-sign-request for a public bucket"
-    )
+    StoreProblem::NoCredentials {
+        bucket: bucket.to_string(),
+        profile,
+    }
 }
 
 /// aws-config's credential chain as an object_store credential provider.
@@ -154,11 +164,11 @@ struct AwsConfigCredentials {
     provider: SharedCredentialsProvider,
     cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
     /// Said when no provider of the chain has credentials.
-    missing: String,
+    missing: Error,
 }
 
 impl AwsConfigCredentials {
-    fn new(provider: SharedCredentialsProvider, missing: String) -> Self {
+    fn new(provider: SharedCredentialsProvider, missing: Error) -> Self {
         Self {
             provider,
             cached: Mutex::new(None),
@@ -190,11 +200,10 @@ impl CredentialProvider for AwsConfigCredentials {
                 // The error names the provider that failed, never a secret.
                 source: match e {
                     aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
-                        self.missing.clone()
+                        Box::new(self.missing.clone())
                     }
-                    other => format!("cannot get AWS credentials: {}", error_chain(&other)),
-                }
-                .into(),
+                    other => format!("cannot get AWS credentials: {}", error_chain(&other)).into(),
+                },
             })?;
         let credential = Arc::new(AwsCredential {
             key_id: credentials.access_key_id().to_string(),
@@ -221,60 +230,48 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Marks the credential error [`AwsConfigCredentials`] raises, so callers
-/// can show it alone.
-pub(crate) const NO_CREDENTIALS: &str = "no AWS credentials";
-
-/// One sentence for a store error: S3's error codes in words, the error
-/// itself otherwise (retries already spent).
-pub(crate) fn explain(error: &object_store::Error) -> String {
-    let text = error_chain(error);
-    if let Some(at) = text.find(NO_CREDENTIALS) {
-        return text[at..].to_string();
+/// What went wrong with a request, after object_store's retries: the
+/// credential chain's own error, else S3's error code, else the last
+/// failure of a request that kept failing, else the store's words.
+pub(crate) fn classify(error: &object_store::Error) -> StoreProblem {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(Error::Bucket { problem, .. }) = current.downcast_ref::<Error>() {
+            return problem.clone();
+        }
+        source = current.source();
     }
-    const CODES: &[(&str, &str)] = &[
-        ("NoSuchBucket", "the bucket does not exist"),
-        (
-            "AccessDenied",
-            "access denied: the credentials lack s3:ListBucket or s3:GetObject here",
-        ),
-        (
-            "lacked the necessary privileges",
-            "access denied (403): the credentials lack s3:ListBucket or s3:GetObject here",
-        ),
-        (
-            "InvalidAccessKeyId",
-            "the AWS access key id is not valid (wrong account or deleted key)",
-        ),
-        (
-            "SignatureDoesNotMatch",
-            "the AWS secret key does not match the access key id",
-        ),
-        (
-            "ExpiredToken",
-            "the AWS credentials have expired (for SSO, run `aws sso login`)",
-        ),
-        ("InvalidToken", "the AWS session token is not valid"),
-        (
-            "PermanentRedirect",
-            "the bucket is in another region: pass its region with --region",
-        ),
+    let text = error_chain(error);
+    // S3's error codes; a 403 from a store without codes (moto) is worded
+    // by object_store.
+    const CODES: &[(&str, StoreProblem)] = &[
+        ("NoSuchBucket", StoreProblem::NoSuchBucket),
+        ("AccessDenied", StoreProblem::AccessDenied),
+        ("lacked the necessary privileges", StoreProblem::Forbidden),
+        ("InvalidAccessKeyId", StoreProblem::InvalidAccessKeyId),
+        ("SignatureDoesNotMatch", StoreProblem::SignatureDoesNotMatch),
+        ("ExpiredToken", StoreProblem::ExpiredToken),
+        ("InvalidToken", StoreProblem::InvalidToken),
+        ("PermanentRedirect", StoreProblem::WrongRegion),
     ];
-    for (code, meaning) in CODES {
+    for (code, problem) in CODES {
         if text.contains(code) {
-            return meaning.to_string();
+            return problem.clone();
         }
     }
-    gave_up(&text).unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
+    match gave_up(&text) {
+        Some((retries, last)) => StoreProblem::GaveUp { retries, last },
+        None => StoreProblem::Other(text.split_whitespace().collect::<Vec<_>>().join(" ")),
+    }
 }
 
-/// "gave up after 10 retries: S3 answered 503 Service Unavailable
-/// (SlowDown)" from object_store's account of a request that kept failing.
-fn gave_up(text: &str) -> Option<String> {
+/// The retries and the last failure ("S3 answered 503 Service Unavailable
+/// (SlowDown)") from object_store's account of a request that kept failing.
+fn gave_up(text: &str) -> Option<(u32, String)> {
     let retries = regex::Regex::new(r"after (\d+) retries").ok()?;
     let status = regex::Regex::new(r"status code: (\d{3}[^:<]*)").ok()?;
     let code = regex::Regex::new(r"<Code>(\w+)</Code>").ok()?;
-    let retries = &retries.captures(text)?[1];
+    let retries = retries.captures(text)?[1].parse().ok()?;
     let what = match (status.captures(text), code.captures(text)) {
         (Some(status), Some(code)) => {
             format!("S3 answered {} ({})", status[1].trim(), &code[1])
@@ -289,12 +286,12 @@ fn gave_up(text: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" "),
     };
-    Some(format!("gave up after {retries} retries: {what}"))
+    Some((retries, what))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::gave_up;
+    use super::*;
 
     #[test]
     fn requests_that_kept_failing_are_told_in_one_line() {
@@ -305,13 +302,16 @@ mod tests {
             <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>m</Message></Error>";
         assert_eq!(
             gave_up(text).unwrap(),
-            "gave up after 1 retries: S3 answered 503 Service Unavailable (SlowDown)"
+            (
+                1,
+                "S3 answered 503 Service Unavailable (SlowDown)".to_string()
+            )
         );
         let transport = "Generic S3 error: Error performing GET http://h/k in 2s, after 3 retries, \
             max_retries: 3, retry_timeout: 180s  - HTTP error: error sending request: connection closed";
         assert_eq!(
             gave_up(transport).unwrap(),
-            "gave up after 3 retries: connection closed"
+            (3, "connection closed".to_string())
         );
         assert_eq!(gave_up("no retries mentioned"), None);
     }
@@ -322,9 +322,7 @@ mod tests {
             store: "S3",
             source: "Client error with status 404 Not Found: <Code>NoSuchBucket</Code>".into(),
         };
-        assert_eq!(
-            crate::location::s3::explain(&e),
-            "the bucket does not exist"
-        );
+        assert_eq!(classify(&e), StoreProblem::NoSuchBucket);
+        assert_eq!(classify(&e).to_string(), "the bucket does not exist");
     }
 }

@@ -31,6 +31,7 @@ use object_store::{GetOptions, GetResultPayload, ObjectStore};
 
 use crate::decode::record_filter::RecordFilter;
 use crate::decode::{Reject, RejectSink, TextDecoder};
+use crate::error::Error;
 use crate::report::ScanReport;
 use crate::scan::inflate;
 
@@ -217,17 +218,9 @@ impl FileOpener for FlowLogOpener {
             let result = store
                 .get_opts(&location, GetOptions::default())
                 .await
-                .map_err(|e| {
-                    object_error(&object, "cannot be read", crate::location::s3::explain(&e))
-                })?;
+                .map_err(|e| unreadable(&object, &e))?;
             settings.report.object_opened();
-            let read_error = |e: object_store::Error| {
-                object_error(
-                    &object,
-                    "could not be read",
-                    crate::location::s3::explain(&e),
-                )
-            };
+            let read_error = |e: object_store::Error| unreadable(&object, &e);
             // A small object is read whole here, in the task that opens it
             // ahead of time, so its GET overlaps the reading of the objects
             // before it; it is inflated when its turn comes.
@@ -315,8 +308,24 @@ async fn collect_body(
     Ok(Bytes::from(body))
 }
 
-fn object_error(object: &str, what: &str, error: impl fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(format!("{object} {what}: {error}"))
+/// An object the store would not give (after retries).
+fn unreadable(object: &str, error: &object_store::Error) -> DataFusionError {
+    Error::Unreadable {
+        object: object.to_string(),
+        problem: crate::location::s3::classify(error),
+    }
+    .into()
+}
+
+/// An object that is not a readable flow-log object.
+fn bad_object(object: &str, reason: String) -> Fault {
+    Fault::BadObject(
+        Error::BadObject {
+            object: object.to_string(),
+            reason,
+        }
+        .into(),
+    )
 }
 
 /// Receives decompressed text from the gunzip writer.
@@ -350,10 +359,12 @@ struct ReportRejects {
 impl RejectSink for ReportRejects {
     fn reject(&mut self, line: u64, reason: Reject, raw: &[u8]) -> Result<()> {
         if self.settings.strict {
-            return Err(DataFusionError::Execution(format!(
-                "{} line {line}: malformed line: {reason}",
-                self.object
-            )));
+            return Err(Error::MalformedLine {
+                object: self.object.clone(),
+                line,
+                reason: reason.to_string(),
+            }
+            .into());
         }
         self.settings
             .report
@@ -405,13 +416,7 @@ impl ObjectReader {
                 }
                 Input::Chunks(chunks) => match chunks.next().await {
                     Some(Ok(bytes)) => self.feed(&bytes),
-                    Some(Err(e)) => {
-                        return Err(object_error(
-                            &self.object,
-                            "could not be read",
-                            crate::location::s3::explain(&e),
-                        ));
-                    }
+                    Some(Err(e)) => return Err(unreadable(&self.object, &e)),
                     None => self.finish(),
                 },
                 Input::Text { text, fed } if *fed < text.len() => {
@@ -456,10 +461,10 @@ impl ObjectReader {
         self.finished = true;
         self.settings.report.object_finished();
         if self.compressed_bytes == 0 {
-            return Err(Fault::BadObject(DataFusionError::Execution(format!(
-                "{} is empty (0 bytes); a flow-log object is gzip data",
-                self.object
-            ))));
+            return Err(bad_object(
+                &self.object,
+                "is empty (0 bytes); a flow-log object is gzip data".to_string(),
+            ));
         }
         if let Input::Chunks(_) = self.input {
             self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
@@ -471,11 +476,21 @@ impl ObjectReader {
     /// Classifies an error the decoder raised: before the header is read
     /// the object is bad; past it only strict mode's malformed lines fail.
     fn decoder_fault(&mut self, error: DataFusionError) -> Fault {
-        let error = prefix_object(&self.object, error);
+        if Error::find(&error).is_some() {
+            // Ours, such as a strict-mode malformed line: it names the object.
+            return Fault::Failed(error);
+        }
+        let message = match error {
+            DataFusionError::Execution(message) => message,
+            other => other.to_string(),
+        };
         if self.gunzip.get_mut().decoder.header().is_some() {
-            Fault::Failed(error)
+            Fault::Failed(DataFusionError::Execution(format!(
+                "{}: {message}",
+                self.object
+            )))
         } else {
-            Fault::BadObject(error)
+            bad_object(&self.object, format!("is not a flow-log object: {message}"))
         }
     }
 
@@ -486,9 +501,9 @@ impl ObjectReader {
         let decoder = &mut self.gunzip.get_mut().decoder;
         decoder.flush_rows();
         let records = decoder.rows_decoded();
-        let reason = match error {
-            DataFusionError::Execution(message) => message,
-            other => other.to_string(),
+        let reason = match Error::find(&error) {
+            Some(ours) => ours.to_string(),
+            None => error.to_string(),
         };
         self.settings
             .report
@@ -522,11 +537,10 @@ impl ObjectReader {
         if let Some(e) = self.gunzip.get_mut().error.take() {
             return self.decoder_fault(e);
         }
-        Fault::BadObject(object_error(
+        bad_object(
             &self.object,
-            "is not valid gzip data (corrupt or truncated)",
-            error,
-        ))
+            format!("is not valid gzip data (corrupt or truncated): {error}"),
+        )
     }
 }
 
@@ -537,16 +551,4 @@ enum Fault {
     BadObject(DataFusionError),
     /// Anything else, such as a strict-mode malformed line.
     Failed(DataFusionError),
-}
-
-/// Names the object in an error that came from the decoder, unless the
-/// message already does (strict-mode errors name object and line).
-fn prefix_object(object: &str, error: DataFusionError) -> DataFusionError {
-    match error {
-        DataFusionError::Execution(msg) if msg.starts_with(object) => {
-            DataFusionError::Execution(msg)
-        }
-        DataFusionError::Execution(msg) => DataFusionError::Execution(format!("{object}: {msg}")),
-        other => other,
-    }
 }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::FlowLogOptions;
 use super::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
 use super::prune::{Level, PathPredicate, PathValues, TimeWindow, partition_values};
+use crate::error::Error;
 use crate::location::{self, Location};
 use crate::report::ScanReport;
 use crate::scan::text::object_display;
@@ -157,10 +158,12 @@ fn listing_error(
     prefix: &Path,
     error: object_store::Error,
 ) -> DataFusionError {
-    DataFusionError::Execution(format!(
-        "cannot list `{prefix}` in {store}: {}",
-        location::s3::explain(&error)
-    ))
+    Error::Listing {
+        prefix: prefix.to_string(),
+        store: store.to_string(),
+        problem: location::s3::classify(&error),
+    }
+    .into()
 }
 
 /// The names of the folders directly inside `prefix`.
@@ -223,10 +226,10 @@ pub(super) async fn find_awslogs(
         .try_collect()
         .await?;
     if nested.is_empty() {
-        return Err(DataFusionError::Configuration(format!(
-            "location `{}` holds no flow logs: expected an AWSLogs/ folder in it (LOCATION/AWSLogs/{{account}}/vpcflowlogs/...) or in one of its subfolders",
-            location.original
-        )));
+        return Err(location::location_error(
+            &location.original,
+            "holds no flow logs: expected an AWSLogs/ folder in it (LOCATION/AWSLogs/{account}/vpcflowlogs/...) or in one of its subfolders".to_string(),
+        ));
     }
     Ok(nested.into_iter().map(root).collect())
 }

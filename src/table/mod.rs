@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::datasource::physical_plan::FileScanConfigBuilder;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
@@ -28,6 +28,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalogue;
 use crate::decode::record_filter::RecordFilter;
+use crate::error::Error;
 use crate::location;
 use crate::report::ScanReport;
 use crate::scan::FlowLogScanExec;
@@ -136,10 +137,7 @@ impl FlowLogTable {
         options: FlowLogOptions,
     ) -> Result<Self> {
         if locations.is_empty() {
-            return Err(DataFusionError::Configuration(
-                "no LOCATION given: name an s3://bucket/prefix or a local folder holding AWSLogs/"
-                    .to_string(),
-            ));
+            return Err(Error::NoLocation.into());
         }
         let mut roots = Vec::new();
         let mut extra = Vec::new();
@@ -151,10 +149,10 @@ impl FlowLogTable {
             let found =
                 find_awslogs(&location, &report, options.listing_concurrency.max(1)).await?;
             if header_sample::sample_unknown_fields(&found, &options, &mut extra).await? == 0 {
-                return Err(DataFusionError::Configuration(format!(
-                    "location `{}` holds no flow-log files: no AWSLogs/{{account}}/vpcflowlogs/{{region}}/{{yyyy}}/{{MM}}/{{dd}}/ folder with .log.gz objects",
-                    location.original
-                )));
+                return Err(location::location_error(
+                    &location.original,
+                    "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz objects".to_string(),
+                ));
             }
             roots.extend(found);
         }
