@@ -24,7 +24,8 @@ use super::{BUCKETS, RECOMPUTE};
 
 /// Rows aggregated in one run at least: buckets smaller than this are
 /// aggregated together (each run costs a plan and a table), larger ones
-/// alone. Under a bucket's rows at 1x (about 20 K for top talkers).
+/// alone. Fewer than a bucket of a large aggregation holds, so that one
+/// still runs a bucket at a time.
 const MIN_RUN_ROWS: usize = 8 * 1024;
 
 /// A run of buckets' rows: text rows, and packed rows.

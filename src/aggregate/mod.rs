@@ -3,9 +3,9 @@
 //! DataFusion finishes a grouped aggregation in
 //! `AggregateExec(FinalPartitioned)` over a hash `RepartitionExec`: one hash
 //! table per partition holding every group of that partition. Flow logs have
-//! queries with millions of groups (top talkers sums 10 M records into
-//! 5.25 M source addresses), and there that table costs a cache miss per row
-//! and holds hundreds of MB, growing with the data.
+//! queries with millions of groups (top talkers: one per source address),
+//! and there that table costs a cache miss per row and holds every group at
+//! once, growing with the data.
 //!
 //! [`BucketedAggregateExec`] takes the place of both. Each input partition
 //! (the partial aggregates' states) is read in a task of its own, as the
@@ -98,15 +98,12 @@ impl Default for Bucketing {
     }
 }
 
-/// Buckets per partition. With two partitions, top talkers' 10 M rows and
-/// 5.25 M groups make about 20 K rows and 10 K groups per bucket, and four
-/// times the data four times that: a merge's table of up to a MB. Each
-/// bucket costs the split a list and a spill a batch: with the merge by
-/// code, 256 buckets took top talkers from 0.93 s to 0.89 s (1.80 to
-/// 1.71 s of CPU) against 512, and 128 from 0.86 s to 0.84 s against
-/// 256, but at 4x 128 took its peak RSS from 155 MB to 175 MB and
-/// address pairs' to 205 MB (256: 160-167 and 176-180 MB): a bucket's
-/// rows and table grow with the data.
+/// Buckets per partition: enough that a bucket's rows and its aggregate's
+/// table stay small enough for the cache, even with millions of groups.
+/// Each bucket costs the split a list and a spill a batch, so fewer
+/// buckets run a little faster; but a bucket's rows and table grow with
+/// the data, and with them the peak memory. The measurements behind the
+/// choice are in `benches/RESULTS.md`.
 pub(crate) const BUCKETS: usize = 1 << BUCKET_BITS;
 const BUCKET_BITS: u32 = 8;
 
