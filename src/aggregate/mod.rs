@@ -24,8 +24,8 @@
 //! partition, as before.
 //!
 //! Group keys of short text made of digits and dots (IPv4 addresses,
-//! account ids) travel as `u64` codes ([`crate::aggregate::packed_keys`]) from the
-//! split to the output: rows of half the bytes to copy and spill, and
+//! account ids) travel as `u64` codes ([`packed_keys`]) from the split to
+//! the output: rows of half the bytes to copy and spill, and
 //! integer keys to hash and compare. Where no node of the plan pairs one
 //! input's partitions with another's (no join, no union), rows with codes
 //! are routed by a hash of the codes instead of the repartition's hash of
@@ -37,7 +37,7 @@
 //!
 //! Where the aggregation is sums, counts, minimums and maximums of 64-bit
 //! integers by packed keys only (top talkers), the output partitions merge
-//! the packed rows' states themselves (`packed_merge`) instead of running
+//! the packed rows' states themselves ([`packed_merge`]) instead of running
 //! DataFusion's aggregate over them; EXPLAIN says `merged_by_code`.
 //!
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in

@@ -17,8 +17,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use super::packed_keys;
 use super::packed_merge::PackedMerge;
 
-/// Text group keys carried as `u64` codes (see [`crate::aggregate::packed_keys`])
-/// from the split to the aggregate's output: a top-talkers row of an
+/// Text group keys carried as `u64` codes (see [`super::packed_keys`]) from
+/// the split to the aggregate's output: a top-talkers row of an
 /// address and a sum shrinks from about 28 bytes to 16, and the bucket's
 /// table hashes and compares integers. A row whose keys all have codes (or
 /// are null) goes to its bucket's packed rows, any other to its text rows;
