@@ -1,0 +1,88 @@
+//! The physical optimizer rule that finishes grouped aggregations with a
+//! [`BucketedAggregateExec`], wherever one can take the place of an
+//! aggregate and its repartition.
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::Bucketing;
+use super::exec::BucketedAggregateExec;
+
+/// The physical optimizer rule that finishes eligible grouped aggregations
+/// with a [`BucketedAggregateExec`].
+#[derive(Debug, Clone)]
+pub(crate) struct BucketFinalAggregation {
+    bucketing: Bucketing,
+}
+
+impl BucketFinalAggregation {
+    /// A rule that splits with `bucketing`.
+    pub(crate) fn new(bucketing: Bucketing) -> Self {
+        Self { bucketing }
+    }
+}
+
+impl PhysicalOptimizerRule for BucketFinalAggregation {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Only a node of two or more inputs (a join, a union) pairs one
+        // input's partitions with another's; with none, a partition need not
+        // be the one the repartition's hash of the text picks.
+        let mut pairs_partitions = false;
+        plan.apply(|node| {
+            pairs_partitions |= node.children().len() > 1;
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        plan.transform_up(|node| {
+            Ok(
+                match BucketedAggregateExec::try_new(&node, self.bucketing) {
+                    Some(bucketed) => {
+                        let bucketed = bucketed.with_code_routing(!pairs_partitions);
+                        Transformed::yes(Arc::new(bucketed) as Arc<dyn ExecutionPlan>)
+                    }
+                    None => Transformed::no(node),
+                },
+            )
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "bucket_final_aggregation"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_installs_in_a_session_state() {
+        use crate::aggregate::{BucketFinalAggregation, Bucketing};
+        use datafusion::execution::session_state::SessionStateBuilder;
+        use std::sync::Arc;
+
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(BucketFinalAggregation::new(
+                Bucketing::default(),
+            )))
+            .build();
+        assert!(
+            state
+                .physical_optimizers()
+                .iter()
+                .any(|rule| rule.name() == "bucket_final_aggregation")
+        );
+    }
+}

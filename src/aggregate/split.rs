@@ -1,0 +1,315 @@
+//! Phase one: one input partition's rows split into the buckets of every
+//! output partition, a window of rows at a time, and held in memory up to
+//! a budget or spilled to temporary files past it.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::disk_manager::DiskManager;
+use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::execution::{SendableRecordBatchStream, SpillFile};
+use datafusion::physical_plan::metrics::{Count, SpillMetrics, Time};
+use datafusion::physical_plan::spill::get_record_batch_memory_size;
+use futures::TryStreamExt;
+
+use super::packing::{KeyPacking, PackedRows};
+use super::routing::Route;
+
+/// Splits one input partition's rows into the buckets of every output
+/// partition.
+pub(crate) struct Splitter {
+    pub(crate) route: Route,
+    pub(crate) window_rows: usize,
+    /// This input partition's share of
+    /// [`Bucketing::memory_budget`](super::Bucketing::memory_budget).
+    pub(crate) memory_budget: usize,
+    pub(crate) schema: SchemaRef,
+    pub(crate) packing: Option<Arc<KeyPacking>>,
+    pub(crate) disk: Arc<DiskManager>,
+    pub(crate) spill_metrics: SpillMetrics,
+    pub(crate) split_time: Time,
+    /// Rows split with their keys packed.
+    pub(crate) packed_rows: Count,
+    /// Covers the split windows held in memory.
+    pub(crate) reservation: MemoryReservation,
+}
+
+/// One window's text or packed rows in bucket order, and where each
+/// bucket's rows are.
+pub(crate) struct SplitWindow {
+    rows: RecordBatch,
+    pub(crate) packed: bool,
+    buckets: Vec<Range<usize>>,
+}
+
+impl SplitWindow {
+    pub(crate) fn bucket(&self, bucket: usize) -> Option<RecordBatch> {
+        let range = &self.buckets[bucket];
+        (!range.is_empty()).then(|| self.rows.slice(range.start, range.len()))
+    }
+}
+
+/// Split rows written out together when the held windows passed the budget:
+/// one Arrow IPC file of text or of packed rows, with a batch per bucket.
+pub(crate) struct SpillRound {
+    /// Keeps the temporary file until the round is read.
+    pub(crate) file: Arc<dyn SpillFile>,
+    pub(crate) packed: bool,
+    /// Per bucket, the index of its batch in the file, if it had rows.
+    pub(crate) batches: Vec<Option<usize>>,
+}
+
+impl SpillRound {
+    pub(crate) fn open(&self) -> Result<FileReader<BufReader<File>>> {
+        let path = self.file.path().ok_or_else(|| {
+            DataFusionError::NotImplemented(
+                "BucketedAggregateExec spills only to local temporary files".to_string(),
+            )
+        })?;
+        let reader = FileReader::try_new_buffered(File::open(path)?, None)?;
+        // SAFETY: the file was written by this operator from arrays that
+        // were valid, and only it reads the file. Validating it again would
+        // check the UTF-8 of every string, which shows in the profile of a
+        // large aggregation.
+        Ok(unsafe { reader.with_skip_validation(true) })
+    }
+}
+
+/// One input partition's split rows: windows held in memory, and spill
+/// rounds.
+pub(crate) struct SplitInput {
+    pub(crate) held: Vec<SplitWindow>,
+    pub(crate) rounds: Vec<SpillRound>,
+    /// Covers `held`; kept only to be freed with it.
+    _reservation: MemoryReservation,
+}
+
+impl Splitter {
+    pub(crate) async fn split(self, mut input: SendableRecordBatchStream) -> Result<SplitInput> {
+        // The window's batches, and the same with keys packed.
+        let mut window: Vec<RecordBatch> = Vec::new();
+        let mut packed_window: Vec<RecordBatch> = Vec::new();
+        let mut window_rows = 0;
+        // Per list (see `Route::lists`): the window positions of its rows
+        // (4 bytes each, where a (batch, row) pair took 16).
+        let mut positions: Vec<Vec<u32>> = vec![Vec::new(); self.route.lists()];
+        let mut held = Vec::new();
+        let mut rounds = Vec::new();
+        let mut hashes = Vec::new();
+        while let Some(batch) = input.try_next().await? {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let _timer = self.split_time.timer();
+            let packed = match &self.packing {
+                Some(packing) => {
+                    let (packed_batch, rows) = packing.pack(&batch)?;
+                    self.packed_rows.add(match &rows {
+                        PackedRows::None => 0,
+                        PackedRows::All => batch.num_rows(),
+                        PackedRows::Some(rows) => rows.count_set_bits(),
+                    });
+                    packed_window.push(packed_batch);
+                    rows
+                }
+                None => PackedRows::None,
+            };
+            self.route.add(
+                &batch,
+                packed_window.last(),
+                window_rows as u32,
+                &packed,
+                &mut hashes,
+                &mut positions,
+            )?;
+            window_rows += batch.num_rows();
+            window.push(batch);
+            if window_rows >= self.window_rows {
+                self.split_window(&window, &packed_window, &mut positions, &mut held)?;
+                window.clear();
+                packed_window.clear();
+                window_rows = 0;
+                self.hold_or_spill(&mut held, &mut rounds)?;
+            }
+        }
+        if !window.is_empty() {
+            let _timer = self.split_time.timer();
+            self.split_window(&window, &packed_window, &mut positions, &mut held)?;
+            self.hold_or_spill(&mut held, &mut rounds)?;
+        }
+        Ok(SplitInput {
+            held,
+            rounds,
+            _reservation: self.reservation,
+        })
+    }
+
+    /// Puts the window's text rows and its packed rows in bucket order,
+    /// each joined into one batch (one copy in order) and taken in bucket
+    /// order with one `take` (one call per bucket costs more than the copy;
+    /// an interleave of (batch, row) pairs cost more than the take), onto
+    /// `held`. View columns keep pointing into the input's string buffers,
+    /// which hold these rows' strings anyway; spilling compacts them.
+    fn split_window(
+        &self,
+        window: &[RecordBatch],
+        packed_window: &[RecordBatch],
+        positions: &mut [Vec<u32>],
+        held: &mut Vec<SplitWindow>,
+    ) -> Result<()> {
+        let (text_lists, packed_lists) = positions.split_at_mut(self.route.buckets());
+        for (lists, sources, packed) in [
+            (text_lists, window, false),
+            (packed_lists, packed_window, true),
+        ] {
+            let total = lists.iter().map(Vec::len).sum();
+            if total == 0 {
+                continue;
+            }
+            let mut order = Vec::with_capacity(total);
+            let mut buckets = Vec::with_capacity(lists.len());
+            for rows in lists.iter_mut() {
+                let start = order.len();
+                order.append(rows);
+                buckets.push(start..order.len());
+            }
+            let joined = match sources {
+                [only] => only.clone(),
+                _ => concat_batches(&sources[0].schema(), sources)?,
+            };
+            let rows = take_record_batch(&joined, &UInt32Array::from(order))?;
+            held.push(SplitWindow {
+                rows,
+                packed,
+                buckets,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps the held windows in memory if the budget and the memory pool
+    /// allow, or else spills all of them in one round (a file for text
+    /// rows and one for packed rows).
+    fn hold_or_spill(
+        &self,
+        held: &mut Vec<SplitWindow>,
+        rounds: &mut Vec<SpillRound>,
+    ) -> Result<()> {
+        let held_bytes = held
+            .iter()
+            .map(|window| get_record_batch_memory_size(&window.rows))
+            .sum();
+        if held_bytes <= self.memory_budget && self.reservation.try_resize(held_bytes).is_ok() {
+            return Ok(());
+        }
+        for packed in [false, true] {
+            let windows: Vec<&SplitWindow> = held.iter().filter(|w| w.packed == packed).collect();
+            if !windows.is_empty() {
+                rounds.push(self.spill(&windows, packed)?);
+            }
+        }
+        held.clear();
+        self.reservation.resize(0);
+        Ok(())
+    }
+
+    /// Writes held windows (all text or all packed) to a new temporary file,
+    /// one batch per bucket.
+    fn spill(&self, held: &[&SplitWindow], packed: bool) -> Result<SpillRound> {
+        let schema = match (&self.packing, packed) {
+            (Some(packing), true) => &packing.schema,
+            _ => &self.schema,
+        };
+        let file = self.disk.create_tmp_file("BucketedAggregateExec")?;
+        let sink = BufWriter::with_capacity(1 << 20, file.open_writer()?);
+        let mut writer = FileWriter::try_new(sink, schema)?;
+        let mut batches = Vec::with_capacity(self.route.buckets());
+        let mut written = 0;
+        for bucket in 0..self.route.buckets() {
+            let pieces: Vec<RecordBatch> = held.iter().filter_map(|w| w.bucket(bucket)).collect();
+            if pieces.is_empty() {
+                batches.push(None);
+                continue;
+            }
+            // Compact: a slice of a view column would be written with all of
+            // its window's string data.
+            let rows = compact(concat_batches(schema, &pieces)?);
+            writer.write(&rows)?;
+            self.spill_metrics.spilled_rows.add(rows.num_rows());
+            batches.push(Some(written));
+            written += 1;
+        }
+        writer.finish()?;
+        let mut sink = writer
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| DataFusionError::IoError(e.into_error()))?;
+        sink.finish()?;
+        self.spill_metrics.spill_file_count.add(1);
+        self.spill_metrics
+            .spilled_bytes
+            .add(file.size().unwrap_or_default() as usize);
+        Ok(SpillRound {
+            file,
+            packed,
+            batches,
+        })
+    }
+}
+
+/// Gives view columns buffers of their own, holding only their strings:
+/// taking and slicing leave them pointing into whole input buffers,
+/// which Arrow IPC would write out in full.
+fn compact(batch: RecordBatch) -> RecordBatch {
+    let needs_gc = |column: &ArrayRef| match column.data_type() {
+        DataType::Utf8View => !column.as_string_view().data_buffers().is_empty(),
+        DataType::BinaryView => !column.as_binary_view().data_buffers().is_empty(),
+        _ => false,
+    };
+    if !batch.columns().iter().any(needs_gc) {
+        return batch;
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(column),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).expect("same columns, compacted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_gives_views_their_own_buffers() {
+        use datafusion::arrow::array::StringViewArray;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let long: Vec<String> = (0..100)
+            .map(|i| format!("a string longer than twelve {i}"))
+            .collect();
+        let array = StringViewArray::from_iter_values(long.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(array)]).unwrap();
+        let piece = take_record_batch(&batch, &UInt32Array::from(vec![3, 7])).unwrap();
+        let compacted = compact(piece.clone());
+        assert!(get_record_batch_memory_size(&compacted) < get_record_batch_memory_size(&piece));
+        assert_eq!(compacted, piece);
+    }
+}
