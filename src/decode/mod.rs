@@ -1,0 +1,466 @@
+//! Flow-log text to Arrow: the hot loop.
+//!
+//! [`TextDecoder`] takes the decompressed text of one object in chunks of any
+//! size, reads the header line, binds the header's fields to the requested
+//! columns by name, and turns every record line into one row, or, given a
+//! [`RecordFilter`], every line that passes it. Only the requested columns
+//! are built, but every field of every line is checked, so which lines
+//! count as malformed never depends on the query.
+//!
+//! It takes the place of a generic CSV reader (DataFusion's CSV source,
+//! over arrow-csv), which reads every file with one schema, by position,
+//! and splits at single spaces: a flow-log object's own header line says
+//! which fields it holds and in which order, and its fields may be
+//! separated by runs of spaces. arrow-csv stays as the test oracle
+//! (`tests/it/decoder_oracle.rs`) and the benchmark baseline
+//! (`benches/decoder.rs`).
+//!
+//! Text rules (DESIGN.md, "Bad input"): a `-` is NULL in every column; CRLF
+//! endings lose their `\r`; runs of spaces and trailing spaces separate
+//! nothing extra; blank lines hold no record and are passed over; a line with the wrong field count, a value
+//! that is not its column's type, bytes that are not UTF-8, or more than
+//! [`MAX_LINE_BYTES`] bytes is malformed: it goes to the [`RejectSink`]
+//! with its [`Reject`] reason, and the sink says whether the read goes on.
+//!
+//! A line goes through the files in this order:
+//!
+//! - this file: [`TextDecoder`], the framing: chunks into lines, lines
+//!   across chunks, over-long lines, the header line, CRLF;
+//! - [`tokenizer`]: a line into tokens at runs of spaces, with its digit
+//!   masks and whether it is ASCII, 64 bytes at a time;
+//! - [`records`]: the header's fields bound to the output columns; each
+//!   line's field count, UTF-8 and numbers checked, the filter's tests
+//!   run, and the row appended;
+//! - [`numbers`]: numeric fields checked and parsed;
+//! - [`record_filter`]: the query's filters on record columns, as tests on
+//!   a line's values;
+//! - [`reject`]: why a line is malformed, and where it goes;
+//! - [`simd`]: the steps written once per instruction level (block masks,
+//!   edges, number lanes), and the one place that picks the level.
+
+mod numbers;
+pub(crate) mod record_filter;
+mod records;
+mod reject;
+mod simd;
+mod tokenizer;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, Result};
+
+use crate::catalogue::Header;
+
+use self::record_filter::RecordFilter;
+use self::records::RecordDecoder;
+pub use self::reject::{Reject, RejectSink};
+use self::simd::Simd;
+use self::tokenizer::{split_fields, split_line_with};
+
+/// The longest line accepted; longer lines are malformed and memory stays bounded.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Decodes the text of one flow-log object, fed in chunks of any size, into
+/// record batches of the requested columns.
+pub struct TextDecoder {
+    schema: SchemaRef,
+    batch_size: usize,
+    records: Option<RecordDecoder>,
+    header: Option<Header>,
+    /// The unfinished last line of the previous chunk.
+    carry: Vec<u8>,
+    /// True while skipping the rest of an over-long line.
+    skipping_long_line: bool,
+    line_number: u64,
+    rows_decoded: u64,
+    ready: VecDeque<RecordBatch>,
+    rejects: Box<dyn RejectSink>,
+    filter: Arc<RecordFilter>,
+    /// The [`Simd`] level [`TextDecoder::feed`] runs at.
+    simd: u8,
+}
+
+impl fmt::Debug for TextDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextDecoder")
+            .field("line_number", &self.line_number)
+            .field("rows_decoded", &self.rows_decoded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TextDecoder {
+    /// A decoder producing batches of `schema` (the requested record columns,
+    /// by name) of at most `batch_size` rows.
+    pub fn new(schema: SchemaRef, batch_size: usize, rejects: Box<dyn RejectSink>) -> Self {
+        Self {
+            schema,
+            batch_size: batch_size.max(1),
+            records: None,
+            header: None,
+            carry: Vec::new(),
+            skipping_long_line: false,
+            line_number: 0,
+            rows_decoded: 0,
+            ready: VecDeque::new(),
+            rejects,
+            filter: Arc::default(),
+            simd: Simd::detect(),
+        }
+    }
+
+    /// Appends only the well-formed lines that pass `filter`'s tests
+    /// (every line is still checked, and malformed ones still reported).
+    pub fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The header, once the first line has been read.
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// Well-formed records read so far, whether or not they passed the
+    /// record filter.
+    pub fn rows_decoded(&self) -> u64 {
+        self.rows_decoded
+    }
+
+    /// Feeds the next chunk of text.
+    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+        simd::dispatch(
+            self.simd,
+            Feed {
+                decoder: self,
+                data,
+            },
+        )
+    }
+
+    /// [`TextDecoder::feed`] at the level `SIMD`: the hot loop, compiled
+    /// once per level.
+    #[inline(always)]
+    fn feed_with<const SIMD: u8>(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            // The common case: a record line wholly inside this chunk.
+            if self.carry.is_empty()
+                && !self.skipping_long_line
+                && let Some(records) = &mut self.records
+                && let Some((len, ascii)) = split_line_with::<SIMD>(data, &mut records.tokens)
+            {
+                self.record_line(&data[..len], ascii)?;
+                data = &data[len + 1..];
+                continue;
+            }
+            match memchr::memchr(b'\n', data) {
+                Some(pos) => {
+                    let (line, rest) = (&data[..pos], &data[pos + 1..]);
+                    data = rest;
+                    if self.skipping_long_line {
+                        self.skipping_long_line = false;
+                        continue;
+                    }
+                    if self.carry.len() + line.len() > MAX_LINE_BYTES {
+                        let mut carry = std::mem::take(&mut self.carry);
+                        carry.extend_from_slice(&line[..MAX_LINE_BYTES.min(line.len())]);
+                        self.too_long(&carry)?;
+                    } else if self.carry.is_empty() {
+                        self.line(line)?;
+                    } else {
+                        let mut carry = std::mem::take(&mut self.carry);
+                        carry.extend_from_slice(line);
+                        self.line(&carry)?;
+                        carry.clear();
+                        self.carry = carry;
+                    }
+                }
+                None => {
+                    if !self.skipping_long_line {
+                        if self.carry.len() + data.len() > MAX_LINE_BYTES {
+                            let mut carry = std::mem::take(&mut self.carry);
+                            carry.extend_from_slice(&data[..MAX_LINE_BYTES.min(data.len())]);
+                            self.too_long(&carry)?;
+                            self.skipping_long_line = true;
+                        } else {
+                            self.carry.extend_from_slice(data);
+                        }
+                    }
+                    data = &[];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the text: decodes a last line that has no newline and flushes
+    /// the final batch. An object with no header line is an error.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.skipping_long_line {
+            self.skipping_long_line = false;
+        } else if !self.carry.is_empty() {
+            let carry = std::mem::take(&mut self.carry);
+            self.line(&carry)?;
+        }
+        if self.header.is_none() {
+            return Err(DataFusionError::Execution(
+                "the object holds no header line".to_string(),
+            ));
+        }
+        if let Some(records) = &mut self.records
+            && let Some(batch) = records.take_batch()?
+        {
+            self.ready.push_back(batch);
+        }
+        Ok(())
+    }
+
+    /// Makes the rows decoded so far available from [`TextDecoder::next_batch`]
+    /// without ending the text, for a reader that gives up on the rest.
+    pub fn flush_rows(&mut self) {
+        if let Some(records) = &mut self.records
+            && let Ok(Some(batch)) = records.take_batch()
+        {
+            self.ready.push_back(batch);
+        }
+    }
+
+    /// The next finished batch, if any.
+    pub fn next_batch(&mut self) -> Option<RecordBatch> {
+        self.ready.pop_front()
+    }
+
+    fn too_long(&mut self, start_of_line: &[u8]) -> Result<()> {
+        self.line_number += 1;
+        if self.header.is_none() {
+            return Err(DataFusionError::Execution(format!(
+                "the header line is longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        self.rejects
+            .reject(self.line_number, Reject::TooLong, start_of_line)
+    }
+
+    /// Reads one line that [`split_line_with`] did not: the header, a line
+    /// across chunks, the last line of a chunk.
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        if let Some(records) = &mut self.records {
+            let ascii = split_fields(line, &mut records.tokens);
+            return self.record_line(line, ascii);
+        }
+        self.line_number += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let header = Header::parse(line)?;
+        self.records = Some(RecordDecoder::new(
+            &header,
+            Arc::clone(&self.schema),
+            self.batch_size,
+            &self.filter,
+            self.simd,
+        )?);
+        self.header = Some(header);
+        Ok(())
+    }
+
+    /// Decodes a record line whose tokens are in the records decoder.
+    fn record_line(&mut self, line: &[u8], ascii: bool) -> Result<()> {
+        self.line_number += 1;
+        let records = self
+            .records
+            .as_mut()
+            .expect("record lines come after the header");
+        // CRLF endings: the `\r` is not part of the line.
+        let line = match line.strip_suffix(b"\r") {
+            Some(stripped) => {
+                records.tokens.drop_final_cr(line.len());
+                stripped
+            }
+            None => line,
+        };
+        if records.tokens.is_empty() {
+            return Ok(()); // a blank line
+        }
+        match records.decode_tokens(line, ascii) {
+            Ok(appended) => {
+                self.rows_decoded += 1;
+                if appended
+                    && records.is_full()
+                    && let Some(batch) = records.take_batch()?
+                {
+                    self.ready.push_back(batch);
+                }
+                Ok(())
+            }
+            Err(reason) => self.rejects.reject(self.line_number, reason, line),
+        }
+    }
+}
+
+/// [`TextDecoder::feed`] as work for [`simd::dispatch`], which runs the
+/// copy of it compiled for the processor's level.
+struct Feed<'a> {
+    decoder: &'a mut TextDecoder,
+    data: &'a [u8],
+}
+
+impl simd::AtLevel for Feed<'_> {
+    type Output = Result<()>;
+
+    #[inline(always)]
+    fn run<const SIMD: u8>(self) -> Result<()> {
+        self.decoder.feed_with::<SIMD>(self.data)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<(u64, Reject)>>>);
+
+    impl RejectSink for Collect {
+        fn reject(&mut self, line: u64, reason: Reject, _raw: &[u8]) -> Result<()> {
+            self.0.lock().unwrap().push((line, reason));
+            Ok(())
+        }
+    }
+
+    pub(crate) fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub(crate) fn decode(
+        text: &[u8],
+        chunk: usize,
+        schema: SchemaRef,
+    ) -> (Vec<RecordBatch>, Vec<(u64, Reject)>) {
+        let (batches, rejected, _) = decode_filtered(text, chunk, schema, RecordFilter::default());
+        (batches, rejected)
+    }
+
+    /// Batches, rejected lines and well-formed records read.
+    pub(crate) fn decode_filtered(
+        text: &[u8],
+        chunk: usize,
+        schema: SchemaRef,
+        filter: RecordFilter,
+    ) -> (Vec<RecordBatch>, Vec<(u64, Reject)>, u64) {
+        let rejects = Collect::default();
+        let mut decoder = TextDecoder::new(schema, 2, Box::new(rejects.clone()))
+            .with_record_filter(Arc::new(filter));
+        for piece in text.chunks(chunk) {
+            decoder.feed(piece).unwrap();
+        }
+        decoder.finish().unwrap();
+        let mut batches = vec![];
+        while let Some(b) = decoder.next_batch() {
+            batches.push(b);
+        }
+        let rejected = rejects.0.lock().unwrap().clone();
+        (batches, rejected, decoder.rows_decoded())
+    }
+
+    pub(crate) const TEXT: &[u8] = b"version srcport bytes log-status\r\n\
+        2 22 4249 OK\r\n\
+        2 - - NODATA\n\
+        \n\
+        2  3389   100 OK  \n\
+        2 x 1 OK\n\
+        2 1 OK\n\
+        2 99999999999 1 OK\n\
+        2 80 18446744073709551616000 OK\n\
+        2 80 7 \xff\xfe\n\
+        2 443 5 OK";
+
+    #[test]
+    fn decodes_by_name_in_any_chunking() {
+        let s = schema(&[
+            ("bytes", DataType::Int64),
+            ("srcport", DataType::Int32),
+            ("vpc_id", DataType::Utf8View),
+            ("log_status", DataType::Utf8View),
+        ]);
+        for chunk in [1, 3, 7, 1024] {
+            let (batches, rejects) = decode(TEXT, chunk, Arc::clone(&s));
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            assert_eq!(rows, 4, "chunk {chunk}");
+            let all = datafusion::arrow::compute::concat_batches(&s, &batches).unwrap();
+            let bytes = all.column(0).as_primitive::<Int64Type>();
+            assert_eq!(
+                bytes.iter().collect::<Vec<_>>(),
+                [Some(4249), None, Some(100), Some(5)]
+            );
+            let ports = all.column(1).as_primitive::<Int32Type>();
+            assert_eq!(
+                ports.iter().collect::<Vec<_>>(),
+                [Some(22), None, Some(3389), Some(443)]
+            );
+            assert_eq!(all.column(2).null_count(), 4);
+            let status = all.column(3).as_string_view();
+            assert_eq!(
+                status.iter().collect::<Vec<_>>(),
+                [Some("OK"), Some("NODATA"), Some("OK"), Some("OK")]
+            );
+            let lines: Vec<u64> = rejects.iter().map(|(l, _)| *l).collect();
+            assert_eq!(lines, [6, 7, 8, 9, 10], "chunk {chunk}");
+            assert!(matches!(rejects[0].1, Reject::BadValue { .. }));
+            assert_eq!(
+                rejects[1].1,
+                Reject::FieldCount {
+                    expected: 4,
+                    found: 3
+                }
+            );
+            assert!(
+                matches!(rejects[2].1, Reject::BadValue { .. }),
+                "i32 overflow"
+            );
+            assert!(
+                matches!(rejects[3].1, Reject::BadValue { .. }),
+                "i64 overflow"
+            );
+            assert_eq!(rejects[4].1, Reject::NotUtf8);
+        }
+    }
+
+    #[test]
+    fn counts_rows_with_no_columns() {
+        let (batches, _) = decode(TEXT, 5, schema(&[]));
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    }
+
+    #[test]
+    fn long_lines_are_rejected_with_bounded_memory() {
+        let mut text = b"version log-status\n2 OK\n".to_vec();
+        text.extend(std::iter::repeat_n(b'a', 3 * MAX_LINE_BYTES));
+        text.extend_from_slice(b"\n2 OK\n");
+        text.extend(std::iter::repeat_n(b'b', 2 * MAX_LINE_BYTES));
+        let (batches, rejects) = decode(&text, 4096, schema(&[("version", DataType::Int32)]));
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        assert_eq!(rejects, [(3, Reject::TooLong), (5, Reject::TooLong)]);
+    }
+
+    #[test]
+    fn header_only_and_empty_objects() {
+        let (batches, _) = decode(
+            b"version log-status\n",
+            64,
+            schema(&[("version", DataType::Int32)]),
+        );
+        assert!(batches.is_empty());
+        let mut decoder = TextDecoder::new(schema(&[]), 8, Box::new(Collect::default()));
+        assert!(decoder.finish().is_err());
+    }
+}
