@@ -15,9 +15,10 @@
 //! (`tests/it/decoder_oracle.rs`) and the benchmark baseline
 //! (`benches/decoder.rs`).
 //!
-//! Text rules (DESIGN.md, "Bad input"): a `-` is NULL in every column; CRLF
-//! endings lose their `\r`; runs of spaces and trailing spaces separate
-//! nothing extra; blank lines hold no record and are passed over; a line with the wrong field count, a value
+//! Text rules: a `-` is NULL in every column; CRLF endings lose their `\r`;
+//! runs of spaces and trailing spaces separate nothing extra (one of AWS's
+//! documented sample records has a double space); blank lines hold no
+//! record and are passed over; a line with the wrong field count, a value
 //! that is not its column's type, bytes that are not UTF-8, or more than
 //! [`MAX_LINE_BYTES`] bytes is malformed: it goes to the [`RejectSink`]
 //! with its [`Reject`] reason, and the sink says whether the read goes on.

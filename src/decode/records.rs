@@ -243,8 +243,7 @@ impl RecordDecoder {
                         // SAFETY: the line was checked to be UTF-8 above, and
                         // a token ends at the line's ends or at a space, and
                         // a space byte is never inside a UTF-8 sequence, so
-                        // the token is UTF-8 too (checking again cost 3% of
-                        // a group-by on srcaddr).
+                        // the token is UTF-8 too, and is not checked again.
                         b.append_value(unsafe { std::str::from_utf8_unchecked(token) })
                     }
                 }

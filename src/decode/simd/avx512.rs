@@ -37,8 +37,7 @@ pub(crate) fn masks(block: &[u8; 64]) -> BlockMasks {
 /// the block are compressed out of the vector 0, 1, ..., 63 by the mask of
 /// changes in one instruction, then widened to offsets 16 at a time, where
 /// the portable loop ([`super::portable::write_edges`]) takes a step per
-/// edge and mispredicts its end about once a block (perf, top talkers: the
-/// hot loop's share of cycles fell from 12.2% to 6.7%).
+/// edge and mispredicts its end about once a block.
 #[target_feature(enable = "avx512bw,avx512vbmi2")]
 #[inline]
 pub(crate) fn write_edges(changes: u64, offset: usize, edges: &mut Vec<u32>) {
@@ -88,9 +87,8 @@ pub(crate) fn write_edges(changes: u64, offset: usize, edges: &mut Vec<u32>) {
 }
 
 /// The quick check of up to eight unrequested numeric fields among a
-/// line's first 16 tokens, all at once in AVX-512 lanes: the scalar loop
-/// spent about 60% of the record decoder's cycles on these (perf, top
-/// talkers), most of it on each field's own loads and shifts.
+/// line's first 16 tokens, all at once in AVX-512 lanes, instead of each
+/// field's own loads and shifts in the scalar loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NumberLanes {
     /// Per lane, the edges (places in the line's edges, as the tokenizer
