@@ -38,6 +38,7 @@
 mod aggregate;
 mod catalogue;
 mod cli;
+mod cpu;
 mod decode;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]

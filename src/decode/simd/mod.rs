@@ -3,7 +3,8 @@
 //! The hot loop ([`TextDecoder::feed`](super::TextDecoder::feed)) is
 //! compiled once per level ([`Simd`]), and a decoder runs the copy of the
 //! best level the processor has, found when the decoder is made
-//! ([`Simd::detect`]).
+//! ([`Simd::detect`], from the crate's one detection,
+//! [`Cpu::detect`](crate::cpu::Cpu::detect)).
 //! The levels differ in a few steps, each written once per level:
 //!
 //! - the masks of a 64-byte block: spaces, newlines, non-ASCII bytes,
@@ -65,8 +66,9 @@ impl Simd {
     /// AVX2 (with BMI and POPCNT for the edges' bit counts).
     #[cfg(target_arch = "x86_64")]
     pub(crate) const AVX2: u8 = 1;
-    /// AVX-512BW and VBMI2 (for the edges, see [`write_edges`]), and all
-    /// of AVX2's.
+    /// AVX-512F (which the number lanes use, and every processor with
+    /// the others has), BW, VBMI2 (for the edges, see [`write_edges`]),
+    /// and all of AVX2's.
     #[cfg(target_arch = "x86_64")]
     pub(crate) const AVX512: u8 = 2;
 
@@ -74,18 +76,11 @@ impl Simd {
     pub(crate) fn detect() -> u8 {
         #[cfg(target_arch = "x86_64")]
         {
-            let avx2 = std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("bmi1")
-                && std::arch::is_x86_feature_detected!("bmi2")
-                && std::arch::is_x86_feature_detected!("popcnt")
-                && std::arch::is_x86_feature_detected!("lzcnt");
-            if avx2
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vbmi2")
-            {
+            let cpu = crate::cpu::Cpu::detect();
+            if cpu.avx2 && cpu.avx512f && cpu.avx512bw && cpu.avx512vbmi2 {
                 return Self::AVX512;
             }
-            if avx2 {
+            if cpu.avx2 {
                 return Self::AVX2;
             }
         }
