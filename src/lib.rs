@@ -38,6 +38,7 @@
 mod aggregate;
 mod catalogue;
 mod cli;
+mod cpu;
 mod decode;
 mod error;
 #[cfg(any(test, feature = "internals"))]

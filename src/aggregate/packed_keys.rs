@@ -119,13 +119,8 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
 
 /// Whether this CPU packs views in vector lanes (see [`pack_views_avx512`]).
 fn lanes_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    let cpu = crate::cpu::Cpu::detect();
+    cpu.avx512f && cpu.avx512bw
 }
 
 /// [`pack_column`], in vector lanes if `lanes` and the CPU has them.

@@ -1,0 +1,164 @@
+//! The decoder's instruction levels, and the one place that picks one.
+//!
+//! The hot loop ([`TextDecoder::feed`](super::TextDecoder::feed)) is
+//! compiled once per level ([`Simd`]), and a decoder runs the copy of the
+//! best level the processor has, found when the decoder is made
+//! ([`Simd::detect`], from the crate's one detection,
+//! [`Cpu::detect`](crate::cpu::Cpu::detect)).
+//! The levels differ in a few steps, each written once per level:
+//!
+//! - the masks of a 64-byte block: spaces, newlines, non-ASCII bytes,
+//!   digits ([`BlockMasks::with`]);
+//! - the edges of a block's tokens, written from its mask of changes
+//!   between space and non-space ([`write_edges`]);
+//! - at AVX-512, the quick check of several numbers at once
+//!   ([`NumberLanes`]).
+//!
+//! One file per level: `portable` (plain integer code, any processor),
+//! `sse2` (the x86-64 baseline), `avx2`, `avx512`. This file alone picks
+//! among them: [`dispatch`] for a whole copy of the hot loop, and
+//! [`BlockMasks::with`] and [`write_edges`] for the steps inside it.
+//!
+//! # Safety
+//!
+//! A level's code is compiled with `#[target_feature]`, and running it on a
+//! processor without those features is undefined behaviour. These rules
+//! keep every call sound; the `SAFETY` comments at the calls refer to them.
+//!
+//! - A level is a `u8`, one of [`Simd`]'s constants, as a value or as the
+//!   const parameter `SIMD`. A level in use is always one that
+//!   [`Simd::detect`] returned, or a lower one (whose features are a subset
+//!   of it). The functions that take a level trust it without checking, as
+//!   the `inline(always)` steps must, to be compiled into each level's copy
+//!   of the hot loop; the tests that run a level check `Simd::detect`
+//!   first.
+//! - A level's `#[target_feature]` lists enable only features that
+//!   `Simd::detect` requires for that level (and the features those
+//!   imply).
+//! - Only this file calls a level's `#[target_feature]` functions, through
+//!   the dispatchers above, except for [`NumberLanes`], which the record
+//!   decoder makes only at the AVX-512 level.
+//! - Within a level's functions, `unsafe` is for memory (vector loads and
+//!   stores): each such block says why it stays within its bounds.
+
+mod portable;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::NumberLanes;
+
+/// The vector instructions the hot loop is compiled for: one copy of it
+/// per level. A decoder detects the best level the processor has when it
+/// is made, and each call of `TextDecoder::feed` runs that level's copy.
+/// The masks and, at AVX-512, the edges are where the levels differ.
+pub(crate) struct Simd;
+
+impl Simd {
+    /// SSE2 on x86-64 (every such processor has it), plain integer
+    /// arithmetic elsewhere.
+    pub(crate) const BASELINE: u8 = 0;
+    /// AVX2 (with BMI and POPCNT for the edges' bit counts).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) const AVX2: u8 = 1;
+    /// AVX-512F (which the number lanes use, and every processor with
+    /// the others has), BW, VBMI2 (for the edges, see [`write_edges`]),
+    /// and all of AVX2's.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) const AVX512: u8 = 2;
+
+    /// The best level this processor has.
+    pub(crate) fn detect() -> u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let cpu = crate::cpu::Cpu::detect();
+            if cpu.avx2 && cpu.avx512f && cpu.avx512bw && cpu.avx512vbmi2 {
+                return Self::AVX512;
+            }
+            if cpu.avx2 {
+                return Self::AVX2;
+            }
+        }
+        Self::BASELINE
+    }
+}
+
+/// Work compiled once per level, such as the hot loop: [`dispatch`] runs
+/// the copy of a level.
+pub(crate) trait AtLevel {
+    /// What the work gives.
+    type Output;
+
+    /// The work at the level `SIMD`, which the processor must have. It
+    /// should be `inline(always)`, so that all of it is compiled into the
+    /// level's function, with that level's features.
+    fn run<const SIMD: u8>(self) -> Self::Output;
+}
+
+/// Runs `work` at `level`, one [`Simd::detect`] returned.
+#[inline(always)]
+pub(crate) fn dispatch<W: AtLevel>(level: u8, work: W) -> W::Output {
+    match level {
+        // SAFETY: `Simd::detect` found these levels' features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::AVX512 => unsafe { avx512::run(work) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::AVX2 => unsafe { avx2::run(work) },
+        _ => work.run::<{ Simd::BASELINE }>(),
+    }
+}
+
+/// Bit masks of one 64-byte block: bit `i` describes byte `i`.
+pub(crate) struct BlockMasks {
+    pub(crate) spaces: u64,
+    pub(crate) newlines: u64,
+    /// Bytes with the high bit set (not ASCII).
+    pub(crate) non_ascii: u64,
+    /// ASCII digits.
+    pub(crate) digits: u64,
+}
+
+impl BlockMasks {
+    /// The masks at the level `SIMD`, which the processor must have.
+    #[inline(always)]
+    pub(crate) fn with<const SIMD: u8>(block: &[u8; 64]) -> Self {
+        match SIMD {
+            // SAFETY: the caller runs this level only where the processor
+            // has its features (`Simd::detect`).
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX512 => unsafe { avx512::masks(block) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::AVX2 => unsafe { avx2::masks(block) },
+            #[cfg(target_arch = "x86_64")]
+            _ => sse2::masks(block),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => portable::masks(block),
+        }
+    }
+
+    /// The masks in plain integer arithmetic, which the others are tested
+    /// against.
+    #[cfg(test)]
+    pub(crate) fn portable(block: &[u8; 64]) -> Self {
+        portable::masks(block)
+    }
+}
+
+/// Appends the edges of the block at `offset` to `edges` (bit `i` of
+/// `changes` is an edge at `offset + i`), at the level `SIMD`, which the
+/// processor must have.
+#[inline(always)]
+pub(crate) fn write_edges<const SIMD: u8>(changes: u64, offset: usize, edges: &mut Vec<u32>) {
+    match SIMD {
+        // SAFETY: the caller runs this level only where the processor
+        // has its features (`Simd::detect`).
+        #[cfg(target_arch = "x86_64")]
+        Simd::AVX512 => unsafe { avx512::write_edges(changes, offset, edges) },
+        _ => portable::write_edges(changes, offset, edges),
+    }
+}
