@@ -37,7 +37,6 @@
 
 mod aggregate;
 mod catalogue;
-mod cli;
 mod decode;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
@@ -58,9 +57,6 @@ pub use sql::dialect::{Executed, execute_statement, parse_statements, sql};
 pub use sql::functions::ipaddress::ipaddresses_as_text;
 pub use table::{FlowLogOptions, FlowLogTable};
 
-#[doc(hidden)]
-pub use cli::{Args, EXIT_FAILURE, run};
-
 /// The pieces behind the table, for flowsql's own tests, benchmarks and
 /// fuzz targets (the `internals` feature): the decoder, the header parser,
 /// gunzip, the key grammar and the generator of test trees. Not a stable
@@ -69,7 +65,6 @@ pub use cli::{Args, EXIT_FAILURE, run};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::catalogue::Header;
-    pub use crate::cli::saved;
     pub use crate::decode::record_filter::RecordFilter;
     pub use crate::decode::{MAX_LINE_BYTES, Reject, RejectSink, TextDecoder};
     pub use crate::generate;

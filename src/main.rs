@@ -1,9 +1,17 @@
+//! The `flowsql` command. The library holds the engine; the command line
+//! (flags, output formats, the interactive shell, saved queries) is this
+//! binary's own module tree, [`cli`].
+
+#![warn(unreachable_pub)]
+
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = flowsql::Args::parse();
+    let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -11,8 +19,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(flowsql::EXIT_FAILURE);
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
-    ExitCode::from(runtime.block_on(flowsql::run(args)))
+    ExitCode::from(runtime.block_on(cli::run(args)))
 }

@@ -15,9 +15,7 @@ use datafusion::sql::parser::Statement;
 use super::human_bytes;
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
-use crate::report::ScanReport;
-use crate::sql::dialect;
-use crate::sql::functions::ipaddress::ipaddresses_as_text;
+use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]
@@ -37,22 +35,22 @@ impl From<DataFusionError> for RunError {
 /// The session and the user's display settings.
 pub(crate) struct Shell {
     /// The session with the flow-log table.
-    pub ctx: SessionContext,
+    pub(crate) ctx: SessionContext,
     /// The flow-log table's scan report.
-    pub report: Arc<ScanReport>,
+    pub(crate) report: Arc<ScanReport>,
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Rows shown in table format.
-    pub max_rows: Option<usize>,
+    pub(crate) max_rows: Option<usize>,
     /// Print a summary line (rows, time, objects, bytes) after each statement.
-    pub timing: bool,
+    pub(crate) timing: bool,
     /// Show a live progress line on stderr for long statements.
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// Write results here instead of stdout.
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Plan statements and say what they would list and read, reading
     /// nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 impl Shell {
@@ -63,7 +61,7 @@ impl Shell {
         sql: &str,
         cancellable: bool,
     ) -> std::result::Result<(), RunError> {
-        for statement in dialect::parse_statements(sql)? {
+        for statement in parse_statements(sql)? {
             self.run_statement(statement, cancellable).await?;
         }
         Ok(())
@@ -116,12 +114,12 @@ impl Shell {
     /// Plans `statement`, runs its scans' listings alone (reading no
     /// object) and prints what executing it would read.
     async fn dry_run(&self, statement: Statement) -> Result<()> {
-        let executed = dialect::execute_statement(&self.ctx, statement).await?;
+        let executed = execute_statement(&self.ctx, statement).await?;
         if let Some(note) = executed.note {
             eprintln!("note: {note}");
         }
         let plan = executed.dataframe.create_physical_plan().await?;
-        crate::scan::list_scans(&plan).await?;
+        list_scans(&plan).await?;
         let summary = self.report.summary();
         println!(
             "would read {} object(s), {} compressed, of {} flow-log object(s) listed; {} LIST request(s):",
@@ -166,7 +164,7 @@ async fn execute(
     ctx: &SessionContext,
     statement: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let executed = dialect::execute_statement(ctx, statement).await?;
+    let executed = execute_statement(ctx, statement).await?;
     if let Some(note) = executed.note {
         eprintln!("note: {note}");
     }

@@ -6,22 +6,20 @@ pub(crate) mod exec;
 pub(crate) mod print;
 pub(crate) mod progress;
 pub(crate) mod repl;
-pub mod saved;
+pub(crate) mod saved;
 
 use std::io::IsTerminal;
 
 use datafusion::common::DataFusionError;
 
-pub use args::Args;
+pub(crate) use args::Args;
 pub(crate) use exec::{RunError, Shell};
 pub(crate) use print::Format;
 
-use crate::location::S3Options;
-use crate::session::{SessionOptions, new_context, scan_report, table_notes};
-use crate::table::FlowLogOptions;
+use flowsql::{FlowLogOptions, S3Options, SessionOptions, new_context, scan_report, table_notes};
 
 /// Exit code for a failed statement or a bad location.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code for a command line that cannot run.
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
@@ -79,7 +77,7 @@ fn output_format(args: &Args) -> Result<Format, String> {
 }
 
 /// Runs the command line; returns the process exit code.
-pub async fn run(args: Args) -> u8 {
+pub(crate) async fn run(args: Args) -> u8 {
     let format = match output_format(&args) {
         Ok(format) => format,
         Err(message) => {

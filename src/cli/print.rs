@@ -12,7 +12,7 @@ use datafusion::common::{DataFusionError, Result};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// An aligned text table.
     Table,
     /// Comma-separated values with a header row; NULL is an empty field.
@@ -29,12 +29,12 @@ pub enum Format {
 
 impl Format {
     /// Parses a format name (`\format csv`).
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         <Self as ValueEnum>::from_str(name, true).ok()
     }
 
     /// The format a file's extension asks for.
-    pub fn from_extension(path: &Path) -> Option<Self> {
+    pub(crate) fn from_extension(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Self::Csv),
             "tsv" => Some(Self::Tsv),
@@ -47,7 +47,7 @@ impl Format {
     }
 
     /// The names accepted by `--format` and `\format`.
-    pub fn names() -> Vec<String> {
+    pub(crate) fn names() -> Vec<String> {
         Self::value_variants()
             .iter()
             .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
@@ -59,9 +59,9 @@ impl Format {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TableLayout {
     /// Rows shown at most; the rest are counted in a footer.
-    pub max_rows: Option<usize>,
+    pub(crate) max_rows: Option<usize>,
     /// Characters per line at most (the terminal width).
-    pub max_width: Option<usize>,
+    pub(crate) max_width: Option<usize>,
 }
 
 /// Writes a complete result in `format` to `out`.

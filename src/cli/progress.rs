@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::human_bytes;
-use crate::report::{ScanReport, ScanSummary};
+use flowsql::{ScanReport, ScanSummary};
 
 const FIRST_DRAW_AFTER: Duration = Duration::from_millis(500);
 const REDRAW_EVERY: Duration = Duration::from_millis(200);

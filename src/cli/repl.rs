@@ -16,7 +16,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::exec::{RunError, Shell, report_error};
 use super::print::Format;
-use crate::cli::saved;
+use super::saved;
 
 /// The backslash commands and what they do.
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
@@ -183,7 +183,7 @@ impl Validator for ShellHelper {
         if !input.ends_with(';') {
             return Ok(ValidationResult::Incomplete);
         }
-        Ok(match crate::sql::dialect::parse_statements(input) {
+        Ok(match flowsql::parse_statements(input) {
             Ok(_) => ValidationResult::Valid(None),
             Err(e) => ValidationResult::Invalid(Some(format!(
                 "\n  syntax error: {}",
