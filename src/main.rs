@@ -19,8 +19,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(cli::EXIT_FAILURE);
+            return cli::Exit::Failure.into();
         }
     };
-    ExitCode::from(runtime.block_on(cli::run(args)))
+    runtime.block_on(cli::run(args)).into()
 }

@@ -9,6 +9,7 @@ pub(crate) mod repl;
 pub(crate) mod saved;
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use datafusion::common::DataFusionError;
 
@@ -18,10 +19,25 @@ pub(crate) use print::Format;
 
 use flowsql::{FlowLogOptions, S3Options, SessionOptions, new_context, scan_report, table_notes};
 
-/// Exit code for a failed statement or a bad location.
-pub(crate) const EXIT_FAILURE: u8 = 1;
-/// Exit code for a command line that cannot run.
-pub(crate) const EXIT_USAGE: u8 = 2;
+/// How the process ends: its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Everything asked for ran.
+    Success = 0,
+    /// A statement failed, or a location, file or input could not be read.
+    Failure = 1,
+    /// The command line cannot run as given; clap exits with the same
+    /// status for the flags it rejects itself.
+    Usage = 2,
+    /// Ctrl-C cancelled a statement: 128 + SIGINT, as shells report it.
+    Cancelled = 130,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
 /// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
 pub(crate) const DEFAULT_TERMINAL_ROWS: usize = 40;
 
@@ -76,22 +92,22 @@ fn output_format(args: &Args) -> Result<Format, String> {
     }
 }
 
-/// Runs the command line; returns the process exit code.
-pub(crate) async fn run(args: Args) -> u8 {
+/// Runs the command line; returns how the process ends.
+pub(crate) async fn run(args: Args) -> Exit {
     let format = match output_format(&args) {
         Ok(format) => format,
         Err(message) => {
             eprintln!("error: {message}");
-            return EXIT_USAGE;
+            return Exit::Usage;
         }
     };
     if !args.params.is_empty() && args.saved.is_empty() {
         eprintln!("error: --param goes with --saved NAME");
-        return EXIT_USAGE;
+        return Exit::Usage;
     }
     if args.output.is_some() && !args.is_one_shot() && std::io::stdin().is_terminal() {
         eprintln!("error: -o goes with -c, -f, --saved or statements piped in");
-        return EXIT_USAGE;
+        return Exit::Usage;
     }
     // Resolve saved queries and read files before opening the location, so
     // a typo fails fast.
@@ -105,7 +121,7 @@ pub(crate) async fn run(args: Args) -> u8 {
             Ok(sql) => scripts.push((path.display().to_string(), sql)),
             Err(e) => {
                 eprintln!("error: cannot read `{}`: {e}", path.display());
-                return EXIT_FAILURE;
+                return Exit::Failure;
             }
         }
     }
@@ -114,7 +130,7 @@ pub(crate) async fn run(args: Args) -> u8 {
             Ok(sql) => scripts.push((format!("--saved {name}"), sql)),
             Err(e) => {
                 eprintln!("error: {}", user_message(&e));
-                return EXIT_USAGE;
+                return Exit::Usage;
             }
         }
     }
@@ -152,7 +168,7 @@ pub(crate) async fn run(args: Args) -> u8 {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {}", user_message(&e));
-            return EXIT_FAILURE;
+            return Exit::Failure;
         }
     };
     let terminal_rows =
@@ -175,7 +191,7 @@ pub(crate) async fn run(args: Args) -> u8 {
         let mut sql = String::new();
         if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql) {
             eprintln!("error: cannot read statements from standard input: {e}");
-            return EXIT_FAILURE;
+            return Exit::Failure;
         }
         scripts.push(("standard input".to_string(), sql));
     }
@@ -189,14 +205,14 @@ pub(crate) async fn run(args: Args) -> u8 {
             return match e {
                 RunError::Cancelled => {
                     eprintln!("cancelled");
-                    130
+                    Exit::Cancelled
                 }
                 RunError::Failed(e) => {
                     eprintln!("error: {context}{}", user_message(&e));
-                    EXIT_FAILURE
+                    Exit::Failure
                 }
             };
         }
     }
-    0
+    Exit::Success
 }

@@ -14,6 +14,7 @@ use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
+use super::Exit;
 use super::exec::{RunError, Shell, report_error};
 use super::print::Format;
 use super::saved;
@@ -195,8 +196,8 @@ impl Validator for ShellHelper {
 
 impl Helper for ShellHelper {}
 
-/// Runs the shell until `\q` or Ctrl-D. Returns the exit code (0).
-pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
+/// Runs the shell until `\q` or Ctrl-D.
+pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)
@@ -205,7 +206,7 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("error: cannot start the interactive shell: {e}");
-            return super::EXIT_FAILURE;
+            return Exit::Failure;
         }
     };
     editor.set_helper(Some(ShellHelper::new(shell).await));
@@ -252,7 +253,7 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
             }
         }
     }
-    0
+    Exit::Success
 }
 
 enum CommandOutcome {
