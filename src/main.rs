@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            cli::messages::print_error(format_args!("cannot start the async runtime: {e}"));
             return cli::Exit::Failure.into();
         }
     };

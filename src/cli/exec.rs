@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 
 use super::human_bytes;
+use super::messages::print_note;
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
 use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
@@ -116,7 +117,7 @@ impl Shell {
     async fn dry_run(&self, statement: Statement) -> Result<()> {
         let executed = execute_statement(&self.ctx, statement).await?;
         if let Some(note) = executed.note {
-            eprintln!("note: {note}");
+            print_note(note);
         }
         let plan = executed.dataframe.create_physical_plan().await?;
         list_scans(&plan).await?;
@@ -166,7 +167,7 @@ async fn execute(
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let executed = execute_statement(ctx, statement).await?;
     if let Some(note) = executed.note {
-        eprintln!("note: {note}");
+        print_note(note);
     }
     let df = executed.dataframe;
     let schema: SchemaRef = Arc::clone(df.schema().inner());
@@ -180,13 +181,4 @@ pub(crate) fn terminal_width() -> Option<usize> {
         return Some(columns);
     }
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
-}
-
-/// Tells the user on stderr how a statement ended badly.
-pub(crate) fn report_error(error: &RunError) {
-    match error {
-        RunError::Failed(e) => eprintln!("error: {}", super::user_message(e)),
-        RunError::Cancelled => eprintln!("cancelled"),
-    }
-    let _ = std::io::stderr().flush();
 }

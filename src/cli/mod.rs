@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 pub(crate) mod exec;
+pub(crate) mod messages;
 pub(crate) mod print;
 pub(crate) mod progress;
 pub(crate) mod repl;
@@ -11,11 +12,11 @@ pub(crate) mod saved;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use datafusion::common::DataFusionError;
-
 pub(crate) use args::Args;
 pub(crate) use exec::{RunError, Shell};
 pub(crate) use print::Format;
+
+use messages::{print_error, print_note, print_run_error, user_message};
 
 use flowsql::{FlowLogOptions, S3Options, SessionOptions, new_context, scan_report, table_notes};
 
@@ -40,24 +41,6 @@ impl From<Exit> for ExitCode {
 }
 /// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
 pub(crate) const DEFAULT_TERMINAL_ROWS: usize = 40;
-
-/// The message a user sees for an error: the innermost error's own words,
-/// without DataFusion's category prefix where we wrote the message.
-pub(crate) fn user_message(error: &DataFusionError) -> String {
-    let message = match error.find_root() {
-        DataFusionError::Execution(m)
-        | DataFusionError::Configuration(m)
-        | DataFusionError::Plan(m) => m.clone(),
-        DataFusionError::SQL(e, _) => e.to_string(),
-        root => root.to_string(),
-    };
-    // DataFusion lists every column after an unknown name; with some 75
-    // flow-log columns that buries the message (`\d TABLE` lists them).
-    match message.split_once("\nValid fields are") {
-        Some((first, _)) => first.to_string(),
-        None => message,
-    }
-}
 
 /// `1536` → `1.5 KiB`.
 pub(crate) fn human_bytes(bytes: u64) -> String {
@@ -97,16 +80,16 @@ pub(crate) async fn run(args: Args) -> Exit {
     let format = match output_format(&args) {
         Ok(format) => format,
         Err(message) => {
-            eprintln!("error: {message}");
+            print_error(message);
             return Exit::Usage;
         }
     };
     if !args.params.is_empty() && args.saved.is_empty() {
-        eprintln!("error: --param goes with --saved NAME");
+        print_error("--param goes with --saved NAME");
         return Exit::Usage;
     }
     if args.output.is_some() && !args.is_one_shot() && std::io::stdin().is_terminal() {
-        eprintln!("error: -o goes with -c, -f, --saved or statements piped in");
+        print_error("-o goes with -c, -f, --saved or statements piped in");
         return Exit::Usage;
     }
     // Resolve saved queries and read files before opening the location, so
@@ -120,7 +103,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         match std::fs::read_to_string(path) {
             Ok(sql) => scripts.push((path.display().to_string(), sql)),
             Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
+                print_error(format_args!("cannot read `{}`: {e}", path.display()));
                 return Exit::Failure;
             }
         }
@@ -129,7 +112,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         match saved::find(name).and_then(|q| q.render(&args.params)) {
             Ok(sql) => scripts.push((format!("--saved {name}"), sql)),
             Err(e) => {
-                eprintln!("error: {}", user_message(&e));
+                print_error(user_message(&e));
                 return Exit::Usage;
             }
         }
@@ -161,13 +144,13 @@ pub(crate) async fn run(args: Args) -> Exit {
         && let Ok(notes) = table_notes(ctx, &args.table_name).await
     {
         for note in notes {
-            eprintln!("note: {note}");
+            print_note(note);
         }
     }
     let (ctx, report) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            eprintln!("error: {}", user_message(&e));
+            print_error(user_message(&e));
             return Exit::Failure;
         }
     };
@@ -190,27 +173,19 @@ pub(crate) async fn run(args: Args) -> Exit {
         // Statements piped in (`flowsql DIR < report.sql`) run as a script.
         let mut sql = String::new();
         if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql) {
-            eprintln!("error: cannot read statements from standard input: {e}");
+            print_error(format_args!(
+                "cannot read statements from standard input: {e}"
+            ));
             return Exit::Failure;
         }
         scripts.push(("standard input".to_string(), sql));
     }
     for (origin, sql) in scripts {
         if let Err(e) = shell.run_sql(&sql, false).await {
-            let context = if origin == "-c" {
-                String::new()
-            } else {
-                format!("{origin}: ")
-            };
+            print_run_error(&e, (origin != "-c").then_some(origin.as_str()));
             return match e {
-                RunError::Cancelled => {
-                    eprintln!("cancelled");
-                    Exit::Cancelled
-                }
-                RunError::Failed(e) => {
-                    eprintln!("error: {context}{}", user_message(&e));
-                    Exit::Failure
-                }
+                RunError::Cancelled => Exit::Cancelled,
+                RunError::Failed(_) => Exit::Failure,
             };
         }
     }

@@ -15,7 +15,8 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::Exit;
-use super::exec::{RunError, Shell, report_error};
+use super::exec::{RunError, Shell};
+use super::messages::{print_error, print_run_error, print_warning, user_message};
 use super::print::Format;
 use super::saved;
 
@@ -186,10 +187,9 @@ impl Validator for ShellHelper {
         }
         Ok(match flowsql::parse_statements(input) {
             Ok(_) => ValidationResult::Valid(None),
-            Err(e) => ValidationResult::Invalid(Some(format!(
-                "\n  syntax error: {}",
-                super::user_message(&e)
-            ))),
+            Err(e) => {
+                ValidationResult::Invalid(Some(format!("\n  syntax error: {}", user_message(&e))))
+            }
         })
     }
 }
@@ -205,7 +205,7 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
     let mut editor: Editor<ShellHelper, FileHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
-            eprintln!("error: cannot start the interactive shell: {e}");
+            print_error(format_args!("cannot start the interactive shell: {e}"));
             return Exit::Failure;
         }
     };
@@ -233,22 +233,25 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
                 if let Some(path) = &history
                     && let Err(e) = editor.save_history(path)
                 {
-                    eprintln!("warning: cannot save history to {}: {e}", path.display());
+                    print_warning(format_args!(
+                        "cannot save history to {}: {e}",
+                        path.display()
+                    ));
                 }
                 if text.starts_with('\\') {
                     match command(shell, text).await {
                         Ok(CommandOutcome::Quit) => break,
                         Ok(CommandOutcome::Continue) => {}
-                        Err(e) => report_error(&e),
+                        Err(e) => print_run_error(&e, None),
                     }
                 } else if let Err(e) = shell.run_sql(text, true).await {
-                    report_error(&e);
+                    print_run_error(&e, None);
                 }
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                print_error(e);
                 break;
             }
         }
