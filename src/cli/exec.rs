@@ -13,7 +13,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 
 use super::human_bytes;
-use super::messages::print_note;
+use super::messages::{print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
 use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
@@ -92,8 +92,8 @@ impl Shell {
         if let Some(progress) = progress {
             progress.stop().await;
         }
-        for warning in self.report.summary().warnings() {
-            eprintln!("{warning}");
+        for warning in scan_warnings(&self.report.summary()) {
+            print_warning(warning);
         }
         let (schema, batches) = outcome?;
         let rows = print::row_count(&batches);
