@@ -1,5 +1,6 @@
-//! The command line, as clap parses it; [`super::run`] turns it into
-//! [`flowsql::SessionOptions`] and the shell's settings.
+//! The raw flags, as clap parses them: types and help text, no rules
+//! about which go together. [`super::invocation`] checks and resolves
+//! them into what runs.
 
 use std::path::PathBuf;
 

@@ -12,10 +12,10 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 
-use super::human_bytes;
 use super::messages::{print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout};
 use super::progress::Progress;
+use super::{Exit, human_bytes};
 use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
 /// What a statement run ended with, besides success.
@@ -25,6 +25,16 @@ pub(crate) enum RunError {
     Failed(DataFusionError),
     /// The user pressed Ctrl-C.
     Cancelled,
+}
+
+impl RunError {
+    /// How the process ends when a one-shot script ends so.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            RunError::Failed(_) => Exit::Failure,
+            RunError::Cancelled => Exit::Cancelled,
+        }
+    }
 }
 
 impl From<DataFusionError> for RunError {
