@@ -12,10 +12,10 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 
+use super::Exit;
 use super::messages::{print_note, print_warning, scan_warnings};
-use super::print::{self, Format, TableLayout};
+use super::print::{self, Format, TableLayout, human_bytes};
 use super::progress::Progress;
-use super::{Exit, human_bytes};
 use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
 /// What a statement run ended with, besides success.

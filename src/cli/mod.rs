@@ -45,22 +45,6 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// `1536` → `1.5 KiB`.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Runs the command line; returns how the process ends.
 pub(crate) async fn run(args: Args) -> Exit {
     let terminals = Terminals {
