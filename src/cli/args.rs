@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use flowsql::DEFAULT_TABLE_NAME;
 
 use super::print::Format;
-use flowsql::DEFAULT_TABLE_NAME;
 
 /// `flowsql [OPTIONS] [LOCATION]...`
 #[derive(Debug, Clone, Parser)]

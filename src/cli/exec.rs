@@ -11,12 +11,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
+use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
 use super::Exit;
 use super::messages::{print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout, human_bytes};
 use super::progress::Progress;
-use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub(crate) enum RunError {
 }
 
 impl RunError {
-    /// How the process ends when a one-shot script ends so.
+    /// How the process ends when a one-shot script stops on this.
     pub(crate) fn exit(&self) -> Exit {
         match self {
             RunError::Failed(_) => Exit::Failure,

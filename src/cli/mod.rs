@@ -6,14 +6,14 @@
 //! [`exec`], results are written by [`print`], and everything said on
 //! stderr goes through [`messages`].
 
-pub(crate) mod args;
-pub(crate) mod exec;
-pub(crate) mod invocation;
+mod args;
+mod exec;
+mod invocation;
 pub(crate) mod messages;
-pub(crate) mod print;
-pub(crate) mod progress;
-pub(crate) mod repl;
-pub(crate) mod saved;
+mod print;
+mod progress;
+mod repl;
+mod saved;
 
 use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;

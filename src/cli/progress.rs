@@ -5,11 +5,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowsql::{ScanReport, ScanSummary};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::print::{human_bytes, truncate};
-use flowsql::{ScanReport, ScanSummary};
 
 const FIRST_DRAW_AFTER: Duration = Duration::from_millis(500);
 const REDRAW_EVERY: Duration = Duration::from_millis(200);
