@@ -15,7 +15,7 @@ fn main() {
         .collect();
     files.sort();
     let mut code = String::from(
-        "/// (name, text) of every file in queries/.\npub static SAVED_QUERY_FILES: &[(&str, &str)] = &[\n",
+        "/// (name, text) of every file in queries/.\nstatic SAVED_QUERY_FILES: &[(&str, &str)] = &[\n",
     );
     for file in files {
         println!("cargo:rerun-if-changed={}", file.display());

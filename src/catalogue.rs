@@ -252,7 +252,9 @@ impl Header {
     }
 
     /// The header's columns in file order with the table's types, text
-    /// fields as `text` (for decoding one object on its own).
+    /// fields as `text` (for decoding one object on its own, as the
+    /// decoder's tests and benches do).
+    #[cfg(any(test, feature = "internals"))]
     pub fn arrow_schema(&self, text: DataType) -> SchemaRef {
         Arc::new(Schema::new(
             self.tokens

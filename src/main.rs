@@ -1,18 +1,26 @@
+//! The `flowsql` command. The library holds the engine; the command line
+//! (flags, output formats, the interactive shell, saved queries) is this
+//! binary's own module tree, [`cli`].
+
+#![warn(unreachable_pub)]
+
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = flowsql::Args::parse();
+    let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(flowsql::EXIT_FAILURE);
+            cli::messages::print_error(format_args!("cannot start the async runtime: {e}"));
+            return cli::Exit::Failure.into();
         }
     };
-    ExitCode::from(runtime.block_on(flowsql::run(args)))
+    runtime.block_on(cli::run(args)).into()
 }

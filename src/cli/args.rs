@@ -1,12 +1,13 @@
-//! The command line, as clap parses it; [`super::run`] turns it into
-//! [`crate::SessionOptions`] and the shell's settings.
+//! The raw flags, as clap parses them: types and help text, no rules
+//! about which go together. [`super::invocation`] checks and resolves
+//! them into what runs.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use flowsql::DEFAULT_TABLE_NAME;
 
 use super::print::Format;
-use crate::session::DEFAULT_TABLE_NAME;
 
 /// `flowsql [OPTIONS] [LOCATION]...`
 #[derive(Debug, Clone, Parser)]
@@ -18,90 +19,90 @@ use crate::session::DEFAULT_TABLE_NAME;
 Examples:\n  flowsql s3://my-bucket/prefix -c \"SELECT action, count(*) FROM vpc_flow_logs GROUP BY action\"\n  \
 flowsql ./logs --saved top_talkers -o top.csv\n  flowsql ./logs --saved traffic_from_source --param src_addr=10.0.1.5"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// s3://bucket[/prefix] or a local folder holding AWSLogs/ (the AWSLogs
     /// folder itself is accepted too); several locations make one table
     #[arg(value_name = "LOCATION")]
-    pub locations: Vec<String>,
+    pub(crate) locations: Vec<String>,
 
     /// Run SQL and exit (repeatable; a string may hold several statements separated by `;`)
     #[arg(short = 'c', long = "command", value_name = "SQL")]
-    pub commands: Vec<String>,
+    pub(crate) commands: Vec<String>,
 
     /// Run every statement in a file and exit (repeatable)
     #[arg(short = 'f', long = "file", value_name = "PATH")]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 
     /// Run a saved query from queries/ and exit (repeatable; see \saved in the shell)
     #[arg(long = "saved", value_name = "NAME")]
-    pub saved: Vec<String>,
+    pub(crate) saved: Vec<String>,
 
     /// A saved query's parameter (repeatable)
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
-    pub params: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
 
     /// Output format [default: from the -o extension, else table]
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
 
     /// Write results to FILE instead of stdout (format from --format or the
     /// extension: .csv .tsv .json .ndjson .parquet)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 
     /// Rows shown in table format [default: 40 on a terminal, all otherwise]
     #[arg(long, value_name = "N")]
-    pub maxrows: Option<usize>,
+    pub(crate) maxrows: Option<usize>,
 
     /// Table name
     #[arg(long = "table", value_name = "NAME", default_value = DEFAULT_TABLE_NAME)]
-    pub table_name: String,
+    pub(crate) table_name: String,
 
     /// No timing line and no progress line
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Fail on the first malformed line, naming the object and line
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
 
     /// Pass over objects that are not readable flow logs (corrupt, truncated
     /// or empty gzip, no header line), naming each in a warning, instead of
     /// failing the statement
     #[arg(long)]
-    pub skip_bad_objects: bool,
+    pub(crate) skip_bad_objects: bool,
 
     /// List and read every object and build every line, ignoring filters
     /// when choosing what to read (answers are the same; for checking pruning)
     #[arg(long)]
-    pub no_pruning: bool,
+    pub(crate) no_pruning: bool,
 
     /// Plan each statement and print what it would list and read (objects,
     /// compressed bytes, prefixes listed) without reading any object
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// AWS profile for s3:// locations [default: AWS_PROFILE, else default]
     #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
 
     /// AWS region [default: AWS_REGION, the profile's, else the bucket's own]
     #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
 
     /// S3-compatible endpoint such as http://127.0.0.1:9000 [default:
     /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url]
     #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 
     /// Send unsigned requests, for public buckets
     #[arg(long)]
-    pub no_sign_request: bool,
+    pub(crate) no_sign_request: bool,
 
     /// Memory for sorts, joins and aggregations (such as 512M or 2G); past
     /// it they spill to temporary files [default: no limit]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory_limit: Option<usize>,
+    pub(crate) memory_limit: Option<usize>,
 }
 
 /// `512M`, `2G`, `1.5G`, `4096` (bytes); K, M, G, T are powers of 1024.
@@ -143,7 +144,7 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 
 impl Args {
     /// Whether anything is to be run without the shell.
-    pub fn is_one_shot(&self) -> bool {
+    pub(crate) fn is_one_shot(&self) -> bool {
         !(self.commands.is_empty() && self.files.is_empty() && self.saved.is_empty())
     }
 }

@@ -11,13 +11,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
+use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
-use super::human_bytes;
-use super::print::{self, Format, TableLayout};
+use super::Exit;
+use super::messages::{print_note, print_warning, scan_warnings};
+use super::print::{self, Format, TableLayout, human_bytes};
 use super::progress::Progress;
-use crate::report::ScanReport;
-use crate::sql::dialect;
-use crate::sql::functions::ipaddress::ipaddresses_as_text;
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]
@@ -26,6 +25,16 @@ pub(crate) enum RunError {
     Failed(DataFusionError),
     /// The user pressed Ctrl-C.
     Cancelled,
+}
+
+impl RunError {
+    /// How the process ends when a one-shot script stops on this.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            RunError::Failed(_) => Exit::Failure,
+            RunError::Cancelled => Exit::Cancelled,
+        }
+    }
 }
 
 impl From<DataFusionError> for RunError {
@@ -37,22 +46,22 @@ impl From<DataFusionError> for RunError {
 /// The session and the user's display settings.
 pub(crate) struct Shell {
     /// The session with the flow-log table.
-    pub ctx: SessionContext,
+    pub(crate) ctx: SessionContext,
     /// The flow-log table's scan report.
-    pub report: Arc<ScanReport>,
+    pub(crate) report: Arc<ScanReport>,
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Rows shown in table format.
-    pub max_rows: Option<usize>,
+    pub(crate) max_rows: Option<usize>,
     /// Print a summary line (rows, time, objects, bytes) after each statement.
-    pub timing: bool,
+    pub(crate) timing: bool,
     /// Show a live progress line on stderr for long statements.
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// Write results here instead of stdout.
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Plan statements and say what they would list and read, reading
     /// nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 impl Shell {
@@ -63,7 +72,7 @@ impl Shell {
         sql: &str,
         cancellable: bool,
     ) -> std::result::Result<(), RunError> {
-        for statement in dialect::parse_statements(sql)? {
+        for statement in parse_statements(sql)? {
             self.run_statement(statement, cancellable).await?;
         }
         Ok(())
@@ -93,8 +102,8 @@ impl Shell {
         if let Some(progress) = progress {
             progress.stop().await;
         }
-        for warning in self.report.summary().warnings() {
-            eprintln!("{warning}");
+        for warning in scan_warnings(&self.report.summary()) {
+            print_warning(warning);
         }
         let (schema, batches) = outcome?;
         let rows = print::row_count(&batches);
@@ -116,12 +125,12 @@ impl Shell {
     /// Plans `statement`, runs its scans' listings alone (reading no
     /// object) and prints what executing it would read.
     async fn dry_run(&self, statement: Statement) -> Result<()> {
-        let executed = dialect::execute_statement(&self.ctx, statement).await?;
+        let executed = execute_statement(&self.ctx, statement).await?;
         if let Some(note) = executed.note {
-            eprintln!("note: {note}");
+            print_note(note);
         }
         let plan = executed.dataframe.create_physical_plan().await?;
-        crate::scan::list_scans(&plan).await?;
+        list_scans(&plan).await?;
         let summary = self.report.summary();
         println!(
             "would read {} object(s), {} compressed, of {} flow-log object(s) listed; {} LIST request(s):",
@@ -166,9 +175,9 @@ async fn execute(
     ctx: &SessionContext,
     statement: Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let executed = dialect::execute_statement(ctx, statement).await?;
+    let executed = execute_statement(ctx, statement).await?;
     if let Some(note) = executed.note {
-        eprintln!("note: {note}");
+        print_note(note);
     }
     let df = executed.dataframe;
     let schema: SchemaRef = Arc::clone(df.schema().inner());
@@ -182,13 +191,4 @@ pub(crate) fn terminal_width() -> Option<usize> {
         return Some(columns);
     }
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
-}
-
-/// Tells the user on stderr how a statement ended badly.
-pub(crate) fn report_error(error: &RunError) {
-    match error {
-        RunError::Failed(e) => eprintln!("error: {}", super::user_message(e)),
-        RunError::Cancelled => eprintln!("cancelled"),
-    }
-    let _ = std::io::stderr().flush();
 }

@@ -1,224 +1,114 @@
-//! The `flowsql` command: raw flags, then a session, then statements, in
-//! one-shot mode (`-c`, `-f`, `--saved`) or in the interactive shell.
+//! The `flowsql` command, in three steps as ripgrep splits its own: the
+//! raw flags as clap parses them ([`args`]), checked and resolved into an
+//! [`Invocation`] ([`invocation`], pure), then [`run`], which opens the
+//! session and runs scripts one-shot (`-c`, `-f`, `--saved`, statements
+//! piped in) or the interactive shell ([`repl`]). Statements run through
+//! [`exec`], results are written by [`print`], and everything said on
+//! stderr goes through [`messages`].
 
-pub(crate) mod args;
-pub(crate) mod exec;
-pub(crate) mod print;
-pub(crate) mod progress;
-pub(crate) mod repl;
-pub mod saved;
+mod args;
+mod exec;
+mod invocation;
+pub(crate) mod messages;
+mod print;
+mod progress;
+mod repl;
+mod saved;
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Read};
+use std::process::ExitCode;
 
-use datafusion::common::DataFusionError;
+use flowsql::{new_context, scan_report, table_notes};
 
-pub use args::Args;
-pub(crate) use exec::{RunError, Shell};
-pub(crate) use print::Format;
+pub(crate) use args::Args;
+use exec::Shell;
+use invocation::{Invocation, Origin, Script, Statements, Terminals};
+use messages::{print_error, print_note, print_run_error, user_message};
 
-use crate::location::S3Options;
-use crate::session::{SessionOptions, new_context, scan_report, table_notes};
-use crate::table::FlowLogOptions;
+/// How the process ends: its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Everything asked for ran.
+    Success = 0,
+    /// A statement failed, or a location, file or input could not be read.
+    Failure = 1,
+    /// The command line cannot run as given; clap exits with the same
+    /// status for the flags it rejects itself.
+    Usage = 2,
+    /// Ctrl-C cancelled a statement: 128 + SIGINT, as shells report it.
+    Cancelled = 130,
+}
 
-/// Exit code for a failed statement or a bad location.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for a command line that cannot run.
-pub(crate) const EXIT_USAGE: u8 = 2;
-/// Rows shown in table format on a terminal unless `--maxrows` says otherwise.
-pub(crate) const DEFAULT_TERMINAL_ROWS: usize = 40;
-
-/// The message a user sees for an error: the innermost error's own words,
-/// without DataFusion's category prefix where we wrote the message.
-pub(crate) fn user_message(error: &DataFusionError) -> String {
-    if let Some(error) = crate::Error::find(error) {
-        return format!("{error}{}", flag_hint(error));
-    }
-    let message = match error.find_root() {
-        DataFusionError::Execution(m)
-        | DataFusionError::Configuration(m)
-        | DataFusionError::Plan(m) => m.clone(),
-        DataFusionError::SQL(e, _) => e.to_string(),
-        root => root.to_string(),
-    };
-    // DataFusion lists every column after an unknown name; with some 75
-    // flow-log columns that buries the message (`\d TABLE` lists them).
-    match message.split_once("\nValid fields are") {
-        Some((first, _)) => first.to_string(),
-        None => message,
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
     }
 }
 
-/// What the command line offers for an error, after the library's words.
-fn flag_hint(error: &crate::Error) -> &'static str {
-    use crate::{Error, StoreProblem};
-    let problem = match error {
-        Error::Bucket { problem, .. }
-        | Error::Listing { problem, .. }
-        | Error::Unreadable { problem, .. } => problem,
-        _ => return "",
+/// Runs the command line; returns how the process ends.
+pub(crate) async fn run(args: Args) -> Exit {
+    let terminals = Terminals {
+        stdin: io::stdin().is_terminal(),
+        stdout: io::stdout().is_terminal(),
     };
-    match problem {
-        StoreProblem::NoCredentials { .. } => ", or pass --no-sign-request for a public bucket",
-        StoreProblem::UnknownRegion { .. } => "; give it with --region or AWS_REGION",
-        StoreProblem::WrongRegion => ": pass its region with --region",
-        _ => "",
-    }
-}
-
-/// `1536` → `1.5 KiB`.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// The output format the flags ask for.
-fn output_format(args: &Args) -> Result<Format, String> {
-    let from_extension = args.output.as_deref().map(Format::from_extension);
-    match (args.format, &args.output, from_extension) {
-        (Some(Format::Parquet), None, _) => {
-            Err("Parquet output goes to a file: add -o FILE.parquet".to_string())
-        }
-        (Some(format), _, _) => Ok(format),
-        (None, Some(path), Some(None)) => Err(format!(
-            "cannot tell the format of `{}` from its extension; add --format",
-            path.display()
-        )),
-        (None, _, Some(Some(format))) => Ok(format),
-        (None, _, _) => Ok(Format::Table),
-    }
-}
-
-/// Runs the command line; returns the process exit code.
-pub async fn run(args: Args) -> u8 {
-    let format = match output_format(&args) {
-        Ok(format) => format,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return EXIT_USAGE;
+    let invocation = match Invocation::new(args, terminals, |path| std::fs::read_to_string(path)) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            print_error(&e);
+            return e.exit();
         }
     };
-    if !args.params.is_empty() && args.saved.is_empty() {
-        eprintln!("error: --param goes with --saved NAME");
-        return EXIT_USAGE;
-    }
-    if args.output.is_some() && !args.is_one_shot() && std::io::stdin().is_terminal() {
-        eprintln!("error: -o goes with -c, -f, --saved or statements piped in");
-        return EXIT_USAGE;
-    }
-    // Resolve saved queries and read files before opening the location, so
-    // a typo fails fast.
-    let mut scripts: Vec<(String, String)> = args
-        .commands
-        .iter()
-        .map(|sql| ("-c".to_string(), sql.clone()))
-        .collect();
-    for path in &args.files {
-        match std::fs::read_to_string(path) {
-            Ok(sql) => scripts.push((path.display().to_string(), sql)),
-            Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
-                return EXIT_FAILURE;
-            }
-        }
-    }
-    for name in &args.saved {
-        match saved::find(name).and_then(|q| q.render(&args.params)) {
-            Ok(sql) => scripts.push((format!("--saved {name}"), sql)),
-            Err(e) => {
-                eprintln!("error: {}", user_message(&e));
-                return EXIT_USAGE;
-            }
-        }
-    }
-
-    let options = SessionOptions {
-        table_name: args.table_name.clone(),
-        table: FlowLogOptions {
-            strict: args.strict,
-            skip_bad_objects: args.skip_bad_objects,
-            pruning: !args.no_pruning,
-            s3: S3Options {
-                profile: args.profile.clone(),
-                region: args.region.clone(),
-                endpoint_url: args.endpoint_url.clone(),
-                no_sign_request: args.no_sign_request,
-                ..S3Options::default()
-            },
-            ..FlowLogOptions::default()
-        },
-        memory_limit: args.memory_limit,
-        ..SessionOptions::default()
-    };
-    let opened = match new_context(&args.locations, &options).await {
-        Ok(ctx) => scan_report(&ctx, &args.table_name).await.map(|r| (ctx, r)),
+    let table_name = invocation.session.table_name.clone();
+    let opened = match new_context(&invocation.locations, &invocation.session).await {
+        Ok(ctx) => scan_report(&ctx, &table_name).await.map(|r| (ctx, r)),
         Err(e) => Err(e),
     };
     if let Ok((ctx, _)) = &opened
-        && let Ok(notes) = table_notes(ctx, &args.table_name).await
+        && let Ok(notes) = table_notes(ctx, &table_name).await
     {
         for note in notes {
-            eprintln!("note: {note}");
+            print_note(note);
         }
     }
     let (ctx, report) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            eprintln!("error: {}", user_message(&e));
-            return EXIT_FAILURE;
+            print_error(user_message(&e));
+            return Exit::Failure;
         }
     };
-    let terminal_rows =
-        (std::io::stdout().is_terminal() && args.output.is_none()).then_some(DEFAULT_TERMINAL_ROWS);
     let mut shell = Shell {
         ctx,
         report,
-        format,
-        max_rows: args.maxrows.or(terminal_rows),
-        timing: !args.quiet,
-        progress: !args.quiet,
-        output: args.output.clone(),
-        dry_run: args.dry_run,
+        format: invocation.format,
+        max_rows: invocation.max_rows,
+        timing: invocation.timing,
+        progress: invocation.progress,
+        output: invocation.output,
+        dry_run: invocation.dry_run,
     };
-    if !args.is_one_shot() {
-        if std::io::stdin().is_terminal() {
-            return repl::run(&mut shell, &args.table_name).await;
+    let scripts = match invocation.statements {
+        Statements::Scripts(scripts) => scripts,
+        Statements::Shell => return repl::run(&mut shell, &table_name).await,
+        Statements::Piped => {
+            let mut sql = String::new();
+            if let Err(e) = io::stdin().read_to_string(&mut sql) {
+                print_error(format_args!(
+                    "cannot read statements from standard input: {e}"
+                ));
+                return Exit::Failure;
+            }
+            vec![Script {
+                origin: Origin::StandardInput,
+                sql,
+            }]
         }
-        // Statements piped in (`flowsql DIR < report.sql`) run as a script.
-        let mut sql = String::new();
-        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql) {
-            eprintln!("error: cannot read statements from standard input: {e}");
-            return EXIT_FAILURE;
-        }
-        scripts.push(("standard input".to_string(), sql));
-    }
-    for (origin, sql) in scripts {
-        if let Err(e) = shell.run_sql(&sql, false).await {
-            let context = if origin == "-c" {
-                String::new()
-            } else {
-                format!("{origin}: ")
-            };
-            return match e {
-                RunError::Cancelled => {
-                    eprintln!("cancelled");
-                    130
-                }
-                RunError::Failed(e) => {
-                    eprintln!("error: {context}{}", user_message(&e));
-                    EXIT_FAILURE
-                }
-            };
+    };
+    for script in scripts {
+        if let Err(e) = shell.run_sql(&script.sql, false).await {
+            print_run_error(&e, script.origin.name().as_deref());
+            return e.exit();
         }
     }
-    0
+    Exit::Success
 }

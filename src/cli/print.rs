@@ -12,7 +12,7 @@ use datafusion::common::{DataFusionError, Result};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// An aligned text table.
     Table,
     /// Comma-separated values with a header row; NULL is an empty field.
@@ -29,12 +29,12 @@ pub enum Format {
 
 impl Format {
     /// Parses a format name (`\format csv`).
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         <Self as ValueEnum>::from_str(name, true).ok()
     }
 
     /// The format a file's extension asks for.
-    pub fn from_extension(path: &Path) -> Option<Self> {
+    pub(crate) fn from_extension(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Self::Csv),
             "tsv" => Some(Self::Tsv),
@@ -47,7 +47,7 @@ impl Format {
     }
 
     /// The names accepted by `--format` and `\format`.
-    pub fn names() -> Vec<String> {
+    pub(crate) fn names() -> Vec<String> {
         Self::value_variants()
             .iter()
             .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
@@ -59,9 +59,9 @@ impl Format {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TableLayout {
     /// Rows shown at most; the rest are counted in a footer.
-    pub max_rows: Option<usize>,
+    pub(crate) max_rows: Option<usize>,
     /// Characters per line at most (the terminal width).
-    pub max_width: Option<usize>,
+    pub(crate) max_width: Option<usize>,
 }
 
 /// Writes a complete result in `format` to `out`.
@@ -148,7 +148,9 @@ fn cell_text(value: String) -> String {
     }
 }
 
-fn truncate(text: &str, width: usize) -> String {
+/// `text` cut to `width` characters, its last one `…` when cut: table
+/// cells, and the progress line at the terminal's width.
+pub(crate) fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
@@ -346,6 +348,22 @@ fn write_json(out: &mut dyn Write, batches: &[RecordBatch], array: bool) -> Resu
     Ok(())
 }
 
+/// `1536` → `1.5 KiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// The number of rows in `batches`.
 pub(crate) fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
@@ -385,6 +403,15 @@ mod tests {
         let mut out = Vec::new();
         write_result(&mut out, format, &schema, &batches, layout).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sizes_and_cut_text() {
+        assert_eq!(human_bytes(1000), "1000 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(truncate("short", 5), "short");
+        assert_eq!(truncate("longer", 5), "long…");
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowsql::{ScanReport, ScanSummary};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::human_bytes;
-use crate::report::{ScanReport, ScanSummary};
+use super::print::{human_bytes, truncate};
 
 const FIRST_DRAW_AFTER: Duration = Duration::from_millis(500);
 const REDRAW_EVERY: Duration = Duration::from_millis(200);
@@ -35,7 +35,7 @@ impl Progress {
                 let line = progress_line(&report.summary(), started.elapsed());
                 let width = terminal_size::terminal_size_of(std::io::stderr())
                     .map_or(100, |(w, _)| usize::from(w.0));
-                let line: String = line.chars().take(width.saturating_sub(1)).collect();
+                let line = truncate(&line, width.saturating_sub(1));
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r\x1b[2K{line}");
                 let _ = err.flush();

@@ -14,9 +14,11 @@ use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
-use super::exec::{RunError, Shell, report_error};
+use super::Exit;
+use super::exec::{RunError, Shell};
+use super::messages::{print_error, print_run_error, print_warning, user_message};
 use super::print::Format;
-use crate::cli::saved;
+use super::saved;
 
 /// The backslash commands and what they do.
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
@@ -183,20 +185,19 @@ impl Validator for ShellHelper {
         if !input.ends_with(';') {
             return Ok(ValidationResult::Incomplete);
         }
-        Ok(match crate::sql::dialect::parse_statements(input) {
+        Ok(match flowsql::parse_statements(input) {
             Ok(_) => ValidationResult::Valid(None),
-            Err(e) => ValidationResult::Invalid(Some(format!(
-                "\n  syntax error: {}",
-                super::user_message(&e)
-            ))),
+            Err(e) => {
+                ValidationResult::Invalid(Some(format!("\n  syntax error: {}", user_message(&e))))
+            }
         })
     }
 }
 
 impl Helper for ShellHelper {}
 
-/// Runs the shell until `\q` or Ctrl-D. Returns the exit code (0).
-pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
+/// Runs the shell until `\q` or Ctrl-D.
+pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)
@@ -204,8 +205,8 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
     let mut editor: Editor<ShellHelper, FileHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
-            eprintln!("error: cannot start the interactive shell: {e}");
-            return super::EXIT_FAILURE;
+            print_error(format_args!("cannot start the interactive shell: {e}"));
+            return Exit::Failure;
         }
     };
     editor.set_helper(Some(ShellHelper::new(shell).await));
@@ -232,27 +233,30 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> u8 {
                 if let Some(path) = &history
                     && let Err(e) = editor.save_history(path)
                 {
-                    eprintln!("warning: cannot save history to {}: {e}", path.display());
+                    print_warning(format_args!(
+                        "cannot save history to {}: {e}",
+                        path.display()
+                    ));
                 }
                 if text.starts_with('\\') {
                     match command(shell, text).await {
                         Ok(CommandOutcome::Quit) => break,
                         Ok(CommandOutcome::Continue) => {}
-                        Err(e) => report_error(&e),
+                        Err(e) => print_run_error(&e, None),
                     }
                 } else if let Err(e) = shell.run_sql(text, true).await {
-                    report_error(&e);
+                    print_run_error(&e, None);
                 }
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                print_error(e);
                 break;
             }
         }
     }
-    0
+    Exit::Success
 }
 
 enum CommandOutcome {

@@ -17,33 +17,33 @@ include!(concat!(env!("OUT_DIR"), "/saved_queries.rs"));
 
 /// One parameter of a saved query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parameter {
+pub(crate) struct Parameter {
     /// The name used in `${name}`.
-    pub name: String,
+    pub(crate) name: String,
     /// The value used when none is given.
-    pub default: String,
+    pub(crate) default: String,
     /// What the value means.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 /// One saved query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedQuery {
+pub(crate) struct SavedQuery {
     /// The file stem (`top_talkers`).
-    pub name: String,
+    pub(crate) name: String,
     /// One-line title.
-    pub title: String,
+    pub(crate) title: String,
     /// The question the query answers.
-    pub question: String,
+    pub(crate) question: String,
     /// Its parameters.
-    pub parameters: Vec<Parameter>,
+    pub(crate) parameters: Vec<Parameter>,
     /// The SQL, comments included, with `${name}` placeholders.
-    pub sql: String,
+    pub(crate) sql: String,
 }
 
 impl SavedQuery {
     /// Parses a saved query file.
-    pub fn parse(name: &str, text: &str) -> Result<Self> {
+    pub(crate) fn parse(name: &str, text: &str) -> Result<Self> {
         let mut query = SavedQuery {
             name: name.to_string(),
             title: String::new(),
@@ -85,7 +85,7 @@ impl SavedQuery {
     }
 
     /// The SQL with every parameter replaced by its given value or default.
-    pub fn render(&self, values: &[(String, String)]) -> Result<String> {
+    pub(crate) fn render(&self, values: &[(String, String)]) -> Result<String> {
         for (name, _) in values {
             if !self.parameters.iter().any(|p| &p.name == name) {
                 let known: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
@@ -117,7 +117,7 @@ impl SavedQuery {
 }
 
 /// Every saved query, by name.
-pub fn all() -> Vec<SavedQuery> {
+pub(crate) fn all() -> Vec<SavedQuery> {
     SAVED_QUERY_FILES
         .iter()
         .filter_map(|(name, text)| SavedQuery::parse(name, text).ok())
@@ -125,7 +125,7 @@ pub fn all() -> Vec<SavedQuery> {
 }
 
 /// The saved query called `name`.
-pub fn find(name: &str) -> Result<SavedQuery> {
+pub(crate) fn find(name: &str) -> Result<SavedQuery> {
     let (name, text) = SAVED_QUERY_FILES
         .iter()
         .find(|(n, _)| *n == name)
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn render_example() {
-        let q = crate::cli::saved::find("traffic_from_source").unwrap();
+        let q = find("traffic_from_source").unwrap();
         let sql = q
             .render(&[("src_addr".to_string(), "10.1.2.3".to_string())])
             .unwrap();

@@ -1,11 +1,11 @@
 //! What a scan saw besides rows: objects and bytes read, malformed lines,
-//! header fields the table does not show. Front ends print it after each
-//! statement, so nothing is dropped silently.
+//! header fields the table does not show, as structured data. Front ends
+//! word it as warnings after each statement (the command line's wording is
+//! in `src/cli/messages.rs`), so nothing is dropped silently.
 
 pub(crate) mod rejects;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +14,7 @@ use crate::decode::Reject;
 /// The name the rejects table is registered under.
 pub const REJECTS_TABLE: &str = "flowsql_rejects";
 
-/// How many malformed lines the warning after a statement shows.
+/// How many malformed lines a [`ScanSummary`] carries as examples.
 pub(crate) const MALFORMED_EXAMPLES: usize = 5;
 
 /// How many malformed lines are kept, with their text, for the
@@ -39,7 +39,8 @@ pub struct MalformedLine {
     pub text: String,
 }
 
-/// An object given up on under `--skip-bad-objects`.
+/// An object given up on under
+/// [`FlowLogOptions::skip_bad_objects`](crate::FlowLogOptions::skip_bad_objects).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedObject {
     /// The object (URL or local path).
@@ -65,7 +66,7 @@ pub struct ScanReport {
     details: Mutex<Details>,
 }
 
-/// How many listed prefixes are kept for `--dry-run`.
+/// How many listed prefixes are kept, for a dry run to show.
 pub(crate) const LISTED_PREFIXES_KEPT: usize = 50;
 
 #[derive(Debug, Default, Clone)]
@@ -105,7 +106,8 @@ pub struct ScanSummary {
     pub malformed_objects: u64,
     /// The first few malformed lines.
     pub examples: Vec<MalformedLine>,
-    /// Objects given up on under `--skip-bad-objects`.
+    /// Objects given up on under
+    /// [`FlowLogOptions::skip_bad_objects`](crate::FlowLogOptions::skip_bad_objects).
     pub skipped_objects: Vec<SkippedObject>,
     /// Header fields read from objects that the table shows no column for
     /// (object, field). Their values were not returned.
@@ -259,68 +261,4 @@ impl ScanReport {
 fn kept_text(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(&line[..line.len().min(REJECT_TEXT_BYTES + 4)]);
     text[..text.floor_char_boundary(REJECT_TEXT_BYTES)].to_string()
-}
-
-impl ScanSummary {
-    /// The warnings a user should see, one paragraph each (empty when clean).
-    pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.malformed > 0 {
-            warnings.push(self.to_string());
-        }
-        if !self.skipped_objects.is_empty() {
-            let mut warning = format!(
-                "warning: skipped {} bad object(s) (--skip-bad-objects); the answer leaves out what they hold",
-                self.skipped_objects.len()
-            );
-            for skipped in &self.skipped_objects {
-                warning.push_str(&format!("\n  {}", skipped.reason));
-                if skipped.records_before > 0 {
-                    warning.push_str(&format!(
-                        " ({} record(s) read before the fault are included)",
-                        skipped.records_before
-                    ));
-                }
-            }
-            warnings.push(warning);
-        }
-        if !self.hidden_fields.is_empty() {
-            let fields: BTreeSet<&str> =
-                self.hidden_fields.iter().map(|(_, f)| f.as_str()).collect();
-            let (object, _) = &self.hidden_fields[0];
-            warnings.push(format!(
-                "warning: {} object(s) have header fields the table shows no column for ({}), e.g. {object}; \
-                 their values were not returned (the table's columns are fixed when it is opened)",
-                self.hidden_fields.iter().map(|(o, _)| o).collect::<BTreeSet<_>>().len(),
-                fields.into_iter().collect::<Vec<_>>().join(", "),
-            ));
-        }
-        warnings
-    }
-}
-
-impl fmt::Display for ScanSummary {
-    /// The malformed-line summary.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "warning: skipped {} malformed line(s) in {} object(s); see them with SELECT * FROM {REJECTS_TABLE} (--strict makes this an error)",
-            self.malformed, self.malformed_objects
-        )?;
-        for example in &self.examples {
-            write!(
-                f,
-                "\n  {} line {}: {}",
-                example.object, example.line, example.reason
-            )?;
-        }
-        if self.malformed > self.examples.len() as u64 {
-            write!(
-                f,
-                "\n  … and {} more",
-                self.malformed - self.examples.len() as u64
-            )?;
-        }
-        Ok(())
-    }
 }

@@ -110,7 +110,7 @@ impl FlowLogScanExec {
     }
 
     /// Runs the listing to the end without reading any object, so the scan
-    /// report counts what the scan would read (`--dry-run`).
+    /// report counts what the scan would read (a dry run).
     pub(crate) async fn list_only(&self) -> Result<()> {
         queue::list_only(Arc::clone(&self.listing)).await
     }

@@ -547,7 +547,7 @@ impl ObjectReader {
 /// Why reading an object stopped.
 enum Fault {
     /// The object itself is bad (not gzip, truncated, empty, no header):
-    /// `--skip-bad-objects` may pass over it.
+    /// [`crate::FlowLogOptions::skip_bad_objects`] may pass over it.
     BadObject(DataFusionError),
     /// Anything else, such as a strict-mode malformed line.
     Failed(DataFusionError),

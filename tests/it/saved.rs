@@ -1,36 +1,74 @@
-//! Every saved query in queries/ runs over the fixture tree; several are
-//! checked against an independent reading of the files.
+//! Every saved query in queries/ runs through `flowsql --saved` over the
+//! fixture tree; several are checked against an independent reading of the
+//! files.
 
 use std::collections::BTreeMap;
-
-use flowsql::internals::saved;
+use std::path::Path;
+use std::process::Command;
 
 use crate::support::*;
 
-#[tokio::test]
-async fn every_saved_query_runs_with_and_without_pruning() {
-    let pruned = local_context(&bucket(), true).await;
-    let unpruned = local_context(&bucket(), false).await;
-    let all = saved::all();
-    assert!(all.len() >= 20);
-    for query in all {
-        let sql = query.render(&[]).unwrap();
-        // Ties in ORDER BY may come in any order: compare as sorted lists.
-        let mut a = rows(&pruned, &sql).await;
-        let mut b = rows(&unpruned, &sql).await;
-        a.sort();
-        b.sort();
-        assert_eq!(a, b, "{}", query.name);
-    }
+/// The names of the saved queries: the `.sql` files of `queries/`, which
+/// the build embeds in the binary.
+fn saved_query_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
-async fn run_saved(name: &str, params: &[(&str, &str)]) -> Vec<Vec<String>> {
-    let ctx = local_context(&bucket(), true).await;
-    let params: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    rows(&ctx, &saved::find(name).unwrap().render(&params).unwrap()).await
+/// Runs `flowsql BUCKET --saved NAME [--param K=V]... [EXTRA]...` and
+/// returns its rows as strings, `NULL` for an empty field. TSV writes tabs
+/// and line breaks inside values as `\t` and `\n`, so splitting is exact.
+fn run_saved_with(name: &str, params: &[(&str, &str)], extra: &[&str]) -> Vec<Vec<String>> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command.args([
+        bucket().to_str().unwrap(),
+        "-q",
+        "--format",
+        "tsv",
+        "--saved",
+        name,
+    ]);
+    for (key, value) in params {
+        command.args(["--param", &format!("{key}={value}")]);
+    }
+    let out = command.args(extra).output().expect("run flowsql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name}: {stderr}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split('\t')
+                .map(|field| if field.is_empty() { "NULL" } else { field }.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn run_saved(name: &str, params: &[(&str, &str)]) -> Vec<Vec<String>> {
+    run_saved_with(name, params, &[])
+}
+
+#[test]
+fn every_saved_query_runs_with_and_without_pruning() {
+    let all = saved_query_names();
+    assert!(all.len() >= 20);
+    for name in all {
+        // Ties in ORDER BY may come in any order: compare as sorted lists.
+        let mut a = run_saved(&name, &[]);
+        let mut b = run_saved_with(&name, &[], &["--no-pruning"]);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{name}");
+    }
 }
 
 /// Sums `measure` by `key` over records passing `keep`, sorted like the
@@ -63,8 +101,8 @@ fn top(
         .collect()
 }
 
-#[tokio::test]
-async fn top_talkers_match_an_independent_reading() {
+#[test]
+fn top_talkers_match_an_independent_reading() {
     let records = read_independently(&bucket());
     let want = top(
         &records,
@@ -72,7 +110,7 @@ async fn top_talkers_match_an_independent_reading() {
         &["srcaddr"],
         "bytes",
     );
-    let got = run_saved("top_talkers", &[]).await;
+    let got = run_saved("top_talkers", &[]);
     assert_eq!(got.len(), want.len().min(50));
     for (row, (key, bytes)) in got.iter().zip(&want) {
         // Ties may come in any order; the byte totals must match in order.
@@ -83,14 +121,14 @@ async fn top_talkers_match_an_independent_reading() {
     assert_eq!(got_keys, want_keys);
 }
 
-#[tokio::test]
-async fn rejected_and_udp_and_skipdata_match() {
+#[test]
+fn rejected_and_udp_and_skipdata_match() {
     let records = read_independently(&bucket());
     let rejected: usize = records
         .iter()
         .filter(|r| value(r, "action") == Some("REJECT"))
         .count();
-    let got = run_saved("rejected_traffic", &[]).await;
+    let got = run_saved("rejected_traffic", &[]);
     assert_eq!(
         got.iter()
             .map(|r| r[4].parse::<usize>().unwrap())
@@ -102,7 +140,7 @@ async fn rejected_and_udp_and_skipdata_match() {
         .iter()
         .filter(|r| int(r, "protocol") == Some(17))
         .count();
-    let got = run_saved("udp_users", &[]).await;
+    let got = run_saved("udp_users", &[]);
     assert_eq!(
         got.iter()
             .map(|r| r[1].parse::<usize>().unwrap())
@@ -114,7 +152,7 @@ async fn rejected_and_udp_and_skipdata_match() {
         .iter()
         .filter(|r| value(r, "log_status") == Some("SKIPDATA"))
         .count();
-    let got = run_saved("skipdata_by_hour", &[]).await;
+    let got = run_saved("skipdata_by_hour", &[]);
     assert_eq!(
         got.iter()
             .map(|r| r[1].parse::<usize>().unwrap())
@@ -124,15 +162,15 @@ async fn rejected_and_udp_and_skipdata_match() {
     assert!(skipdata > 0);
 }
 
-#[tokio::test]
-async fn parameters_select_the_traffic() {
+#[test]
+fn parameters_select_the_traffic() {
     let records = read_independently(&bucket());
     for address in ["172.31.16.139", "10.0.0.62", "203.0.113.5"] {
         let from = records
             .iter()
             .filter(|r| value(r, "srcaddr") == Some(address))
             .count();
-        let got = run_saved("traffic_from_source", &[("src_addr", address)]).await;
+        let got = run_saved("traffic_from_source", &[("src_addr", address)]);
         assert_eq!(
             got.iter()
                 .map(|r| r[4].parse::<usize>().unwrap())
@@ -144,7 +182,7 @@ async fn parameters_select_the_traffic() {
             .iter()
             .filter(|r| value(r, "dstaddr") == Some(address))
             .count();
-        let got = run_saved("traffic_to_destination", &[("dst_addr", address)]).await;
+        let got = run_saved("traffic_to_destination", &[("dst_addr", address)]);
         assert_eq!(
             got.iter()
                 .map(|r| r[4].parse::<usize>().unwrap())
@@ -155,7 +193,7 @@ async fn parameters_select_the_traffic() {
         assert!(from + to > 0);
     }
     // The NAT-gateway sample: 10.0.0.220 is the NAT's address in 10.0.0.0/16.
-    let got = run_saved("nat_gateway_top_contributors", &[]).await;
+    let got = run_saved("nat_gateway_top_contributors", &[]);
     let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert!(
         pairs.contains(&("10.0.1.5".into(), "10.0.0.220".into())),
@@ -165,12 +203,12 @@ async fn parameters_select_the_traffic() {
         pairs.contains(&("10.0.0.220".into(), "10.0.1.5".into())),
         "{pairs:?}"
     );
-    let uploads = run_saved("nat_gateway_uploads", &[]).await;
+    let uploads = run_saved("nat_gateway_uploads", &[]);
     assert_eq!(
         uploads.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
         ["203.0.113.5"]
     );
-    let downloads = run_saved("nat_gateway_downloads", &[]).await;
+    let downloads = run_saved("nat_gateway_downloads", &[]);
     assert_eq!(
         downloads.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
         ["203.0.113.5"]
