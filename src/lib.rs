@@ -5,6 +5,15 @@
 //! in S3, or a local copy of such a tree. No DDL, no partition upkeep: point
 //! it at the folder above `AWSLogs/` and query the table `vpc_flow_logs`.
 //!
+//! ## A session
+//!
+//! [`new_context`] makes a DataFusion `SessionContext` with the flow logs
+//! of one or more locations registered as one table, flowsql's functions,
+//! and beside it `flowsql_rejects` ([`REJECTS_TABLE`]), the malformed lines
+//! the last statement skipped. [`SessionOptions`] names the table and sets
+//! a memory limit; its [`FlowLogOptions`] say how the table reads
+//! (pruning, strict, bad objects, [`S3Options`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> datafusion::common::Result<()> {
@@ -21,17 +30,41 @@
 //! # }
 //! ```
 //!
-//! `ctx.sql` speaks DataFusion's SQL with flowsql's functions;
-//! [`sql::dialect::sql`] adds Athena's statements (`SHOW PARTITIONS`, `MSCK
-//! REPAIR TABLE`, `SET SESSION`), `IPADDRESS '…'` literals and `_colN`
-//! names, as the command line does.
+//! ## Athena's SQL
 //!
-//! The data flows one way through the modules: [`location`] (object
-//! stores) → [`table`] (key grammar, listing, pruning) → [`scan`] (GET,
-//! gunzip) → [`decode`] (text to Arrow, keeping the lines that pass the
-//! query's record filter) → DataFusion, whose grouped aggregations
-//! [`aggregate`] finishes one hash bucket at a time, so that millions of
-//! groups cost bounded memory.
+//! `ctx.sql` speaks DataFusion's SQL with flowsql's functions. [`sql`] (or
+//! [`parse_statements`] then [`execute_statement`]) adds what Athena users
+//! write: `SHOW PARTITIONS`, `MSCK REPAIR TABLE`, `SET SESSION`,
+//! `IPADDRESS '…'` literals and Trino's `_colN` names, as the command line
+//! does. `IPADDRESS` values are 16 bytes; [`ipaddresses_as_text`] turns
+//! them into text for display.
+//!
+//! ## The table alone
+//!
+//! [`FlowLogTable`] is the `TableProvider` itself, to register in a context
+//! of your own, which then has only DataFusion's functions and
+//! aggregation ([`Bucketing`] configures the rule [`new_context`] adds for
+//! grouped aggregations with millions of groups).
+//!
+//! ## What a scan saw, and what went wrong
+//!
+//! [`scan_report`] gives the table's [`ScanReport`]: objects and bytes
+//! read, listings made, malformed lines ([`MalformedLine`]), objects passed
+//! over ([`SkippedObject`]), header fields with no column; a
+//! [`ScanSummary`] is a copy of it at one moment. [`list_scans`] runs a
+//! plan's listings without reading, for a dry run. Errors are DataFusion's;
+//! flowsql's own are an [`Error`] inside them ([`Error::find`]), so callers
+//! match on variants, never on text.
+//!
+//! ## Inside
+//!
+//! The data flows one way: the location (object store and prefix) → the
+//! table (key grammar, listing, pruning) → the scan (GET, gunzip, one
+//! reader per object format) → the decoder (text to Arrow, keeping the
+//! lines that pass the query's record filter) → DataFusion, whose grouped
+//! aggregations flowsql finishes one hash bucket at a time. The
+//! repository's `docs/ARCHITECTURE.md` maps each stage to its folder and
+//! states the invariants; `benches/RESULTS.md` holds the measurements.
 
 #![warn(missing_docs)]
 // Every `pub` item is reachable from outside, through the facade below or

@@ -33,7 +33,7 @@ pub struct SessionOptions {
     /// `None`: no limit.
     pub memory_limit: Option<usize>,
     /// How grouped aggregations are finished one hash bucket at a time
-    /// ([`crate::aggregate`]); `None` leaves DataFusion's own
+    /// (the bucketed final aggregation); `None` leaves DataFusion's own
     /// final aggregation in place.
     pub bucketing: Option<Bucketing>,
 }

@@ -73,9 +73,8 @@ use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 
 pub(crate) use rule::BucketFinalAggregation;
 
-/// How [`BucketedAggregateExec`] splits and how much it holds.
-///
-/// [`BucketedAggregateExec`]: exec::BucketedAggregateExec
+/// How grouped aggregations are finished one hash bucket at a time: how
+/// rows are split into buckets and how much is held before spilling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucketing {
     /// Input rows gathered before they are split into buckets (with one

@@ -35,7 +35,7 @@ pub struct MalformedLine {
     /// Why the line was skipped.
     pub reason: String,
     /// The line's text (bytes that are not UTF-8 shown as U+FFFD), at most
-    /// [`REJECT_TEXT_BYTES`] bytes of it.
+    /// 4 KiB of it.
     pub text: String,
 }
 
@@ -117,7 +117,7 @@ pub struct ScanSummary {
     pub list_requests: u64,
     /// Flow-log objects those listings returned, before time pruning.
     pub objects_listed: u64,
-    /// The first [`LISTED_PREFIXES_KEPT`] prefixes listed: ending in `/`
+    /// The first 50 prefixes listed: ending in `/`
     /// for one-level (delimiter) listings, else recursive.
     pub listed_prefixes: Vec<String>,
 }

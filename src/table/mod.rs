@@ -40,7 +40,7 @@ use prune::{PathPredicate, TimeWindow, is_path_filter};
 #[derive(Debug, Clone)]
 pub struct FlowLogOptions {
     /// Use filters to skip folders, files and lines (see
-    /// [`crate::decode::record_filter`]). Off, every object is listed and read, every
+    /// "What a query reads" in the README). Off, every object is listed and read, every
     /// line becomes a row, and DataFusion applies every filter itself (the
     /// answer is the same; tests compare the two).
     pub pruning: bool,
