@@ -14,9 +14,10 @@ use datafusion::common::DataFusionError;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let missing = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/no-such-folder");
-/// let error = flowsql::new_context(&[missing], &flowsql::SessionOptions::default())
-///     .await
-///     .unwrap_err();
+/// let Err(error) = flowsql::new_context(&[missing], &flowsql::SessionOptions::default()).await
+/// else {
+///     panic!("a missing folder opened");
+/// };
 /// match flowsql::Error::find(&error) {
 ///     Some(flowsql::Error::Location { location, .. }) => assert_eq!(location, missing),
 ///     other => panic!("expected a location error, got {other:?}"),
