@@ -195,7 +195,7 @@ pub(crate) fn file_schema(extra_tokens: &[String]) -> SchemaRef {
 
 /// Whether `token` is spelled like a flow-log field name: lowercase ASCII
 /// letters, digits and `-`, starting with a letter.
-fn is_field_token(token: &str) -> bool {
+pub(crate) fn is_field_token(token: &str) -> bool {
     let bytes = token.as_bytes();
     !bytes.is_empty()
         && bytes[0].is_ascii_lowercase()

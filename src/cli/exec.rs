@@ -113,10 +113,11 @@ impl Shell {
         if self.timing {
             let summary = self.report.summary();
             eprintln!(
-                "{rows} row(s) in {:.3}s; read {} object(s), {} compressed",
+                "{rows} row(s) in {:.3}s; read {} object(s), {} compressed; {} LIST request(s)",
                 started.elapsed().as_secs_f64(),
                 summary.objects_opened,
                 human_bytes(summary.compressed_bytes),
+                summary.list_requests,
             );
         }
         Ok(())

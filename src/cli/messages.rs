@@ -113,7 +113,8 @@ pub(crate) fn scan_warnings(summary: &ScanSummary) -> Vec<String> {
         let (object, _) = &summary.hidden_fields[0];
         warnings.push(format!(
             "{} object(s) have header fields the table shows no column for ({}), e.g. {object}; \
-             their values were not returned (the table's columns are fixed when it is opened)",
+             their values were not returned (the table's columns are fixed when it is opened; \
+             these fields are remembered, so the next run over these locations has columns for them)",
             summary
                 .hidden_fields
                 .iter()
@@ -220,7 +221,8 @@ mod tests {
                  a.log.gz is not valid gzip data (3 record(s) read before the fault are included)\n  \
                  b.log.gz is empty",
                 "2 object(s) have header fields the table shows no column for (tcp-flags, type), e.g. c.log.gz; \
-                 their values were not returned (the table's columns are fixed when it is opened)",
+                 their values were not returned (the table's columns are fixed when it is opened; \
+                 these fields are remembered, so the next run over these locations has columns for them)",
             ]
         );
     }

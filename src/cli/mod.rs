@@ -16,6 +16,7 @@ mod repl;
 mod saved;
 
 use std::io::{self, IsTerminal, Read};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use flowsql::{new_context, scan_report, table_notes};
@@ -45,19 +46,32 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// Where the command line remembers header fields no flow-log version
+/// documents, so a field one run warns about is a column in the next
+/// (`FlowLogOptions::field_memory`): the user's cache folder.
+fn field_memory_folder() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|folder| !folder.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("flowsql").join("fields"))
+}
+
 /// Runs the command line; returns how the process ends.
 pub(crate) async fn run(args: Args) -> Exit {
     let terminals = Terminals {
         stdin: io::stdin().is_terminal(),
         stdout: io::stdout().is_terminal(),
     };
-    let invocation = match Invocation::new(args, terminals, |path| std::fs::read_to_string(path)) {
-        Ok(invocation) => invocation,
-        Err(e) => {
-            print_error(&e);
-            return e.exit();
-        }
-    };
+    let mut invocation =
+        match Invocation::new(args, terminals, |path| std::fs::read_to_string(path)) {
+            Ok(invocation) => invocation,
+            Err(e) => {
+                print_error(&e);
+                return e.exit();
+            }
+        };
+    invocation.session.table.field_memory = field_memory_folder();
     let table_name = invocation.session.table_name.clone();
     let opened = match new_context(&invocation.locations, &invocation.session).await {
         Ok(ctx) => scan_report(&ctx, &table_name).await.map(|r| (ctx, r)),

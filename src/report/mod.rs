@@ -3,13 +3,15 @@
 //! word it as warnings after each statement (the command line's wording is
 //! in `src/cli/messages.rs`), so nothing is dropped silently.
 
+pub(crate) mod field_memory;
 pub(crate) mod rejects;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::decode::Reject;
+use field_memory::FieldMemory;
 
 /// The name the rejects table is registered under.
 pub const REJECTS_TABLE: &str = "flowsql_rejects";
@@ -64,6 +66,9 @@ pub struct ScanReport {
     list_requests: AtomicU64,
     objects_listed: AtomicU64,
     details: Mutex<Details>,
+    /// Where header fields without a column are remembered for the next
+    /// opening, if anywhere.
+    field_memory: Option<Arc<FieldMemory>>,
 }
 
 /// How many listed prefixes are kept, for a dry run to show.
@@ -112,8 +117,8 @@ pub struct ScanSummary {
     /// Header fields read from objects that the table shows no column for
     /// (object, field). Their values were not returned.
     pub hidden_fields: Vec<(String, String)>,
-    /// Prefixes the statement listed, one LIST request each (a prefix with
-    /// more than 1,000 keys takes more requests than counted here).
+    /// LIST requests the statement made: one per prefix listed, and one
+    /// more per further 1,000 keys and folders a listing returned.
     pub list_requests: u64,
     /// Flow-log objects those listings returned, before time pruning.
     pub objects_listed: u64,
@@ -123,6 +128,15 @@ pub struct ScanSummary {
 }
 
 impl ScanReport {
+    /// A report that also remembers, in `memory`, the header fields it is
+    /// told have no column.
+    pub(crate) fn remembering_fields(memory: Option<Arc<FieldMemory>>) -> Self {
+        Self {
+            field_memory: memory,
+            ..Self::default()
+        }
+    }
+
     /// Clears every counter, to start a statement. The malformed lines of
     /// the statement before, if it read any objects, stay available to
     /// [`ScanReport::last_statement_rejects`].
@@ -199,6 +213,14 @@ impl ScanReport {
         }
     }
 
+    /// Counts the further pages of a listing that returned `entries` keys
+    /// and folders: S3 answers 1,000 per request.
+    pub(crate) fn listed_entries(&self, entries: usize) {
+        let more_pages = entries.saturating_sub(1) / 1000;
+        self.list_requests
+            .fetch_add(more_pages as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn objects_listed(&self, n: u64) {
         self.objects_listed.fetch_add(n, Ordering::Relaxed);
     }
@@ -250,6 +272,9 @@ impl ScanReport {
     }
 
     pub(crate) fn hidden_field(&self, object: &str, field: &str) {
+        if let Some(memory) = &self.field_memory {
+            memory.remember(field);
+        }
         let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
         details
             .hidden_fields

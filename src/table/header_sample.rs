@@ -1,6 +1,12 @@
-//! Header fields the catalogue does not know, sampled from the newest day
-//! of every account and region when the table is opened, so they become
-//! columns (fields met later are named in a warning instead).
+//! Header fields the catalogue does not know, sampled when a small table
+//! is opened, so they are columns from its first query.
+//!
+//! Only a tree of at most [`SAMPLED_REGIONS`] accounts x regions is
+//! sampled (the newest day of each): the walk to a newest day costs three
+//! listings per region, which a bucket of hundreds of accounts cannot pay
+//! before every query. A bigger tree learns such fields where queries read
+//! them (the scan report names them, and a field memory makes them columns
+//! from the next opening).
 
 use std::collections::BTreeMap;
 
@@ -10,9 +16,9 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
 use super::FlowLogOptions;
 use super::layout::{AccountFolder, DatePart};
-use super::listing::{Root, child_folders, join, list_objects, list_regions};
+use super::listing::{Root, child_folders, join, list_accounts, list_objects, list_regions};
 use super::prune::PathPredicate;
-use crate::catalogue::{self, Header};
+use crate::catalogue::Header;
 use chrono::NaiveDate;
 
 /// Reads the header of one object from its first bytes.
@@ -45,59 +51,65 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
     Header::parse(line.strip_suffix(b"\r").unwrap_or(line)).ok()
 }
 
-/// Header fields the catalogue does not know, read from one object per flow
-/// log in the newest day folder of every account and region. A flow log's
-/// format is fixed for its life and its id is in every file name, so one
-/// header per flow log is enough.
-/// Also returns how many flow-log objects those newest days hold (zero means
-/// the roots hold no flow logs at all).
+/// The most accounts x regions whose newest day is sampled.
+pub(super) const SAMPLED_REGIONS: usize = 8;
+
+/// Header fields the catalogue does not know, read from one object per
+/// flow log in the newest day folder of every account and region, when the
+/// roots hold at most [`SAMPLED_REGIONS`] of them; none otherwise. A flow
+/// log's format is fixed for its life and its id is in every file name, so
+/// one header per flow log is enough.
 pub(super) async fn sample_unknown_fields(
     roots: &[Root],
     options: &FlowLogOptions,
-    extra: &mut Vec<String>,
-) -> Result<usize> {
+) -> Result<Vec<String>> {
     let concurrency = options.listing_concurrency.max(1);
     let no_filter = PathPredicate::empty();
-    let mut objects_seen = 0;
-    for root in roots {
-        let regions = list_regions(root, &no_filter, concurrency).await?;
-        let headers: Vec<(usize, Vec<Header>)> = futures::stream::iter(regions)
-            .map(|(account, region)| async move {
-                let Some(date) = newest_day(root, &account, &region).await? else {
-                    return Ok::<_, DataFusionError>((0, vec![]));
-                };
-                let folder = join(&root.awslogs, &account.day_folder(&region, date));
-                let objects = list_objects(root, &folder).await?;
-                let count = objects.len();
-                let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
-                for object in objects {
-                    one_per_flow_log
-                        .entry(object.facts.flow_log_id)
-                        .or_insert(object.meta);
-                }
-                let mut headers = Vec::new();
-                for meta in one_per_flow_log.values() {
-                    if let Some(header) = read_header(root.store.as_ref(), meta).await {
-                        headers.push(header);
-                    }
-                }
-                Ok((count, headers))
-            })
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
-        objects_seen += headers.iter().map(|(count, _)| count).sum::<usize>();
-        for header in headers.iter().flat_map(|(_, h)| h) {
-            for token in header.unknown_tokens() {
-                let name = catalogue::column_name(token);
-                let clashes = catalogue::path_fields().iter().any(|f| f.name() == &name);
-                if !clashes && !extra.iter().any(|e| catalogue::column_name(e) == name) {
-                    extra.push(token.to_string());
-                }
+    let mut pairs = Vec::new();
+    for (index, root) in roots.iter().enumerate() {
+        let accounts = list_accounts(root, &no_filter).await?;
+        if accounts.len() > SAMPLED_REGIONS {
+            return Ok(vec![]);
+        }
+        for account in accounts {
+            for region in list_regions(root, &account, &no_filter).await? {
+                pairs.push((index, account.clone(), region));
+            }
+            if pairs.len() > SAMPLED_REGIONS {
+                return Ok(vec![]);
             }
         }
     }
-    Ok(objects_seen)
+    let headers: Vec<Vec<Header>> = futures::stream::iter(pairs)
+        .map(|(index, account, region)| async move {
+            let root = &roots[index];
+            let Some(date) = newest_day(root, &account, &region).await? else {
+                return Ok::<_, DataFusionError>(vec![]);
+            };
+            let folder = join(&root.awslogs, &account.day_folder(&region, date));
+            let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+            for object in list_objects(root, &folder).await? {
+                one_per_flow_log
+                    .entry(object.facts.flow_log_id)
+                    .or_insert(object.meta);
+            }
+            let mut headers = Vec::new();
+            for meta in one_per_flow_log.values() {
+                if let Some(header) = read_header(root.store.as_ref(), meta).await {
+                    headers.push(header);
+                }
+            }
+            Ok(headers)
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(headers
+        .iter()
+        .flatten()
+        .flat_map(|header| header.unknown_tokens())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The newest day folder of one account and region.

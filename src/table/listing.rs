@@ -11,7 +11,7 @@ use chrono::{Datelike, NaiveDate};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use tokio::sync::mpsc;
@@ -39,7 +39,9 @@ impl Root {
     /// The folders directly inside `prefix`, counted in the report.
     pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
         self.report.listed(prefix.as_ref(), true);
-        child_folders(self.store.as_ref(), prefix).await
+        let folders = child_folders(self.store.as_ref(), prefix).await?;
+        self.report.listed_entries(folders.len());
+        Ok(folders)
     }
 }
 
@@ -81,13 +83,16 @@ impl ScanListing {
     async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
         let concurrency = self.options.listing_concurrency.max(1);
         for (index, root) in self.roots.iter().enumerate() {
+            // Accounts, regions and days are discovered as a stream, so the
+            // first day folders are listed, and their objects read, while
+            // later accounts are still being discovered.
             let folders = if self.options.pruning {
-                day_folders(root, &self.predicate, &self.window, &self.options).await?
+                day_folders(root, &self.predicate, &self.window, &self.options).boxed()
             } else {
-                vec![root.awslogs.clone()]
+                futures::stream::iter([Ok(root.awslogs.clone())]).boxed()
             };
-            let mut listings = futures::stream::iter(folders)
-                .map(|folder| async move { list_objects(root, &folder).await })
+            let mut listings = folders
+                .map(|folder| async move { list_objects(root, &folder?).await })
                 .buffered(concurrency);
             while let Some(objects) = listings.next().await {
                 for file in self.to_read(objects?)? {
@@ -248,6 +253,7 @@ pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<Liste
         .try_collect()
         .await
         .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
+    root.report.listed_entries(metas.len());
     let base = root.awslogs.as_ref();
     Ok(metas
         .into_iter()
@@ -264,42 +270,97 @@ pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<Liste
     .inspect(|objects| root.report.objects_listed(objects.len() as u64))
 }
 
-/// The accounts, and then regions, below a root that the predicate allows.
-pub(super) async fn list_regions(
+/// The accounts below a root that the predicate allows (one delimiter
+/// listing of `AWSLogs/`).
+pub(super) async fn list_accounts(
     root: &Root,
     predicate: &PathPredicate,
-    concurrency: usize,
-) -> Result<Vec<(AccountFolder, String)>> {
+) -> Result<Vec<AccountFolder>> {
     let accounts: Vec<AccountFolder> = root
         .child_folders(&root.awslogs)
         .await?
         .iter()
         .filter_map(|name| AccountFolder::from_folder_name(name))
         .collect();
-    let accounts = predicate.retain(Level::Account, accounts, |a| PathValues {
+    predicate.retain(Level::Account, accounts, |a| PathValues {
         account: Some(a.account.clone()),
         ..Default::default()
-    })?;
-    let nested: Vec<Vec<(AccountFolder, String)>> = futures::stream::iter(accounts)
-        .map(|account| async move {
-            let folder = join(&root.awslogs, &account.regions_folder());
-            let regions: Vec<String> = root
-                .child_folders(&folder)
-                .await?
-                .iter()
-                .filter_map(|name| account.region_from_folder_name(name))
-                .collect();
-            let regions = predicate.retain(Level::Region, regions, |r| PathValues {
-                account: Some(account.account.clone()),
-                region: Some(r.clone()),
-                ..Default::default()
-            })?;
-            Ok::<_, DataFusionError>(regions.into_iter().map(|r| (account.clone(), r)).collect())
+    })
+}
+
+/// The flow-log regions of one account that the predicate allows (one
+/// delimiter listing of its `vpcflowlogs/` folder).
+pub(super) async fn list_regions(
+    root: &Root,
+    account: &AccountFolder,
+    predicate: &PathPredicate,
+) -> Result<Vec<String>> {
+    let folder = join(&root.awslogs, &account.regions_folder());
+    let regions: Vec<String> = root
+        .child_folders(&folder)
+        .await?
+        .iter()
+        .filter_map(|name| account.region_from_folder_name(name))
+        .collect();
+    predicate.retain(Level::Region, regions, |r| PathValues {
+        account: Some(account.account.clone()),
+        region: Some(r.clone()),
+        ..Default::default()
+    })
+}
+
+/// The accounts, and then regions, below a root that the predicate allows,
+/// as they are found: the regions of `concurrency` accounts are listed at
+/// once.
+fn regions<'a>(
+    root: &'a Root,
+    predicate: &'a PathPredicate,
+    concurrency: usize,
+) -> impl Stream<Item = Result<(AccountFolder, String)>> + Send + 'a {
+    futures::stream::once(list_accounts(root, predicate))
+        .map_ok(|accounts| {
+            futures::stream::iter(accounts.into_iter().map(Ok::<_, DataFusionError>))
+        })
+        .try_flatten()
+        .map(move |account: Result<AccountFolder>| async move {
+            let account = account?;
+            let regions = list_regions(root, &account, predicate).await?;
+            Ok::<_, DataFusionError>(
+                regions
+                    .into_iter()
+                    .map(|region| Ok::<_, DataFusionError>((account.clone(), region)))
+                    .collect::<Vec<_>>(),
+            )
         })
         .buffered(concurrency)
-        .try_collect()
-        .await?;
-    Ok(nested.into_iter().flatten().collect())
+        .map_ok(futures::stream::iter)
+        .try_flatten()
+}
+
+/// Whether a root holds flow logs: an account folder with a flow-log
+/// region in it. Accounts are tried in growing batches (1, 2, 4, ... up to
+/// `concurrency` at once), so a bucket of flow logs costs two listings
+/// however many accounts it holds, and a bucket of other logs is still
+/// answered in full.
+pub(super) async fn holds_flow_logs(root: &Root, concurrency: usize) -> Result<bool> {
+    let accounts = list_accounts(root, &PathPredicate::empty()).await?;
+    let no_filter = PathPredicate::empty();
+    let mut rest = accounts.as_slice();
+    let mut batch = 1;
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(batch.min(rest.len()));
+        let found: Vec<Vec<String>> = futures::stream::iter(now)
+            .map(|account| list_regions(root, account, &no_filter))
+            .buffer_unordered(batch)
+            .try_collect()
+            .await?;
+        if found.iter().any(|regions| !regions.is_empty()) {
+            return Ok(true);
+        }
+        rest = later;
+        batch = (batch * 2).min(concurrency);
+    }
+    Ok(false)
 }
 
 /// The day folders of one account and region that the window allows, found
@@ -365,21 +426,23 @@ fn last_day_of_month(first: NaiveDate) -> NaiveDate {
     next.and_then(|n| n.pred_opt()).unwrap_or(first)
 }
 
-/// The day folders below a root that the predicate and window allow, found
-/// with delimiter listings (or, for a short bounded range, named directly).
-async fn day_folders(
-    root: &Root,
-    predicate: &PathPredicate,
-    window: &TimeWindow,
+/// The day folders below a root that the predicate and window allow, as
+/// they are found (delimiter listings of accounts and regions; the days of
+/// a short bounded range named directly, others found by listing years,
+/// months and days).
+fn day_folders<'a>(
+    root: &'a Root,
+    predicate: &'a PathPredicate,
+    window: &'a TimeWindow,
     options: &FlowLogOptions,
-) -> Result<Vec<Path>> {
+) -> impl Stream<Item = Result<Path>> + Send + 'a {
     let concurrency = options.listing_concurrency.max(1);
-    let regions = list_regions(root, predicate, concurrency).await?;
     let enumerated = window.enumerable_days(options.max_enumerated_days);
-    let day_lists: Vec<Vec<(AccountFolder, String, NaiveDate)>> = futures::stream::iter(regions)
-        .map(|(account, region)| {
+    regions(root, predicate, concurrency)
+        .map(move |found| {
             let enumerated = enumerated.clone();
             async move {
+                let (account, region) = found?;
                 let days = match enumerated {
                     Some(days) => days,
                     None => discover_days(root, &account, &region, window).await?,
@@ -392,19 +455,19 @@ async fn day_folders(
                 })?;
                 Ok::<_, DataFusionError>(
                     days.into_iter()
-                        .map(|d| (account.clone(), region.clone(), d))
-                        .collect(),
+                        .map(|date| {
+                            Ok::<_, DataFusionError>(join(
+                                &root.awslogs,
+                                &account.day_folder(&region, date),
+                            ))
+                        })
+                        .collect::<Vec<_>>(),
                 )
             }
         })
         .buffered(concurrency)
-        .try_collect()
-        .await?;
-    Ok(day_lists
-        .into_iter()
-        .flatten()
-        .map(|(account, region, date)| join(&root.awslogs, &account.day_folder(&region, date)))
-        .collect())
+        .map_ok(futures::stream::iter)
+        .try_flatten()
 }
 
 #[cfg(test)]

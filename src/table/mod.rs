@@ -13,6 +13,7 @@ mod partitions;
 pub(crate) mod prune;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,9 +32,10 @@ use crate::decode::record_filter::RecordFilter;
 use crate::error::Error;
 use crate::location;
 use crate::report::ScanReport;
+use crate::report::field_memory::FieldMemory;
 use crate::scan::FlowLogScanExec;
 use crate::scan::text::{FlowLogSource, ReadSettings};
-use listing::{Root, ScanListing, find_awslogs};
+use listing::{Root, ScanListing, find_awslogs, holds_flow_logs};
 use prune::{PathPredicate, TimeWindow, is_path_filter};
 
 /// How a [`FlowLogTable`] lists and reads.
@@ -61,6 +63,12 @@ pub struct FlowLogOptions {
     pub listing_concurrency: usize,
     /// How `s3://` locations are reached.
     pub s3: location::S3Options,
+    /// A folder where header fields that no flow-log version documents
+    /// are remembered, per table, when a query meets them, so that the
+    /// next opening of the same locations has columns for them. `None`:
+    /// such fields are only named in the scan report's warnings. (Opening
+    /// a table reads no object, so it cannot find them itself.)
+    pub field_memory: Option<PathBuf>,
 }
 
 impl Default for FlowLogOptions {
@@ -73,6 +81,7 @@ impl Default for FlowLogOptions {
             max_enumerated_days: 3660,
             listing_concurrency: 16,
             s3: location::S3Options::default(),
+            field_memory: None,
         }
     }
 }
@@ -123,14 +132,34 @@ impl fmt::Debug for FlowLogTable {
     }
 }
 
+/// The remembered header fields that become columns: those the catalogue
+/// does not know, once per column name, and none that would shadow a path
+/// column.
+fn extra_columns(tokens: Vec<String>) -> Vec<String> {
+    let mut extra: Vec<String> = Vec::new();
+    for token in tokens {
+        let name = catalogue::column_name(&token);
+        let known = catalogue::catalogue_field(&token).is_some();
+        let clashes = catalogue::path_column_names().any(|p| p == name);
+        let repeated = extra.iter().any(|e| catalogue::column_name(e) == name);
+        if !known && !clashes && !repeated && catalogue::is_field_token(&token) {
+            extra.push(token);
+        }
+    }
+    extra
+}
+
 impl FlowLogTable {
     /// Opens the delivery trees at `locations` (`s3://bucket[/prefix]` or
     /// local folders, each the folder above `AWSLogs/`, `AWSLogs/` itself, or
     /// a folder whose subfolders hold `AWSLogs/`) as one table.
     ///
-    /// The columns are every documented flow-log field, plus any field the
-    /// catalogue does not know that the newest day of each account and
-    /// region shows in its headers, plus the path columns.
+    /// The columns are every documented flow-log field, plus the fields
+    /// the catalogue does not know that earlier queries met (see
+    /// [`FlowLogOptions::field_memory`]) or, in a tree of a few accounts
+    /// and regions, that the newest day of each shows, plus the path
+    /// columns. Opening a big tree costs a few listings whatever it holds:
+    /// finding `AWSLogs/`, its accounts, and one account's regions.
     pub async fn try_new(
         runtime: &RuntimeEnv,
         locations: &[impl AsRef<str>],
@@ -139,16 +168,27 @@ impl FlowLogTable {
         if locations.is_empty() {
             return Err(Error::NoLocation.into());
         }
+        let concurrency = options.listing_concurrency.max(1);
+        let memory = options
+            .field_memory
+            .as_ref()
+            .map(|folder| Arc::new(FieldMemory::open(folder, locations)));
+        let mut tokens = memory.as_ref().map(|m| m.fields()).unwrap_or_default();
+        let report = Arc::new(ScanReport::remembering_fields(memory));
         let mut roots = Vec::new();
-        let mut extra = Vec::new();
         let mut notes = Vec::new();
-        let report = Arc::new(ScanReport::default());
         for location in locations {
             let location = location::resolve(runtime, location.as_ref(), &options.s3).await?;
             notes.extend(location.notes.iter().cloned());
-            let found =
-                find_awslogs(&location, &report, options.listing_concurrency.max(1)).await?;
-            if header_sample::sample_unknown_fields(&found, &options, &mut extra).await? == 0 {
+            let found = find_awslogs(&location, &report, concurrency).await?;
+            let mut any = false;
+            for root in &found {
+                if holds_flow_logs(root, concurrency).await? {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
                 return Err(location::location_error(
                     &location.original,
                     "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz objects".to_string(),
@@ -156,6 +196,8 @@ impl FlowLogTable {
             }
             roots.extend(found);
         }
+        tokens.extend(header_sample::sample_unknown_fields(&roots, &options).await?);
+        let extra = extra_columns(tokens);
         let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
             .with_table_partition_cols(catalogue::path_fields())
             .build();

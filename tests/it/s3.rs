@@ -475,8 +475,8 @@ fn dry_run_says_what_would_be_listed_and_read_without_reading() {
     assert!(stdout.contains("2024/01/16"), "{stdout}");
     let (real, real_requests) = moto.record(|| flowsql_s3(&["-c", sql], KEYS, home.path()));
     assert!(real.status.success(), "{}", text(&real.stderr));
-    // Opening the table reads one header per flow log either way; the dry
-    // run reads none of the query's objects.
+    // Opening the table reads no object; the dry run reads none of the
+    // query's objects either.
     let gets = |requests: &[Recorded]| requests.iter().filter(|r| r.is_object_get()).count();
     let urls = |requests: &[Recorded]| -> Vec<String> {
         let mut urls: Vec<String> = requests
@@ -555,4 +555,166 @@ fn bad_keys_a_wrong_secret_and_access_denied_each_give_one_clear_line() {
         let stderr = assert_one_line_failure(&out, &[expected, "locked"]);
         assert!(!stderr.contains(secret), "{stderr}");
     }
+}
+
+/// A bucket of many accounts: [`BIG_ACCOUNTS`] accounts x 4 regions, one
+/// small object each for 2026-10-02, and one older object (2026-09-01)
+/// whose header has a field no flow-log version documents.
+const BIG_BUCKET: &str = "flowsql-big";
+const BIG_ACCOUNTS: u64 = 200;
+const BIG_REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
+const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+
+fn account(i: u64) -> String {
+    format!("{:012}", 100_000_000_000 + i)
+}
+
+fn big_bucket() -> &'static Moto {
+    static BIG: OnceLock<()> = OnceLock::new();
+    let moto = moto();
+    BIG.get_or_init(|| {
+        use std::io::Write as _;
+        assert_eq!(moto.http("PUT", &format!("/{BIG_BUCKET}"), b"").0, 200);
+        let put = |key: &str, text: &str| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text.as_bytes()).unwrap();
+            let body = gz.finish().unwrap();
+            let (status, answer) = moto.http_with(
+                "PUT",
+                &format!("/{BIG_BUCKET}/{key}"),
+                &[("x-amz-acl", "public-read")],
+                &body,
+            );
+            assert_eq!(status, 200, "upload {key}: {answer}");
+        };
+        let key = |acct: &str, region: &str, day: &str, stamp: &str| {
+            format!(
+                "big/AWSLogs/{acct}/vpcflowlogs/{region}/{day}/{acct}_vpcflowlogs_{region}_fl-0123456789abcdef0_{stamp}_abcd1234.log.gz"
+            )
+        };
+        for i in 0..BIG_ACCOUNTS {
+            let acct = account(i);
+            for region in BIG_REGIONS {
+                let text = format!(
+                    "{HEADER}\n2 {acct} eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 {i} 1790899200 1790899260 ACCEPT OK\n\
+                     2 {acct} eni-1 10.0.0.2 10.0.0.1 49152 443 6 10 1 1790899200 1790899260 REJECT OK\n"
+                );
+                put(&key(&acct, region, "2026/10/02", "20261002T0000Z"), &text);
+            }
+        }
+        let acct = account(7);
+        let text = format!("{HEADER} brand-new-field\n2 {acct} eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 5 1788220800 1788220860 ACCEPT OK x\n");
+        put(&key(&acct, "us-east-1", "2026/09/01", "20260901T0000Z"), &text);
+    });
+    moto
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_account_query_over_a_big_bucket_lists_only_that_account() {
+    // Uploads are requests too: they wait for the turn.
+    let _turn = TURN.lock().await;
+    let moto = tokio::task::block_in_place(big_bucket);
+    let home = tempfile::tempdir().unwrap();
+    let queried = account(150);
+    let sql = format!(
+        "SELECT count(*) FROM vpc_flow_logs WHERE aws_account_id = '{queried}' \
+         AND aws_region = 'us-east-1' AND date = DATE '2026-10-02'"
+    );
+    let location = format!("s3://{BIG_BUCKET}/big");
+
+    // The whole run, opening included, through the binary.
+    let (out, requests) = tokio::task::block_in_place(|| {
+        moto.record(|| {
+            flowsql_at(
+                moto,
+                &[
+                    &location,
+                    "--no-sign-request",
+                    "--format",
+                    "csv",
+                    "-c",
+                    &sql,
+                ],
+                &[],
+                home.path(),
+            )
+        })
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "count(*)\n2\n");
+    let lists = requests.iter().filter(|r| r.is_list()).count();
+    // Opening: the location's folders, AWSLogs/, one account's regions;
+    // the query: AWSLogs/, the account's regions, the day. A bucket of 200
+    // accounts x 4 regions costs what one of 2 would.
+    assert!(lists <= 7, "{lists} LIST requests: {requests:#?}");
+    assert!(
+        requests.len() <= 10,
+        "{} requests: {requests:#?}",
+        requests.len()
+    );
+
+    // The query alone, in a table opened beforehand: no listing of another
+    // account's folders.
+    let options = SessionOptions {
+        table: FlowLogOptions {
+            s3: S3Options {
+                endpoint_url: Some(moto.endpoint()),
+                no_sign_request: true,
+                ..S3Options::default()
+            },
+            ..FlowLogOptions::default()
+        },
+        ..SessionOptions::default()
+    };
+    let ctx = flowsql::new_context(&[location.as_str()], &options)
+        .await
+        .unwrap();
+    let handle = tokio::runtime::Handle::current();
+    let (answer, requests) = tokio::task::block_in_place(|| {
+        moto.record(|| handle.block_on(async { rows(&ctx, &sql).await }))
+    });
+    assert_eq!(answer, vec![vec!["2".to_string()]]);
+    let awslogs = "big/AWSLogs/";
+    let own = format!("{awslogs}{queried}/");
+    for list in requests.iter().filter(|r| r.is_list()) {
+        let prefix = list.query("prefix").unwrap_or_default();
+        assert!(
+            prefix == awslogs || prefix.starts_with(&own),
+            "a listing outside the queried account: {prefix}"
+        );
+    }
+}
+
+#[test]
+fn a_count_over_a_big_bucket_is_right_and_names_an_old_unknown_field() {
+    let _turn = TURN.blocking_lock();
+    let moto = big_bucket();
+    let home = tempfile::tempdir().unwrap();
+    let location = format!("s3://{BIG_BUCKET}/big");
+    let out = flowsql_at(
+        moto,
+        &[
+            &location,
+            "--no-sign-request",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n, sum(bytes) AS b, count(DISTINCT aws_account_id) AS accounts FROM vpc_flow_logs",
+        ],
+        &[],
+        home.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Two records per account and region, and the old one.
+    let records = BIG_ACCOUNTS * 4 * 2 + 1;
+    let bytes: u64 = (0..BIG_ACCOUNTS).map(|i| (i + 1) * 4).sum::<u64>() + 5;
+    assert_eq!(
+        text(&out.stdout),
+        format!("n,b,accounts\n{records},{bytes},{BIG_ACCOUNTS}\n")
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("brand-new-field") && stderr.contains("20260901T0000Z_abcd1234.log.gz"),
+        "{stderr}"
+    );
 }
