@@ -219,6 +219,22 @@ impl Recorded {
     }
 }
 
+/// A session on `moto` with unsigned requests (moto accepts them), for a
+/// table built in the test's own process.
+fn unsigned(moto: &Moto) -> SessionOptions {
+    SessionOptions {
+        table: FlowLogOptions {
+            s3: S3Options {
+                endpoint_url: Some(moto.endpoint()),
+                no_sign_request: true,
+                ..S3Options::default()
+            },
+            ..FlowLogOptions::default()
+        },
+        ..SessionOptions::default()
+    }
+}
+
 /// The binary over the moto bucket, with only the environment given here
 /// (no credentials, config files or instance metadata of the machine).
 fn flowsql_s3(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
@@ -308,17 +324,7 @@ async fn a_one_day_query_lists_only_that_day_and_reads_only_its_objects() {
     let _turn = TURN.lock().await;
     // Unsigned requests: moto accepts them, and the table is built in this
     // process so the recording covers the query alone.
-    let options = SessionOptions {
-        table: FlowLogOptions {
-            s3: S3Options {
-                endpoint_url: Some(moto.endpoint()),
-                no_sign_request: true,
-                ..S3Options::default()
-            },
-            ..FlowLogOptions::default()
-        },
-        ..SessionOptions::default()
-    };
+    let options = unsigned(moto);
     let ctx = flowsql::new_context(&[format!("s3://{BUCKET}/flow-logs")], &options)
         .await
         .unwrap();
@@ -655,17 +661,7 @@ async fn a_one_account_query_over_a_big_bucket_lists_only_that_account() {
 
     // The query alone, in a table opened beforehand: no listing of another
     // account's folders.
-    let options = SessionOptions {
-        table: FlowLogOptions {
-            s3: S3Options {
-                endpoint_url: Some(moto.endpoint()),
-                no_sign_request: true,
-                ..S3Options::default()
-            },
-            ..FlowLogOptions::default()
-        },
-        ..SessionOptions::default()
-    };
+    let options = unsigned(moto);
     let ctx = flowsql::new_context(&[location.as_str()], &options)
         .await
         .unwrap();
