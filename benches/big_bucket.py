@@ -1,10 +1,11 @@
-"""What a one-account, one-day query costs as a bucket grows: moto's S3
+"""What a one-account, one-day query (and, with --all-accounts, a query of
+every account's one day) costs as a bucket grows: moto's S3
 server on 127.0.0.1 behind a proxy that adds a delay to every request (as
 the S3 tests' latency proxy does), buckets of N accounts x 4 regions with
 one small object per account, region and day, and the flowsql binary run
 as a user would (opening included). Prints, for each N, the wall time and
 the LIST and total requests moto saw (its recorder). Usage:
-    benches/big_bucket.py FLOWSQL [ACCOUNTS ...] [--latency-ms MS] [--days D]
+    benches/big_bucket.py FLOWSQL [ACCOUNTS ...] [--latency-ms MS] [--days D] [--all-accounts]
 Run with the test virtual environment's Python (scripts/setup-test-deps
 prints it), which has moto and boto3."""
 
@@ -95,6 +96,7 @@ def main():
     parser.add_argument("accounts", nargs="*", type=int, default=[10, 100, 1000])
     parser.add_argument("--latency-ms", type=float, default=30)
     parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--all-accounts", action="store_true")
     args = parser.parse_args()
 
     import boto3
@@ -115,15 +117,19 @@ def main():
         proxy_port = start_proxy(moto_port, args.latency_ms / 1000)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
                           aws_access_key_id="x", aws_secret_access_key="x")
-        print(f"one account, one day; {args.latency_ms:g} ms added to every request; {args.days} days per region")
+        scope = "every account" if args.all_accounts else "one account"
+        print(f"{scope}, one day; {args.latency_ms:g} ms added to every request; {args.days} days per region")
         print("| accounts x regions | wall | LIST requests | all requests | answer |")
         print("|---|---|---|---|---|")
         for accounts in args.accounts:
             bucket = f"big-{accounts}"
             fill(s3, bucket, accounts, args.days)
             acct = f"{100_000_000_000 + accounts // 2:012d}"
-            sql = (f"SELECT count(*) FROM vpc_flow_logs WHERE aws_account_id = '{acct}' "
-                   "AND aws_region = 'us-east-1' AND date = DATE '2026-10-02'")
+            if args.all_accounts:
+                sql = "SELECT count(*) FROM vpc_flow_logs WHERE date = DATE '2026-10-02'"
+            else:
+                sql = (f"SELECT count(*) FROM vpc_flow_logs WHERE aws_account_id = '{acct}' "
+                       "AND aws_region = 'us-east-1' AND date = DATE '2026-10-02'")
             with tempfile.TemporaryDirectory() as home:
                 moto_api(moto_port, "/moto-api/recorder/reset-recording")
                 moto_api(moto_port, "/moto-api/recorder/start-recording")

@@ -16,7 +16,7 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
 use super::FlowLogOptions;
 use super::layout::{AccountFolder, DatePart};
-use super::listing::{Root, child_folders, join, list_accounts, list_objects, list_regions};
+use super::listing::{Root, child_folders, join, list_objects, list_regions};
 use super::prune::PathPredicate;
 use crate::catalogue::Header;
 use chrono::NaiveDate;
@@ -61,18 +61,18 @@ pub(super) const SAMPLED_REGIONS: usize = 8;
 /// one header per flow log is enough.
 pub(super) async fn sample_unknown_fields(
     roots: &[Root],
+    accounts: &[Vec<AccountFolder>],
     options: &FlowLogOptions,
 ) -> Result<Vec<String>> {
     let concurrency = options.listing_concurrency.max(1);
     let no_filter = PathPredicate::empty();
     let mut pairs = Vec::new();
-    for (index, root) in roots.iter().enumerate() {
-        let accounts = list_accounts(root, &no_filter).await?;
+    for (index, (root, accounts)) in roots.iter().zip(accounts).enumerate() {
         if accounts.len() > SAMPLED_REGIONS {
             return Ok(vec![]);
         }
         for account in accounts {
-            for region in list_regions(root, &account, &no_filter).await? {
+            for region in list_regions(root, account, &no_filter).await? {
                 pairs.push((index, account.clone(), region));
             }
             if pairs.len() > SAMPLED_REGIONS {

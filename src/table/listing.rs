@@ -337,15 +337,18 @@ fn regions<'a>(
         .try_flatten()
 }
 
-/// Whether a root holds flow logs: an account folder with a flow-log
+/// Whether a root holds flow logs: one of its `accounts` with a flow-log
 /// region in it. Accounts are tried in growing batches (1, 2, 4, ... up to
 /// `concurrency` at once), so a bucket of flow logs costs two listings
 /// however many accounts it holds, and a bucket of other logs is still
 /// answered in full.
-pub(super) async fn holds_flow_logs(root: &Root, concurrency: usize) -> Result<bool> {
-    let accounts = list_accounts(root, &PathPredicate::empty()).await?;
+pub(super) async fn holds_flow_logs(
+    root: &Root,
+    accounts: &[AccountFolder],
+    concurrency: usize,
+) -> Result<bool> {
     let no_filter = PathPredicate::empty();
-    let mut rest = accounts.as_slice();
+    let mut rest = accounts;
     let mut batch = 1;
     while !rest.is_empty() {
         let (now, later) = rest.split_at(batch.min(rest.len()));

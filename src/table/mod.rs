@@ -35,7 +35,7 @@ use crate::report::ScanReport;
 use crate::report::field_memory::FieldMemory;
 use crate::scan::FlowLogScanExec;
 use crate::scan::text::{FlowLogSource, ReadSettings};
-use listing::{Root, ScanListing, find_awslogs, holds_flow_logs};
+use listing::{Root, ScanListing, find_awslogs, holds_flow_logs, list_accounts};
 use prune::{PathPredicate, TimeWindow, is_path_filter};
 
 /// How a [`FlowLogTable`] lists and reads.
@@ -176,17 +176,18 @@ impl FlowLogTable {
         let mut tokens = memory.as_ref().map(|m| m.fields()).unwrap_or_default();
         let report = Arc::new(ScanReport::remembering_fields(memory));
         let mut roots = Vec::new();
+        // Each root's accounts, listed once for the check and the sample.
+        let mut accounts = Vec::new();
         let mut notes = Vec::new();
         for location in locations {
             let location = location::resolve(runtime, location.as_ref(), &options.s3).await?;
             notes.extend(location.notes.iter().cloned());
-            let found = find_awslogs(&location, &report, concurrency).await?;
             let mut any = false;
-            for root in &found {
-                if holds_flow_logs(root, concurrency).await? {
-                    any = true;
-                    break;
-                }
+            for root in find_awslogs(&location, &report, concurrency).await? {
+                let root_accounts = list_accounts(&root, &PathPredicate::empty()).await?;
+                any = any || holds_flow_logs(&root, &root_accounts, concurrency).await?;
+                roots.push(root);
+                accounts.push(root_accounts);
             }
             if !any {
                 return Err(location::location_error(
@@ -194,9 +195,8 @@ impl FlowLogTable {
                     "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz objects".to_string(),
                 ));
             }
-            roots.extend(found);
         }
-        tokens.extend(header_sample::sample_unknown_fields(&roots, &options).await?);
+        tokens.extend(header_sample::sample_unknown_fields(&roots, &accounts, &options).await?);
         let extra = extra_columns(tokens);
         let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
             .with_table_partition_cols(catalogue::path_fields())
