@@ -26,7 +26,14 @@ pub(crate) struct Args {
     pub(crate) locations: Vec<String>,
 
     /// Run SQL and exit (repeatable; a string may hold several statements separated by `;`)
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    // SQL may open with a `--` comment (saved queries and pasted SQL do):
+    // the value after -c is SQL, never a flag.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     pub(crate) commands: Vec<String>,
 
     /// Run every statement in a file and exit (repeatable)

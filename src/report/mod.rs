@@ -200,6 +200,8 @@ impl ScanReport {
         }
     }
 
+    /// Counts one listing of `prefix` (as a user would write it: a URL, or
+    /// an absolute local path), one level deep or recursive.
     pub(crate) fn listed(&self, prefix: &str, one_level: bool) {
         self.list_requests.fetch_add(1, Ordering::Relaxed);
         let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());

@@ -38,7 +38,7 @@ pub(super) struct Root {
 impl Root {
     /// The folders directly inside `prefix`, counted in the report.
     pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
-        self.report.listed(prefix.as_ref(), true);
+        self.report.listed(&object_display(&self.url, prefix), true);
         let folders = child_folders(self.store.as_ref(), prefix).await?;
         self.report.listed_entries(folders.len());
         Ok(folders)
@@ -246,7 +246,8 @@ pub(super) async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
 
 /// Every flow-log object below `prefix`, recursively.
 pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
-    root.report.listed(prefix.as_ref(), false);
+    root.report
+        .listed(&object_display(&root.url, prefix), false);
     let metas: Vec<ObjectMeta> = root
         .store
         .list(Some(prefix))

@@ -569,6 +569,58 @@ fn flowsql_never_writes_to_a_location() {
 }
 
 #[test]
+fn sql_that_opens_with_a_comment_is_sql_not_a_flag() {
+    let location = bucket();
+    let sql = "-- top talkers\nSELECT count(*) AS n FROM vpc_flow_logs WHERE log_status = 'OK'";
+    let expected = flowsql(&[
+        location.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM vpc_flow_logs WHERE log_status = 'OK'",
+    ]);
+    assert!(expected.status.success(), "{}", text(&expected.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.sql");
+    std::fs::write(&file, format!("{sql};\n")).unwrap();
+    for how in [
+        vec!["-c", sql],
+        vec!["--command", sql],
+        vec!["-f", file.to_str().unwrap()],
+    ] {
+        let mut args = vec![location.to_str().unwrap(), "--format", "csv"];
+        args.extend(how.iter().copied());
+        let out = flowsql(&args);
+        assert!(out.status.success(), "{how:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), text(&expected.stdout), "{how:?}");
+    }
+}
+
+#[test]
+fn dry_run_shows_local_prefixes_as_paths() {
+    let location = bucket();
+    let out = flowsql(&[
+        location.to_str().unwrap(),
+        "-q",
+        "--dry-run",
+        "-c",
+        "SELECT count(*) FROM vpc_flow_logs WHERE date = DATE '2024-01-16'",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let absolute = std::fs::canonicalize(&location).unwrap();
+    let listed: Vec<&str> = stdout.lines().skip(1).map(str::trim).collect();
+    assert!(!listed.is_empty(), "{stdout}");
+    for prefix in listed {
+        assert!(
+            prefix.starts_with(absolute.to_str().unwrap()) || prefix.starts_with('…'),
+            "{prefix} is not a path under {}",
+            absolute.display()
+        );
+    }
+}
+
+#[test]
 fn strict_makes_the_first_malformed_line_an_error() {
     let location = data("malformed");
     let out = flowsql(&[
