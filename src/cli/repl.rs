@@ -16,7 +16,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::Exit;
 use super::exec::{RunError, Shell};
-use super::messages::{print_error, print_run_error, print_warning, user_message};
+use super::messages::{print_error, print_run_error, print_warning};
 use super::print::Format;
 use super::saved;
 
@@ -176,21 +176,16 @@ impl Highlighter for ShellHelper {}
 
 impl Validator for ShellHelper {
     /// A backslash command is complete at once; SQL is complete when it
-    /// ends with `;` and parses. A parse error keeps the text for editing.
+    /// ends with `;`. A statement that does not parse is complete too: as
+    /// in psql and DuckDB's shell, it gets its error and a fresh prompt,
+    /// and Up-arrow brings it back from history for fixing.
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
         let input = ctx.input().trim();
-        if input.is_empty() || input.starts_with('\\') {
-            return Ok(ValidationResult::Valid(None));
+        if input.is_empty() || input.starts_with('\\') || input.ends_with(';') {
+            Ok(ValidationResult::Valid(None))
+        } else {
+            Ok(ValidationResult::Incomplete)
         }
-        if !input.ends_with(';') {
-            return Ok(ValidationResult::Incomplete);
-        }
-        Ok(match flowsql::parse_statements(input) {
-            Ok(_) => ValidationResult::Valid(None),
-            Err(e) => {
-                ValidationResult::Invalid(Some(format!("\n  syntax error: {}", user_message(&e))))
-            }
-        })
     }
 }
 

@@ -51,6 +51,14 @@ fn multi_line_statements_commands_errors_and_history() {
     enter(&mut session, "SELECT 40 + 2 AS answer;");
     session.exp_string("|     42 |").unwrap();
 
+    // A statement that does not parse gets its error and a fresh prompt:
+    // the next one typed runs on its own.
+    enter(&mut session, "SELEC oops;");
+    session.exp_string("error:").unwrap();
+    session.exp_string("flowsql> ").unwrap();
+    enter(&mut session, "SELECT 41 + 1 AS again;");
+    session.exp_string("|    42 |").unwrap();
+
     // Completion: `srcad` + Tab becomes `srcaddr`.
     session.send("SELECT DISTINCT srcad").unwrap();
     session.send("\t").unwrap();
@@ -80,6 +88,7 @@ fn multi_line_statements_commands_errors_and_history() {
 
     let history = std::fs::read_to_string(home.path().join(".flowsql_history")).unwrap();
     assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
+    assert!(history.contains("SELEC oops;"), "{history}");
     assert!(history.contains("\\format csv"), "{history}");
 }
 
