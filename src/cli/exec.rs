@@ -62,6 +62,8 @@ pub(crate) struct Shell {
     /// Plan statements and say what they would list and read, reading
     /// nothing.
     pub(crate) dry_run: bool,
+    /// In table format, leave out the columns NULL in every row.
+    pub(crate) hide_null_columns: bool,
 }
 
 impl Shell {
@@ -161,6 +163,7 @@ impl Shell {
         let layout = TableLayout {
             max_rows: self.max_rows,
             max_width: terminal.then(terminal_width).flatten(),
+            hide_null_columns: self.hide_null_columns,
         };
         let mut out = std::io::BufWriter::new(stdout.lock());
         print::write_result(&mut out, self.format, schema, batches, layout)?;

@@ -100,6 +100,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         progress: invocation.progress,
         output: invocation.output,
         dry_run: invocation.dry_run,
+        hide_null_columns: true,
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::ValueEnum;
 use datafusion::arrow::array::RecordBatch;
@@ -62,6 +63,9 @@ pub(crate) struct TableLayout {
     pub(crate) max_rows: Option<usize>,
     /// Characters per line at most (the terminal width).
     pub(crate) max_width: Option<usize>,
+    /// Leave out the columns that are NULL in every row (a wide `SELECT *`
+    /// over default-format logs has dozens), naming them in a footer.
+    pub(crate) hide_null_columns: bool,
 }
 
 /// Writes a complete result in `format` to `out`.
@@ -174,6 +178,46 @@ pub(crate) fn write_table(
     layout: TableLayout,
 ) -> Result<()> {
     let total_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let null_columns: Vec<usize> = if layout.hide_null_columns && total_rows > 0 {
+        (0..schema.fields().len())
+            .filter(|&i| {
+                batches
+                    .iter()
+                    .all(|b| b.column(i).logical_null_count() == b.num_rows())
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    if !null_columns.is_empty() {
+        let names: Vec<String> = null_columns
+            .iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect();
+        let kept: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| !null_columns.contains(i))
+            .collect();
+        let kept_schema = Arc::new(schema.project(&kept)?);
+        let kept_batches = batches
+            .iter()
+            .map(|b| b.project(&kept))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let layout = TableLayout {
+            hide_null_columns: false,
+            ..layout
+        };
+        write_table(out, &kept_schema, &kept_batches, layout)?;
+        let mut listed = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        if names.len() > 8 {
+            listed.push_str(", …");
+        }
+        writeln!(
+            out,
+            "{} column(s) NULL in every row not shown: {listed} (\\nullcols show shows them)",
+            names.len()
+        )?;
+        return Ok(());
+    }
     let shown_rows = layout.max_rows.map_or(total_rows, |m| m.min(total_rows));
     let headers: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let numeric: Vec<bool> = schema
@@ -461,6 +505,7 @@ mod tests {
             TableLayout {
                 max_rows: Some(1),
                 max_width: Some(20),
+                hide_null_columns: false,
             },
         );
         for line in narrow.lines().take(4) {
@@ -479,8 +524,67 @@ mod tests {
             TableLayout {
                 max_rows: None,
                 max_width: Some(10),
+                hide_null_columns: false,
             },
         );
         assert!(tiny.contains("| say \"… |"), "{tiny}");
+    }
+
+    #[test]
+    fn table_leaves_out_columns_null_in_every_row() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("action", DataType::Utf8, true),
+            Field::new("vpc_id", DataType::Utf8, true),
+            Field::new("bytes", DataType::Int64, true),
+            Field::new("tcp_flags", DataType::Int64, true),
+        ]));
+        let batch = |action: &str, bytes: Option<i64>| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from(vec![Some(action)])),
+                    Arc::new(StringArray::from(vec![None::<&str>])),
+                    Arc::new(Int64Array::from(vec![bytes])),
+                    Arc::new(Int64Array::from(vec![None::<i64>])),
+                ],
+            )
+            .unwrap()
+        };
+        // NULL in one batch's row only is not NULL in every row.
+        let batches = [batch("ACCEPT", Some(10)), batch("REJECT", None)];
+        let write = |hide| {
+            let mut out = Vec::new();
+            let layout = TableLayout {
+                hide_null_columns: hide,
+                ..TableLayout::default()
+            };
+            write_result(&mut out, Format::Table, &schema, &batches, layout).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let hidden = write(true);
+        let lines: Vec<&str> = hidden.lines().collect();
+        assert_eq!(lines[1], "| action | bytes |", "{hidden}");
+        assert_eq!(lines[4], "| REJECT |  NULL |", "{hidden}");
+        assert_eq!(
+            lines.last().unwrap(),
+            &"2 column(s) NULL in every row not shown: vpc_id, tcp_flags (\\nullcols show shows them)"
+        );
+        let shown = write(false);
+        assert!(shown.lines().nth(1).unwrap().contains("vpc_id"), "{shown}");
+        assert!(!shown.contains("not shown"), "{shown}");
+        // Every output but the table keeps every column.
+        let mut csv = Vec::new();
+        let layout = TableLayout {
+            hide_null_columns: true,
+            ..TableLayout::default()
+        };
+        write_result(&mut csv, Format::Csv, &schema, &batches, layout).unwrap();
+        assert!(
+            String::from_utf8(csv)
+                .unwrap()
+                .starts_with("action,vpc_id,bytes,tcp_flags\n")
+        );
     }
 }

@@ -38,6 +38,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
         "\\maxrows [N|all]",
         "show or set the rows shown in table format",
     ),
+    (
+        "\\nullcols [show|hide]",
+        "show or set whether table format shows columns NULL in every row",
+    ),
     ("\\?", "this help"),
     ("\\q", "quit (Ctrl-D works too)"),
 ];
@@ -352,6 +356,16 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
             None => println!("maxrows: all"),
         },
         ("\\maxrows", ["all"]) => shell.max_rows = None,
+        ("\\nullcols", []) => println!(
+            "nullcols: {}",
+            if shell.hide_null_columns {
+                "hide"
+            } else {
+                "show"
+            }
+        ),
+        ("\\nullcols", ["show"]) => shell.hide_null_columns = false,
+        ("\\nullcols", ["hide"]) => shell.hide_null_columns = true,
         ("\\maxrows", [n]) => {
             shell.max_rows = Some(
                 n.parse()
