@@ -5,6 +5,7 @@
 
 pub(crate) mod aggregate;
 pub(crate) mod datetime;
+pub(crate) mod display;
 pub(crate) mod flowlog;
 pub(crate) mod ipaddress;
 pub(crate) mod mysql_format;
@@ -26,6 +27,7 @@ pub(crate) fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in flowlog::functions()
         .into_iter()
         .chain(datetime::functions())
+        .chain(display::functions())
         .chain(temporal::functions())
         .chain(ipaddress::functions())
         .chain(text::functions())
