@@ -193,9 +193,18 @@ pub(crate) fn file_schema(extra_tokens: &[String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Whether a header field the catalogue does not know can be a column of
+/// its own: spelled like a field, and not named like a path column.
+pub(crate) fn can_be_extra_column(token: &str) -> bool {
+    let name = column_name(token);
+    catalogue_field(token).is_none()
+        && is_field_token(token)
+        && !path_column_names().any(|p| p == name)
+}
+
 /// Whether `token` is spelled like a flow-log field name: lowercase ASCII
 /// letters, digits and `-`, starting with a letter.
-pub(crate) fn is_field_token(token: &str) -> bool {
+fn is_field_token(token: &str) -> bool {
     let bytes = token.as_bytes();
     !bytes.is_empty()
         && bytes[0].is_ascii_lowercase()

@@ -274,7 +274,9 @@ impl ScanReport {
     }
 
     pub(crate) fn hidden_field(&self, object: &str, field: &str) {
-        if let Some(memory) = &self.field_memory {
+        if let Some(memory) = &self.field_memory
+            && crate::catalogue::can_be_extra_column(field)
+        {
             memory.remember(field);
         }
         let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());

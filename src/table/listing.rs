@@ -338,33 +338,64 @@ fn regions<'a>(
         .try_flatten()
 }
 
-/// Whether a root holds flow logs: one of its `accounts` with a flow-log
-/// region in it. Accounts are tried in growing batches (1, 2, 4, ... up to
-/// `concurrency` at once), so a bucket of flow logs costs two listings
-/// however many accounts it holds, and a bucket of other logs is still
-/// answered in full.
+/// Whether a root holds flow logs: a flow-log object in a region of one
+/// of its `accounts`. Accounts are tried in growing batches (1, 2, 4, ...
+/// up to `concurrency` at once), and a region's listing stops at its first
+/// flow-log object, so a bucket of flow logs costs three listings however
+/// many accounts it holds, and a bucket of other logs (or of Parquet
+/// objects only) is still answered in full.
 pub(super) async fn holds_flow_logs(
     root: &Root,
     accounts: &[AccountFolder],
     concurrency: usize,
 ) -> Result<bool> {
-    let no_filter = PathPredicate::empty();
     let mut rest = accounts;
     let mut batch = 1;
     while !rest.is_empty() {
         let (now, later) = rest.split_at(batch.min(rest.len()));
-        let found: Vec<Vec<String>> = futures::stream::iter(now)
-            .map(|account| list_regions(root, account, &no_filter))
+        let found: Vec<bool> = futures::stream::iter(now)
+            .map(|account| account_holds_flow_logs(root, account))
             .buffer_unordered(batch)
             .try_collect()
             .await?;
-        if found.iter().any(|regions| !regions.is_empty()) {
+        if found.contains(&true) {
             return Ok(true);
         }
         rest = later;
         batch = (batch * 2).min(concurrency);
     }
     Ok(false)
+}
+
+/// Whether one of an account's regions holds a flow-log object.
+async fn account_holds_flow_logs(root: &Root, account: &AccountFolder) -> Result<bool> {
+    for region in list_regions(root, account, &PathPredicate::empty()).await? {
+        let folder = join(&root.awslogs, &account.region_folder(&region));
+        if first_flow_log_object(root, &folder).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The first flow-log object below `prefix`, listing no further than it.
+async fn first_flow_log_object(root: &Root, prefix: &Path) -> Result<Option<ObjectMeta>> {
+    root.report
+        .listed(&object_display(&root.url, prefix), false);
+    let base = root.awslogs.as_ref();
+    let mut listing = root.store.list(Some(prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
+        let relative = meta
+            .location
+            .as_ref()
+            .strip_prefix(base)
+            .and_then(|r| r.strip_prefix('/'));
+        if relative.and_then(parse_key).is_some() {
+            return Ok(Some(meta));
+        }
+    }
+    Ok(None)
 }
 
 /// The day folders of one account and region that the window allows, found

@@ -59,7 +59,8 @@ pub struct FlowLogOptions {
     /// The longest bounded date range whose day folders are visited
     /// directly instead of being discovered by listing.
     pub max_enumerated_days: usize,
-    /// Listing requests in flight at once.
+    /// Listing requests in flight at once at each stage of discovery
+    /// (accounts' regions, days, day folders' objects).
     pub listing_concurrency: usize,
     /// How `s3://` locations are reached.
     pub s3: location::S3Options,
@@ -139,10 +140,8 @@ fn extra_columns(tokens: Vec<String>) -> Vec<String> {
     let mut extra: Vec<String> = Vec::new();
     for token in tokens {
         let name = catalogue::column_name(&token);
-        let known = catalogue::catalogue_field(&token).is_some();
-        let clashes = catalogue::path_column_names().any(|p| p == name);
         let repeated = extra.iter().any(|e| catalogue::column_name(e) == name);
-        if !known && !clashes && !repeated && catalogue::is_field_token(&token) {
+        if catalogue::can_be_extra_column(&token) && !repeated {
             extra.push(token);
         }
     }

@@ -933,6 +933,29 @@ fn a_location_without_flow_logs_gives_one_line() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("holds no flow-log files"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // Flow-log folders whose objects are not text flow logs (Parquet, for
+    // now) hold no flow-log files either: an empty region, a Parquet day.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(
+        dir.path()
+            .join("AWSLogs/111122223333/vpcflowlogs/eu-west-1"),
+    )
+    .unwrap();
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/01/15");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(
+        day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240115T0000Z_abcd1234.log.parquet"),
+        b"PAR1",
+    )
+    .unwrap();
+    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("holds no flow-log files"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[test]
