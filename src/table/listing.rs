@@ -36,6 +36,24 @@ pub(super) struct Root {
 }
 
 impl Root {
+    /// Counts a listing of `prefix` in the report, named as a user would
+    /// write it.
+    fn count_listing(&self, prefix: &Path, one_level: bool) {
+        self.report
+            .listed(&object_display(&self.url, prefix), one_level);
+    }
+
+    /// The listed object at `meta`, if its key is a flow-log file's.
+    fn flow_log_object(&self, meta: ObjectMeta) -> Option<ListedObject> {
+        let relative = meta
+            .location
+            .as_ref()
+            .strip_prefix(self.awslogs.as_ref())?
+            .strip_prefix('/')?;
+        let facts = parse_key(relative)?;
+        Some(ListedObject { meta, facts })
+    }
+
     /// The folders directly inside `prefix`, counted in the report.
     pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
         self.report.listed(&object_display(&self.url, prefix), true);
@@ -246,8 +264,7 @@ pub(super) async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
 
 /// Every flow-log object below `prefix`, recursively.
 pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
-    root.report
-        .listed(&object_display(&root.url, prefix), false);
+    root.count_listing(prefix, false);
     let metas: Vec<ObjectMeta> = root
         .store
         .list(Some(prefix))
@@ -255,18 +272,9 @@ pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<Liste
         .await
         .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
     root.report.listed_entries(metas.len());
-    let base = root.awslogs.as_ref();
     Ok(metas
         .into_iter()
-        .filter_map(|meta| {
-            let relative = meta
-                .location
-                .as_ref()
-                .strip_prefix(base)?
-                .strip_prefix('/')?;
-            let facts = parse_key(relative)?;
-            Some(ListedObject { meta, facts })
-        })
+        .filter_map(|meta| root.flow_log_object(meta))
         .collect::<Vec<_>>())
     .inspect(|objects| root.report.objects_listed(objects.len() as u64))
 }
@@ -371,31 +379,25 @@ pub(super) async fn holds_flow_logs(
 async fn account_holds_flow_logs(root: &Root, account: &AccountFolder) -> Result<bool> {
     for region in list_regions(root, account, &PathPredicate::empty()).await? {
         let folder = join(&root.awslogs, &account.region_folder(&region));
-        if first_flow_log_object(root, &folder).await?.is_some() {
+        if holds_flow_log_object(root, &folder).await? {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-/// The first flow-log object below `prefix`, listing no further than it.
-async fn first_flow_log_object(root: &Root, prefix: &Path) -> Result<Option<ObjectMeta>> {
-    root.report
-        .listed(&object_display(&root.url, prefix), false);
-    let base = root.awslogs.as_ref();
+/// Whether `prefix` holds a flow-log object, listing no further than the
+/// first one.
+async fn holds_flow_log_object(root: &Root, prefix: &Path) -> Result<bool> {
+    root.count_listing(prefix, false);
     let mut listing = root.store.list(Some(prefix));
     while let Some(meta) = listing.next().await {
         let meta = meta.map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
-        let relative = meta
-            .location
-            .as_ref()
-            .strip_prefix(base)
-            .and_then(|r| r.strip_prefix('/'));
-        if relative.and_then(parse_key).is_some() {
-            return Ok(Some(meta));
+        if root.flow_log_object(meta).is_some() {
+            return Ok(true);
         }
     }
-    Ok(None)
+    Ok(false)
 }
 
 /// The day folders of one account and region that the window allows, found
