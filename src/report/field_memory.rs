@@ -1,8 +1,9 @@
 //! Header fields the catalogue does not know, remembered between runs.
 //!
-//! A table's columns are fixed when it is opened, and opening it reads no
-//! object (a bucket may hold thousands of accounts). So a field no flow-log
-//! version documents is met only when a query reads an object that has it:
+//! A table's columns are fixed when it is opened, and opening a big tree
+//! reads no object (a bucket may hold thousands of accounts). So there a
+//! field no flow-log version documents is met only when a query reads an
+//! object that has it:
 //! that query names it in a warning, and the field is written here, one per
 //! line in a small file per table (its locations), so the next time the
 //! same locations are opened it is a column.

@@ -68,7 +68,8 @@ pub struct FlowLogOptions {
     /// are remembered, per table, when a query meets them, so that the
     /// next opening of the same locations has columns for them. `None`:
     /// such fields are only named in the scan report's warnings. (Opening
-    /// a table reads no object, so it cannot find them itself.)
+    /// a tree of more than a few accounts and regions reads no object, so
+    /// it cannot find them itself.)
     pub field_memory: Option<PathBuf>,
 }
 
