@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example generate_tree -- /tmp/tree            # 10.08M records, 672 objects
 //! cargo run --release --example generate_tree -- /tmp/tree --scale 4  # 4x the days
+//! cargo run --release --example generate_tree -- /tmp/tree --parquet  # as AWS's Parquet
 //! ```
 
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ struct Args {
     /// Hourly folders
     #[arg(long)]
     hourly: bool,
+    /// `.log.parquet` objects as AWS writes them instead of `.log.gz` text
+    #[arg(long)]
+    parquet: bool,
 }
 
 fn main() -> std::io::Result<()> {
@@ -39,6 +43,7 @@ fn main() -> std::io::Result<()> {
         spec.grammar = flowsql::internals::Grammar::Hive;
     }
     spec.hourly = args.hourly;
+    spec.parquet = args.parquet;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let summary = generate_tree(&args.out, &spec, threads)?;
     println!(

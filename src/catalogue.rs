@@ -180,6 +180,11 @@ pub(crate) fn catalogue_field(token: &str) -> Option<&'static CatalogueField> {
     CATALOGUE.iter().find(|f| f.token == token)
 }
 
+/// Looks a column name (a Parquet object's, say) up in the catalogue.
+pub(crate) fn catalogue_column(name: &str) -> Option<&'static CatalogueField> {
+    CATALOGUE.iter().find(|f| column_name(f.token) == name)
+}
+
 /// The record columns of a table: the whole catalogue, then any extra
 /// (non-catalogue) header fields as string columns, in the order given.
 pub(crate) fn file_schema(extra_tokens: &[String]) -> SchemaRef {
@@ -261,9 +266,7 @@ impl Header {
     }
 
     /// The header's columns in file order with the table's types, text
-    /// fields as `text` (for decoding one object on its own, as the
-    /// decoder's tests and benches do).
-    #[cfg(any(test, feature = "internals"))]
+    /// fields as `text` (for decoding or converting one object on its own).
     pub fn arrow_schema(&self, text: DataType) -> SchemaRef {
         Arc::new(Schema::new(
             self.tokens

@@ -60,6 +60,13 @@ pub enum Error {
         /// Why.
         problem: StoreProblem,
     },
+    /// A converted object could not be stored (after retries).
+    Unwritable {
+        /// The object (URL or local path) being written.
+        object: String,
+        /// Why.
+        problem: StoreProblem,
+    },
     /// An object that is not a readable flow-log object: empty, not gzip,
     /// corrupt or truncated, or without a flow-log header line.
     BadObject {
@@ -169,6 +176,9 @@ impl fmt::Display for Error {
             } => write!(f, "cannot list `{prefix}` in {store}: {problem}"),
             Error::Unreadable { object, problem } => {
                 write!(f, "{object} could not be read: {problem}")
+            }
+            Error::Unwritable { object, problem } => {
+                write!(f, "{object} could not be written: {problem}")
             }
             Error::BadObject { object, reason } => write!(f, "{object} {reason}"),
             Error::MalformedLine {

@@ -1,7 +1,8 @@
 //! # flowsql
 //!
-//! SQL over Amazon VPC flow logs where AWS delivers them: gzip text objects
-//! under `[prefix/]AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/`
+//! SQL over Amazon VPC flow logs where AWS delivers them: gzip text or
+//! Parquet objects under
+//! `[prefix/]AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/`
 //! in S3, or a local copy of such a tree. No DDL, no partition upkeep: point
 //! it at the folder above `AWSLogs/` and query the table `vpc_flow_logs`.
 //!
@@ -36,7 +37,9 @@
 //! [`parse_statements`] then [`execute_statement`]) adds what Athena users
 //! write: `SHOW PARTITIONS`, `MSCK REPAIR TABLE`, `SET SESSION`,
 //! `IPADDRESS '…'` literals and Trino's `_colN` names, as the command line
-//! does. `IPADDRESS` values are 16 bytes; [`ipaddresses_as_text`] turns
+//! does; and `COPY vpc_flow_logs TO 'dest'` (or `COPY (SELECT * FROM
+//! vpc_flow_logs WHERE <path filters>) TO 'dest'`), which converts the
+//! objects into AWS's Hive-compatible Parquet delivery under `dest`. `IPADDRESS` values are 16 bytes; [`ipaddresses_as_text`] turns
 //! them into text for display.
 //!
 //! ## The table alone
@@ -59,8 +62,9 @@
 //! ## Inside
 //!
 //! The data flows one way: the location (object store and prefix) → the
-//! table (key grammar, listing, pruning) → the scan (GET, gunzip, one
-//! reader per object format) → the decoder (text to Arrow, keeping the
+//! table (key grammar, listing, pruning) → the scan (GET, one reader per
+//! object format: gunzip then flowsql's decoder, or DataFusion's Parquet
+//! reader) → the decoder (text to Arrow, keeping the
 //! lines that pass the query's record filter) → DataFusion, whose grouped
 //! aggregations flowsql finishes one hash bucket at a time. The
 //! repository's `docs/ARCHITECTURE.md` maps each stage to its folder and
@@ -75,6 +79,7 @@
 
 mod aggregate;
 mod catalogue;
+mod convert;
 mod cpu;
 mod decode;
 mod error;

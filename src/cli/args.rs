@@ -17,7 +17,8 @@ use super::print::Format;
     about = "SQL over Amazon VPC flow logs in S3 or a local copy, with no setup",
     after_help = "With neither -c, -f nor --saved, flowsql opens an interactive shell (\\? lists its commands).\n\n\
 Examples:\n  flowsql s3://my-bucket/prefix -c \"SELECT action, count(*) FROM vpc_flow_logs GROUP BY action\"\n  \
-flowsql ./logs --saved top_talkers -o top.csv\n  flowsql ./logs --saved traffic_from_source --param src_addr=10.0.1.5"
+flowsql ./logs --saved top_talkers -o top.csv\n  flowsql ./logs --saved traffic_from_source --param src_addr=10.0.1.5\n  \
+flowsql ./logs --to-parquet ./logs-parquet --where \"date >= DATE '2024-05-01'\""
 )]
 pub(crate) struct Args {
     /// s3://bucket[/prefix] or a local folder holding AWSLogs/ (the AWSLogs
@@ -47,6 +48,18 @@ pub(crate) struct Args {
     /// A saved query's parameter (repeatable)
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub(crate) params: Vec<(String, String)>,
+
+    /// Convert the flow logs (those --where picks, else all) into AWS's
+    /// Hive-compatible Parquet delivery under DEST (a local folder or
+    /// s3://bucket/prefix) and exit; the same as
+    /// -c "COPY vpc_flow_logs TO 'DEST'"
+    #[arg(long = "to-parquet", value_name = "DEST")]
+    pub(crate) to_parquet: Option<String>,
+
+    /// With --to-parquet: which objects, as SQL on the path columns
+    /// (aws_account_id, aws_region, date, hour, flow_log_id, file_time)
+    #[arg(long = "where", value_name = "FILTER", allow_hyphen_values = true)]
+    pub(crate) only_where: Option<String>,
 
     /// Output format [default: from the -o extension, else table]
     #[arg(long, value_enum)]
@@ -152,7 +165,10 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 impl Args {
     /// Whether anything is to be run without the shell.
     pub(crate) fn is_one_shot(&self) -> bool {
-        !(self.commands.is_empty() && self.files.is_empty() && self.saved.is_empty())
+        !(self.commands.is_empty()
+            && self.files.is_empty()
+            && self.saved.is_empty()
+            && self.to_parquet.is_none())
     }
 }
 

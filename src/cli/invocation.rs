@@ -155,14 +155,20 @@ impl Invocation {
         if args.output.is_some() && !one_shot && terminals.stdin {
             return Err(usage("-o goes with -c, -f, --saved or statements piped in"));
         }
-        let mut scripts: Vec<Script> = args
-            .commands
-            .iter()
-            .map(|sql| Script {
+        if args.only_where.is_some() && args.to_parquet.is_none() {
+            return Err(usage("--where goes with --to-parquet DEST"));
+        }
+        let mut scripts: Vec<Script> = Vec::new();
+        if let Some(destination) = &args.to_parquet {
+            scripts.push(Script {
                 origin: Origin::Command,
-                sql: sql.clone(),
-            })
-            .collect();
+                sql: conversion_sql(&args.table_name, destination, args.only_where.as_deref()),
+            });
+        }
+        scripts.extend(args.commands.iter().map(|sql| Script {
+            origin: Origin::Command,
+            sql: sql.clone(),
+        }));
         for path in &args.files {
             let sql = read_file(path).map_err(|error| InvocationError::Unreadable {
                 path: path.clone(),
@@ -221,6 +227,17 @@ impl Invocation {
             progress: !args.quiet,
             dry_run: args.dry_run,
         })
+    }
+}
+
+/// The COPY statement `--to-parquet DEST [--where FILTER]` stands for.
+fn conversion_sql(table: &str, destination: &str, filter: Option<&str>) -> String {
+    let destination = destination.replace('\'', "''");
+    match filter {
+        Some(filter) => {
+            format!("COPY (SELECT * FROM {table} WHERE {filter}) TO '{destination}'")
+        }
+        None => format!("COPY {table} TO '{destination}'"),
     }
 }
 
@@ -420,6 +437,40 @@ mod tests {
             Origin::StandardInput.name().as_deref(),
             Some("standard input")
         );
+    }
+
+    #[test]
+    fn to_parquet_is_a_copy_statement_run_first() {
+        let invocation = ok(
+            &[
+                "-c",
+                "SELECT 1",
+                "--to-parquet",
+                "s3://out/it's",
+                "--where",
+                "date >= DATE '2024-05-01'",
+            ],
+            TERMINAL,
+        );
+        let Statements::Scripts(scripts) = invocation.statements else {
+            panic!("{:?}", invocation.statements);
+        };
+        assert_eq!(
+            scripts[0].sql,
+            "COPY (SELECT * FROM vpc_flow_logs WHERE date >= DATE '2024-05-01') TO 's3://out/it''s'"
+        );
+        assert_eq!(scripts[1].sql, "SELECT 1");
+        let whole = ok(&["--to-parquet", "./out", "--table", "t"], PIPED);
+        let Statements::Scripts(scripts) = whole.statements else {
+            panic!("{:?}", whole.statements);
+        };
+        assert_eq!(scripts[0].sql, "COPY t TO './out'");
+        match invoke(&["--where", "date = DATE '2024-01-01'"], TERMINAL) {
+            Err(InvocationError::Usage(message)) => {
+                assert_eq!(message, "--where goes with --to-parquet DEST")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -68,7 +68,8 @@ fn flag_hint(error: &flowsql::Error) -> &'static str {
     let problem = match error {
         Error::Bucket { problem, .. }
         | Error::Listing { problem, .. }
-        | Error::Unreadable { problem, .. } => problem,
+        | Error::Unreadable { problem, .. }
+        | Error::Unwritable { problem, .. } => problem,
         _ => return "",
     };
     match problem {

@@ -103,12 +103,14 @@ pub(crate) fn write_file(
         DataFusionError::Execution(format!("cannot write `{}`: {e}", path.display()))
     })?;
     let written = match format {
-        Format::Parquet => parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
-            .and_then(|mut writer| {
-                batches.iter().try_for_each(|b| writer.write(b))?;
-                writer.close().map(|_| ())
-            })
-            .map_err(|e| DataFusionError::External(Box::new(e))),
+        Format::Parquet => {
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .and_then(|mut writer| {
+                    batches.iter().try_for_each(|b| writer.write(b))?;
+                    writer.close().map(|_| ())
+                })
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+        }
         _ => {
             let mut out = std::io::BufWriter::new(file);
             write_result(&mut out, format, schema, batches, TableLayout::default())

@@ -99,6 +99,24 @@ pub(crate) async fn resolve(
     })
 }
 
+/// Resolves where a conversion writes: `s3://bucket[/prefix]` as for a
+/// LOCATION, or a local folder, made if missing.
+pub(crate) async fn resolve_destination(
+    runtime: &RuntimeEnv,
+    destination: &str,
+    s3: &S3Options,
+) -> Result<Location> {
+    if destination.starts_with("s3://") {
+        return resolve(runtime, destination, s3).await;
+    }
+    let local = destination.strip_prefix("file://").unwrap_or(destination);
+    if !local.contains("://") {
+        std::fs::create_dir_all(local)
+            .map_err(|e| location_error(destination, format!("cannot be made as a folder: {e}")))?;
+    }
+    resolve(runtime, destination, s3).await
+}
+
 /// A LOCATION that cannot be used, and why.
 pub(crate) fn location_error(location: &str, reason: String) -> DataFusionError {
     Error::Location {

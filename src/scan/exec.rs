@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::{FileOpener, FileScanConfig};
+use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coop::cooperative;
@@ -28,8 +28,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::parquet::ParquetReading;
 use super::queue::{self, Feed, ObjectListing};
-use super::read_ahead::PartitionReader;
+use super::read_ahead::{Openers, PartitionReader};
 use crate::decode::record_filter::RecordFilter;
 
 /// Reads the flow-log objects of one scan while listing them; what
@@ -60,8 +61,10 @@ use crate::decode::record_filter::RecordFilter;
 /// ```
 pub(crate) struct FlowLogScanExec {
     listing: Arc<dyn ObjectListing>,
-    /// One per root: its store URL, projection and file source.
+    /// One per root: its store URL, projection and text source.
     configs: Vec<FileScanConfig>,
+    /// One per root: the reading of its Parquet objects.
+    parquet: Vec<ParquetReading>,
     /// The tests the decoder runs on each line (shown in plans).
     record_filter: Arc<RecordFilter>,
     schema: SchemaRef,
@@ -80,11 +83,13 @@ impl fmt::Debug for FlowLogScanExec {
 }
 
 impl FlowLogScanExec {
-    /// A scan of what `listing` finds, opened with `configs` (one per root,
-    /// all with the same projection), over `partitions` readers.
+    /// A scan of what `listing` finds, text objects opened with `configs`
+    /// and Parquet objects with `parquet` (one each per root, all with the
+    /// same projection), over `partitions` readers.
     pub(crate) fn try_new(
         listing: Arc<dyn ObjectListing>,
         configs: Vec<FileScanConfig>,
+        parquet: Vec<ParquetReading>,
         record_filter: Arc<RecordFilter>,
         partitions: usize,
     ) -> Result<Self> {
@@ -101,12 +106,19 @@ impl FlowLogScanExec {
         Ok(Self {
             listing,
             configs,
+            parquet,
             record_filter,
             schema,
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
             feed: Mutex::new(None),
         })
+    }
+
+    /// What the scan reads, for a plan that handles whole objects itself
+    /// (a conversion).
+    pub(crate) fn listing(&self) -> Arc<dyn ObjectListing> {
+        Arc::clone(&self.listing)
     }
 
     /// Runs the listing to the end without reading any object, so the scan
@@ -153,6 +165,9 @@ impl DisplayAs for FlowLogScanExec {
                 )?;
                 if !self.record_filter.is_empty() {
                     write!(f, ", record_filter=[{}]", self.record_filter)?;
+                }
+                if let Some(predicate) = self.parquet.first().and_then(ParquetReading::predicate) {
+                    write!(f, ", parquet_predicate=[{predicate}]")?;
                 }
                 Ok(())
             }
@@ -202,6 +217,11 @@ impl ExecutionPlan for FlowLogScanExec {
                 metrics.push(Arc::clone(metric));
             }
         }
+        for reading in &self.parquet {
+            for metric in reading.metrics().clone_inner().iter() {
+                metrics.push(Arc::clone(metric));
+            }
+        }
         Some(metrics)
     }
 
@@ -209,6 +229,7 @@ impl ExecutionPlan for FlowLogScanExec {
         Ok(Arc::new(Self::try_new(
             Arc::clone(&self.listing),
             self.configs.clone(),
+            self.parquet.clone(),
             Arc::clone(&self.record_filter),
             self.properties.partitioning.partition_count(),
         )?))
@@ -227,13 +248,25 @@ impl ExecutionPlan for FlowLogScanExec {
             )));
         };
         let batch_size = context.session_config().batch_size();
-        let openers: Vec<Arc<dyn FileOpener>> = self
+        // Named as the text reader's counter: DataFusion adds them up.
+        let parquet_records = MetricBuilder::new(&self.metrics).counter("records_read", partition);
+        let openers: Vec<Openers> = self
             .configs
             .iter()
+            .zip(&self.parquet)
             .enumerate()
-            .map(|(root, config)| {
+            .map(|(root, (config, parquet))| {
+                let store = self.listing.store(root);
                 let source = config.file_source().with_batch_size(batch_size);
-                source.create_file_opener(self.listing.store(root), config, partition)
+                Ok(Openers {
+                    text: source.create_file_opener(Arc::clone(&store), config, partition)?,
+                    parquet: parquet.opener(
+                        store,
+                        partition,
+                        batch_size,
+                        parquet_records.clone(),
+                    )?,
+                })
             })
             .collect::<Result<_>>()?;
         let reader = PartitionReader::new(feed, openers);

@@ -6,18 +6,19 @@
 //! - [`exec`]: [`FlowLogScanExec`], the leaf of every plan over the table.
 //! - [`read_ahead`]: one partition's reading, opening the next objects
 //!   while it reads one.
-//! - One reader per object format, each a DataFusion `FileSource` whose
-//!   `FileOpener` turns one object into record batches: [`text`] for the
-//!   gzip text objects (GET, [`inflate`], then the decoder). The exec holds
-//!   one `text` opener per store index; another format adds a source of
-//!   its own beside `text`, chosen per object.
+//! - One reader per object format, each a `FileOpener` that turns one
+//!   object into record batches: [`text`] for the gzip text objects (GET,
+//!   [`inflate`], then the decoder), [`parquet`] for Parquet objects
+//!   (DataFusion's Parquet reader). The exec holds one of each per store
+//!   index and picks one per object by its name.
 
 pub(crate) mod exec;
 pub(crate) mod inflate;
+pub(crate) mod parquet;
 pub(crate) mod queue;
 pub(crate) mod read_ahead;
 pub(crate) mod text;
 
 pub(crate) use exec::FlowLogScanExec;
 pub use exec::list_scans;
-pub(crate) use queue::{FoundObject, ObjectListing};
+pub(crate) use queue::{FoundObject, ObjectFormat, ObjectListing};

@@ -10,12 +10,42 @@ use async_trait::async_trait;
 use datafusion::common::Result;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::ObjectStore;
 use tokio::sync::mpsc;
 
-/// One object to read: the index of the store it is in (see
-/// [`ObjectListing::store`]) and the file, with its path-column values.
-pub(crate) type FoundObject = (usize, PartitionedFile);
+/// One object to read.
+#[derive(Debug)]
+pub(crate) struct FoundObject {
+    /// The index of the store it is in (see [`ObjectListing::store`]).
+    pub store: usize,
+    /// How it is stored, which picks its reader.
+    pub format: ObjectFormat,
+    /// The object, with its path-column values.
+    pub file: PartitionedFile,
+}
+
+/// How a flow-log object is stored, from its name's ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ObjectFormat {
+    /// `.log.gz`: gzip text, a header line then one record per line.
+    Text,
+    /// `.log.parquet`: a Parquet file, one column per field.
+    Parquet,
+}
+
+impl ObjectFormat {
+    /// The format of the object named `name` and the name without its
+    /// ending, if it ends as a flow-log object's name does.
+    pub(crate) fn of_name(name: &str) -> Option<(Self, &str)> {
+        if let Some(stem) = name.strip_suffix(".log.gz") {
+            Some((Self::Text, stem))
+        } else {
+            name.strip_suffix(".log.parquet")
+                .map(|stem| (Self::Parquet, stem))
+        }
+    }
+}
 
 /// Where a scan's objects come from. The scan knows nothing of folders,
 /// layouts or pruning: it reads what the listing sends.
@@ -23,6 +53,9 @@ pub(crate) type FoundObject = (usize, PartitionedFile);
 pub(crate) trait ObjectListing: fmt::Debug + Send + Sync {
     /// The store of the objects sent with index `index`.
     fn store(&self, index: usize) -> Arc<dyn ObjectStore>;
+
+    /// The URL of the store with index `index`, to name its objects.
+    fn store_url(&self, index: usize) -> ObjectStoreUrl;
 
     /// Sends every object to read down `found`, each as soon as it is
     /// known; a failed listing is sent as an error. Returns early once

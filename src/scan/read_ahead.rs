@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::task::JoinError;
 
-use super::queue::{Feed, FoundObject};
+use super::queue::{Feed, FoundObject, ObjectFormat};
 
 /// Objects each partition opens ahead of the one it reads once the store
 /// has proved slow. On S3 every GET waits tens of milliseconds for its
@@ -32,13 +32,31 @@ const READ_AHEAD_BYTES: u64 = 16 << 20;
 
 type Batches = BoxStream<'static, Result<RecordBatch>>;
 
+/// The readers of one store's objects, one per format.
+pub(super) struct Openers {
+    pub text: Arc<dyn FileOpener>,
+    pub parquet: Arc<dyn FileOpener>,
+}
+
+impl Openers {
+    fn open(
+        &self,
+        found: FoundObject,
+    ) -> Result<datafusion::datasource::physical_plan::FileOpenFuture> {
+        match found.format {
+            ObjectFormat::Text => self.text.open(found.file),
+            ObjectFormat::Parquet => self.parquet.open(found.file),
+        }
+    }
+}
+
 /// One partition's reading: the object being read and, while it is read,
 /// the next ones already being opened (for S3, their GETs under way): one,
 /// or up to [`READ_AHEAD_OBJECTS`] and [`READ_AHEAD_BYTES`] once an open
 /// has been slow.
 pub(super) struct PartitionReader {
     feed: Arc<Feed>,
-    openers: Vec<Arc<dyn FileOpener>>,
+    openers: Vec<Openers>,
     current: Option<Batches>,
     /// Objects being opened, in the order they are to be read, with their
     /// listed sizes.
@@ -52,7 +70,7 @@ pub(super) struct PartitionReader {
 impl PartitionReader {
     /// A reader of the objects `feed` gives, opened with `openers` (one per
     /// store index of the listing).
-    pub(super) fn new(feed: Arc<Feed>, openers: Vec<Arc<dyn FileOpener>>) -> Self {
+    pub(super) fn new(feed: Arc<Feed>, openers: Vec<Openers>) -> Self {
         Self {
             feed,
             openers,
@@ -133,7 +151,7 @@ impl PartitionReader {
     }
 
     fn open_ahead(&mut self, found: Result<FoundObject>) {
-        let size = found.as_ref().map_or(0, |(_, file)| file.object_meta.size);
+        let size = found.as_ref().map_or(0, |o| o.file.object_meta.size);
         let opening = self.start_opening(found);
         self.ahead.push_back((size, opening));
     }
@@ -141,7 +159,7 @@ impl PartitionReader {
     /// Opens an object in its own task, so it proceeds while the current
     /// one is read; dropping the task (with the reader) cancels it.
     fn start_opening(&self, found: Result<FoundObject>) -> SpawnedTask<Result<Batches>> {
-        let opened = found.and_then(|(root, file)| self.openers[root].open(file));
+        let opened = found.and_then(|o| self.openers[o.store].open(o));
         SpawnedTask::spawn(async move { opened?.await })
     }
 }

@@ -238,10 +238,7 @@ impl FileOpener for FlowLogOpener {
                 decoder: TextDecoder::new(
                     schema,
                     batch_size,
-                    Box::new(ReportRejects {
-                        object: object.clone(),
-                        settings: settings.clone(),
-                    }),
+                    Box::new(ReportRejects::new(&object, &settings)),
                 )
                 .with_record_filter(record_filter),
                 error: None,
@@ -309,7 +306,7 @@ async fn collect_body(
 }
 
 /// An object the store would not give (after retries).
-fn unreadable(object: &str, error: &object_store::Error) -> DataFusionError {
+pub(crate) fn unreadable(object: &str, error: &object_store::Error) -> DataFusionError {
     Error::Unreadable {
         object: object.to_string(),
         problem: crate::location::s3::classify(error),
@@ -351,9 +348,20 @@ impl Write for DecoderSink {
     }
 }
 
-struct ReportRejects {
+/// Where a text object's malformed lines go: the scan report, or, under
+/// `strict`, an error.
+pub(crate) struct ReportRejects {
     object: String,
     settings: ReadSettings,
+}
+
+impl ReportRejects {
+    pub(crate) fn new(object: &str, settings: &ReadSettings) -> Self {
+        Self {
+            object: object.to_string(),
+            settings: settings.clone(),
+        }
+    }
 }
 
 impl RejectSink for ReportRejects {

@@ -68,6 +68,11 @@ pub async fn execute_statement(ctx: &SessionContext, statement: Statement) -> Re
         dataframe,
         note: None,
     };
+    if let Statement::CopyTo(copy) = &statement
+        && let Some(conversion) = crate::convert::copy_statement(ctx, copy).await?
+    {
+        return Ok(plain(conversion));
+    }
     let Statement::Statement(sql) = &statement else {
         let plan = ctx.state().statement_to_plan(statement).await?;
         return Ok(plain(ctx.execute_logical_plan(plan).await?));

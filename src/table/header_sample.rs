@@ -1,5 +1,5 @@
-//! Header fields the catalogue does not know, sampled when a small table
-//! is opened, so they are columns from its first query.
+//! Header fields (or Parquet columns) the catalogue does not know, sampled
+//! when a small table is opened, so they are columns from its first query.
 //!
 //! Only a tree of at most [`SAMPLED_REGIONS`] accounts x regions is
 //! sampled (the newest day of each): the walk to a newest day costs three
@@ -9,13 +9,14 @@
 //! from the next opening).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
 use super::FlowLogOptions;
-use super::layout::{AccountFolder, DatePart};
+use super::layout::{AccountFolder, DatePart, ObjectFormat};
 use super::listing::{Root, child_folders, join, list_objects, list_regions};
 use super::prune::PathPredicate;
 use crate::catalogue::Header;
@@ -51,6 +52,39 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
     Header::parse(line.strip_suffix(b"\r").unwrap_or(line)).ok()
 }
 
+/// The fields of one Parquet object that the catalogue does not know, as
+/// header tokens, from its footer.
+async fn read_parquet_unknown_fields(
+    store: &Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+) -> Option<Vec<String>> {
+    use datafusion::datasource::listing::PartitionedFile;
+    use datafusion::datasource::physical_plan::parquet::{
+        DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+    };
+    use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+    let mut reader = DefaultParquetFileReaderFactory::new(Arc::clone(store))
+        .create_reader(
+            0,
+            PartitionedFile::new_from_meta(meta.clone()),
+            Some(64 * 1024),
+            &ExecutionPlanMetricsSet::new(),
+        )
+        .ok()?;
+    let metadata = reader.get_metadata(None).await.ok()?;
+    let schema = metadata.file_metadata().schema_descr();
+    Some(
+        schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|field| field.name())
+            .filter(|name| crate::catalogue::catalogue_column(name).is_none())
+            .map(|name| name.replace('_', "-"))
+            .collect(),
+    )
+}
+
 /// The most accounts x regions whose newest day is sampled.
 pub(super) const SAMPLED_REGIONS: usize = 8;
 
@@ -80,36 +114,43 @@ pub(super) async fn sample_unknown_fields(
             }
         }
     }
-    let headers: Vec<Vec<Header>> = futures::stream::iter(pairs)
+    let unknown: Vec<Vec<String>> = futures::stream::iter(pairs)
         .map(|(index, account, region)| async move {
             let root = &roots[index];
             let Some(date) = newest_day(root, &account, &region).await? else {
                 return Ok::<_, DataFusionError>(vec![]);
             };
             let folder = join(&root.awslogs, &account.day_folder(&region, date));
-            let mut one_per_flow_log: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+            // A flow log that switched format has objects of both.
+            let mut one_per_flow_log: BTreeMap<(String, bool), (ObjectMeta, ObjectFormat)> =
+                BTreeMap::new();
             for object in list_objects(root, &folder).await? {
+                let parquet = object.facts.format == ObjectFormat::Parquet;
                 one_per_flow_log
-                    .entry(object.facts.flow_log_id)
-                    .or_insert(object.meta);
+                    .entry((object.facts.flow_log_id, parquet))
+                    .or_insert((object.meta, object.facts.format));
             }
-            let mut headers = Vec::new();
-            for meta in one_per_flow_log.values() {
-                if let Some(header) = read_header(root.store.as_ref(), meta).await {
-                    headers.push(header);
+            let mut unknown = Vec::new();
+            for (meta, format) in one_per_flow_log.values() {
+                match format {
+                    ObjectFormat::Text => {
+                        if let Some(header) = read_header(root.store.as_ref(), meta).await {
+                            unknown.extend(header.unknown_tokens().map(str::to_string));
+                        }
+                    }
+                    ObjectFormat::Parquet => {
+                        if let Some(fields) = read_parquet_unknown_fields(&root.store, meta).await {
+                            unknown.extend(fields);
+                        }
+                    }
                 }
             }
-            Ok(headers)
+            Ok(unknown)
         })
         .buffered(concurrency)
         .try_collect()
         .await?;
-    Ok(headers
-        .iter()
-        .flatten()
-        .flat_map(|header| header.unknown_tokens())
-        .map(str::to_string)
-        .collect())
+    Ok(unknown.into_iter().flatten().collect())
 }
 
 /// The newest day folder of one account and region.

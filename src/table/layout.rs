@@ -8,9 +8,12 @@
 //! ```
 //!
 //! and every file is named
-//! `{acct}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`.
+//! `{acct}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`
+//! (gzip text), or `….log.parquet` when the flow log delivers Parquet.
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
+
+pub(crate) use crate::scan::ObjectFormat;
 
 /// The folder name AWS delivers under; the user's LOCATION is the folder above it.
 pub(crate) const AWS_LOGS: &str = "AWSLogs";
@@ -41,10 +44,12 @@ pub(crate) struct KeyFacts {
     pub flow_log_id: String,
     /// The 5-minute bucket from the file name (UTC).
     pub file_time: NaiveDateTime,
+    /// Text or Parquet, from the file name.
+    pub format: ObjectFormat,
 }
 
 /// Parses the part of a key below `AWSLogs/`. Returns `None` for keys that are
-/// not text flow-log files (other services, Parquet, stray objects).
+/// not flow-log files (other services, stray objects).
 pub(crate) fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
     let segments: Vec<&str> = below_awslogs.split('/').collect();
     let (file, folders) = segments.split_last()?;
@@ -92,7 +97,7 @@ pub(crate) fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
         Some(h) => Some(strip(h, "hour").filter(|h| *h < 24)?),
         None => None,
     };
-    let (flow_log_id, file_time) = parse_file_name(file)?;
+    let (flow_log_id, file_time, format) = parse_file_name(file)?;
     Some(KeyFacts {
         grammar,
         account: account.to_string(),
@@ -101,13 +106,14 @@ pub(crate) fn parse_key(below_awslogs: &str) -> Option<KeyFacts> {
         hour,
         flow_log_id,
         file_time,
+        format,
     })
 }
 
 /// Parses `{acct}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`
-/// into the flow-log id and the file time.
-pub(crate) fn parse_file_name(name: &str) -> Option<(String, NaiveDateTime)> {
-    let stem = name.strip_suffix(".log.gz")?;
+/// (or `.log.parquet`) into the flow-log id, the file time and the format.
+pub(crate) fn parse_file_name(name: &str) -> Option<(String, NaiveDateTime, ObjectFormat)> {
+    let (format, stem) = ObjectFormat::of_name(name)?;
     let parts: Vec<&str> = stem.split('_').collect();
     let [account, service, region, flow_log_id, time, hash] = parts.as_slice() else {
         return None;
@@ -121,7 +127,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(String, NaiveDateTime)> {
         return None;
     }
     let file_time = NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%MZ").ok()?;
-    Some((flow_log_id.to_string(), file_time))
+    Some((flow_log_id.to_string(), file_time, format))
 }
 
 fn is_plain_segment(s: &str) -> bool {
@@ -291,7 +297,7 @@ mod tests {
         for key in [
             format!(
                 "111122223333/vpcflowlogs/eu-west-1/2024/01/16/{}",
-                NAME.replace(".log.gz", ".log.parquet")
+                NAME.replace(".log.gz", ".parquet")
             ),
             "111122223333/vpcflowlogs/eu-west-1/2024/01/16/notes.txt".to_string(),
             format!("111122223333/vpcflowlogs/eu-west-1/2024/13/16/{NAME}"),
@@ -354,11 +360,17 @@ mod tests {
 
     #[test]
     fn parse_file_name_example() {
-        let (id, time) = crate::table::layout::parse_file_name(
+        let (id, time, format) = crate::table::layout::parse_file_name(
             "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz",
         )
         .unwrap();
         assert_eq!(id, "fl-1234abcd");
         assert_eq!(time.to_string(), "2018-06-20 16:20:00");
+        assert_eq!(format, ObjectFormat::Text);
+        let (_, _, format) = crate::table::layout::parse_file_name(
+            "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.parquet",
+        )
+        .unwrap();
+        assert_eq!(format, ObjectFormat::Parquet);
     }
 }

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::location::{self, Location};
 use crate::report::ScanReport;
 use crate::scan::text::object_display;
-use crate::scan::{FoundObject, ObjectListing};
+use crate::scan::{FoundObject, ObjectFormat, ObjectListing};
 
 /// One `AWSLogs/` folder in one store.
 #[derive(Debug, Clone)]
@@ -113,9 +113,14 @@ impl ScanListing {
                 .map(|folder| async move { list_objects(root, &folder?).await })
                 .buffered(concurrency);
             while let Some(objects) = listings.next().await {
-                for file in self.to_read(objects?)? {
+                for (format, file) in self.to_read(objects?)? {
                     self.report.planned(1, file.object_meta.size);
-                    if found.send(Ok((index, file))).await.is_err() {
+                    let object = FoundObject {
+                        store: index,
+                        format,
+                        file,
+                    };
+                    if found.send(Ok(object)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -125,7 +130,7 @@ impl ScanListing {
     }
 
     /// The listed objects that the path filters and the time window keep.
-    fn to_read(&self, objects: Vec<ListedObject>) -> Result<Vec<PartitionedFile>> {
+    fn to_read(&self, objects: Vec<ListedObject>) -> Result<Vec<(ObjectFormat, PartitionedFile)>> {
         let kept = self
             .predicate
             .retain(Level::File, objects, |o| path_values(&o.facts))?;
@@ -134,7 +139,8 @@ impl ScanListing {
             .filter(|o| self.window.keeps_file_time(o.facts.file_time))
             .map(|o| {
                 let values = partition_values(&path_values(&o.facts));
-                PartitionedFile::new_from_meta(o.meta).with_partition_values(values)
+                let file = PartitionedFile::new_from_meta(o.meta).with_partition_values(values);
+                (o.facts.format, file)
             })
             .collect())
     }
@@ -144,6 +150,10 @@ impl ScanListing {
 impl ObjectListing for ScanListing {
     fn store(&self, root: usize) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.roots[root].store)
+    }
+
+    fn store_url(&self, root: usize) -> ObjectStoreUrl {
+        self.roots[root].url.clone()
     }
 
     /// Sends each object down `found` as soon as the listing of its day

@@ -11,6 +11,7 @@ pub(crate) mod layout;
 mod listing;
 mod partitions;
 pub(crate) mod prune;
+mod row_groups;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::location;
 use crate::report::ScanReport;
 use crate::report::field_memory::FieldMemory;
 use crate::scan::FlowLogScanExec;
+use crate::scan::parquet::ParquetReading;
 use crate::scan::text::{FlowLogSource, ReadSettings};
 use listing::{Root, ScanListing, find_awslogs, holds_flow_logs, list_accounts};
 use prune::{PathPredicate, TimeWindow, is_path_filter};
@@ -192,7 +194,7 @@ impl FlowLogTable {
             if !any {
                 return Err(location::location_error(
                     &location.original,
-                    "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz objects".to_string(),
+                    "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz or .log.parquet objects".to_string(),
                 ));
             }
         }
@@ -219,6 +221,30 @@ impl FlowLogTable {
     /// The counters and malformed-line examples of this table's scans.
     pub fn report(&self) -> Arc<ScanReport> {
         Arc::clone(&self.report)
+    }
+
+    /// An `AWSLogs/` root (as a user names it) that a conversion writing
+    /// below `prefix` of the store at `url` would write into or beside,
+    /// if any: `prefix` inside the folder above a root, or `prefix/AWSLogs`
+    /// holding one.
+    pub(crate) fn overlapping_root(
+        &self,
+        url: &datafusion::execution::object_store::ObjectStoreUrl,
+        prefix: &object_store::path::Path,
+    ) -> Option<String> {
+        let written = prefix.clone().join(layout::AWS_LOGS);
+        self.roots
+            .iter()
+            .filter(|root| &root.url == url)
+            .find(|root| {
+                let location: object_store::path::Path = root
+                    .awslogs
+                    .parts()
+                    .take(root.awslogs.parts().count().saturating_sub(1))
+                    .collect();
+                prefix.prefix_matches(&location) || root.awslogs.prefix_matches(&written)
+            })
+            .map(|root| crate::scan::text::object_display(&root.url, &root.awslogs))
     }
 
     /// The options the table was opened with.
@@ -278,6 +304,16 @@ impl TableProvider for FlowLogTable {
             )
         };
         let record_filter = Arc::new(record_filter);
+        let parquet_predicate = if self.options.pruning {
+            row_groups::parquet_predicate(
+                state,
+                filters,
+                self.table_schema.table_schema(),
+                self.table_schema.file_schema(),
+            )?
+        } else {
+            None
+        };
         let target_partitions = state.config_options().execution.target_partitions.max(1);
         let listing = ScanListing::new(
             self.roots.clone(),
@@ -304,9 +340,23 @@ impl TableProvider for FlowLogTable {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        let parquet = self
+            .roots
+            .iter()
+            .map(|root| {
+                ParquetReading::try_new(
+                    root.url.clone(),
+                    self.table_schema.clone(),
+                    projection,
+                    parquet_predicate.clone(),
+                    settings.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(FlowLogScanExec::try_new(
             Arc::new(listing),
             configs,
+            parquet,
             record_filter,
             target_partitions,
         )?))

@@ -178,8 +178,8 @@ def main():
         f.write("not a flow log\n")
     os.makedirs(os.path.join(logs, a1, "elasticloadbalancing", "us-east-1", "2024", "01", "15"), exist_ok=True)
     write(os.path.join(logs, a1, "elasticloadbalancing", "us-east-1", "2024", "01", "15", "elb.log.gz"), None, ["h2 2024-01-15T00:00:00Z app/x"])
-    with open(os.path.join(day15, f"{a1}_vpcflowlogs_us-east-1_fl-0a1b2c3d4e5f60009_20240115T1200Z_77777777.log.parquet"), "wb") as f:
-        f.write(b"PAR1 not really parquet PAR1")
+    # (Parquet objects are flow-log files: tests/it/parquet.rs builds its
+    # trees of them from these text objects at test time.)
 
     # --- A tree of bad input, for the malformed-line and bad-object rules.
     bad = os.path.join(HERE, "malformed")

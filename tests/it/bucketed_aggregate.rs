@@ -68,6 +68,7 @@ fn small_tree() -> tempfile::TempDir {
         grammar: Grammar::Positional,
         hourly: false,
         seed: 11,
+        parquet: false,
     };
     generate_tree(dir.path(), &spec, 2).unwrap();
     dir

@@ -802,10 +802,11 @@ fn output_files_take_their_format_from_the_extension() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = std::fs::File::open(&parquet).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, want);
 
@@ -934,8 +935,8 @@ fn a_location_without_flow_logs_gives_one_line() {
     assert!(stderr.contains("holds no flow-log files"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
-    // Flow-log folders whose objects are not text flow logs (Parquet, for
-    // now) hold no flow-log files either: an empty region, a Parquet day.
+    // Flow-log folders without flow-log objects hold no flow-log files
+    // either: an empty region, a day of other files.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(
         dir.path()
@@ -946,16 +947,18 @@ fn a_location_without_flow_logs_gives_one_line() {
         .path()
         .join("AWSLogs/111122223333/vpcflowlogs/us-east-1/2024/01/15");
     std::fs::create_dir_all(&day).unwrap();
-    std::fs::write(
-        day.join("111122223333_vpcflowlogs_us-east-1_fl-1_20240115T0000Z_abcd1234.log.parquet"),
-        b"PAR1",
-    )
-    .unwrap();
+    let name = "111122223333_vpcflowlogs_us-east-1_fl-1_20240115T0000Z_abcd1234.log";
+    std::fs::write(day.join(format!("{name}.txt")), b"notes").unwrap();
     let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("holds no flow-log files"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A Parquet delivery's objects are flow-log files: the location opens.
+    std::fs::write(day.join(format!("{name}.parquet")), b"PAR1").unwrap();
+    let out = flowsql(&[dir.path().to_str().unwrap(), "-c", "SELECT 1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

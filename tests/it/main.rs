@@ -7,6 +7,7 @@ mod decoder_oracle;
 mod decoder_properties;
 mod fault_proxy;
 mod fuzz_replay;
+mod parquet;
 mod pruning;
 mod repl;
 mod s3;

@@ -80,6 +80,7 @@ async fn limit_stops_reading_early_even_with_filters() {
         grammar: Grammar::Positional,
         hourly: false,
         seed: 7,
+        parquet: false,
     };
     let summary = generate_tree(dir.path(), &spec, 2).unwrap();
     assert_eq!(summary.files, 48);

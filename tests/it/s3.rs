@@ -715,3 +715,61 @@ fn a_count_over_a_big_bucket_is_right_and_names_an_old_unknown_field() {
         "{stderr}"
     );
 }
+
+/// A bucket of its own (so the other tests' bucket-wide listings never
+/// see it) holding the fixture tree with every other object as Parquet.
+const PARQUET_BUCKET: &str = "flowsql-parquet";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_objects_over_s3_read_and_convert_as_locally() {
+    let moto = tokio::task::block_in_place(moto);
+    let _turn = TURN.lock().await;
+    let mixed = crate::parquet::mixed_bucket();
+    // Public, as the conversion below writes with unsigned requests too.
+    let public = [("x-amz-acl", "public-read-write")];
+    let (status, body) = moto.http_with("PUT", &format!("/{PARQUET_BUCKET}"), &public, b"");
+    assert_eq!(status, 200, "{body}");
+    for file in walk(mixed.path()) {
+        let key = file.strip_prefix(mixed.path()).unwrap().to_str().unwrap();
+        let (status, body) = moto.http_with(
+            "PUT",
+            &format!("/{PARQUET_BUCKET}/{key}"),
+            &[("x-amz-acl", "public-read")],
+            &std::fs::read(&file).unwrap(),
+        );
+        assert_eq!(status, 200, "upload {key}: {body}");
+    }
+    let options = unsigned(moto);
+    let ctx = flowsql::new_context(&[format!("s3://{PARQUET_BUCKET}/flow-logs")], &options)
+        .await
+        .unwrap();
+    let text = local_context(&bucket(), true).await;
+    for sql in [
+        "SELECT count(*), sum(bytes), count(vpc_id) FROM vpc_flow_logs",
+        "SELECT aws_region, date, action, count(*) FROM vpc_flow_logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT srcaddr, dstaddr, bytes FROM vpc_flow_logs WHERE dstport = 22 ORDER BY 1, 2, 3",
+    ] {
+        assert_eq!(rows(&ctx, sql).await, rows(&text, sql).await, "{sql}");
+    }
+
+    // Converted into the same bucket, outside the LOCATION, then read back.
+    let copy = "COPY (SELECT * FROM vpc_flow_logs WHERE aws_account_id = '111122223333') \
+                TO 's3://flowsql-parquet/converted'";
+    flowsql::sql(&ctx, copy)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let back = flowsql::new_context(&[format!("s3://{PARQUET_BUCKET}/converted")], &options)
+        .await
+        .unwrap();
+    let sql = "SELECT aws_region, count(*), sum(packets) FROM vpc_flow_logs GROUP BY 1 ORDER BY 1";
+    let want = rows(
+        &text,
+        "SELECT aws_region, count(*), sum(packets) FROM vpc_flow_logs \
+         WHERE aws_account_id = '111122223333' GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(rows(&back, sql).await, want);
+}

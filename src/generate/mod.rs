@@ -1,6 +1,8 @@
 //! A deterministic generator of delivery trees in AWS's layout, for tests,
-//! benchmarks and memory measurements. The same [`TreeSpec`] always writes
-//! the same bytes.
+//! benchmarks and memory measurements, as gzip text or as AWS's Parquet
+//! ([`aws_parquet`]). The same [`TreeSpec`] always writes the same bytes.
+
+pub mod aws_parquet;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ pub struct TreeSpec {
     pub hourly: bool,
     /// Seed for every generated value.
     pub seed: u64,
+    /// Write `.log.parquet` objects as AWS does instead of `.log.gz` text
+    /// (the same records).
+    pub parquet: bool,
 }
 
 impl Default for TreeSpec {
@@ -51,6 +56,7 @@ impl Default for TreeSpec {
             grammar: Grammar::Positional,
             hourly: false,
             seed: 42,
+            parquet: false,
         }
     }
 }
@@ -120,10 +126,11 @@ pub fn generate_tree(root: &Path, spec: &TreeSpec, threads: usize) -> std::io::R
                     }
                     let index = jobs.len() as u64;
                     let name = format!(
-                        "{account}_vpcflowlogs_{region}_fl-{:017x}_{}_{:08x}.log.gz",
+                        "{account}_vpcflowlogs_{region}_fl-{:017x}_{}_{:08x}.log.{}",
                         spec.seed ^ 0x0f1e_2d3c,
                         file_time.format("%Y%m%dT%H%MZ"),
                         SplitMix(spec.seed ^ index).next() as u32,
+                        if spec.parquet { "parquet" } else { "gz" },
                     );
                     jobs.push(FileJob {
                         path: dir.join(name),
@@ -140,7 +147,7 @@ pub fn generate_tree(root: &Path, spec: &TreeSpec, threads: usize) -> std::io::R
     let results: Vec<std::io::Result<TreeSummary>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
-            .map(|part| scope.spawn(move || write_files(part, spec.records_per_file)))
+            .map(|part| scope.spawn(move || write_files(part, spec)))
             .collect();
         handles
             .into_iter()
@@ -160,7 +167,8 @@ pub fn generate_tree(root: &Path, spec: &TreeSpec, threads: usize) -> std::io::R
     Ok(summary)
 }
 
-fn write_files(jobs: &[FileJob], records: u32) -> std::io::Result<TreeSummary> {
+fn write_files(jobs: &[FileJob], spec: &TreeSpec) -> std::io::Result<TreeSummary> {
+    let records = spec.records_per_file;
     let mut summary = TreeSummary::default();
     let mut text = String::new();
     for job in jobs {
@@ -174,15 +182,28 @@ fn write_files(jobs: &[FileJob], records: u32) -> std::io::Result<TreeSummary> {
         if let Some(parent) = job.path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let file = std::fs::File::create(&job.path)?;
-        let mut gz = GzEncoder::new(std::io::BufWriter::new(file), Compression::default());
-        gz.write_all(text.as_bytes())?;
-        gz.finish()?.flush()?;
+        let file = std::io::BufWriter::new(std::fs::File::create(&job.path)?);
+        if spec.parquet {
+            write_parquet(file, &text)?;
+        } else {
+            let mut gz = GzEncoder::new(file, Compression::default());
+            gz.write_all(text.as_bytes())?;
+            gz.finish()?.flush()?;
+        }
         summary.files += 1;
         summary.records += u64::from(records);
         summary.compressed_bytes += std::fs::metadata(&job.path)?.len();
     }
     Ok(summary)
+}
+
+/// Writes the text object `text` (header line, then records) as AWS's Parquet.
+fn write_parquet(out: impl Write + Send, text: &str) -> std::io::Result<()> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
+    let records: Vec<Vec<&str>> = lines.map(|line| line.split(' ').collect()).collect();
+    aws_parquet::write_aws_parquet(out, &header, &records, aws_parquet::MissingStrings::Null)
+        .map_err(std::io::Error::other)
 }
 
 /// One default-format record whose `end` falls in the file's 5-minute bucket.
