@@ -8,9 +8,13 @@
 //!   check of every value; any other type than the table's is an error
 //!   naming the object and the column;
 //! - `-` in a string column is NULL, as in text objects;
-//! - an object up to [`MAX_WHOLE_OBJECT`] is fetched whole, in one GET,
-//!   when the query reads any of its columns; otherwise (a `count(*)`, a
-//!   large object) only the footer and the needed column chunks are read;
+//! - on S3 an object up to [`MAX_WHOLE_OBJECT`] is fetched whole, in one
+//!   GET, when the query reads any of its columns; otherwise (a `count(*)`,
+//!   a large object, a local file) only the footer and the needed column
+//!   chunks are read, local files directly rather than through the object
+//!   store's blocking-thread reads;
+//! - a scan that reads no record column (`count(*)`, path columns only)
+//!   reads each footer and nothing else, past DataFusion's reader;
 //! - a bad object (not Parquet, truncated, corrupt) is a [`Error::BadObject`],
 //!   which [`ReadSettings::skip_bad_objects`] passes over.
 
@@ -20,7 +24,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, Scalar, StringViewArray};
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, RecordBatchOptions, Scalar, StringViewArray,
+};
 use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::compute::nullif;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -35,9 +41,10 @@ use datafusion::datasource::physical_plan::{
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{
-    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
+    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader, ParquetStatisticsPolicy,
 };
 use datafusion::physical_expr_adapter::{
     DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
@@ -79,7 +86,7 @@ pub(crate) struct ParquetReading {
 
 impl ParquetReading {
     /// Reads the columns `projection` picks of `table_schema` (record
-    /// columns, then path columns), pruning row groups and pages with
+    /// columns, then path columns), pruning row groups with
     /// `predicate` (which must hold for every row that a `-` string read as
     /// NULL could let through: see [`crate::table`]'s choice of filters).
     pub(crate) fn try_new(
@@ -94,9 +101,17 @@ impl ParquetReading {
             Some(indices) => indices.iter().any(|i| *i < record_columns),
             None => true,
         };
-        let mut source =
-            ParquetSource::new(table_schema).with_metadata_size_hint(FOOTER_HINT_BYTES);
+        // No page index and no bloom filters: a flow-log object holds five
+        // minutes of one flow log, which row-group statistics already
+        // summarise, and looking for either costs each object time.
+        let mut source = ParquetSource::new(table_schema)
+            .with_metadata_size_hint(FOOTER_HINT_BYTES)
+            .with_enable_page_index(false)
+            .with_bloom_filter_on_read(false);
         if let Some(predicate) = predicate {
+            // Row groups are pruned by it; rows are filtered
+            // above the scan (DataFusion's late row filter measured slower
+            // on flow logs: benches/RESULTS.md).
             source = source.with_predicate(predicate);
         }
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
@@ -127,22 +142,46 @@ impl ParquetReading {
         batch_size: usize,
         records_read: Count,
     ) -> Result<Arc<dyn FileOpener>> {
+        // A local file's ranges cost no round trip: read only the column
+        // chunks needed. A remote small object is fetched whole.
+        let local = self.config.object_store_url.as_str().starts_with("file://");
+        let bytes = Arc::new(ObjectBytesFactory {
+            store: Arc::clone(&store),
+            report: Arc::clone(&self.settings.report),
+            whole: self.reads_columns && !local,
+            local,
+        });
         let source: &dyn std::any::Any = self.config.file_source().as_ref();
         let parquet = source
             .downcast_ref::<ParquetSource>()
             .ok_or_else(|| DataFusionError::Internal("not a ParquetSource".to_string()))?
             .clone()
-            .with_parquet_file_reader_factory(Arc::new(ObjectBytesFactory {
-                store: Arc::clone(&store),
-                report: Arc::clone(&self.settings.report),
-                reads_columns: self.reads_columns,
-            }));
+            .with_parquet_file_reader_factory(Arc::clone(&bytes) as _);
         let source = FileSource::with_batch_size(&parquet, batch_size);
         let config = FileScanConfigBuilder::from(self.config.clone())
             .with_source(source)
             .build();
         let output = config.projected_schema()?;
-        let dash_columns = dash_columns(&output, config.file_source().table_schema().file_schema());
+        let table_schema = config.file_source().table_schema();
+        let dash_columns = dash_columns(&output, table_schema.file_schema());
+        // Only path columns (or none, for count(*)): the footer's row count
+        // is all that is read.
+        let rows_only = (!self.reads_columns).then(|| RowsOnly {
+            path_columns: output
+                .fields()
+                .iter()
+                .map(|f| {
+                    table_schema
+                        .table_partition_cols()
+                        .iter()
+                        .position(|p| p.name() == f.name())
+                        .unwrap_or(usize::MAX)
+                })
+                .collect(),
+            output: Arc::clone(&output),
+            batch_size,
+            bytes,
+        });
         Ok(Arc::new(ParquetOpener {
             config,
             store,
@@ -150,6 +189,7 @@ impl ParquetReading {
             settings: self.settings.clone(),
             dash_columns,
             records_read,
+            rows_only,
         }))
     }
 }
@@ -177,6 +217,46 @@ struct ParquetOpener {
     settings: ReadSettings,
     dash_columns: Vec<usize>,
     records_read: Count,
+    rows_only: Option<RowsOnly>,
+}
+
+/// A scan that reads no record column (`count(*)`, path columns only):
+/// each object's rows are counted from its footer alone.
+struct RowsOnly {
+    output: SchemaRef,
+    /// For each output column, its index among the path columns.
+    path_columns: Vec<usize>,
+    batch_size: usize,
+    bytes: Arc<ObjectBytesFactory>,
+}
+
+impl RowsOnly {
+    /// `rows` rows of `file`'s path-column values, in batches.
+    fn batches(&self, file: &PartitionedFile, rows: u64) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        let mut left = rows as usize;
+        while left > 0 {
+            let n = left.min(self.batch_size);
+            left -= n;
+            let columns = self
+                .path_columns
+                .iter()
+                .map(|&i| {
+                    let value = file.partition_values.get(i).ok_or_else(|| {
+                        DataFusionError::Internal("a path column without a value".to_string())
+                    })?;
+                    value.to_array_of_size(n)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let options = RecordBatchOptions::new().with_row_count(Some(n));
+            batches.push(RecordBatch::try_new_with_options(
+                Arc::clone(&self.output),
+                columns,
+                &options,
+            )?);
+        }
+        Ok(batches)
+    }
 }
 
 impl FileOpener for ParquetOpener {
@@ -187,6 +267,9 @@ impl FileOpener for ParquetOpener {
             report: Arc::clone(&self.settings.report),
             narrowed: Mutex::default(),
         });
+        if self.rows_only.is_some() {
+            return self.open_rows_only(file, object, binding);
+        }
         let config = FileScanConfigBuilder::from(self.config.clone())
             .with_expr_adapter(Some(Arc::clone(&binding) as _))
             .build();
@@ -234,6 +317,80 @@ impl FileOpener for ParquetOpener {
         .boxed())
     }
 }
+
+impl ParquetOpener {
+    /// Opens an object of which only the row count is needed: one read of
+    /// its footer (statistics left undecoded), whose columns are still
+    /// checked as a full read would.
+    fn open_rows_only(
+        &self,
+        file: PartitionedFile,
+        object: String,
+        binding: Arc<ColumnBinding>,
+    ) -> Result<FileOpenFuture> {
+        let rows_only = self.rows_only.as_ref().expect("rows-only scan");
+        let mut reader = rows_only.bytes.create_reader(
+            self.partition,
+            file.clone(),
+            None,
+            self.config.file_source().metrics(),
+        )?;
+        let output = Arc::clone(&rows_only.output);
+        let logical = Arc::clone(self.config.file_source().table_schema().file_schema());
+        let batches = RowsOnly {
+            output: Arc::clone(&output),
+            path_columns: rows_only.path_columns.clone(),
+            batch_size: rows_only.batch_size,
+            bytes: Arc::clone(&rows_only.bytes),
+        };
+        let settings = self.settings.clone();
+        let records_read = self.records_read.clone();
+        let size = file.object_meta.size;
+        Ok(async move {
+            settings.report.object_opened();
+            let counted = async {
+                if size == 0 {
+                    return Err(Fault::Bad(EMPTY.to_string()));
+                }
+                let options = ArrowReaderOptions::new()
+                    .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll)
+                    .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
+                    .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll);
+                let metadata = reader
+                    .get_metadata(Some(&options))
+                    .await
+                    .map_err(|e| fault(&object, &binding, e.into()))?;
+                let file_metadata = metadata.file_metadata();
+                let physical = parquet_to_arrow_schema(
+                    file_metadata.schema_descr(),
+                    file_metadata.key_value_metadata(),
+                )
+                .map_err(|e| fault(&object, &binding, e.into()))?;
+                binding
+                    .check(&logical, &physical)
+                    .map_err(|e| fault(&object, &binding, e))?;
+                Ok(file_metadata.num_rows().max(0) as u64)
+            }
+            .await;
+            let batches = match counted {
+                Ok(rows) => {
+                    settings.report.add_records(rows);
+                    records_read.add(rows as usize);
+                    settings.report.object_finished();
+                    batches.batches(&file, rows)?
+                }
+                Err(fault) => {
+                    give_up(&object, &settings, 0, fault)?;
+                    Vec::new()
+                }
+            };
+            Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+        }
+        .boxed())
+    }
+}
+
+const EMPTY: &str = "is empty (0 bytes); a Parquet object is at least 12 bytes";
 
 /// The state of one Parquet object being read.
 struct ObjectReader {
@@ -335,31 +492,7 @@ impl ObjectReader {
 
     /// Classifies an error DataFusion's reader raised for this object.
     fn fault(&self, error: DataFusionError) -> Fault {
-        match Error::find(&error) {
-            // Raised by the column binding, which knows the object is bad.
-            Some(Error::BadObject { reason, .. }) => return Fault::Bad(reason.clone()),
-            Some(_) => return Fault::Failed(error),
-            None => {}
-        }
-        if let Some(store_error) = store_error(&error) {
-            return Fault::Failed(unreadable(&self.object, store_error));
-        }
-        let narrowed = self
-            .binding
-            .narrowed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let message = error.to_string();
-        if message.contains("Cast error") && !narrowed.is_empty() {
-            return Fault::Bad(format!(
-                "has a value out of range in column {}: {}",
-                narrowed.join(", "),
-                message.trim_start_matches("Arrow error: ")
-            ));
-        }
-        Fault::Bad(format!(
-            "is not a readable Parquet flow-log object: {message}"
-        ))
+        fault(&self.object, &self.binding, error)
     }
 
     /// Fails on `fault`, or, for a bad object when bad objects are
@@ -369,21 +502,52 @@ impl ObjectReader {
         self.current = None;
         self.planners.clear();
         self.morsels.clear();
-        match fault {
-            Fault::Failed(e) => Err(e),
-            Fault::Bad(reason) => {
-                let error = Error::BadObject {
-                    object: self.object.clone(),
-                    reason,
-                };
-                if !self.settings.skip_bad_objects {
-                    return Err(error.into());
-                }
-                self.settings
-                    .report
-                    .skipped_object(&self.object, error.to_string(), self.records);
-                Ok(())
+        give_up(&self.object, &self.settings, self.records, fault)
+    }
+}
+
+/// Classifies an error DataFusion's reader raised for `object`.
+fn fault(object: &str, binding: &ColumnBinding, error: DataFusionError) -> Fault {
+    match Error::find(&error) {
+        // Raised by the column binding, which knows the object is bad.
+        Some(Error::BadObject { reason, .. }) => return Fault::Bad(reason.clone()),
+        Some(_) => return Fault::Failed(error),
+        None => {}
+    }
+    if let Some(store_error) = store_error(&error) {
+        return Fault::Failed(unreadable(object, store_error));
+    }
+    let narrowed = binding.narrowed.lock().unwrap_or_else(|e| e.into_inner());
+    let message = error.to_string();
+    if message.contains("Cast error") && !narrowed.is_empty() {
+        return Fault::Bad(format!(
+            "has a value out of range in column {}: {}",
+            narrowed.join(", "),
+            message.trim_start_matches("Arrow error: ")
+        ));
+    }
+    Fault::Bad(format!(
+        "is not a readable Parquet flow-log object: {message}"
+    ))
+}
+
+/// Fails on `fault`, or, for a bad object when bad objects are skipped,
+/// reports it (with the `records` read before it) and goes on.
+fn give_up(object: &str, settings: &ReadSettings, records: u64, fault: Fault) -> Result<()> {
+    match fault {
+        Fault::Failed(e) => Err(e),
+        Fault::Bad(reason) => {
+            let error = Error::BadObject {
+                object: object.to_string(),
+                reason,
+            };
+            if !settings.skip_bad_objects {
+                return Err(error.into());
             }
+            settings
+                .report
+                .skipped_object(object, error.to_string(), records);
+            Ok(())
         }
     }
 }
@@ -474,6 +638,19 @@ impl PhysicalExprAdapterFactory for ColumnBinding {
         logical_file_schema: SchemaRef,
         physical_file_schema: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
+        self.check(&logical_file_schema, &physical_file_schema)?;
+        DefaultPhysicalExprAdapterFactory.create(logical_file_schema, physical_file_schema)
+    }
+}
+
+impl ColumnBinding {
+    /// Checks an object's columns (`physical_file_schema`) against the
+    /// table's (`logical_file_schema`), reporting those the table lacks.
+    fn check(
+        &self,
+        logical_file_schema: &SchemaRef,
+        physical_file_schema: &datafusion::arrow::datatypes::Schema,
+    ) -> Result<()> {
         let mut narrowed = Vec::new();
         for field in physical_file_schema.fields() {
             let Ok(table_field) = logical_file_schema.field_with_name(field.name()) else {
@@ -519,7 +696,7 @@ impl PhysicalExprAdapterFactory for ColumnBinding {
             .into());
         }
         *self.narrowed.lock().unwrap_or_else(|e| e.into_inner()) = narrowed;
-        DefaultPhysicalExprAdapterFactory.create(logical_file_schema, physical_file_schema)
+        Ok(())
     }
 }
 
@@ -529,7 +706,10 @@ impl PhysicalExprAdapterFactory for ColumnBinding {
 struct ObjectBytesFactory {
     store: Arc<dyn ObjectStore>,
     report: Arc<ScanReport>,
-    reads_columns: bool,
+    /// Fetch objects up to [`MAX_WHOLE_OBJECT`] whole.
+    whole: bool,
+    /// The store is the local file system: read files directly.
+    local: bool,
 }
 
 impl ParquetFileReaderFactory for ObjectBytesFactory {
@@ -541,12 +721,23 @@ impl ParquetFileReaderFactory for ObjectBytesFactory {
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
         let size = file.object_meta.size;
-        if self.reads_columns && size <= MAX_WHOLE_OBJECT {
+        if self.whole && size <= MAX_WHOLE_OBJECT {
             return Ok(Box::new(WholeObject {
                 store: Arc::clone(&self.store),
                 location: file.object_meta.location.clone(),
                 size,
                 body: None,
+                report: Arc::clone(&self.report),
+            }));
+        }
+        if self.local {
+            let path = object_store::local::LocalFileSystem::new()
+                .path_to_filesystem(&file.object_meta.location)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            return Ok(Box::new(LocalFile {
+                path,
+                file: None,
+                size,
                 report: Arc::clone(&self.report),
             }));
         }
@@ -620,14 +811,75 @@ impl AsyncFileReader for WholeObject {
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
         async move {
             let body = self.body().await?;
-            // The page index costs no I/O here: read it whenever present.
             let reader = ParquetMetaDataReader::new()
                 .with_metadata_options(options.map(|o| o.metadata_options().clone()))
-                .with_page_index_policy(PageIndexPolicy::Optional);
+                .with_page_index_policy(PageIndexPolicy::Skip);
             Ok(Arc::new(reader.parse_and_finish(&body)?))
         }
         .boxed()
     }
+}
+
+/// A local file, its ranges read where they are asked for: a footer or a
+/// column chunk from the page cache costs less than handing the read to
+/// another thread, which the object store's local reads do.
+struct LocalFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    size: u64,
+    report: Arc<ScanReport>,
+}
+
+impl LocalFile {
+    fn read(&mut self, range: Range<u64>) -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(std::fs::File::open(&self.path)?),
+        };
+        let mut buffer = vec![0u8; range.end.saturating_sub(range.start) as usize];
+        file.read_exact_at(&mut buffer, range.start)?;
+        self.report.add_compressed_bytes(buffer.len() as u64);
+        Ok(Bytes::from(buffer))
+    }
+}
+
+impl AsyncFileReader for LocalFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, ParquetError>> {
+        let read = self.read(range).map_err(|e| {
+            ParquetError::External(Box::new(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }))
+        });
+        futures::future::ready(read).boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
+        async move {
+            let size = self.size;
+            let reader = footer_reader(options);
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+        }
+        .boxed()
+    }
+}
+
+/// A reader of a footer and what `options` ask for beside it, fetching
+/// [`FOOTER_HINT_BYTES`] first.
+fn footer_reader(options: Option<&ArrowReaderOptions>) -> ParquetMetaDataReader {
+    let mut reader = ParquetMetaDataReader::new()
+        .with_metadata_options(options.map(|o| o.metadata_options().clone()))
+        .with_prefetch_hint(Some(FOOTER_HINT_BYTES));
+    if let Some(options) = options {
+        reader = reader
+            .with_column_index_policy(options.column_index_policy())
+            .with_offset_index_policy(options.offset_index_policy());
+    }
+    reader
 }
 
 /// DataFusion's ranged reader, counting the bytes it fetches (the footer
@@ -660,14 +912,7 @@ impl AsyncFileReader for CountedRanges {
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
         async move {
             let size = self.size;
-            let mut reader = ParquetMetaDataReader::new()
-                .with_metadata_options(options.map(|o| o.metadata_options().clone()))
-                .with_prefetch_hint(Some(FOOTER_HINT_BYTES));
-            if let Some(options) = options {
-                reader = reader
-                    .with_column_index_policy(options.column_index_policy())
-                    .with_offset_index_policy(options.offset_index_policy());
-            }
+            let reader = footer_reader(options);
             Ok(Arc::new(reader.load_and_finish(self, size).await?))
         }
         .boxed()

@@ -26,6 +26,12 @@ const READ_AHEAD_OBJECTS: usize = 8;
 /// within it, so a `LIMIT` over local files opens no more than it needs.
 const WIDEN_READ_AHEAD_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// How many objects in a row a partition may find not yet open when it
+/// finishes the one before, before it reads [`READ_AHEAD_OBJECTS`] ahead:
+/// objects that take no time to read (a `count(*)` over Parquet, which
+/// reads footers only) would otherwise be opened one after another.
+const WIDEN_READ_AHEAD_AFTER_WAITS: usize = 4;
+
 /// Listed (compressed) bytes each partition opens ahead at most, so a run
 /// of large objects does not hold many of them in memory.
 const READ_AHEAD_BYTES: u64 = 16 << 20;
@@ -65,6 +71,8 @@ pub(super) struct PartitionReader {
     depth: usize,
     /// The feed has said the listing is over and its queue empty.
     listed_all: bool,
+    /// Objects in a row that were not open yet when their turn came.
+    waits: usize,
 }
 
 impl PartitionReader {
@@ -78,6 +86,7 @@ impl PartitionReader {
             ahead: VecDeque::new(),
             depth: 1,
             listed_all: false,
+            waits: 0,
         }
     }
 
@@ -109,13 +118,22 @@ impl PartitionReader {
     }
 
     /// Waits for `opening` to open, meanwhile opening the objects the
-    /// listing finds, within the read-ahead limits; if the wait is long,
-    /// the limits widen, so on a slow store the first objects of a scan,
+    /// listing finds, within the read-ahead limits; if the wait is long, or
+    /// objects keep being not yet open when their turn comes, the limits
+    /// widen, so on a slow store the first objects of a scan,
     /// and any after a slow GET, are requested together.
     async fn wait_reading_ahead(
         &mut self,
         mut opening: SpawnedTask<Result<Batches>>,
     ) -> Result<Result<Batches>, JoinError> {
+        if let std::task::Poll::Ready(opened) = futures::poll!(&mut opening) {
+            self.waits = 0;
+            return opened;
+        }
+        self.waits += 1;
+        if self.waits >= WIDEN_READ_AHEAD_AFTER_WAITS {
+            self.depth = READ_AHEAD_OBJECTS;
+        }
         loop {
             self.read_ahead();
             let room = self.has_room_ahead() && !self.listed_all;

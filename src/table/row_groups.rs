@@ -1,5 +1,4 @@
-//! Which of a query's filters may prune a Parquet object's row groups and
-//! pages.
+//! Which of a query's filters may prune a Parquet object's row groups.
 //!
 //! DataFusion's Parquet reader skips a row group when its statistics show
 //! no row can pass the predicate. It judges the file's values, but flowsql
