@@ -859,18 +859,19 @@ impl AsyncFileReader for LocalFile {
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
-        async move {
-            let size = self.size;
-            let reader = footer_reader(options);
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
-        }
-        .boxed()
+        let size = self.size;
+        read_footer(self, size, options)
     }
 }
 
-/// A reader of a footer and what `options` ask for beside it, fetching
-/// [`FOOTER_HINT_BYTES`] first.
-fn footer_reader(options: Option<&ArrowReaderOptions>) -> ParquetMetaDataReader {
+/// Reads the footer of the `size`-byte object behind `bytes` (and what
+/// `options` ask for beside it), fetching [`FOOTER_HINT_BYTES`] first, so
+/// the footer's bytes go through `bytes` and are counted there.
+fn read_footer<'a, R: AsyncFileReader + Send>(
+    bytes: &'a mut R,
+    size: u64,
+    options: Option<&'a ArrowReaderOptions>,
+) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
     let mut reader = ParquetMetaDataReader::new()
         .with_metadata_options(options.map(|o| o.metadata_options().clone()))
         .with_prefetch_hint(Some(FOOTER_HINT_BYTES));
@@ -879,7 +880,7 @@ fn footer_reader(options: Option<&ArrowReaderOptions>) -> ParquetMetaDataReader 
             .with_column_index_policy(options.column_index_policy())
             .with_offset_index_policy(options.offset_index_policy());
     }
-    reader
+    async move { Ok(Arc::new(reader.load_and_finish(bytes, size).await?)) }.boxed()
 }
 
 /// DataFusion's ranged reader, counting the bytes it fetches (the footer
@@ -910,12 +911,8 @@ impl AsyncFileReader for CountedRanges {
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
-        async move {
-            let size = self.size;
-            let reader = footer_reader(options);
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
-        }
-        .boxed()
+        let size = self.size;
+        read_footer(self, size, options)
     }
 }
 

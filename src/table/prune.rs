@@ -22,6 +22,7 @@ use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Column, DFSchema, Result, ScalarValue};
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::PhysicalExpr;
 
@@ -217,21 +218,6 @@ fn path_batch(schema: &SchemaRef, rows: &[PathValues]) -> Result<RecordBatch> {
 /// Days since 1970-01-01, the Date32 encoding.
 pub(crate) fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-fn split_conjunction(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::And,
-            right,
-        }) => {
-            let mut parts = split_conjunction(left);
-            parts.extend(split_conjunction(right));
-            parts
-        }
-        other => vec![other],
-    }
 }
 
 /// An inclusive range of integers; `None` is unbounded on that side.

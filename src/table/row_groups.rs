@@ -13,7 +13,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result};
-use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::PhysicalExpr;
 
@@ -28,7 +28,7 @@ pub(super) fn parquet_predicate(
 ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
     let safe: Vec<Expr> = filters
         .iter()
-        .flat_map(split_and)
+        .flat_map(split_conjunction)
         .filter(|e| !e.is_volatile() && no_null_string_passes(e, record_columns))
         .cloned()
         .collect();
@@ -37,21 +37,6 @@ pub(super) fn parquet_predicate(
     };
     let schema = DFSchema::try_from(table.as_ref().clone())?;
     Ok(Some(state.create_physical_expr(predicate, &schema)?))
-}
-
-fn split_and(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::And,
-            right,
-        }) => {
-            let mut out = split_and(left);
-            out.extend(split_and(right));
-            out
-        }
-        other => vec![other],
-    }
 }
 
 /// Whether `expr` is false or NULL whenever a string record column it
