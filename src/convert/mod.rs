@@ -60,10 +60,20 @@ pub(crate) async fn copy_statement(
     ctx: &SessionContext,
     copy: &CopyToStatement,
 ) -> Result<Option<DataFrame>> {
-    let parquet = copy
-        .stored_as
-        .as_deref()
-        .is_none_or(|format| format.eq_ignore_ascii_case("parquet"));
+    // STORED AS PARQUET, or no format and a folder for a target: a target
+    // with an extension (`rows.csv`) is a file for DataFusion's COPY.
+    let parquet = match copy.stored_as.as_deref() {
+        Some(format) => format.eq_ignore_ascii_case("parquet"),
+        None => {
+            let last = copy
+                .target
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
+            copy.target.ends_with('/') || std::path::Path::new(last).extension().is_none()
+        }
+    };
     if !parquet || !copy.partitioned_by.is_empty() || !copy.options.is_empty() {
         return Ok(None);
     }
@@ -93,16 +103,16 @@ pub(crate) async fn copy_statement(
     let destination =
         location::resolve_destination(&ctx.runtime_env(), &copy.target, &table.options().s3)
             .await?;
-    if let Some(root) = table.overlapping_root(&destination.url, &destination.prefix) {
+    if let Some(location) = table.overlapping_location(&destination.url, &destination.prefix) {
         return Err(location::location_error(
             &copy.target,
             format!(
-                "overlaps the flow logs it would convert ({root}); flowsql never writes to a LOCATION: choose a folder outside it"
+                "overlaps the LOCATION {location}; flowsql never writes to a LOCATION: choose a folder outside it"
             ),
         ));
     }
     let state = ctx.state();
-    let scan = table.scan(&state, None, &filters, None).await?;
+    let scan = table.conversion_scan(&state, &filters)?;
     let any: &dyn std::any::Any = scan.as_ref();
     let listing = any
         .downcast_ref::<FlowLogScanExec>()
@@ -408,7 +418,15 @@ async fn convert_one(
     settings.report.object_opened();
     settings.report.add_compressed_bytes(body.len() as u64);
     let converted = match found.format {
-        ObjectFormat::Text => object::text_to_parquet(&name, &body, settings)?,
+        ObjectFormat::Text => {
+            // Gunzip, decoding and encoding: CPU work, off the runtime's
+            // threads, so listings, writes and Ctrl-C are not held up.
+            let (name, settings) = (name.clone(), settings.clone());
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || object::text_to_parquet(&name, &body, &settings))
+                .await
+                .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))??
+        }
         ObjectFormat::Parquet => {
             object::parquet_rows(&name, &body, settings)?.map(|rows| (body.to_vec(), rows))
         }

@@ -100,21 +100,50 @@ pub(crate) async fn resolve(
 }
 
 /// Resolves where a conversion writes: `s3://bucket[/prefix]` as for a
-/// LOCATION, or a local folder, made if missing.
+/// LOCATION, or a local folder, which need not exist yet.
 pub(crate) async fn resolve_destination(
     runtime: &RuntimeEnv,
     destination: &str,
     s3: &S3Options,
 ) -> Result<Location> {
-    if destination.starts_with("s3://") {
+    let local = destination.strip_prefix("file://").unwrap_or(destination);
+    if destination.starts_with("s3://")
+        || local.contains("://")
+        || std::path::Path::new(local).exists()
+    {
         return resolve(runtime, destination, s3).await;
     }
-    let local = destination.strip_prefix("file://").unwrap_or(destination);
-    if !local.contains("://") {
-        std::fs::create_dir_all(local)
-            .map_err(|e| location_error(destination, format!("cannot be made as a folder: {e}")))?;
+    // Not there yet: made by the first object written (a dry run or a
+    // refused conversion makes nothing). Its nearest existing folder says
+    // where it really is (symbolic links resolved).
+    let wanted = std::path::absolute(local)
+        .map_err(|e| location_error(destination, format!("is not a usable path: {e}")))?;
+    let mut existing = wanted.as_path();
+    let mut missing = Vec::new();
+    while !existing.exists() {
+        missing.push(existing.file_name().unwrap_or_default().to_owned());
+        existing = existing.parent().unwrap_or(std::path::Path::new("/"));
     }
-    resolve(runtime, destination, s3).await
+    let mut absolute = std::fs::canonicalize(existing)
+        .map_err(|e| location_error(destination, format!("cannot be opened: {e}")))?;
+    if !absolute.is_dir() {
+        return Err(location_error(
+            destination,
+            "is inside a file, not a folder".to_string(),
+        ));
+    }
+    absolute.extend(missing.iter().rev());
+    let url = ObjectStoreUrl::local_filesystem();
+    let store = runtime.object_store(&url)?;
+    let prefix = Path::from_absolute_path(&absolute)
+        .map_err(|e| location_error(destination, format!("is not a usable path: {e}")))?;
+    Ok(Location {
+        original: destination.to_string(),
+        url,
+        store,
+        prefix,
+        notes: Vec::new(),
+    })
 }
 
 /// A LOCATION that cannot be used, and why.

@@ -231,31 +231,24 @@ struct RowsOnly {
 }
 
 impl RowsOnly {
-    /// `rows` rows of `file`'s path-column values, in batches.
-    fn batches(&self, file: &PartitionedFile, rows: u64) -> Result<Vec<RecordBatch>> {
-        let mut batches = Vec::new();
-        let mut left = rows as usize;
-        while left > 0 {
-            let n = left.min(self.batch_size);
-            left -= n;
-            let columns = self
-                .path_columns
-                .iter()
-                .map(|&i| {
-                    let value = file.partition_values.get(i).ok_or_else(|| {
-                        DataFusionError::Internal("a path column without a value".to_string())
-                    })?;
-                    value.to_array_of_size(n)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let options = RecordBatchOptions::new().with_row_count(Some(n));
-            batches.push(RecordBatch::try_new_with_options(
-                Arc::clone(&self.output),
-                columns,
-                &options,
-            )?);
-        }
-        Ok(batches)
+    /// A batch of `n` rows of `file`'s path-column values.
+    fn batch(&self, file: &PartitionedFile, n: usize) -> Result<RecordBatch> {
+        let columns = self
+            .path_columns
+            .iter()
+            .map(|&i| {
+                let value = file.partition_values.get(i).ok_or_else(|| {
+                    DataFusionError::Internal("a path column without a value".to_string())
+                })?;
+                value.to_array_of_size(n)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.output),
+            columns,
+            &options,
+        )?)
     }
 }
 
@@ -369,22 +362,34 @@ impl ParquetOpener {
                 binding
                     .check(&logical, &physical)
                     .map_err(|e| fault(&object, &binding, e))?;
-                Ok(file_metadata.num_rows().max(0) as u64)
+                // The row groups' counts, not the file's own field: they
+                // are what a full read would return.
+                let rows: i64 = metadata
+                    .row_groups()
+                    .iter()
+                    .map(|g| g.num_rows().max(0))
+                    .sum();
+                Ok(rows as u64)
             }
             .await;
-            let batches = match counted {
+            let rows = match counted {
                 Ok(rows) => {
                     settings.report.add_records(rows);
                     records_read.add(rows as usize);
                     settings.report.object_finished();
-                    batches.batches(&file, rows)?
+                    rows
                 }
                 Err(fault) => {
                     give_up(&object, &settings, 0, fault)?;
-                    Vec::new()
+                    0
                 }
             };
-            Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+            // Made as they are taken: a footer's count is not memory.
+            let sizes = (0..rows)
+                .step_by(batches.batch_size.max(1))
+                .map(move |start| (rows - start).min(batches.batch_size.max(1) as u64));
+            let made = sizes.map(move |n| batches.batch(&file, n as usize));
+            Ok(futures::stream::iter(made).boxed())
         }
         .boxed())
     }
@@ -517,6 +522,13 @@ fn fault(object: &str, binding: &ColumnBinding, error: DataFusionError) -> Fault
     if let Some(store_error) = store_error(&error) {
         return Fault::Failed(unreadable(object, store_error));
     }
+    if matches!(
+        error.find_root(),
+        DataFusionError::ResourcesExhausted(_) | DataFusionError::ExecutionJoin(_)
+    ) {
+        // Not the object's fault: never passed over as a bad object.
+        return Fault::Failed(error);
+    }
     let narrowed = binding.narrowed.lock().unwrap_or_else(|e| e.into_inner());
     let message = error.to_string();
     if message.contains("Cast error") && !narrowed.is_empty() {
@@ -616,9 +628,9 @@ fn conversion(file: &DataType, table: &DataType) -> Conversion {
         (Utf8View, Utf8 | LargeUtf8) => Conversion::Lossless,
         // Bytes without a String annotation: checked to be UTF-8.
         (Utf8View, Binary | LargeBinary | BinaryView) => Conversion::Checked,
-        (Utf8View, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64) => {
-            Conversion::Lossless
-        }
+        // Numbers, times and booleans as their text (a column the catalogue
+        // does not know is a string column whatever the writer chose).
+        (Utf8View, f) if f.is_primitive() || *f == Boolean => Conversion::Lossless,
         _ => Conversion::Refused,
     }
 }
@@ -833,6 +845,16 @@ struct LocalFile {
 impl LocalFile {
     fn read(&mut self, range: Range<u64>) -> std::io::Result<Bytes> {
         use std::os::unix::fs::FileExt;
+        // A corrupt footer may ask for any range: never allocate past the file.
+        if range.start > range.end || range.end > self.size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "range {range:?} is past the end of a {}-byte object",
+                    self.size
+                ),
+            ));
+        }
         let file = match &mut self.file {
             Some(file) => file,
             None => self.file.insert(std::fs::File::open(&self.path)?),
@@ -937,7 +959,13 @@ mod tests {
         assert_eq!(conversion(&Binary, &Utf8View), Conversion::Checked);
         assert_eq!(conversion(&Utf8, &Int32), Conversion::Refused);
         assert_eq!(conversion(&Float64, &Int64), Conversion::Refused);
-        assert_eq!(conversion(&Boolean, &Utf8View), Conversion::Refused);
+        assert_eq!(conversion(&Float64, &Utf8View), Conversion::Lossless);
+        assert_eq!(conversion(&Boolean, &Utf8View), Conversion::Lossless);
+        let list = List(Arc::new(datafusion::arrow::datatypes::Field::new(
+            "x", Int32, true,
+        )));
+        assert_eq!(conversion(&list, &Utf8View), Conversion::Refused);
+        assert_eq!(conversion(&Boolean, &Int32), Conversion::Refused);
     }
 
     #[test]

@@ -114,6 +114,11 @@ impl Default for FlowLogOptions {
 /// ```
 pub struct FlowLogTable {
     roots: Vec<Root>,
+    /// Each LOCATION's store and folder, which nothing may write into.
+    locations: Vec<(
+        datafusion::execution::object_store::ObjectStoreUrl,
+        object_store::path::Path,
+    )>,
     table_schema: TableSchema,
     options: FlowLogOptions,
     report: Arc<ScanReport>,
@@ -178,12 +183,14 @@ impl FlowLogTable {
         let mut tokens = memory.as_ref().map(|m| m.fields()).unwrap_or_default();
         let report = Arc::new(ScanReport::remembering_fields(memory));
         let mut roots = Vec::new();
+        let mut folders = Vec::new();
         // Each root's accounts, listed once for the check and the sample.
         let mut accounts = Vec::new();
         let mut notes = Vec::new();
         for location in locations {
             let location = location::resolve(runtime, location.as_ref(), &options.s3).await?;
             notes.extend(location.notes.iter().cloned());
+            folders.push((location.url.clone(), location.prefix.clone()));
             let mut any = false;
             for root in find_awslogs(&location, &report, concurrency).await? {
                 let root_accounts = list_accounts(&root, &PathPredicate::empty()).await?;
@@ -205,6 +212,7 @@ impl FlowLogTable {
             .build();
         Ok(Self {
             roots,
+            locations: folders,
             table_schema,
             options,
             report,
@@ -223,28 +231,21 @@ impl FlowLogTable {
         Arc::clone(&self.report)
     }
 
-    /// An `AWSLogs/` root (as a user names it) that a conversion writing
-    /// below `prefix` of the store at `url` would write into or beside,
-    /// if any: `prefix` inside the folder above a root, or `prefix/AWSLogs`
-    /// holding one.
-    pub(crate) fn overlapping_root(
+    /// The LOCATION (as a user names it) that a conversion writing below
+    /// `prefix` of the store at `url` would write into, or whose folder it
+    /// would hold, if any.
+    pub(crate) fn overlapping_location(
         &self,
         url: &datafusion::execution::object_store::ObjectStoreUrl,
         prefix: &object_store::path::Path,
     ) -> Option<String> {
-        let written = prefix.clone().join(layout::AWS_LOGS);
-        self.roots
+        self.locations
             .iter()
-            .filter(|root| &root.url == url)
-            .find(|root| {
-                let location: object_store::path::Path = root
-                    .awslogs
-                    .parts()
-                    .take(root.awslogs.parts().count().saturating_sub(1))
-                    .collect();
-                prefix.prefix_matches(&location) || root.awslogs.prefix_matches(&written)
+            .find(|(location_url, location)| {
+                location_url == url
+                    && (prefix.prefix_matches(location) || location.prefix_matches(prefix))
             })
-            .map(|root| crate::scan::text::object_display(&root.url, &root.awslogs))
+            .map(|(url, location)| crate::scan::text::object_display(url, location))
     }
 
     /// The options the table was opened with.
@@ -289,7 +290,30 @@ impl TableProvider for FlowLogTable {
         // The LIMIT above the scan stops it by dropping its streams.
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (predicate, window, record_filter) = if self.options.pruning {
+        self.build_scan(state, projection, filters, self.options.pruning)
+    }
+}
+
+impl FlowLogTable {
+    /// The scan of the objects whose path columns pass `filters`, listed
+    /// with them whatever [`FlowLogOptions::pruning`] says: a conversion
+    /// chooses its objects by them.
+    pub(crate) fn conversion_scan(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.build_scan(state, None, filters, true)
+    }
+
+    fn build_scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        pruning: bool,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (predicate, window, record_filter) = if pruning {
             (
                 PathPredicate::try_new(state, filters)?,
                 TimeWindow::from_filters(filters, self.options.time_slack_seconds),
@@ -304,7 +328,7 @@ impl TableProvider for FlowLogTable {
             )
         };
         let record_filter = Arc::new(record_filter);
-        let parquet_predicate = if self.options.pruning {
+        let parquet_predicate = if pruning {
             row_groups::parquet_predicate(
                 state,
                 filters,
@@ -319,7 +343,10 @@ impl TableProvider for FlowLogTable {
             self.roots.clone(),
             predicate,
             window,
-            self.options.clone(),
+            FlowLogOptions {
+                pruning,
+                ..self.options.clone()
+            },
             Arc::clone(&self.report),
         );
         let settings = ReadSettings {

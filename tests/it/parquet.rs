@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
 use flowsql::internals::Grammar;
@@ -394,6 +396,10 @@ async fn other_integer_widths_are_widened_or_checked_and_unknown_columns_named()
                 Arc::new(StringArray::from(vec!["10.1.1.1", "-"])),
             ),
             ("custom_thing", Arc::new(StringArray::from(vec!["x", "y"]))),
+            (
+                "custom_ratio",
+                Arc::new(Float64Array::from(vec![0.5, 1.25])),
+            ),
         ],
     );
     let got = rows(
@@ -419,10 +425,10 @@ async fn other_integer_widths_are_widened_or_checked_and_unknown_columns_named()
     assert_eq!(
         rows(
             &reopened,
-            "SELECT custom_thing FROM vpc_flow_logs WHERE version = 7 ORDER BY 1"
+            "SELECT custom_thing, custom_ratio FROM vpc_flow_logs WHERE version = 7 ORDER BY 1"
         )
         .await,
-        vec![vec!["x"], vec!["y"]]
+        vec![vec!["x", "0.5"], vec!["y", "1.25"]]
     );
 
     // A BIGINT value that does not fit the INT column is an error naming the column.
@@ -595,6 +601,16 @@ async fn a_where_on_path_columns_picks_what_is_converted_and_other_filters_are_r
             .all(|f| f.contains("aws-region=us-east-1/")),
     );
 
+    // Without pruning the WHERE still picks the objects.
+    let unpruned = local_context(&bucket(), false).await;
+    let out_unpruned = out.path().join("unpruned");
+    let sql = format!(
+        "COPY (SELECT * FROM vpc_flow_logs WHERE {filter}) TO '{}'",
+        out_unpruned.display()
+    );
+    let unpruned_written = flowsql_sql(&unpruned, &sql).await.unwrap();
+    assert_eq!(unpruned_written[0][..3], written[0][..3]);
+
     let refused = flowsql_sql(
         &ctx,
         &format!(
@@ -622,6 +638,28 @@ async fn a_where_on_path_columns_picks_what_is_converted_and_other_filters_are_r
         ),
         "{into_source}"
     );
+    // Nor into a new folder inside one, which is not even made.
+    let inside = bucket().join("converted-here");
+    let into_new = flowsql_sql(
+        &ctx,
+        &format!("COPY vpc_flow_logs TO '{}'", inside.display()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            flowsql::Error::find(&into_new),
+            Some(flowsql::Error::Location { .. })
+        ),
+        "{into_new}"
+    );
+    assert!(!inside.exists());
+    // A target with an extension and no STORED AS is a file for DataFusion.
+    let csv = out.path().join("rows.csv");
+    flowsql_sql(&ctx, &format!("COPY vpc_flow_logs TO '{}'", csv.display()))
+        .await
+        .unwrap();
+    assert!(csv.is_file());
     // Any other COPY is DataFusion's.
     let plain = out.path().join("rejects.parquet");
     flowsql_sql(
