@@ -793,3 +793,60 @@ fn a_conversion_killed_half_way_leaves_no_complete_looking_object() {
         assert_eq!(footer.file_metadata().num_rows(), 30_000);
     }
 }
+
+#[tokio::test]
+async fn snappy_zstd_and_uncompressed_objects_read_as_gzip_ones() {
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let (dir, day) = parquet_tree(1, 10);
+    let codecs = [
+        ("snappy", Compression::SNAPPY),
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ("plain", Compression::UNCOMPRESSED),
+    ];
+    for (slot, (tag, codec)) in codecs.into_iter().enumerate() {
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "version",
+                Arc::new(Int32Array::from(vec![9, 9, 9])) as ArrayRef,
+            ),
+            (
+                "bytes",
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    None,
+                    Some(slot as i64 + 10),
+                ])),
+            ),
+            (
+                "action",
+                Arc::new(StringArray::from(vec![Some("ACCEPT"), Some("-"), None])),
+            ),
+        ])
+        .unwrap();
+        let properties = WriterProperties::builder().set_compression(codec).build();
+        let path = object_name(&day, 120 + slot as u32, tag);
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            Some(properties),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    let ctx = context(dir.path(), &skipping(false)).await;
+    assert_eq!(
+        rows(
+            &ctx,
+            "SELECT flow_log_id, count(*), sum(bytes), count(action) FROM vpc_flow_logs \
+             WHERE version = 9 GROUP BY 1 ORDER BY 1"
+        )
+        .await,
+        vec![
+            vec!["fl-plain", "3", "13", "1"],
+            vec!["fl-snappy", "3", "11", "1"],
+            vec!["fl-zstd", "3", "12", "1"],
+        ]
+    );
+}
