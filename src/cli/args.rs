@@ -87,8 +87,8 @@ pub(crate) struct Args {
     pub(crate) strict: bool,
 
     /// Pass over objects that are not readable flow logs (corrupt, truncated
-    /// or empty gzip, no header line), naming each in a warning, instead of
-    /// failing the statement
+    /// or empty gzip or Parquet, no header line), naming each in a warning,
+    /// instead of failing the statement
     #[arg(long)]
     pub(crate) skip_bad_objects: bool,
 
