@@ -566,6 +566,15 @@ fn give_up(object: &str, settings: &ReadSettings, records: u64, fault: Fault) ->
 
 /// `array` with every `-` made NULL (no copy when there is none).
 fn dash_as_null(array: &ArrayRef) -> Result<ArrayRef> {
+    // A short string's view holds it inline, zero-padded, after its length:
+    // comparing whole views finds a `-` without a comparison kernel, and
+    // most chunks hold none.
+    const DASH_VIEW: u128 = 1 | ((b'-' as u128) << 32);
+    if let Some(views) = array.as_any().downcast_ref::<StringViewArray>()
+        && !views.views().iter().any(|view| *view == DASH_VIEW)
+    {
+        return Ok(Arc::clone(array));
+    }
     let dash = Scalar::new(StringViewArray::from(vec!["-"]));
     let is_dash = eq(array, &dash)?;
     if is_dash.true_count() == 0 {
@@ -979,5 +988,15 @@ mod tests {
         let out = dash_as_null(&array).unwrap();
         assert_eq!(out.null_count(), 2);
         assert!(out.is_null(0) && out.is_null(1) && out.is_valid(2) && out.is_valid(3));
+        // Among long strings too; and an array without one is passed on as it is.
+        let long: ArrayRef = Arc::new(StringViewArray::from(vec![
+            "eni-0123456789abcdef0",
+            "-",
+            "eni-0123456789abcdef1",
+        ]));
+        let out = dash_as_null(&long).unwrap();
+        assert!(out.is_valid(0) && out.is_null(1) && out.is_valid(2));
+        let none: ArrayRef = Arc::new(StringViewArray::from(vec!["eni-0123456789abcdef0", "-1"]));
+        assert!(Arc::ptr_eq(&dash_as_null(&none).unwrap(), &none));
     }
 }
