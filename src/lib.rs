@@ -98,7 +98,9 @@ pub use error::{Error, StoreProblem};
 pub use location::S3Options;
 pub use report::{MalformedLine, REJECTS_TABLE, ScanReport, ScanSummary, SkippedObject};
 pub use scan::list_scans;
-pub use session::{DEFAULT_TABLE_NAME, SessionOptions, new_context, scan_report, table_notes};
+pub use session::{
+    DEFAULT_TABLE_NAME, SessionOptions, new_context, recorded_columns, scan_report, table_notes,
+};
 pub use sql::dialect::{Executed, execute_statement, parse_statements, sql};
 pub use sql::functions::ipaddress::ipaddresses_as_text;
 pub use table::{FlowLogOptions, FlowLogTable};

@@ -117,6 +117,46 @@ pub async fn table_notes(ctx: &SessionContext, table_name: &str) -> Result<Vec<S
         .unwrap_or_default())
 }
 
+/// For each column of the flow-log table registered as `table_name`, in
+/// table order, whether the flow-log formats seen so far record it:
+/// `"path"` (its value comes from the object's key), `"yes"` (the header or
+/// footer of some object seen records the field), `"no"` (none does: the
+/// column is NULL in every record read so far) or `"not yet seen"` (no
+/// object has been sampled or read yet). `None` when `table_name` is not a
+/// flow-log table.
+pub async fn recorded_columns(
+    ctx: &SessionContext,
+    table_name: &str,
+) -> Result<Option<Vec<(String, &'static str)>>> {
+    let provider = ctx.table_provider(table_name).await?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    let Some(table) = any.downcast_ref::<FlowLogTable>() else {
+        return Ok(None);
+    };
+    let recorded = table.report().recorded_columns();
+    let path: Vec<&str> = crate::catalogue::path_column_names().collect();
+    Ok(Some(
+        provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                let name = field.name();
+                let origin = if path.contains(&name.as_str()) {
+                    "path"
+                } else {
+                    match &recorded {
+                        None => "not yet seen",
+                        Some(recorded) if recorded.contains(name) => "yes",
+                        Some(_) => "no",
+                    }
+                };
+                (name.clone(), origin)
+            })
+            .collect(),
+    ))
+}
+
 /// The scan report of the flow-log table registered as `table_name`.
 pub async fn scan_report(ctx: &SessionContext, table_name: &str) -> Result<Arc<ScanReport>> {
     let provider = ctx.table_provider(table_name).await?;

@@ -23,7 +23,10 @@ use super::saved;
 /// The backslash commands and what they do.
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("\\d", "list tables"),
-    ("\\d TABLE", "list a table's columns and types"),
+    (
+        "\\d TABLE",
+        "list a table's columns, types and which fields the logs record",
+    ),
     ("\\saved", "list the saved queries"),
     ("\\run NAME [PARAM=VALUE ...]", "run a saved query"),
     (
@@ -295,16 +298,41 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                     "no table named `{table}` (\\d lists the tables)"
                 )));
             }
+            let recorded = flowsql::recorded_columns(&shell.ctx, table).await?;
             let table = table.replace('\'', "''");
+            let Some(recorded) = recorded else {
+                shell
+                    .run_sql(
+                        &format!(
+                            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+                             WHERE table_name = '{table}' ORDER BY ordinal_position;"
+                        ),
+                        true,
+                    )
+                    .await?;
+                return Ok(CommandOutcome::Continue);
+            };
+            let origins: Vec<String> = recorded
+                .iter()
+                .map(|(name, origin)| format!("('{}', '{origin}')", name.replace('\'', "''")))
+                .collect();
             shell
                 .run_sql(
                     &format!(
-                        "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
-                         WHERE table_name = '{table}' ORDER BY ordinal_position;"
+                        "SELECT c.column_name, c.data_type, c.is_nullable, r.recorded \
+                         FROM information_schema.columns c \
+                         JOIN (VALUES {}) AS r(name, recorded) ON c.column_name = r.name \
+                         WHERE c.table_name = '{table}' ORDER BY c.ordinal_position;",
+                        origins.join(", ")
                     ),
                     true,
                 )
                 .await?;
+            println!(
+                "recorded: whether a flow-log format seen so far (headers sampled at opening \
+                 and of every object read since) records the field; a `no` column is NULL in \
+                 every record read."
+            );
         }
         ("\\saved", []) => {
             for query in saved::all() {

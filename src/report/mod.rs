@@ -69,6 +69,10 @@ pub struct ScanReport {
     /// Where header fields without a column are remembered for the next
     /// opening, if anywhere.
     field_memory: Option<Arc<FieldMemory>>,
+    /// The columns some object's header or footer records, from the
+    /// objects sampled at opening and every object read since (`None`
+    /// until one is); kept across statements.
+    recorded: Mutex<Option<BTreeSet<String>>>,
 }
 
 /// How many listed prefixes are kept, for a dry run to show.
@@ -271,6 +275,30 @@ impl ScanReport {
             reason,
             records_before,
         });
+    }
+
+    /// Notes the fields one object records (header tokens or column
+    /// names).
+    pub(crate) fn fields_recorded<'a>(&self, fields: impl IntoIterator<Item = &'a str>) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let recorded = recorded.get_or_insert_with(BTreeSet::new);
+        for field in fields {
+            let name = crate::catalogue::column_name(field);
+            if !recorded.contains(&name) {
+                recorded.insert(name);
+            }
+        }
+    }
+
+    /// The columns that the header or footer of some object seen so far
+    /// records (sampled when the table opened, or read by a statement);
+    /// `None` while no object has been seen. A column outside it is NULL in
+    /// every record seen.
+    pub fn recorded_columns(&self) -> Option<BTreeSet<String>> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn hidden_field(&self, object: &str, field: &str) {

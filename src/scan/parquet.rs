@@ -716,6 +716,12 @@ impl ColumnBinding {
             }
             .into());
         }
+        self.report.fields_recorded(
+            physical_file_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str()),
+        );
         *self.narrowed.lock().unwrap_or_else(|e| e.into_inner()) = narrowed;
         Ok(())
     }

@@ -532,6 +532,9 @@ impl ObjectReader {
             && let Some(header) = decoder.header()
         {
             self.header_checked = true;
+            self.settings
+                .report
+                .fields_recorded(header.tokens().iter().map(String::as_str));
             for token in header.tokens() {
                 let name = crate::catalogue::column_name(token);
                 if self.table_columns.index_of(&name).is_err() {

@@ -20,6 +20,7 @@ use super::layout::{AccountFolder, DatePart, ObjectFormat};
 use super::listing::{Root, child_folders, join, list_objects, list_regions};
 use super::prune::PathPredicate;
 use crate::catalogue::Header;
+use crate::report::ScanReport;
 use chrono::NaiveDate;
 
 /// Reads the header of one object from its first bytes.
@@ -52,9 +53,8 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
     Header::parse(line.strip_suffix(b"\r").unwrap_or(line)).ok()
 }
 
-/// The fields of one Parquet object that the catalogue does not know, as
-/// header tokens, from its footer.
-async fn read_parquet_unknown_fields(
+/// The fields of one Parquet object, as header tokens, from its footer.
+async fn read_parquet_fields(
     store: &Arc<dyn ObjectStore>,
     meta: &ObjectMeta,
 ) -> Option<Vec<String>> {
@@ -78,9 +78,7 @@ async fn read_parquet_unknown_fields(
             .root_schema()
             .get_fields()
             .iter()
-            .map(|field| field.name())
-            .filter(|name| crate::catalogue::catalogue_column(name).is_none())
-            .map(|name| name.replace('_', "-"))
+            .map(|field| field.name().replace('_', "-"))
             .collect(),
     )
 }
@@ -92,11 +90,13 @@ pub(super) const SAMPLED_REGIONS: usize = 8;
 /// flow log in the newest day folder of every account and region, when the
 /// roots hold at most [`SAMPLED_REGIONS`] of them; none otherwise. A flow
 /// log's format is fixed for its life and its id is in every file name, so
-/// one header per flow log is enough.
+/// one header per flow log is enough. Every sampled object's fields go to
+/// `report` ([`ScanReport::fields_recorded`]).
 pub(super) async fn sample_unknown_fields(
     roots: &[Root],
     accounts: &[Vec<AccountFolder>],
     options: &FlowLogOptions,
+    report: &ScanReport,
 ) -> Result<Vec<String>> {
     let concurrency = options.listing_concurrency.max(1);
     let no_filter = PathPredicate::empty();
@@ -135,12 +135,18 @@ pub(super) async fn sample_unknown_fields(
                 match format {
                     ObjectFormat::Text => {
                         if let Some(header) = read_header(root.store.as_ref(), meta).await {
+                            report.fields_recorded(header.tokens().iter().map(String::as_str));
                             unknown.extend(header.unknown_tokens().map(str::to_string));
                         }
                     }
                     ObjectFormat::Parquet => {
-                        if let Some(fields) = read_parquet_unknown_fields(&root.store, meta).await {
-                            unknown.extend(fields);
+                        if let Some(fields) = read_parquet_fields(&root.store, meta).await {
+                            report.fields_recorded(fields.iter().map(String::as_str));
+                            unknown.extend(
+                                fields
+                                    .into_iter()
+                                    .filter(|f| crate::catalogue::catalogue_field(f).is_none()),
+                            );
                         }
                     }
                 }

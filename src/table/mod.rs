@@ -205,7 +205,9 @@ impl FlowLogTable {
                 ));
             }
         }
-        tokens.extend(header_sample::sample_unknown_fields(&roots, &accounts, &options).await?);
+        tokens.extend(
+            header_sample::sample_unknown_fields(&roots, &accounts, &options, &report).await?,
+        );
         let extra = extra_columns(tokens);
         let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
             .with_table_partition_cols(catalogue::path_fields())

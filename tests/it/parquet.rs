@@ -850,3 +850,75 @@ async fn snappy_zstd_and_uncompressed_objects_read_as_gzip_ones() {
         ]
     );
 }
+
+/// The fields the headers of the text objects under `dir` name, as column
+/// names, read with flate2.
+fn fields_in_headers(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut fields = std::collections::BTreeSet::new();
+    for file in walk(dir) {
+        let path = file.to_str().unwrap();
+        if !(path.ends_with(".log.gz") && path.contains("vpcflowlogs")) {
+            continue;
+        }
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let header = text.lines().next().unwrap();
+        fields.extend(header.split(' ').map(|token| token.replace('-', "_")));
+    }
+    fields
+}
+
+#[tokio::test]
+async fn describe_says_which_fields_the_objects_record() {
+    let want = fields_in_headers(&bucket());
+    let path = [
+        "aws_account_id",
+        "aws_region",
+        "date",
+        "hour",
+        "flow_log_id",
+        "file_time",
+    ];
+    let mixed = mixed_bucket();
+    for dir in [bucket(), mixed.path().to_path_buf()] {
+        let ctx = local_context(&dir, true).await;
+        let recorded = |columns: Vec<(String, &'static str)>, origin: &str| {
+            columns
+                .into_iter()
+                .filter(|(_, o)| *o == origin)
+                .map(|(name, _)| name)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        // A small tree is sampled when it opens: what it finds is true.
+        let sampled = flowsql::recorded_columns(&ctx, "vpc_flow_logs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            recorded(sampled.clone(), "path"),
+            path.map(String::from).into()
+        );
+        let seen = recorded(sampled, "yes");
+        assert!(!seen.is_empty() && seen.is_subset(&want), "{seen:?}");
+        // Once every object has been read, exactly the headers' fields.
+        rows(&ctx, "SELECT count(*) FROM vpc_flow_logs").await;
+        let columns = flowsql::recorded_columns(&ctx, "vpc_flow_logs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(recorded(columns.clone(), "yes"), want, "{}", dir.display());
+        let not = recorded(columns, "no");
+        assert!(not.contains("pkt_srcaddr") || want.contains("pkt_srcaddr"));
+        assert!(not.is_disjoint(&want) && !not.is_empty());
+    }
+    // Not a flow-log table.
+    let ctx = local_context(&bucket(), true).await;
+    assert!(
+        flowsql::recorded_columns(&ctx, flowsql::REJECTS_TABLE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -42,7 +42,9 @@ fn multi_line_statements_commands_errors_and_history() {
     enter(&mut session, "\\d");
     session.exp_string("| vpc_flow_logs").unwrap();
     enter(&mut session, "\\d vpc_flow_logs");
+    session.exp_string("| recorded ").unwrap();
     session.exp_string("| pkt_srcaddr ").unwrap();
+    session.exp_string("recorded: whether a flow-log format").unwrap();
 
     // An error does not end the shell; the next statement runs.
     enter(&mut session, "SELECT no_such_column FROM vpc_flow_logs;");
