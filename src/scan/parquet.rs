@@ -571,7 +571,7 @@ fn dash_as_null(array: &ArrayRef) -> Result<ArrayRef> {
     // most chunks hold none.
     const DASH_VIEW: u128 = 1 | ((b'-' as u128) << 32);
     if let Some(views) = array.as_any().downcast_ref::<StringViewArray>()
-        && !views.views().iter().any(|view| *view == DASH_VIEW)
+        && !views.views().contains(&DASH_VIEW)
     {
         return Ok(Arc::clone(array));
     }
