@@ -102,6 +102,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
+    /// Draw each result as a chart in the terminal instead of a table: a
+    /// date or time first column gives bars over time, any other first
+    /// column a bar per row; every numeric column is a series
+    #[arg(long)]
+    pub(crate) chart: bool,
+
     /// AWS profile for s3:// locations [default: AWS_PROFILE, else default]
     #[arg(long, value_name = "NAME")]
     pub(crate) profile: Option<String>,

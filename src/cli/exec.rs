@@ -13,10 +13,10 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
 
-use super::Exit;
 use super::messages::{print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout, human_bytes};
 use super::progress::Progress;
+use super::{Exit, chart};
 
 /// What a statement run ended with, besides success.
 #[derive(Debug)]
@@ -64,6 +64,10 @@ pub(crate) struct Shell {
     pub(crate) dry_run: bool,
     /// In table format, leave out the columns NULL in every row.
     pub(crate) hide_null_columns: bool,
+    /// Draw results as charts instead of printing them.
+    pub(crate) chart: bool,
+    /// The last result with columns, for `\chart` to draw.
+    pub(crate) last_result: Option<(SchemaRef, Vec<RecordBatch>)>,
 }
 
 impl Shell {
@@ -110,7 +114,12 @@ impl Shell {
         let (schema, batches) = outcome?;
         let rows = print::row_count(&batches);
         if !schema.fields().is_empty() {
-            self.print(&schema, &batches)?;
+            if self.chart {
+                self.draw(&schema, &batches)?;
+            } else {
+                self.print(&schema, &batches)?;
+            }
+            self.last_result = Some((schema, batches));
         }
         if self.timing {
             let summary = self.report.summary();
@@ -151,6 +160,16 @@ impl Shell {
                 summary.list_requests as usize - summary.listed_prefixes.len()
             );
         }
+        Ok(())
+    }
+
+    /// Draws a result as a chart that fits the terminal.
+    pub(crate) fn draw(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+        let chart = chart::render(schema, batches, chart::Area::of_terminal())
+            .map_err(|why| DataFusionError::Execution(format!("no chart: {why}")))?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(chart.as_bytes())?;
+        out.flush()?;
         Ok(())
     }
 
@@ -195,4 +214,23 @@ pub(crate) fn terminal_width() -> Option<usize> {
         return Some(columns);
     }
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+}
+
+/// The terminal's width and height: `COLUMNS` and `LINES` where set, else
+/// the size of stdout's terminal; `None` when neither says.
+pub(crate) fn terminal_size() -> Option<(usize, usize)> {
+    let variable = |name| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let terminal = terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(w, h)| (usize::from(w.0), usize::from(h.0)));
+    match (variable("COLUMNS"), variable("LINES"), terminal) {
+        (Some(w), Some(h), _) => Some((w, h)),
+        (w, h, Some((tw, th))) => Some((w.unwrap_or(tw), h.unwrap_or(th))),
+        (Some(w), None, None) => Some((w, 24)),
+        (None, Some(h), None) => Some((80, h)),
+        (None, None, None) => None,
+    }
 }

@@ -52,6 +52,8 @@ pub(crate) struct Invocation {
     pub(crate) progress: bool,
     /// Plan statements and say what they would read, reading nothing.
     pub(crate) dry_run: bool,
+    /// Draw results as charts in the terminal instead of tables.
+    pub(crate) chart: bool,
 }
 
 /// What runs once the session is open.
@@ -155,6 +157,11 @@ impl Invocation {
         if args.output.is_some() && !one_shot && terminals.stdin {
             return Err(usage("-o goes with -c, -f, --saved or statements piped in"));
         }
+        if args.chart && args.output.is_some() {
+            return Err(usage(
+                "--chart draws in the terminal; write results to -o FILE without it",
+            ));
+        }
         if args.only_where.is_some() && args.to_parquet.is_none() {
             return Err(usage("--where goes with --to-parquet DEST"));
         }
@@ -226,6 +233,7 @@ impl Invocation {
             timing: !args.quiet,
             progress: !args.quiet,
             dry_run: args.dry_run,
+            chart: args.chart,
         })
     }
 }

@@ -3,10 +3,11 @@
 //! [`Invocation`] ([`invocation`], pure), then [`run`], which opens the
 //! session and runs scripts one-shot (`-c`, `-f`, `--saved`, statements
 //! piped in) or the interactive shell ([`repl`]). Statements run through
-//! [`exec`], results are written by [`print`], and everything said on
+//! [`exec`], results are written by [`print`] (or drawn by [`chart`]), and everything said on
 //! stderr goes through [`messages`].
 
 mod args;
+mod chart;
 mod exec;
 mod invocation;
 pub(crate) mod messages;
@@ -101,6 +102,8 @@ pub(crate) async fn run(args: Args) -> Exit {
         output: invocation.output,
         dry_run: invocation.dry_run,
         hide_null_columns: true,
+        chart: invocation.chart,
+        last_result: None,
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,

@@ -30,6 +30,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("\\saved", "list the saved queries"),
     ("\\run NAME [PARAM=VALUE ...]", "run a saved query"),
     (
+        "\\chart",
+        "draw the last result as a chart (times or labels first, then numbers)",
+    ),
+    (
         "\\format [FORMAT]",
         "show or set the output format (table, csv, tsv, json, ndjson)",
     ),
@@ -360,6 +364,14 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                 .collect::<Result<Vec<_>, _>>()?;
             let sql = query.render(&values)?;
             shell.run_sql(&sql, true).await?;
+        }
+        ("\\chart", []) => {
+            let Some((schema, batches)) = &shell.last_result else {
+                return Err(usage(
+                    "no result to chart yet: run a query first".to_string(),
+                ));
+            };
+            shell.draw(schema, batches)?;
         }
         ("\\format", []) => println!("format: {}", format_name(shell.format)),
         ("\\format", [name]) => match Format::parse(name) {

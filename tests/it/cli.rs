@@ -1125,3 +1125,81 @@ fn a_high_cardinality_group_by_spills_under_a_memory_limit_with_the_same_answer(
     assert_eq!(unlimited.lines().count(), 21);
     assert_eq!(run(&["--memory-limit", "64M"]), unlimited);
 }
+
+/// `--chart` over the sample tree, with the given locale and size.
+fn chart(sql: &str, lang: &str, columns: usize, lines: usize) -> (Output, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
+        .env("XDG_CACHE_HOME", test_cache())
+        .env("LANG", lang)
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
+        .env("COLUMNS", columns.to_string())
+        .env("LINES", lines.to_string())
+        .args([bucket().to_str().unwrap(), "-q", "--chart", "-c", sql])
+        .output()
+        .expect("run flowsql");
+    let drawn = text(&out.stdout);
+    for line in drawn.lines() {
+        assert!(
+            line.chars().count() <= columns,
+            "wider than {columns}: {line:?}"
+        );
+    }
+    (out, drawn)
+}
+
+#[test]
+fn chart_draws_results_to_the_terminals_size_and_locale() {
+    let records = read_independently(&bucket());
+    let accepted = records
+        .iter()
+        .filter(|r| value(r, "action") == Some("ACCEPT"))
+        .count();
+    let sql = "SELECT action, count(*) AS flows FROM vpc_flow_logs \
+               WHERE action IS NOT NULL GROUP BY 1 ORDER BY 1";
+    let (out, drawn) = chart(sql, "C.UTF-8", 50, 10);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(drawn.starts_with("█ flows\n"), "{drawn}");
+    let accept = drawn.lines().find(|l| l.starts_with("ACCEPT │")).unwrap();
+    assert!(accept.ends_with(&format!(" {accepted}")), "{accept}");
+    // No UTF-8 locale: the same chart in ASCII.
+    let (_, ascii) = chart(sql, "C", 50, 10);
+    assert!(ascii.is_ascii() && ascii.contains("ACCEPT |#"), "{ascii}");
+
+    // Times make bars over time, within the height.
+    let (out, drawn) = chart(
+        "SELECT date_trunc('hour', from_unixtime(start)) AS hour, count(*) AS flows, \
+         sum(bytes) AS bytes FROM vpc_flow_logs WHERE start IS NOT NULL GROUP BY 1 ORDER BY 1",
+        "C.UTF-8",
+        60,
+        16,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(drawn.lines().count() <= 16, "{drawn}");
+    assert!(
+        drawn.contains("    flows\n") && drawn.contains("    bytes\n"),
+        "{drawn}"
+    );
+    assert!(drawn.contains(" MiB ┤") && drawn.contains("└──"), "{drawn}");
+
+    // A result with nothing to draw says so and fails.
+    let (out, _) = chart(
+        "SELECT action FROM vpc_flow_logs LIMIT 1",
+        "C.UTF-8",
+        50,
+        10,
+    );
+    assert!(!out.status.success());
+    assert_stderr_contains(&out, "no chart: a chart needs two columns");
+    // --chart draws in the terminal only.
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "--chart",
+        "-o",
+        "x.csv",
+        "-c",
+        "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_contains(&out, "--chart draws in the terminal");
+}

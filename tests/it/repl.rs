@@ -44,7 +44,9 @@ fn multi_line_statements_commands_errors_and_history() {
     enter(&mut session, "\\d vpc_flow_logs");
     session.exp_string("| recorded ").unwrap();
     session.exp_string("| pkt_srcaddr ").unwrap();
-    session.exp_string("recorded: whether a flow-log format").unwrap();
+    session
+        .exp_string("recorded: whether a flow-log format")
+        .unwrap();
 
     // An error does not end the shell; the next statement runs.
     enter(&mut session, "SELECT no_such_column FROM vpc_flow_logs;");
@@ -92,6 +94,43 @@ fn multi_line_statements_commands_errors_and_history() {
     assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
     assert!(history.contains("SELEC oops;"), "{history}");
     assert!(history.contains("\\format csv"), "{history}");
+}
+
+#[test]
+fn chart_draws_the_last_result_within_the_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command
+        .arg(bucket())
+        .env("HOME", home.path())
+        .env("TERM", "xterm")
+        .env("LANG", "C.UTF-8")
+        .env("COLUMNS", "60")
+        .env("LINES", "14");
+    let mut session = spawn_command(command, Some(TIMEOUT_MS)).expect("spawn flowsql in a pty");
+    session.exp_string("\\? for help").expect("banner");
+
+    enter(&mut session, "\\chart");
+    session.exp_string("no result to chart yet").unwrap();
+    enter(
+        &mut session,
+        "SELECT srcaddr, sum(bytes) AS bytes FROM vpc_flow_logs GROUP BY 1 ORDER BY 2 DESC LIMIT 20;",
+    );
+    session.exp_string("row(s) in").unwrap();
+    enter(&mut session, "\\chart");
+    session.exp_string(" bytes\r\n").unwrap();
+    // rexpect reads the terminal as Latin-1: back to the UTF-8 bytes.
+    let drawn = session.exp_string("flowsql> ").unwrap();
+    let drawn = String::from_utf8(drawn.chars().map(|c| c as u8).collect()).unwrap();
+    let lines: Vec<&str> = drawn.lines().filter(|l| l.contains('│')).collect();
+    // 20 rows do not fit in 14 lines: the chart says how many it left out.
+    assert!(!lines.is_empty() && lines.len() < 14, "{drawn}");
+    assert!(drawn.contains("more row(s) not shown"), "{drawn}");
+    for line in lines {
+        assert!(line.trim_end().chars().count() <= 60, "{line:?}");
+    }
+    enter(&mut session, "\\q");
+    session.exp_eof().unwrap();
 }
 
 #[test]
