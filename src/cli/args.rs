@@ -66,7 +66,7 @@ pub(crate) struct Args {
     pub(crate) format: Option<Format>,
 
     /// Write results to FILE instead of stdout (format from --format or the
-    /// extension: .csv .tsv .json .ndjson .parquet)
+    /// extension: .csv .tsv .json .ndjson .parquet, or a chart: .svg .png)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
 

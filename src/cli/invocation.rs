@@ -159,7 +159,7 @@ impl Invocation {
         }
         if args.chart && args.output.is_some() {
             return Err(usage(
-                "--chart draws in the terminal; write results to -o FILE without it",
+                "--chart draws in the terminal; -o FILE.svg or -o FILE.png writes a chart to a file",
             ));
         }
         if args.only_where.is_some() && args.to_parquet.is_none() {
@@ -258,9 +258,11 @@ fn usage(message: &str) -> InvocationError {
 fn output_format(args: &Args) -> Result<Format, InvocationError> {
     let from_extension = args.output.as_deref().map(Format::from_extension);
     match (args.format, &args.output, from_extension) {
-        (Some(Format::Parquet), None, _) => {
-            Err(usage("Parquet output goes to a file: add -o FILE.parquet"))
-        }
+        (Some(format), None, _) if format.files_only() => Err(InvocationError::Usage(format!(
+            "{} output goes to a file: add -o FILE.{}",
+            format.name(),
+            format.extension()
+        ))),
         (Some(format), _, _) => Ok(format),
         (None, Some(path), Some(None)) => Err(InvocationError::Usage(format!(
             "cannot tell the format of `{}` from its extension; add --format",

@@ -11,6 +11,8 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{DataFusionError, Result};
 
+use super::chart;
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -26,6 +28,10 @@ pub(crate) enum Format {
     Ndjson,
     /// Apache Parquet (files only).
     Parquet,
+    /// The result as a chart, in SVG (files only).
+    Svg,
+    /// The result as a chart, in PNG (files only).
+    Png,
 }
 
 impl Format {
@@ -42,8 +48,43 @@ impl Format {
             "json" => Some(Self::Json),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
             "parquet" => Some(Self::Parquet),
+            "svg" => Some(Self::Svg),
+            "png" => Some(Self::Png),
             "txt" => Some(Self::Table),
             _ => None,
+        }
+    }
+
+    /// Whether this format is written to files only (`-o`).
+    pub(crate) fn files_only(self) -> bool {
+        matches!(self, Self::Parquet | Self::Svg | Self::Png)
+    }
+
+    /// The format's name in messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Table => "Table",
+            Self::Csv => "CSV",
+            Self::Tsv => "TSV",
+            Self::Json => "JSON",
+            Self::Ndjson => "NDJSON",
+            Self::Parquet => "Parquet",
+            Self::Svg => "SVG",
+            Self::Png => "PNG",
+        }
+    }
+
+    /// The file extension that asks for this format.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Self::Table => "txt",
+            Self::Csv => "csv",
+            Self::Tsv => "tsv",
+            Self::Json => "json",
+            Self::Ndjson => "ndjson",
+            Self::Parquet => "parquet",
+            Self::Svg => "svg",
+            Self::Png => "png",
         }
     }
 
@@ -82,9 +123,13 @@ pub(crate) fn write_result(
         Format::Tsv => write_delimited(out, schema, batches, b'\t'),
         Format::Json => write_json(out, batches, true),
         Format::Ndjson => write_json(out, batches, false),
-        Format::Parquet => Err(DataFusionError::Configuration(
-            "Parquet output goes to a file: use -o FILE.parquet".to_string(),
-        )),
+        Format::Parquet | Format::Svg | Format::Png => {
+            Err(DataFusionError::Configuration(format!(
+                "{} output goes to a file: use -o FILE.{}",
+                format.name(),
+                format.extension()
+            )))
+        }
     }
 }
 
@@ -103,6 +148,21 @@ pub(crate) fn write_file(
         DataFusionError::Execution(format!("cannot write `{}`: {e}", path.display()))
     })?;
     let written = match format {
+        Format::Svg | Format::Png => {
+            let image = if format == Format::Svg {
+                chart::ImageFormat::Svg
+            } else {
+                chart::ImageFormat::Png
+            };
+            chart::Chart::of(schema, batches)
+                .and_then(|chart| chart::image::image(&chart, image))
+                .map_err(|why| DataFusionError::Execution(format!("no chart: {why}")))
+                .and_then(|bytes| {
+                    let mut file = file;
+                    file.write_all(&bytes)?;
+                    file.flush().map_err(DataFusionError::from)
+                })
+        }
         Format::Parquet => {
             datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
                 .and_then(|mut writer| {

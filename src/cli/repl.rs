@@ -375,10 +375,12 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
         }
         ("\\format", []) => println!("format: {}", format_name(shell.format)),
         ("\\format", [name]) => match Format::parse(name) {
-            Some(Format::Parquet) => {
-                return Err(usage(
-                    "Parquet output goes to a file: use -o FILE.parquet".into(),
-                ));
+            Some(format) if format.files_only() => {
+                return Err(usage(format!(
+                    "{} output goes to a file: use -o FILE.{}",
+                    format.name(),
+                    format.extension()
+                )));
             }
             Some(format) => shell.format = format,
             None => {

@@ -1203,3 +1203,117 @@ fn chart_draws_results_to_the_terminals_size_and_locale() {
     assert_eq!(out.status.code(), Some(2));
     assert_stderr_contains(&out, "--chart draws in the terminal");
 }
+
+/// What Python (xml.etree, Pillow) reads in a chart file: its lines of
+/// `name<TAB>value`, gathered by name.
+fn read_image(python: &str, path: &Path) -> std::collections::HashMap<String, Vec<String>> {
+    let script = r##"
+import sys, xml.etree.ElementTree as ET
+path = sys.argv[1]
+if path.endswith(".svg"):
+    root = ET.parse(path).getroot()
+    for t in root.iter():
+        if t.tag.endswith("text") and t.text and t.text.strip():
+            print("text\t" + t.text.strip())
+    fills = [r.get("fill") for r in root.iter() if r.tag.endswith("rect")]
+    bars = [f for f in fills if f and f.upper() not in ("#FFFFFF", "WHITE", "NONE")]
+    print("bars\t%d" % len(bars))
+else:
+    from PIL import Image
+    image = Image.open(path)
+    image.load()
+    pixels = image.convert("RGB").getdata()
+    print("format\t" + image.format)
+    print("size\t%dx%d" % image.size)
+    print("colored\t%d" % sum(1 for (r, g, b) in pixels if max(r, g, b) - min(r, g, b) > 60))
+    print("dark\t%d" % sum(1 for (r, g, b) in pixels if max(r, g, b) < 100))
+"##;
+    let out = Command::new(python)
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut read = std::collections::HashMap::<String, Vec<String>>::new();
+    for line in text(&out.stdout).lines() {
+        let (name, value) = line.split_once('\t').unwrap();
+        read.entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
+    }
+    read
+}
+
+#[test]
+fn charts_are_written_as_svg_and_png_files() {
+    let python = test_python();
+    let dir = tempfile::tempdir().unwrap();
+    let by_action = "SELECT action, count(*) AS flows, sum(bytes) AS bytes FROM vpc_flow_logs \
+                     WHERE action IS NOT NULL GROUP BY 1 ORDER BY 1";
+    let over_time = "SELECT date_trunc('hour', from_unixtime(start)) AS hour, count(*) AS flows \
+                     FROM vpc_flow_logs WHERE start IS NOT NULL GROUP BY 1 ORDER BY 1";
+    let hours = read_independently(&bucket())
+        .iter()
+        .filter_map(|r| int(r, "start"))
+        .map(|start| start / 3600)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let run = |sql: &str, file: &str| {
+        let path = dir.path().join(file);
+        let out = flowsql(&[
+            bucket().to_str().unwrap(),
+            "-q",
+            "-o",
+            path.to_str().unwrap(),
+            "-c",
+            sql,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        path
+    };
+
+    let number = |read: &std::collections::HashMap<String, Vec<String>>, name: &str| -> usize {
+        read[name][0].parse().unwrap()
+    };
+    let svg = read_image(&python, &run(by_action, "actions.svg"));
+    let texts = &svg["text"];
+    for label in ["flows", "bytes", "ACCEPT", "REJECT", "action"] {
+        assert!(texts.iter().any(|t| t == label), "{label} not in {texts:?}");
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.ends_with(" KiB") || t.ends_with(" MiB")),
+        "{texts:?}"
+    );
+    // Two series, a bar for each action in each.
+    assert_eq!(number(&svg, "bars"), 4, "{svg:?}");
+
+    let svg = read_image(&python, &run(over_time, "hours.svg"));
+    assert_eq!(number(&svg, "bars"), hours, "a bar per hour: {svg:?}");
+    let texts = &svg["text"];
+    assert!(
+        texts.iter().any(|t| t.starts_with("2024-01-15")) && texts.iter().any(|t| t == "hour"),
+        "{texts:?}"
+    );
+
+    let png = read_image(&python, &run(by_action, "actions.png"));
+    assert_eq!(png["format"], ["PNG"]);
+    assert_eq!(png["size"], ["1000x640"], "two panels of 320 pixels");
+    // Coloured bars, and dark text and axes, on white.
+    assert!(number(&png, "colored") > 10_000, "{png:?}");
+    assert!(number(&png, "dark") > 1_000, "{png:?}");
+
+    // What makes no chart writes no file.
+    let path = dir.path().join("none.png");
+    let out = flowsql(&[
+        bucket().to_str().unwrap(),
+        "-q",
+        "-o",
+        path.to_str().unwrap(),
+        "-c",
+        "SELECT action FROM vpc_flow_logs",
+    ]);
+    assert!(!out.status.success());
+    assert_stderr_contains(&out, "no chart: a chart needs two columns");
+    assert!(!path.exists() && !dir.path().join("none.png.partial").exists());
+}

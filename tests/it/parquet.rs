@@ -684,17 +684,7 @@ async fn duckdb_reads_a_converted_tree_with_hive_partitioning() {
     )
     .await
     .unwrap();
-    let venv = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/setup-test-deps"
-    ))
-    .output()
-    .unwrap();
-    assert!(venv.status.success());
-    let python = format!(
-        "{}/bin/python",
-        String::from_utf8(venv.stdout).unwrap().trim()
-    );
+    let python = test_python();
     // DuckDB reads daily and hourly folders in separate reads (one read
     // needs the same partition keys in every path).
     let read = |depth: &str| {

@@ -225,3 +225,23 @@ pub fn value<'a>(record: &'a Record, column: &str) -> Option<&'a str> {
 pub fn int(record: &Record, column: &str) -> Option<i64> {
     value(record, column).map(|v| v.parse().unwrap())
 }
+
+/// The Python of the tests' virtual environment (moto, DuckDB, Pillow),
+/// installed by `scripts/setup-test-deps` if it is not yet.
+pub fn test_python() -> String {
+    let venv = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/setup-test-deps"
+    ))
+    .output()
+    .unwrap();
+    assert!(
+        venv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    format!(
+        "{}/bin/python",
+        String::from_utf8(venv.stdout).unwrap().trim()
+    )
+}

@@ -21,6 +21,10 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::print::human_bytes;
 
+pub(crate) mod image;
+
+pub(crate) use image::ImageFormat;
+
 /// Where a chart is drawn.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Area {
@@ -69,62 +73,85 @@ pub(crate) fn render(
     batches: &[RecordBatch],
     area: Area,
 ) -> Result<String, String> {
-    if schema.fields().len() < 2 {
-        return Err(
-            "a chart needs two columns or more: labels or times first, then numbers".into(),
-        );
-    }
+    let chart = Chart::of(schema, batches)?;
     let area = Area {
         width: area.width.max(MIN_WIDTH),
         height: area.height.max(MIN_HEIGHT),
         ..area
     };
-    let column = |index: usize| -> Result<ArrayRef, String> {
-        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
-        if parts.is_empty() {
-            return Ok(datafusion::arrow::array::new_empty_array(
-                schema.field(index).data_type(),
+    Ok(match &chart.times {
+        Some(keys) => over_time(&chart.labels, keys, &chart.series, area),
+        None => bars(&chart.label_name, &chart.labels, &chart.series, area),
+    })
+}
+
+/// A result read as a chart: the first column's labels (and times, if it
+/// holds dates or timestamps), and every numeric column after it.
+pub(crate) struct Chart {
+    label_name: String,
+    labels: Vec<String>,
+    /// Each row's time in milliseconds, when the first column is a time.
+    times: Option<Vec<Option<i64>>>,
+    series: Vec<Series>,
+}
+
+impl Chart {
+    /// Reads `batches` as a chart, or says why they make none.
+    pub(crate) fn of(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Self, String> {
+        if schema.fields().len() < 2 {
+            return Err(
+                "a chart needs two columns or more: labels or times first, then numbers".into(),
+            );
+        }
+        let column = |index: usize| -> Result<ArrayRef, String> {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
+            if parts.is_empty() {
+                return Ok(datafusion::arrow::array::new_empty_array(
+                    schema.field(index).data_type(),
+                ));
+            }
+            concat(&parts).map_err(|e| e.to_string())
+        };
+        let mut series = Vec::new();
+        for (index, field) in schema.fields().iter().enumerate().skip(1) {
+            if !field.data_type().is_numeric() {
+                continue;
+            }
+            let values = cast(&column(index)?, &DataType::Float64).map_err(|e| e.to_string())?;
+            let values = values
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("cast to Float64")
+                .iter()
+                .map(|v| v.filter(|v| v.is_finite()))
+                .collect();
+            series.push(Series {
+                name: field.name().clone(),
+                bytes: field.name().to_ascii_lowercase().contains("bytes"),
+                values,
+            });
+        }
+        if series.is_empty() {
+            return Err(format!(
+                "nothing to chart: no numeric column after `{}`",
+                schema.field(0).name()
             ));
         }
-        concat(&parts).map_err(|e| e.to_string())
-    };
-    let mut series = Vec::new();
-    for (index, field) in schema.fields().iter().enumerate().skip(1) {
-        if !field.data_type().is_numeric() {
-            continue;
+        let first = column(0)?;
+        let labels = labels(&first)?;
+        if labels.is_empty() {
+            return Err("nothing to chart: the result has no rows".into());
         }
-        let values = cast(&column(index)?, &DataType::Float64).map_err(|e| e.to_string())?;
-        let values = values
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("cast to Float64")
-            .iter()
-            .map(|v| v.filter(|v| v.is_finite()))
-            .collect();
-        series.push(Series {
-            name: field.name().clone(),
-            bytes: field.name().to_ascii_lowercase().contains("bytes"),
-            values,
-        });
-    }
-    if series.is_empty() {
-        return Err(format!(
-            "nothing to chart: no numeric column after `{}`",
-            schema.field(0).name()
-        ));
-    }
-    let first = column(0)?;
-    let labels = labels(&first)?;
-    if labels.is_empty() {
-        return Err("nothing to chart: the result has no rows".into());
-    }
-    match time_keys(&first)? {
-        Some(keys) => Ok(over_time(&labels, &keys, &series, area)),
-        None => Ok(bars(schema.field(0).name(), &labels, &series, area)),
+        Ok(Self {
+            label_name: schema.field(0).name().clone(),
+            labels,
+            times: time_keys(&first)?,
+            series,
+        })
     }
 }
 
-struct Series {
+pub(crate) struct Series {
     name: String,
     /// Values are bytes: labelled in KiB, MiB, GiB.
     bytes: bool,
