@@ -66,8 +66,10 @@ pub(crate) struct Shell {
     pub(crate) hide_null_columns: bool,
     /// Draw results as charts instead of printing them.
     pub(crate) chart: bool,
-    /// The last result with columns, for `\chart` to draw.
+    /// The last result with columns, for `\chart` to draw; kept only when
+    /// `keep_last_result` (in the shell).
     pub(crate) last_result: Option<(SchemaRef, Vec<RecordBatch>)>,
+    pub(crate) keep_last_result: bool,
 }
 
 impl Shell {
@@ -119,7 +121,9 @@ impl Shell {
             } else {
                 self.print(&schema, &batches)?;
             }
-            self.last_result = Some((schema, batches));
+            if self.keep_last_result {
+                self.last_result = Some((schema, batches));
+            }
         }
         if self.timing {
             let summary = self.report.summary();

@@ -104,6 +104,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         hide_null_columns: true,
         chart: invocation.chart,
         last_result: None,
+        keep_last_result: false,
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,

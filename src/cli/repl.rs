@@ -204,6 +204,7 @@ impl Helper for ShellHelper {}
 
 /// Runs the shell until `\q` or Ctrl-D.
 pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
+    shell.keep_last_result = true;
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)
@@ -288,12 +289,15 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
             }
         }
         ("\\d", []) => {
+            // A listing is not a result to chart: `\chart` keeps the query's.
+            let last = shell.last_result.take();
             shell
                 .run_sql(
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name;",
                     true,
                 )
                 .await?;
+            shell.last_result = last;
         }
         ("\\d", [table]) => {
             let exists = shell.ctx.table_exist(*table).unwrap_or(false);
@@ -302,6 +306,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                     "no table named `{table}` (\\d lists the tables)"
                 )));
             }
+            let last = shell.last_result.take();
             let recorded = flowsql::recorded_columns(&shell.ctx, table).await?;
             let table = table.replace('\'', "''");
             let Some(recorded) = recorded else {
@@ -314,6 +319,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                         true,
                     )
                     .await?;
+                shell.last_result = last;
                 return Ok(CommandOutcome::Continue);
             };
             let origins: Vec<String> = recorded
@@ -337,6 +343,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                  and of every object read since) records the field; a `no` column is NULL in \
                  every record read."
             );
+            shell.last_result = last;
         }
         ("\\saved", []) => {
             for query in saved::all() {

@@ -20,6 +20,9 @@ use super::{Chart, Series};
 /// The image's width, and each panel's height, in pixels.
 const WIDTH: u32 = 1000;
 const PANEL_HEIGHT: u32 = 320;
+/// The most panels (numeric columns) drawn; an image of more would be
+/// unreadable (and large).
+const MAX_PANELS: usize = 16;
 
 /// An image file format a chart can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,12 @@ pub(crate) enum ImageFormat {
 /// The chart as an image in `format`.
 pub(crate) fn image(chart: &Chart, format: ImageFormat) -> Result<Vec<u8>, String> {
     register_font();
+    if chart.series.len() > MAX_PANELS {
+        return Err(format!(
+            "{} numeric columns; an image shows at most {MAX_PANELS}",
+            chart.series.len()
+        ));
+    }
     let height = PANEL_HEIGHT * chart.series.len() as u32;
     match format {
         ImageFormat::Svg => {
@@ -42,7 +51,7 @@ pub(crate) fn image(chart: &Chart, format: ImageFormat) -> Result<Vec<u8>, Strin
             Ok(svg.into_bytes())
         }
         ImageFormat::Png => {
-            let mut rgb = vec![0u8; (WIDTH * height * 3) as usize];
+            let mut rgb = vec![0u8; WIDTH as usize * height as usize * 3];
             {
                 let root =
                     BitMapBackend::with_buffer(&mut rgb, (WIDTH, height)).into_drawing_area();
@@ -87,7 +96,11 @@ type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorTy
 fn value_range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     let low = values.clone().fold(0.0f64, f64::min);
     let high = values.fold(0.0f64, f64::max);
-    let high = if high > low { high * 1.05 } else { low + 1.0 };
+    let high = if high > low {
+        (high + high.abs() * 0.05).min(f64::MAX)
+    } else {
+        low + 1.0
+    };
     (low, high)
 }
 
@@ -104,12 +117,16 @@ fn over_time<DB: DrawingBackend>(
         .filter_map(|(t, v)| Some(((*t)?, (*v)?)))
         .collect();
     points.sort_by_key(|(t, _)| *t);
-    let first = points.first().map_or(0, |p| p.0);
-    let last = points.last().map_or(0, |p| p.0);
-    // A bar is as wide as the smallest step between two times.
-    let step = points
+    // Every panel spans the times of all rows, so the panels line up.
+    let first = times.iter().flatten().min().copied().unwrap_or(0);
+    let last = times.iter().flatten().max().copied().unwrap_or(0);
+    let mut sorted: Vec<i64> = times.iter().flatten().copied().collect();
+    sorted.sort_unstable();
+    // A bar is as wide as the smallest step between two times (times near
+    // the ends of i64 saturate rather than overflow).
+    let step = sorted
         .windows(2)
-        .map(|pair| pair[1].0 - pair[0].0)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
         .filter(|gap| *gap > 0)
         .min()
         .unwrap_or(60_000);
@@ -120,7 +137,10 @@ fn over_time<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(90)
-        .build_cartesian_2d((first - step / 2)..(last + step / 2), low..high)?;
+        .build_cartesian_2d(
+            first.saturating_sub(step / 2)..last.saturating_add(step / 2),
+            low..high,
+        )?;
     plot.configure_mesh()
         .x_labels(6)
         .y_labels(6)
@@ -128,12 +148,13 @@ fn over_time<DB: DrawingBackend>(
         .y_label_formatter(&|v| series.label(*v))
         .x_desc(&chart.label_name)
         .draw()?;
-    let half = (step * 2 / 5).max(1);
-    plot.draw_series(
-        points
-            .iter()
-            .map(|(t, v)| Rectangle::new([(t - half, 0.0), (t + half, *v)], color.filled())),
-    )?;
+    let half = (step / 5 * 2).max(1);
+    plot.draw_series(points.iter().map(|(t, v)| {
+        Rectangle::new(
+            [(t.saturating_sub(half), 0.0), (t.saturating_add(half), *v)],
+            color.filled(),
+        )
+    }))?;
     Ok(())
 }
 

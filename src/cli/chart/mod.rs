@@ -65,7 +65,9 @@ fn locale_is_utf8() -> bool {
 
 /// The smallest area a chart is drawn in.
 const MIN_WIDTH: usize = 30;
-const MIN_HEIGHT: usize = 6;
+const MIN_HEIGHT: usize = 8;
+/// The widest chart drawn, whatever `COLUMNS` says.
+const MAX_WIDTH: usize = 1000;
 
 /// Draws `batches` as a chart in `area`, or says why they make none.
 pub(crate) fn render(
@@ -74,15 +76,36 @@ pub(crate) fn render(
     area: Area,
 ) -> Result<String, String> {
     let chart = Chart::of(schema, batches)?;
-    let area = Area {
-        width: area.width.max(MIN_WIDTH),
+    let mut area = Area {
+        width: area.width.clamp(MIN_WIDTH, MAX_WIDTH),
         height: area.height.max(MIN_HEIGHT),
         ..area
     };
-    Ok(match &chart.times {
-        Some(keys) => over_time(&chart.labels, keys, &chart.series, area),
-        None => bars(&chart.label_name, &chart.labels, &chart.series, area),
-    })
+    // Series beyond what the height holds (a time panel takes three lines
+    // at least, a bar one per row) are named in a note instead.
+    let fitting = match &chart.times {
+        Some(_) => (area.height.saturating_sub(6) / 3).max(1),
+        None => area.height.saturating_sub(4).max(1),
+    };
+    let (series, hidden) = chart.series.split_at(fitting.min(chart.series.len()));
+    if !hidden.is_empty() {
+        area.height -= 1;
+    }
+    let mut out = match &chart.times {
+        Some(keys) => over_time(&chart.labels, keys, series, area),
+        None => bars(&chart.label_name, &chart.labels, series, area),
+    };
+    if !hidden.is_empty() {
+        let names: Vec<&str> = hidden.iter().map(|s| s.name.as_str()).collect();
+        let note = format!(
+            "{} more series not shown to fit the terminal: {}",
+            hidden.len(),
+            names.join(", ")
+        );
+        out.push_str(&fit(&note, area.width));
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// A result read as a chart: the first column's labels (and times, if it
@@ -142,10 +165,20 @@ impl Chart {
         if labels.is_empty() {
             return Err("nothing to chart: the result has no rows".into());
         }
+        let times = time_keys(&first)?;
+        if times
+            .as_ref()
+            .is_some_and(|t| t.iter().all(Option::is_none))
+        {
+            return Err(format!(
+                "nothing to chart: no row has a `{}`",
+                schema.field(0).name()
+            ));
+        }
         Ok(Self {
             label_name: schema.field(0).name().clone(),
             labels,
-            times: time_keys(&first)?,
+            times,
             series,
         })
     }
@@ -179,6 +212,9 @@ impl Series {
 /// `1234567` → `1.2M`; small values as they are.
 fn compact_number(value: f64) -> String {
     let magnitude = value.abs();
+    if magnitude >= 1e15 {
+        return format!("{value:.1e}");
+    }
     let (scaled, suffix) = match magnitude {
         m if m >= 1e12 => (value / 1e12, "T"),
         m if m >= 1e9 => (value / 1e9, "G"),
@@ -264,6 +300,7 @@ fn bars(label_name: &str, labels: &[String], series: &[Series], area: Area) -> S
         .width
         .saturating_sub(label_width + value_width + 4)
         .max(1);
+    let magnitudes: Vec<f64> = series.iter().map(|s| s.max().max(-s.min())).collect();
     let mut out = String::new();
     out.push_str(&legend(series, &fills, area.width));
     for (row, label) in labels[..shown].iter().enumerate() {
@@ -275,9 +312,11 @@ fn bars(label_name: &str, labels: &[String], series: &[Series], area: Area) -> S
             };
             let cells = match s.values[row] {
                 Some(value) => {
-                    let max = s.max();
-                    let eighths = if max > 0.0 && value > 0.0 {
-                        (value / max * (bar_width * 8) as f64).round() as usize
+                    // Bars are as long as the value's magnitude; the label
+                    // carries its sign.
+                    let largest = magnitudes[index];
+                    let eighths = if largest > 0.0 {
+                        (value.abs() / largest * (bar_width * 8) as f64).round() as usize
                     } else {
                         0
                     };
@@ -298,10 +337,12 @@ fn bars(label_name: &str, labels: &[String], series: &[Series], area: Area) -> S
         }
     }
     if shown < labels.len() {
-        out.push_str(&format!(
-            "… {} more row(s) not shown to fit the terminal\n",
+        let note = format!(
+            "… {} more row(s) not shown to fit the terminal",
             labels.len() - shown
-        ));
+        );
+        out.push_str(&fit(&note, area.width));
+        out.push('\n');
     }
     out
 }
@@ -325,8 +366,14 @@ fn legend(series: &[Series], fills: &[char; 4], width: usize) -> String {
 
 /// Text cut to `width` columns, with `…` where cut.
 fn fit(text: &str, width: usize) -> String {
+    // A line break or other control character in a label would break the
+    // chart's lines.
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if text.chars().count() <= width {
-        return text.to_string();
+        return text;
     }
     let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
@@ -343,9 +390,22 @@ fn over_time(labels: &[String], keys: &[Option<i64>], series: &[Series], area: A
     } else {
         ASCII_FILLS
     };
+    // Each series' scale, over the rows drawn (a row without a time is
+    // not), and the axis labels' width.
+    let scales: Vec<(f64, f64)> = series
+        .iter()
+        .map(|s| {
+            let drawn = || order.iter().filter_map(|&r| s.values[r]);
+            (
+                drawn().fold(0.0f64, f64::min),
+                drawn().fold(0.0f64, f64::max),
+            )
+        })
+        .collect();
     let axis_width = series
         .iter()
-        .map(|s| s.label(s.max()).len().max(s.label(s.min()).len()))
+        .zip(&scales)
+        .map(|(s, (bottom, top))| s.label(*top).len().max(s.label(*bottom).len()))
         .max()
         .unwrap_or(1);
     let plot_width = area.width.saturating_sub(axis_width + 2).max(1);
@@ -358,12 +418,14 @@ fn over_time(labels: &[String], keys: &[Option<i64>], series: &[Series], area: A
         (Some(&first), Some(&last)) => (keys[first].unwrap_or(0), keys[last].unwrap_or(0)),
         _ => (0, 0),
     };
+    // Differences in i128: times near either end of i64 do not overflow.
+    let span = end as i128 - start as i128;
     let step = order
         .windows(2)
-        .filter_map(|pair| Some(keys[pair[1]]? - keys[pair[0]]?))
+        .filter_map(|pair| Some(keys[pair[1]]? as i128 - keys[pair[0]]? as i128))
         .filter(|gap| *gap > 0)
         .min();
-    let steps = step.map(|step| ((end - start) / step) as usize + 1);
+    let steps = step.map(|step| usize::try_from(span / step + 1).unwrap_or(usize::MAX));
     let (slots, row_width) = match steps {
         Some(steps) if steps <= plot_width => (steps, (plot_width / steps).clamp(1, 8)),
         Some(_) => (plot_width, 1),
@@ -371,9 +433,9 @@ fn over_time(labels: &[String], keys: &[Option<i64>], series: &[Series], area: A
     };
     let mut columns: Vec<Vec<usize>> = vec![Vec::new(); slots];
     for &row in &order {
-        let offset = keys[row].unwrap_or(start) - start;
-        let slot = if end > start {
-            (offset as f64 / (end - start) as f64 * (slots - 1) as f64).round() as usize
+        let offset = keys[row].unwrap_or(start) as i128 - start as i128;
+        let slot = if span > 0 {
+            (offset as f64 / span as f64 * (slots - 1) as f64).round() as usize
         } else {
             0
         };
@@ -391,14 +453,12 @@ fn over_time(labels: &[String], keys: &[Option<i64>], series: &[Series], area: A
     let vertical = if area.unicode { '┤' } else { '|' };
     let fill = fills[0];
     let mut out = String::new();
-    for s in series {
+    for (index, s) in series.iter().enumerate() {
         // Each panel is titled with its series, drawn to its own scale.
-        out.push_str(&format!("{:axis_width$}  {}\n", "", s.name));
-        // The scale of the rows drawn (a row without a time is not).
-        let drawn_values = || order.iter().filter_map(|&r| s.values[r]);
-        let top = drawn_values().fold(0.0f64, f64::max);
-        let bottom = drawn_values().fold(0.0f64, f64::min);
-        let span = top - bottom;
+        let title = fit(&s.name, area.width.saturating_sub(axis_width + 2));
+        out.push_str(&format!("{:axis_width$}  {title}\n", ""));
+        let (bottom, top) = scales[index];
+        let range = top - bottom;
         // Each column's value: the largest of the rows it covers.
         let heights: Vec<Option<usize>> = columns
             .iter()
@@ -407,8 +467,8 @@ fn over_time(labels: &[String], keys: &[Option<i64>], series: &[Series], area: A
                     .filter_map(|&r| s.values[r])
                     .reduce(f64::max)
                     .map(|v| {
-                        if span > 0.0 {
-                            ((v - bottom) / span * (panel_height * 8) as f64).round() as usize
+                        if range > 0.0 {
+                            ((v - bottom) / range * (panel_height * 8) as f64).round() as usize
                         } else if v > 0.0 {
                             panel_height * 8
                         } else {
@@ -632,7 +692,7 @@ mod tests {
     fn a_gap_in_time_is_a_gap_in_the_chart() {
         let area = Area {
             width: 48,
-            height: 6,
+            height: MIN_HEIGHT,
             unicode: false,
         };
         let chart = draw(
@@ -681,6 +741,63 @@ mod tests {
     }
 
     #[test]
+    fn odd_results_still_fit() {
+        let area = Area {
+            width: 40,
+            height: 12,
+            unicode: true,
+        };
+        // Ten series: those that do not fit are named instead.
+        let many: Vec<(String, ArrayRef)> = (0..10)
+            .map(|i| {
+                let values: ArrayRef = Arc::new(Int64Array::from(vec![i, -i, i * 1000]));
+                (format!("series_{i}"), values)
+            })
+            .collect();
+        for first in [
+            Arc::new(StringArray::from(vec!["a", "b\nc", "d"])) as ArrayRef,
+            Arc::new(TimestampSecondArray::from(vec![0, 60, 120])) as ArrayRef,
+        ] {
+            let mut columns: Vec<(&str, ArrayRef)> = vec![("first", first)];
+            columns.extend(many.iter().map(|(n, a)| (n.as_str(), Arc::clone(a))));
+            let chart = draw(columns, area);
+            fits(&chart, area);
+            assert!(chart.contains("more series not shown"), "{chart}");
+        }
+        // Times at both ends of i64, a name longer than the width, a value
+        // near f64's largest, negatives.
+        let chart = draw(
+            vec![
+                (
+                    "t",
+                    Arc::new(datafusion::arrow::array::TimestampMillisecondArray::from(
+                        vec![i64::MIN + 1, 0, i64::MAX],
+                    )),
+                ),
+                (
+                    "a_very_long_generated_column_name_that_does_not_fit",
+                    Arc::new(Float64Array::from(vec![1e300, -1e300, 0.0])),
+                ),
+            ],
+            area,
+        );
+        fits(&chart, area);
+        let chart = draw(
+            vec![
+                ("k", Arc::new(StringArray::from(vec!["up", "down"]))),
+                ("delta", Arc::new(Int64Array::from(vec![10, -20]))),
+            ],
+            area,
+        );
+        // Bars as long as the magnitude; the sign in the label.
+        assert!(
+            chart.contains("down │█████████████████████████████ -20"),
+            "{chart}"
+        );
+        assert!(chart.contains("  up │██████████████▌ 10"), "{chart}");
+    }
+
+    #[test]
     fn what_makes_no_chart_is_named() {
         let (schema, batches) = batch(vec![
             ("a", Arc::new(StringArray::from(vec!["x"]))),
@@ -690,5 +807,11 @@ mod tests {
         assert!(error.contains("no numeric column after `a`"), "{error}");
         let (schema, batches) = batch(vec![("a", Arc::new(Int64Array::from(vec![1])))]);
         assert!(render(&schema, &batches, UNICODE).is_err());
+        let (schema, batches) = batch(vec![
+            ("t", Arc::new(TimestampSecondArray::from(vec![None, None]))),
+            ("n", Arc::new(Int64Array::from(vec![1, 2]))),
+        ]);
+        let error = render(&schema, &batches, UNICODE).unwrap_err();
+        assert!(error.contains("no row has a `t`"), "{error}");
     }
 }
