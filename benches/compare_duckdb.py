@@ -1,4 +1,4 @@
-"""flowsql against DuckDB on the same flow-log tree: six queries,
+"""flowsql against DuckDB on the same flow-log tree: seven queries,
 alternating runs, medians, ratios and peak RSS, and each full scan against
 the gunzip floor (zlib-rs streaming on 2 threads, examples/gunzip_floor).
 Run by scripts/bench-vs-duckdb with the tree, cargo's release folder and
@@ -89,6 +89,11 @@ QUERIES = [
         f"SELECT srcaddr, sum(bytes) AS b FROM {duck(ALL)} GROUP BY 1 ORDER BY b DESC LIMIT 10",
     ),
     (
+        "by pair",
+        "SELECT srcaddr, dstaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1, 2 ORDER BY b DESC, 1, 2 LIMIT 10",
+        f"SELECT srcaddr, dstaddr, sum(bytes) AS b FROM {duck(ALL)} GROUP BY 1, 2 ORDER BY b DESC, 1, 2 LIMIT 10",
+    ),
+    (
         "rejected SSH",
         "SELECT count(*) FROM vpc_flow_logs WHERE dstport = 22 AND action = 'REJECT'",
         f"SELECT count(*) FROM {duck(ALL)} WHERE dstport = 22 AND action = 'REJECT'",
@@ -173,7 +178,7 @@ for name, ours, theirs in QUERIES:
             rss[engine] = max(rss[engine], kb)
             answers[engine] = rows
     # Same answer, or the comparison means nothing (counts compare exactly).
-    if name in ("count", "rejected SSH", "one ENI", "one day") and answers["f"] != answers["d"]:
+    if name in ("count", "by pair", "rejected SSH", "one ENI", "one day") and answers["f"] != answers["d"]:
         sys.exit(f"{name}: flowsql {answers['f']} but DuckDB {answers['d']}")
     f, d = statistics.median(walls["f"]), statistics.median(walls["d"])
     of_floor = "-" if name == "one day" or floor is None else f"{f / floor:.2f}x"

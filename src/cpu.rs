@@ -25,10 +25,25 @@ pub(crate) struct Cpu {
     pub(crate) avx512vbmi2: bool,
 }
 
+/// The environment variable that caps the instruction sets flowsql uses
+/// below what the processor has: `sse2` (the x86-64 baseline) or `avx2`.
+/// It lets one machine measure and test the code every other processor
+/// runs (an AVX-512 machine running what an AVX2-only one would). Using
+/// fewer instructions than the processor has is always sound; any other
+/// value leaves the detection as it is.
+pub(crate) const MAX_SIMD_VARIABLE: &str = "FLOWSQL_MAX_SIMD";
+
 impl Cpu {
-    /// What this processor has. The standard library caches the answer, so
-    /// asking again is cheap.
+    /// What this processor has, less what [`MAX_SIMD_VARIABLE`] turns off.
+    /// Both answers are cached, so asking again is cheap.
     pub(crate) fn detect() -> Self {
+        static DETECTED: std::sync::OnceLock<Cpu> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            Self::of_processor().capped(std::env::var(MAX_SIMD_VARIABLE).ok().as_deref())
+        })
+    }
+
+    fn of_processor() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
@@ -45,5 +60,40 @@ impl Cpu {
         }
         #[cfg(not(target_arch = "x86_64"))]
         Self::default()
+    }
+
+    /// These features, less those above `cap` (`sse2`, `avx2`).
+    fn capped(self, cap: Option<&str>) -> Self {
+        match cap.map(str::to_ascii_lowercase).as_deref() {
+            Some("sse2") => Self::default(),
+            Some("avx2") => Self {
+                avx2: self.avx2,
+                ..Self::default()
+            },
+            _ => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_only_turns_features_off() {
+        let all = Cpu {
+            avx2: true,
+            avx512f: true,
+            avx512bw: true,
+            avx512vbmi2: true,
+        };
+        let avx2 = all.capped(Some("AVX2"));
+        assert!(avx2.avx2 && !avx2.avx512f && !avx2.avx512bw && !avx2.avx512vbmi2);
+        let sse2 = all.capped(Some("sse2"));
+        assert!(!sse2.avx2 && !sse2.avx512f);
+        let none = Cpu::default();
+        assert!(!none.capped(Some("avx2")).avx2, "a cap never adds");
+        assert!(all.capped(Some("avx512")).avx512vbmi2);
+        assert!(all.capped(None).avx512f);
     }
 }

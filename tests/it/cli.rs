@@ -1317,3 +1317,65 @@ fn charts_are_written_as_svg_and_png_files() {
     assert_stderr_contains(&out, "no chart: a chart needs two columns");
     assert!(!path.exists() && !dir.path().join("none.png.partial").exists());
 }
+
+/// The decoder at every instruction level this machine has (capped with
+/// `FLOWSQL_MAX_SIMD`, as on a processor without the higher ones) reads a
+/// generated tree as an independent reading does: the SSE2 and AVX2 code
+/// runs end to end here even on an AVX-512 machine.
+#[test]
+fn every_instruction_level_reads_the_records_an_independent_reading_finds() {
+    use chrono::NaiveDate;
+    use flowsql::internals::generate::{TreeSpec, generate_tree};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TreeSpec {
+        accounts: vec!["111122223333".into()],
+        regions: vec!["eu-west-1".into()],
+        first_day: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        days: 1,
+        files_per_day: 3,
+        records_per_file: 4000,
+        ..TreeSpec::default()
+    };
+    generate_tree(dir.path(), &spec, 2).unwrap();
+    let records = read_independently(dir.path());
+    let sum = |column: &str| -> i64 { records.iter().filter_map(|r| int(r, column)).sum() };
+    let rejected_https = records
+        .iter()
+        .filter(|r| value(r, "action") == Some("REJECT") && int(r, "dstport") == Some(443))
+        .count();
+    let sources: std::collections::BTreeSet<_> =
+        records.iter().filter_map(|r| value(r, "srcaddr")).collect();
+    let want = format!(
+        "{},{},{},{},{}",
+        records.len(),
+        sum("bytes"),
+        sum("packets"),
+        sum("srcport"),
+        sources.len()
+    );
+    let sql = "SELECT count(*), sum(bytes), sum(packets), sum(srcport), count(DISTINCT srcaddr) \
+               FROM vpc_flow_logs";
+    let filtered = "SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT' AND dstport = 443";
+    for level in ["sse2", "avx2", "avx512"] {
+        let run = |sql: &str| {
+            let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
+                .env("XDG_CACHE_HOME", test_cache())
+                .env("FLOWSQL_MAX_SIMD", level)
+                .args([
+                    dir.path().to_str().unwrap(),
+                    "-q",
+                    "--format",
+                    "csv",
+                    "-c",
+                    sql,
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{level}: {}", text(&out.stderr));
+            text(&out.stdout).lines().nth(1).unwrap().to_string()
+        };
+        assert_eq!(run(sql), want, "at {level}");
+        assert_eq!(run(filtered), rejected_https.to_string(), "at {level}");
+    }
+}
