@@ -159,6 +159,9 @@ pub(crate) fn write_edges<const SIMD: u8>(changes: u64, offset: usize, edges: &m
         // has its features (`Simd::detect`).
         #[cfg(target_arch = "x86_64")]
         Simd::AVX512 => unsafe { avx512::write_edges(changes, offset, edges) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::AVX2 => unsafe { avx2::write_edges(changes, offset, edges) },
         _ => portable::write_edges(changes, offset, edges),
     }
 }
