@@ -23,7 +23,7 @@ use super::numbers::{is_integer, most_quick_digits, parse_digits, parse_integer}
 use super::record_filter::{Matcher, RecordFilter, Value};
 use super::reject::Reject;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{NumberLanes, Simd};
+use super::simd::NumberLanes;
 use super::tokenizer::Tokens;
 
 enum ColumnBuilder {
@@ -179,9 +179,7 @@ impl RecordDecoder {
         };
         let checked = quick(checked, false);
         #[cfg(target_arch = "x86_64")]
-        let checked_lanes = (simd >= Simd::AVX512)
-            .then(|| NumberLanes::new(&checked))
-            .flatten();
+        let checked_lanes = NumberLanes::new(simd, &checked);
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
         Ok(Self {
@@ -268,8 +266,7 @@ impl RecordDecoder {
         let vector = self
             .checked_lanes
             .as_ref()
-            // SAFETY: lanes are made only where `Simd::detect` found AVX-512.
-            .and_then(|lanes| unsafe { lanes.look_valid(tokens.edges(), tokens.digits()) });
+            .and_then(|lanes| lanes.look_valid(tokens.edges(), tokens.digits()));
         #[cfg(not(target_arch = "x86_64"))]
         let vector = None;
         let mut valid = match vector {

@@ -107,6 +107,180 @@ pub(crate) fn write_edges(changes: u64, offset: usize, edges: &mut Vec<u32>) {
     unsafe { edges.set_len(filled + count) };
 }
 
+/// The quick check of up to eight unrequested numeric fields among a
+/// line's first 16 tokens, in AVX2 lanes: the AVX-512 lanes' check
+/// ([`super::avx512::NumberLanes`]) with the first 32 edges in four
+/// registers and a permute and blend to pick each lane's, where AVX-512
+/// permutes across two; gathers, which would be shorter, are slow on the
+/// AMD processors that stop at AVX2.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NumberLanes {
+    /// Per lane, the place of its token's start edge within its register
+    /// of eight edges (the end edge is the next place of the same one).
+    places: [i32; 8],
+    /// Per lane, all ones where the start edge is in the second (or
+    /// fourth) register of eight, and where it is in the last two.
+    odd_register: [i32; 8],
+    high_registers: [i32; 8],
+    /// Per lane, the most digits.
+    most: [i32; 8],
+    /// The lanes in use.
+    lanes: u8,
+}
+
+impl NumberLanes {
+    /// Lanes for `checked` (index, most digits), if they fit.
+    pub(crate) fn new(checked: &[(usize, usize)]) -> Option<Self> {
+        if checked.len() > 8 || checked.iter().any(|&(i, _)| i >= 16) {
+            return None;
+        }
+        let mut lanes = Self {
+            places: [0; 8],
+            odd_register: [0; 8],
+            high_registers: [0; 8],
+            most: [0; 8],
+            lanes: ((1u16 << checked.len()) - 1) as u8,
+        };
+        for (lane, &(i, most)) in checked.iter().enumerate() {
+            // Token i's edges are 2i and 2i + 1: one register of eight
+            // holds both, as 2i is even.
+            let start = 2 * i;
+            lanes.places[lane] = (start % 8) as i32;
+            lanes.odd_register[lane] = -i32::from((start / 8) % 2 == 1);
+            lanes.high_registers[lane] = -i32::from(start / 16 == 1);
+            lanes.most[lane] = most as i32;
+        }
+        Some(lanes)
+    }
+
+    /// What the scalar quick check says of the line whose tokens have
+    /// `edges` and `digits` (its digit masks), except that a `-` fails here
+    /// too (the exact check takes those lines); `None` for lines over 448
+    /// bytes, whose digit masks are more than eight words.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
+        use std::arch::x86_64::{
+            __m256i, _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256, _mm256_blendv_epi8,
+            _mm256_castsi256_pd, _mm256_castsi256_ps, _mm256_castsi256_si128, _mm256_cmpeq_epi64,
+            _mm256_cmpgt_epi32, _mm256_cvtepu32_epi64, _mm256_extracti128_si256,
+            _mm256_loadu_si256, _mm256_maskload_epi32, _mm256_maskload_epi64, _mm256_movemask_pd,
+            _mm256_movemask_ps, _mm256_or_si256, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
+            _mm256_set1_epi64x, _mm256_slli_epi64, _mm256_sllv_epi64, _mm256_srli_epi64,
+            _mm256_srlv_epi64, _mm256_sub_epi32, _mm256_sub_epi64,
+        };
+        if digits.len() > 8 {
+            return None;
+        }
+        // All ones in the first n of eight 32-bit lanes: a window into
+        // eight ones and eight zeros.
+        const FIRST: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let first = |n: usize| {
+            // SAFETY: 8 - n.min(8) + 8 is at most 16, the array's length.
+            unsafe { _mm256_loadu_si256(FIRST.as_ptr().add(8 - n.min(8)).cast()) }
+        };
+        // SAFETY: each array is eight i32, one 32-byte vector.
+        let load = |array: &[i32; 8]| unsafe { _mm256_loadu_si256(array.as_ptr().cast()) };
+        // The first 32 edges in four registers; a masked load reads only
+        // its set lanes, here the ones within the slice.
+        let edge_register = |k: usize| unsafe {
+            _mm256_maskload_epi32(
+                edges.as_ptr().wrapping_add(8 * k).cast(),
+                first(edges.len().saturating_sub(8 * k)),
+            )
+        };
+        let registers: [__m256i; 4] = [
+            edge_register(0),
+            edge_register(1),
+            edge_register(2),
+            edge_register(3),
+        ];
+        let odd = load(&self.odd_register);
+        let high = load(&self.high_registers);
+        let pick = |places: __m256i| {
+            let [r0, r1, r2, r3] = registers.map(|r| _mm256_permutevar8x32_epi32(r, places));
+            _mm256_blendv_epi8(
+                _mm256_blendv_epi8(r0, r1, odd),
+                _mm256_blendv_epi8(r2, r3, odd),
+                high,
+            )
+        };
+        let places = load(&self.places);
+        let starts = pick(places);
+        let ends = pick(_mm256_add_epi32(places, _mm256_set1_epi32(1)));
+        let lens = _mm256_sub_epi32(ends, starts);
+        let too_long = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            lens,
+            load(&self.most),
+        ))) as u8;
+        // The digit masks, eight words at most, in two registers of four.
+        let word_mask = |n: usize| {
+            let n = n.min(4);
+            // Two 32-bit lanes of ones per word.
+            first(2 * n)
+        };
+        // SAFETY: masked loads read only the words within the slice.
+        let (low_words, high_words) = unsafe {
+            (
+                _mm256_maskload_epi64(digits.as_ptr().cast(), word_mask(digits.len())),
+                _mm256_maskload_epi64(
+                    digits.as_ptr().wrapping_add(4).cast(),
+                    word_mask(digits.len().saturating_sub(4)),
+                ),
+            )
+        };
+        // Word `w` (0..8) of the masks, per 64-bit lane: a permute of 32-bit
+        // halves within each register, then a blend by `w >= 4`. Word 8
+        // (past a line's last block) comes out as word 0, whose bits the
+        // token's length then masks off, as in the AVX-512 lanes.
+        let word = |w: __m256i| {
+            let within = _mm256_slli_epi64::<1>(_mm256_and_si256(w, _mm256_set1_epi64x(3)));
+            let halves = _mm256_or_si256(
+                within,
+                _mm256_slli_epi64::<32>(_mm256_add_epi64(within, _mm256_set1_epi64x(1))),
+            );
+            let four = _mm256_set1_epi64x(4);
+            _mm256_blendv_epi8(
+                _mm256_permutevar8x32_epi32(low_words, halves),
+                _mm256_permutevar8x32_epi32(high_words, halves),
+                _mm256_cmpeq_epi64(_mm256_and_si256(w, four), four),
+            )
+        };
+        // As in `Tokens::all_digits`, per lane: the two masks around the
+        // token, shifted to start at it, against `len` ones; four lanes of
+        // 64 bits at a time.
+        let sixty_four = _mm256_set1_epi64x(64);
+        let all_digits = |starts, lens| {
+            let block = _mm256_srli_epi64::<6>(starts);
+            let shift = _mm256_and_si256(starts, _mm256_set1_epi64x(63));
+            // A shift by 64 or more gives zeros.
+            let window = _mm256_or_si256(
+                _mm256_srlv_epi64(word(block), shift),
+                _mm256_sllv_epi64(
+                    word(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
+                    _mm256_sub_epi64(sixty_four, shift),
+                ),
+            );
+            let want =
+                _mm256_srlv_epi64(_mm256_set1_epi64x(-1), _mm256_sub_epi64(sixty_four, lens));
+            _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(
+                _mm256_and_si256(window, want),
+                want,
+            ))) as u8
+        };
+        let half = |v: __m256i, upper: bool| {
+            _mm256_cvtepu32_epi64(if upper {
+                _mm256_extracti128_si256::<1>(v)
+            } else {
+                _mm256_castsi256_si128(v)
+            })
+        };
+        let digits = all_digits(half(starts, false), half(lens, false))
+            | all_digits(half(starts, true), half(lens, true)) << 4;
+        Some(!too_long & digits & self.lanes == self.lanes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //!   digits ([`BlockMasks::with`]);
 //! - the edges of a block's tokens, written from its mask of changes
 //!   between space and non-space ([`write_edges`]);
-//! - at AVX-512, the quick check of several numbers at once
+//! - at AVX2 and AVX-512, the quick check of several numbers at once
 //!   ([`NumberLanes`]).
 //!
 //! One file per level: `portable` (plain integer code, any processor),
@@ -36,8 +36,8 @@
 //!   `Simd::detect` requires for that level (and the features those
 //!   imply).
 //! - Only this file calls a level's `#[target_feature]` functions, through
-//!   the dispatchers above, except for [`NumberLanes`], which the record
-//!   decoder makes only at the AVX-512 level.
+//!   the dispatchers above and [`NumberLanes`], which is made at a level
+//!   `Simd::detect` returned.
 //! - Within a level's functions, `unsafe` is for memory (vector loads and
 //!   stores): each such block says why it stays within its bounds.
 
@@ -50,8 +50,40 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 
+/// The quick check of a line's unrequested numeric fields in vector
+/// lanes, at the level it was made for: AVX-512's or AVX2's.
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::NumberLanes;
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NumberLanes {
+    Avx512(avx512::NumberLanes),
+    Avx2(avx2::NumberLanes),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl NumberLanes {
+    /// Lanes at `level`, one [`Simd::detect`] returned, for `checked`
+    /// (index, most digits), if the level has lanes and they fit.
+    pub(crate) fn new(level: u8, checked: &[(usize, usize)]) -> Option<Self> {
+        match level {
+            Simd::AVX512 => avx512::NumberLanes::new(checked).map(Self::Avx512),
+            Simd::AVX2 => avx2::NumberLanes::new(checked).map(Self::Avx2),
+            _ => None,
+        }
+    }
+
+    /// What the scalar quick check says of the line whose tokens have
+    /// `edges` and `digits` (its digit masks), except that a `-` fails
+    /// here too; `None` for lines over 448 bytes.
+    #[inline(always)]
+    pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
+        match self {
+            // SAFETY: lanes are made at a level `Simd::detect` returned.
+            Self::Avx512(lanes) => unsafe { lanes.look_valid(edges, digits) },
+            // SAFETY: as above.
+            Self::Avx2(lanes) => unsafe { lanes.look_valid(edges, digits) },
+        }
+    }
+}
 
 /// The vector instructions the hot loop is compiled for: one copy of it
 /// per level. A decoder detects the best level the processor has when it
@@ -163,5 +195,76 @@ pub(crate) fn write_edges<const SIMD: u8>(changes: u64, offset: usize, edges: &m
         #[cfg(target_arch = "x86_64")]
         Simd::AVX2 => unsafe { avx2::write_edges(changes, offset, edges) },
         _ => portable::write_edges(changes, offset, edges),
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::decode::tokenizer::{Tokens, split_fields};
+
+    /// The levels with number lanes that this processor has.
+    fn lane_levels() -> Vec<u8> {
+        [Simd::AVX2, Simd::AVX512]
+            .into_iter()
+            .filter(|level| *level <= Simd::detect())
+            .collect()
+    }
+    use crate::generate::SplitMix;
+
+    #[test]
+    fn number_lanes_agree_with_the_scalar_check() {
+        let levels = lane_levels();
+        if levels.is_empty() {
+            eprintln!("no AVX2 here: the lanes are not used");
+            return;
+        }
+        let mut rng = SplitMix(0x1234_5678_9ABC_DEF1);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
+        let pieces = ["-", "7", "12a", "x", "1234567890", "0000000000000000000"];
+        let mut tokens = Tokens::default();
+        let (mut said_yes, mut said_no) = (0, 0);
+        for _ in 0..50_000 {
+            let count = 1 + next(20);
+            let words: Vec<String> = (0..count)
+                .map(|_| match next(3) {
+                    0 => pieces[next(pieces.len())].to_string(),
+                    _ => {
+                        let longest = if next(8) == 0 { 70 } else { 12 };
+                        let len = 1 + next(longest);
+                        (0..len)
+                            .map(|_| char::from(b'0' + next(10) as u8))
+                            .collect()
+                    }
+                })
+                .collect();
+            let line = words.join(&" ".repeat(1 + next(3)));
+            split_fields(line.as_bytes(), &mut tokens);
+            let mut checked = Vec::new();
+            for i in 0..count.min(16) {
+                if checked.len() < 8 && next(2) == 0 {
+                    checked.push((i, [9, 18][next(2)]));
+                }
+            }
+            let want = checked.iter().all(|&(i, most)| {
+                let (start, end) = tokens.get(i);
+                (1..=most).contains(&(end - start))
+                    && line.as_bytes()[start..end].iter().all(u8::is_ascii_digit)
+            });
+            for &level in &levels {
+                let lanes = NumberLanes::new(level, &checked).expect("fits the lanes");
+                let Some(valid) = lanes.look_valid(tokens.edges(), tokens.digits()) else {
+                    assert!(tokens.digits().len() > 8, "{line}");
+                    continue;
+                };
+                assert_eq!(valid, want, "level {level}: {checked:?} of {line:?}");
+                if valid {
+                    said_yes += 1;
+                } else {
+                    said_no += 1;
+                }
+            }
+        }
+        assert!(said_yes > 1000 && said_no > 1000, "{said_yes} / {said_no}");
     }
 }
