@@ -30,6 +30,7 @@ use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt};
 use futures::{StreamExt, TryStreamExt};
 
 use super::finish::PartitionBuckets;
+use super::keep_top::KeepTop;
 use super::packing::KeyPacking;
 use super::routing::Route;
 use super::split::{SplitInput, Splitter};
@@ -56,6 +57,9 @@ pub(crate) struct BucketedAggregateExec {
     /// Whether rows with codes go to the partition and bucket of a hash of
     /// their codes rather than of their text (see [`Route`]).
     route_by_code: bool,
+    /// The groups a TopK above can choose, where one orders by a merged
+    /// aggregate ([`super::keep_top`]).
+    keep_top: Option<KeepTop>,
     metrics: ExecutionPlanMetricsSet,
     /// The split of every input partition, started by the first output
     /// partition executed and awaited by all of them.
@@ -116,9 +120,58 @@ impl BucketedAggregateExec {
             repartition: Arc::clone(repartition),
             bucketing,
             route_by_code: false,
+            keep_top: None,
             metrics: ExecutionPlanMetricsSet::new(),
             split: Arc::default(),
         })
+    }
+
+    /// This aggregate letting through only the groups that `keep` (a TopK
+    /// directly above, by an output column) can choose; `None` unless the
+    /// groups are merged by code ([`super::packed_merge`]) and the column is
+    /// one of the merged aggregates.
+    pub(crate) fn keeping_top(&self, keep: KeepTop) -> Option<Self> {
+        let merged = self
+            .packing
+            .as_ref()
+            .is_some_and(|packing| packing.merge.is_some());
+        let keys = self
+            .aggregate
+            .downcast_ref::<AggregateExec>()?
+            .group_expr()
+            .expr()
+            .len();
+        let schema = self.schema();
+        let aggregate_column = keep.column >= keys
+            && keep.column < schema.fields().len()
+            && matches!(
+                schema.field(keep.column).data_type(),
+                datafusion::arrow::datatypes::DataType::Int64
+                    | datafusion::arrow::datatypes::DataType::UInt64
+            );
+        if !merged || !aggregate_column || keep.fetch == 0 {
+            return None;
+        }
+        Some(Self {
+            keep_top: Some(keep),
+            ..self.fresh()
+        })
+    }
+
+    /// The same plan node with no state: a split not started, no metrics.
+    fn fresh(&self) -> Self {
+        Self {
+            aggregate: Arc::clone(&self.aggregate),
+            repartition: Arc::clone(&self.repartition),
+            route_keys: self.route_keys.clone(),
+            partitions: self.partitions,
+            bucketing: self.bucketing,
+            packing: self.packing.clone(),
+            route_by_code: self.route_by_code,
+            keep_top: self.keep_top,
+            metrics: ExecutionPlanMetricsSet::new(),
+            split: Arc::default(),
+        }
     }
 
     /// Routes rows with packed keys by a hash of their codes, where `on`
@@ -226,6 +279,11 @@ impl DisplayAs for BucketedAggregateExec {
             if self.route_by_code {
                 write!(f, "routed_by_code, ")?;
             }
+            if let Some(keep) = &self.keep_top {
+                let order = if keep.descending { "DESC" } else { "ASC" };
+                let name = self.schema().field(keep.column).name().clone();
+                write!(f, "keep_top=[{} by {name} {order}], ", keep.fetch)?;
+            }
         }
         // The repartition's and the aggregate's own lines say how rows are
         // routed and what is grouped and computed.
@@ -267,7 +325,10 @@ impl ExecutionPlan for BucketedAggregateExec {
             Arc::clone(&self.aggregate).replace_children(vec![repartition], RECOMPUTE)?;
         Self::try_new(&aggregate, self.bucketing)
             .map(|bucketed| {
-                Arc::new(bucketed.with_code_routing(self.route_by_code)) as Arc<dyn ExecutionPlan>
+                Arc::new(Self {
+                    keep_top: self.keep_top,
+                    ..bucketed.with_code_routing(self.route_by_code)
+                }) as Arc<dyn ExecutionPlan>
             })
             .ok_or_else(|| {
                 DataFusionError::Internal("BucketedAggregateExec lost its aggregate".to_string())
@@ -278,14 +339,7 @@ impl ExecutionPlan for BucketedAggregateExec {
         let aggregate = Arc::clone(&self.aggregate).reset_state()?;
         Ok(Arc::new(Self {
             aggregate,
-            repartition: Arc::clone(&self.repartition),
-            route_keys: self.route_keys.clone(),
-            partitions: self.partitions,
-            bucketing: self.bucketing,
-            packing: self.packing.clone(),
-            route_by_code: self.route_by_code,
-            metrics: ExecutionPlanMetricsSet::new(),
-            split: Arc::default(),
+            ..self.fresh()
         }))
     }
 
@@ -314,6 +368,7 @@ impl ExecutionPlan for BucketedAggregateExec {
         let schema = self.input().schema();
         let aggregate = Arc::clone(&self.aggregate);
         let packing = self.packing.clone();
+        let keep_top = self.keep_top;
         let aggregate_time =
             MetricBuilder::new(&self.metrics).subset_time("aggregate_time", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
@@ -328,6 +383,7 @@ impl ExecutionPlan for BucketedAggregateExec {
                 schema,
                 aggregate,
                 packing,
+                keep_top,
                 merge_memory,
                 merged_rows,
                 context,

@@ -18,6 +18,7 @@ use datafusion::physical_plan::metrics::Count;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 
+use super::keep_top::{KeepTop, TopSoFar};
 use super::packing::KeyPacking;
 use super::split::SplitInput;
 use super::{BUCKETS, RECOMPUTE};
@@ -131,15 +132,20 @@ impl PartitionBuckets {
     /// reading spilled rows back when their turn comes. A merge takes its
     /// table from `merge_memory`; where the memory pool refuses it, the
     /// packed aggregate runs instead, which copes with a limit its own way.
+    /// With `keep_top`, merged groups the TopK above cannot choose are
+    /// dropped before they are unpacked.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn aggregate_each(
         mut self,
         schema: SchemaRef,
         aggregate: Arc<dyn ExecutionPlan>,
         packing: Option<Arc<KeyPacking>>,
+        keep_top: Option<KeepTop>,
         merge_memory: MemoryReservation,
         merged_rows: Count,
         context: Arc<TaskContext>,
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
+        let mut top = keep_top.map(TopSoFar::new);
         futures::stream::iter(std::iter::from_fn(move || self.next_run()))
             .map(move |run| {
                 let run = run?;
@@ -151,7 +157,11 @@ impl PartitionBuckets {
                                 .try_resize(merge.memory_for(&run.packed))
                                 .is_ok() =>
                         {
-                            let merged = packing.unpack(merge.merge(&run.packed)?);
+                            let mut merged = merge.merge(&run.packed)?;
+                            if let Some(top) = &mut top {
+                                merged = top.filter(merged)?;
+                            }
+                            let merged = packing.unpack(merged);
                             merge_memory.resize(0);
                             merged_rows.add(run.packed.iter().map(RecordBatch::num_rows).sum());
                             futures::stream::once(async move { merged }).boxed()

@@ -56,12 +56,15 @@
 //!   memory up to a budget and spilled to temporary files past it;
 //! - [`finish`]: one output partition's buckets gathered from every input's
 //!   split and aggregated a run of buckets at a time, by [`packed_merge`] or
-//!   by DataFusion's aggregate.
+//!   by DataFusion's aggregate;
+//! - [`keep_top`]: under a TopK by a merged aggregate, only the groups it can
+//!   still choose, dropped before their codes become text again.
 //!
 //! [`BucketedAggregateExec`]: exec::BucketedAggregateExec
 
 mod exec;
 mod finish;
+mod keep_top;
 pub(crate) mod packed_keys;
 mod packed_merge;
 mod packing;

@@ -10,8 +10,12 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, Tr
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::Bucketing;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::sorts::sort::SortExec;
+
 use super::exec::BucketedAggregateExec;
+use super::keep_top::KeepTop;
+use super::{Bucketing, RECOMPUTE};
 
 /// The physical optimizer rule that finishes eligible grouped aggregations
 /// with a [`BucketedAggregateExec`].
@@ -41,16 +45,26 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
             pairs_partitions |= node.children().len() > 1;
             Ok(TreeNodeRecursion::Continue)
         })?;
+        let plan = plan
+            .transform_up(|node| {
+                Ok(
+                    match BucketedAggregateExec::try_new(&node, self.bucketing) {
+                        Some(bucketed) => {
+                            let bucketed = bucketed.with_code_routing(!pairs_partitions);
+                            Transformed::yes(Arc::new(bucketed) as Arc<dyn ExecutionPlan>)
+                        }
+                        None => Transformed::no(node),
+                    },
+                )
+            })
+            .data()?;
         plan.transform_up(|node| {
-            Ok(
-                match BucketedAggregateExec::try_new(&node, self.bucketing) {
-                    Some(bucketed) => {
-                        let bucketed = bucketed.with_code_routing(!pairs_partitions);
-                        Transformed::yes(Arc::new(bucketed) as Arc<dyn ExecutionPlan>)
-                    }
-                    None => Transformed::no(node),
-                },
-            )
+            Ok(match keeping_top_under(&node) {
+                Some(bucketed) => {
+                    Transformed::yes(node.replace_children(vec![bucketed], RECOMPUTE)?)
+                }
+                None => Transformed::no(node),
+            })
         })
         .data()
     }
@@ -62,6 +76,23 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Where `node` is a TopK (a sort with a fetch) whose first key is a column
+/// of the bucketed aggregate directly under it, that aggregate keeping only
+/// the groups the TopK can choose ([`super::keep_top`]).
+fn keeping_top_under(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let sort = node.downcast_ref::<SortExec>()?;
+    let fetch = sort.fetch()?;
+    let first = sort.expr().first();
+    let column = first.expr.downcast_ref::<Column>()?;
+    let bucketed = sort.input().downcast_ref::<BucketedAggregateExec>()?;
+    let keep = KeepTop {
+        column: column.index(),
+        descending: first.options.descending,
+        fetch,
+    };
+    Some(Arc::new(bucketed.keeping_top(keep)?))
 }
 
 #[cfg(test)]

@@ -263,6 +263,67 @@ fn metric(metrics: &MetricsSet, name: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// TopKs by a merged aggregate, with ties (most pairs are counted once),
+/// NULLs (groups of NODATA records only) first and last, ascending and
+/// descending; and one with a HAVING between, which must see every group.
+const TOP_K: &[(&str, bool)] = &[
+    (
+        "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 ORDER BY b DESC, 1 LIMIT 7",
+        true,
+    ),
+    (
+        "SELECT srcaddr, dstaddr, count(*) AS n FROM vpc_flow_logs GROUP BY 1, 2 \
+         ORDER BY n DESC, 1, 2 LIMIT 5",
+        true,
+    ),
+    (
+        "SELECT dstaddr, min(bytes) AS m FROM vpc_flow_logs GROUP BY 1 \
+         ORDER BY m ASC NULLS FIRST, 1 LIMIT 4",
+        true,
+    ),
+    (
+        "SELECT srcaddr, max(packets) AS p, count(*) FROM vpc_flow_logs GROUP BY 1 \
+         ORDER BY p DESC NULLS FIRST, 1 LIMIT 3",
+        true,
+    ),
+    (
+        "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 \
+         HAVING sum(bytes) < 5000 ORDER BY b DESC, 1 LIMIT 3",
+        false,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_top_k_only_the_groups_it_can_choose_are_unpacked() {
+    let dir = small_tree();
+    let reference = context(dir.path(), None).await;
+    for bucketing in [HELD, SPILLED, Bucketing::default()] {
+        let ctx = context(dir.path(), Some(bucketing)).await;
+        for &(sql, kept) in TOP_K {
+            let expected = rows(&reference, sql).await;
+            assert!(!expected.is_empty(), "{sql}");
+            assert_same_rows(
+                &rows(&ctx, sql).await,
+                &expected,
+                &format!("{bucketing:?}: {sql}"),
+            );
+            let line = bucketed_line(&ctx, sql).await;
+            assert_eq!(line.contains("keep_top=["), kept, "{sql}: {line}");
+        }
+        // Fewer groups leave the aggregate than there are.
+        let (sql, _) = TOP_K[0];
+        let groups = rows(&reference, "SELECT DISTINCT srcaddr FROM vpc_flow_logs")
+            .await
+            .len();
+        let run = run_bucketed(&ctx, sql).await;
+        let out = run.metrics.output_rows().unwrap();
+        assert!(
+            out < groups,
+            "{bucketing:?}: {out} of {groups} groups left the aggregate"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_limit_makes_the_buckets_spill() {
     let dir = tempfile::tempdir().unwrap();
