@@ -220,41 +220,82 @@ fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
     let dot = _mm512_set1_epi8(b'.' as i8);
     let one = _mm512_set1_epi8(1);
     let pair = _mm512_set1_epi16(0x1001);
-    let mut words = [0u128; 4];
-    let mut lens = [0u64; 4];
+    // Read in place of a text that is not in a buffer with 16 bytes to
+    // read: the selects below then always have somewhere to read from.
+    static NOWHERE: [u8; 16] = [0; 16];
+    // One view's text as a word and its length. Addresses are 7 to 15
+    // characters, inline in the view up to 12 and in a buffer past that,
+    // in no order: a branch on the length mispredicts about every other
+    // row. Both words are made and one chosen instead, with selects the
+    // compiler turns into conditional moves. A text too long, or one at a
+    // buffer's end (rare), is left as 16 bytes of zeros and a length of
+    // 16: not a code below, and packed one at a time.
+    let word_of = |view: u128| -> (u128, u64) {
+        let len = view as u32 as usize;
+        let in_buffer = len > 12;
+        let buffer = buffers
+            .get(if in_buffer {
+                (view >> 64) as u32 as usize
+            } else {
+                0
+            })
+            .map_or(&[][..], |buffer| buffer.as_slice());
+        let offset = if in_buffer {
+            (view >> 96) as u32 as usize
+        } else {
+            0
+        };
+        let readable = offset + 16 <= buffer.len();
+        let from = if readable {
+            buffer.as_ptr().wrapping_add(offset)
+        } else {
+            NOWHERE.as_ptr()
+        };
+        // SAFETY: `from` is 16 readable bytes: of the buffer, checked just
+        // above, or of NOWHERE.
+        let stored = unsafe { from.cast::<u128>().read_unaligned() };
+        let word_fits = !in_buffer || (len <= MAX_LEN && readable);
+        let word = if !word_fits {
+            0
+        } else if in_buffer {
+            u128::from_le(stored)
+        } else {
+            view >> 32
+        };
+        (word, if word_fits { len as u64 } else { 16 })
+    };
     for chunk in 0..chunks {
         let first = chunk * 4;
-        for lane in 0..4 {
-            let view = views[first + lane];
-            let len = view as u32 as usize;
-            // A text too long, or one at a buffer's end (rare), is left
-            // as 16 bytes of zeros and a length of 16: not a code below,
-            // and packed one at a time.
-            match view_word(view, buffers) {
-                Some(word) => {
-                    words[lane] = word;
-                    lens[lane] = len as u64;
-                }
-                None => {
-                    words[lane] = 0;
-                    lens[lane] = 16;
-                }
-            }
-        }
-        // SAFETY: `words` holds 64 bytes; `codes` has room for four more
-        // from `first` (chunks end by `views.len()`, its length).
+        // Kept in registers, not arrays: four scalar stores read back as
+        // one vector would stall on store forwarding.
+        let (w0, l0) = word_of(views[first]);
+        let (w1, l1) = word_of(views[first + 1]);
+        let (w2, l2) = word_of(views[first + 2]);
+        let (w3, l3) = word_of(views[first + 3]);
+        let lens = [l0, l1, l2, l3];
+        // SAFETY: `codes` has room for four more from `first` (chunks end
+        // by `views.len()`, its length).
         unsafe {
-            let text = _mm512_loadu_si512(words.as_ptr().cast());
+            let text = _mm512_set_epi64(
+                (w3 >> 64) as i64,
+                w3 as i64,
+                (w2 >> 64) as i64,
+                w2 as i64,
+                (w1 >> 64) as i64,
+                w1 as i64,
+                (w0 >> 64) as i64,
+                w0 as i64,
+            );
             let ones = 0x0101_0101_0101_0101u64;
             let length = _mm512_set_epi64(
-                (lens[3] * ones) as i64,
-                (lens[3] * ones) as i64,
-                (lens[2] * ones) as i64,
-                (lens[2] * ones) as i64,
-                (lens[1] * ones) as i64,
-                (lens[1] * ones) as i64,
-                (lens[0] * ones) as i64,
-                (lens[0] * ones) as i64,
+                (l3 * ones) as i64,
+                (l3 * ones) as i64,
+                (l2 * ones) as i64,
+                (l2 * ones) as i64,
+                (l1 * ones) as i64,
+                (l1 * ones) as i64,
+                (l0 * ones) as i64,
+                (l0 * ones) as i64,
             );
             let inside = _mm512_cmplt_epu8_mask(index, length);
             let value = _mm512_sub_epi8(text, zero);
