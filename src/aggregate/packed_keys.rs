@@ -114,27 +114,51 @@ const NO_CODE: u64 = u64::MAX;
 /// counts as packed: null has no text to lose); a row whose text has no
 /// code has no meaningful code and false in the mask.
 pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuffer)> {
-    pack_column_with(column, true)
+    pack_column_with(column, Lanes::best())
 }
 
-/// Whether this CPU packs views in vector lanes (see [`pack_views_avx512`]).
-fn lanes_available() -> bool {
-    let cpu = crate::cpu::Cpu::detect();
-    cpu.avx512f && cpu.avx512bw
+/// How views are packed: in vector lanes of one of two sizes, or one at a
+/// time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    /// Four views at a time ([`pack_views_avx512`]).
+    Avx512,
+    /// Two views at a time ([`pack_views_avx2`]).
+    Avx2,
+    /// One view at a time.
+    Scalar,
 }
 
-/// [`pack_column`], in vector lanes if `lanes` and the CPU has them.
-fn pack_column_with(column: &dyn Array, lanes: bool) -> Result<(UInt64Array, BooleanBuffer)> {
+impl Lanes {
+    /// The widest lanes this CPU has.
+    fn best() -> Self {
+        let cpu = crate::cpu::Cpu::detect();
+        if cpu.avx512f && cpu.avx512bw {
+            Self::Avx512
+        } else if cpu.avx2 {
+            Self::Avx2
+        } else {
+            Self::Scalar
+        }
+    }
+}
+
+/// [`pack_column`], in `lanes`, which the CPU must have.
+fn pack_column_with(column: &dyn Array, lanes: Lanes) -> Result<(UInt64Array, BooleanBuffer)> {
     let codes: Vec<u64> = match column.data_type() {
         DataType::Utf8View => {
             let texts = column.as_string_view();
             let buffers = texts.data_buffers();
             let views = texts.views();
             #[cfg(target_arch = "x86_64")]
-            if lanes && lanes_available() {
+            if lanes != Lanes::Scalar {
                 let mut codes = vec![0; views.len()];
-                // SAFETY: the CPU has AVX-512F and BW.
-                unsafe { pack_views_avx512(views, buffers, &mut codes) };
+                match lanes {
+                    // SAFETY: the CPU has AVX-512F and BW (`Lanes::best`).
+                    Lanes::Avx512 => unsafe { pack_views_avx512(views, buffers, &mut codes) },
+                    // SAFETY: the CPU has AVX2 (`Lanes::best`).
+                    _ => unsafe { pack_views_avx2(views, buffers, &mut codes) },
+                }
                 return finish_codes(column, codes);
             }
             let _ = lanes;
@@ -193,6 +217,53 @@ fn view_word(view: u128, buffers: &[Buffer]) -> Option<u128> {
     }
 }
 
+/// The text of `view` (over `buffers`) as a word and its length, as
+/// [`view_word`] gives it, but with no branch on the length: addresses are
+/// 7 to 15 characters, inline in the view up to 12 and in a buffer past
+/// that, in no order, so such a branch mispredicts about every other row.
+/// Both words are made and one chosen, with selects the compiler turns
+/// into conditional moves. A text too long, or one at a buffer's end
+/// (rare), gives 16 bytes of zeros and a length of 16: not a code, left to
+/// [`view_code`].
+#[inline(always)]
+fn selected_word(view: u128, buffers: &[Buffer]) -> (u128, u64) {
+    // Read in place of a text that is not in a buffer with 16 bytes to
+    // read: the selects then always have somewhere to read from.
+    static NOWHERE: [u8; 16] = [0; 16];
+    let len = view as u32 as usize;
+    let in_buffer = len > 12;
+    let buffer = buffers
+        .get(if in_buffer {
+            (view >> 64) as u32 as usize
+        } else {
+            0
+        })
+        .map_or(&[][..], |buffer| buffer.as_slice());
+    let offset = if in_buffer {
+        (view >> 96) as u32 as usize
+    } else {
+        0
+    };
+    let readable = offset + 16 <= buffer.len();
+    let from = if readable {
+        buffer.as_ptr().wrapping_add(offset)
+    } else {
+        NOWHERE.as_ptr()
+    };
+    // SAFETY: `from` is 16 readable bytes: of the buffer, checked just
+    // above, or of NOWHERE.
+    let stored = unsafe { from.cast::<u128>().read_unaligned() };
+    let word_fits = !in_buffer || (len <= MAX_LEN && readable);
+    let word = if !word_fits {
+        0
+    } else if in_buffer {
+        u128::from_le(stored)
+    } else {
+        view >> 32
+    };
+    (word, if word_fits { len as u64 } else { 16 })
+}
+
 /// Codes of four views at a time, one per 128-bit lane: each lane's
 /// characters become places by byte compares, and pairs of places become
 /// bytes by a multiply-add (first character lowest, as in [`pack_word`]).
@@ -220,50 +291,7 @@ fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
     let dot = _mm512_set1_epi8(b'.' as i8);
     let one = _mm512_set1_epi8(1);
     let pair = _mm512_set1_epi16(0x1001);
-    // Read in place of a text that is not in a buffer with 16 bytes to
-    // read: the selects below then always have somewhere to read from.
-    static NOWHERE: [u8; 16] = [0; 16];
-    // One view's text as a word and its length. Addresses are 7 to 15
-    // characters, inline in the view up to 12 and in a buffer past that,
-    // in no order: a branch on the length mispredicts about every other
-    // row. Both words are made and one chosen instead, with selects the
-    // compiler turns into conditional moves. A text too long, or one at a
-    // buffer's end (rare), is left as 16 bytes of zeros and a length of
-    // 16: not a code below, and packed one at a time.
-    let word_of = |view: u128| -> (u128, u64) {
-        let len = view as u32 as usize;
-        let in_buffer = len > 12;
-        let buffer = buffers
-            .get(if in_buffer {
-                (view >> 64) as u32 as usize
-            } else {
-                0
-            })
-            .map_or(&[][..], |buffer| buffer.as_slice());
-        let offset = if in_buffer {
-            (view >> 96) as u32 as usize
-        } else {
-            0
-        };
-        let readable = offset + 16 <= buffer.len();
-        let from = if readable {
-            buffer.as_ptr().wrapping_add(offset)
-        } else {
-            NOWHERE.as_ptr()
-        };
-        // SAFETY: `from` is 16 readable bytes: of the buffer, checked just
-        // above, or of NOWHERE.
-        let stored = unsafe { from.cast::<u128>().read_unaligned() };
-        let word_fits = !in_buffer || (len <= MAX_LEN && readable);
-        let word = if !word_fits {
-            0
-        } else if in_buffer {
-            u128::from_le(stored)
-        } else {
-            view >> 32
-        };
-        (word, if word_fits { len as u64 } else { 16 })
-    };
+    let word_of = |view: u128| selected_word(view, buffers);
     for chunk in 0..chunks {
         let first = chunk * 4;
         // Kept in registers, not arrays: four scalar stores read back as
@@ -319,6 +347,75 @@ fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
         }
     }
     for row in chunks * 4..views.len() {
+        codes[row] = view_code(views[row], buffers).unwrap_or(NO_CODE);
+    }
+}
+
+/// Codes of two views at a time, one per 128-bit lane of AVX2: as
+/// [`pack_views_avx512`], with compares into vector masks where AVX-512
+/// has mask registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pack_views_avx2(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let pairs = views.len() / 2;
+    let index = _mm256_setr_epi8(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+        12, 13, 14, 15,
+    );
+    // Place = digit + 3, '.' = 1; pairs of places: low + 16 * high.
+    let zero = _mm256_set1_epi8(b'0' as i8);
+    let nine = _mm256_set1_epi8(9);
+    let three = _mm256_set1_epi8(3);
+    let dot = _mm256_set1_epi8(b'.' as i8);
+    let one = _mm256_set1_epi8(1);
+    let pair = _mm256_set1_epi16(0x1001);
+    for at in 0..pairs {
+        let first = at * 2;
+        let (w0, l0) = selected_word(views[first], buffers);
+        let (w1, l1) = selected_word(views[first + 1], buffers);
+        let text = _mm256_set_epi64x((w1 >> 64) as i64, w1 as i64, (w0 >> 64) as i64, w0 as i64);
+        let length = _mm256_set_epi64x(
+            (l1 * ONES) as i64,
+            (l1 * ONES) as i64,
+            (l0 * ONES) as i64,
+            (l0 * ONES) as i64,
+        );
+        // Lengths and places are below 16: signed compares will do.
+        let inside = _mm256_cmpgt_epi8(length, index);
+        let value = _mm256_sub_epi8(text, zero);
+        let is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(value, nine), value);
+        let is_dot = _mm256_cmpeq_epi8(text, dot);
+        let digits = _mm256_and_si256(inside, is_digit);
+        let dots = _mm256_and_si256(inside, is_dot);
+        let bad = _mm256_movemask_epi8(_mm256_andnot_si256(
+            _mm256_or_si256(is_digit, is_dot),
+            inside,
+        )) as u32;
+        let places = _mm256_or_si256(
+            _mm256_and_si256(digits, _mm256_add_epi8(value, three)),
+            _mm256_and_si256(dots, one),
+        );
+        let paired = _mm256_maddubs_epi16(places, pair);
+        // Each lane's eight bytes of places first (they are at most 204).
+        let packed = _mm256_packus_epi16(paired, paired);
+        codes[first] = if bad & 0xFFFF == 0 {
+            _mm256_extract_epi64::<0>(packed) as u64
+        } else {
+            NO_CODE
+        };
+        codes[first + 1] = if bad >> 16 == 0 {
+            _mm256_extract_epi64::<2>(packed) as u64
+        } else {
+            NO_CODE
+        };
+        for (lane, len) in [l0, l1].into_iter().enumerate() {
+            if len == 16 {
+                codes[first + lane] = view_code(views[first + lane], buffers).unwrap_or(NO_CODE);
+            }
+        }
+    }
+    for row in pairs * 2..views.len() {
         codes[row] = view_code(views[row], buffers).unwrap_or(NO_CODE);
     }
 }
@@ -512,14 +609,20 @@ mod tests {
             }
             let column = builder.finish();
             assert_eq!(column.data_buffers().len() > 1, longest > 12, "{block}");
-            // In vector lanes where the CPU has them, and one at a time.
-            for lanes in [true, false] {
+            // In each size of vector lanes the CPU has, and one at a time.
+            let all = [Lanes::Avx512, Lanes::Avx2, Lanes::Scalar];
+            let best = all.iter().position(|l| *l == Lanes::best()).unwrap();
+            for lanes in all.into_iter().skip(best) {
                 let (codes, packed) = pack_column_with(&column, lanes).unwrap();
                 for (row, text) in texts.iter().enumerate() {
                     let want = pack(text.as_bytes());
-                    assert_eq!(packed.value(row), want.is_some(), "{text:?}, {lanes}");
+                    assert_eq!(packed.value(row), want.is_some(), "{text:?}, {lanes:?}");
                     if let Some(code) = want {
-                        assert_eq!(codes.value(row), code, "{text:?} in blocks of {block}");
+                        assert_eq!(
+                            codes.value(row),
+                            code,
+                            "{text:?} in blocks of {block}, {lanes:?}"
+                        );
                     }
                 }
             }
