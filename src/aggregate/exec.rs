@@ -36,6 +36,9 @@ use super::routing::Route;
 use super::split::{SplitInput, Splitter};
 use super::{BUCKETS, Bucketing, RECOMPUTE};
 
+/// The largest TopK fetch the aggregate filters for ([`super::keep_top`]).
+const MAX_KEEP_TOP: usize = 4096;
+
 /// An `AggregateExec(FinalPartitioned)` and the hash `RepartitionExec` that
 /// feeds it, run as one (see the [module docs](super)). Same output and
 /// answer, and the same partitioning wherever a join or union above pairs
@@ -128,8 +131,9 @@ impl BucketedAggregateExec {
 
     /// This aggregate letting through only the groups that `keep` (a TopK
     /// directly above, by an output column) can choose; `None` unless the
-    /// groups are merged by code ([`super::packed_merge`]) and the column is
-    /// one of the merged aggregates.
+    /// groups are merged by code ([`super::packed_merge`]), the column is
+    /// one of the merged aggregates and the fetch is at most
+    /// [`MAX_KEEP_TOP`].
     pub(crate) fn keeping_top(&self, keep: KeepTop) -> Option<Self> {
         let merged = self
             .packing
@@ -149,7 +153,10 @@ impl BucketedAggregateExec {
                 datafusion::arrow::datatypes::DataType::Int64
                     | datafusion::arrow::datatypes::DataType::UInt64
             );
-        if !merged || !aggregate_column || keep.fetch == 0 {
+        // Past a few thousand rows the TopK would keep most groups of a
+        // run anyway, and the best values held per partition grow with
+        // the fetch, outside the memory pool.
+        if !merged || !aggregate_column || keep.fetch == 0 || keep.fetch > MAX_KEEP_TOP {
             return None;
         }
         Some(Self {

@@ -46,55 +46,64 @@ impl TopSoFar {
     pub(crate) fn new(keep: KeepTop) -> Self {
         Self {
             keep,
-            best: BinaryHeap::with_capacity(keep.fetch + 1),
+            // Grown as values come: a fetch larger than the groups would
+            // otherwise reserve for nothing.
+            best: BinaryHeap::new(),
         }
-    }
-
-    /// `value` as a rank: larger is better for the TopK.
-    fn rank(&self, value: i128) -> i128 {
-        if self.keep.descending { value } else { -value }
     }
 
     /// The rows of `merged` (a batch of merged groups, keys as codes) that
     /// the TopK may still choose, with the best values updated by them.
     pub(crate) fn filter(&mut self, merged: RecordBatch) -> Result<RecordBatch> {
         let values = merged.column(self.keep.column);
-        let ranks: Vec<Option<i128>> = match values.data_type() {
-            DataType::Int64 => values
-                .as_primitive::<Int64Type>()
-                .iter()
-                .map(|v| v.map(|v| self.rank(i128::from(v))))
-                .collect(),
-            DataType::UInt64 => values
-                .as_primitive::<UInt64Type>()
-                .iter()
-                .map(|v| v.map(|v| self.rank(i128::from(v))))
-                .collect(),
+        match values.data_type() {
+            DataType::Int64 => {
+                let values = values.as_primitive::<Int64Type>();
+                self.filter_by(&merged, |row| {
+                    values.is_valid(row).then(|| i128::from(values.value(row)))
+                })
+            }
+            DataType::UInt64 => {
+                let values = values.as_primitive::<UInt64Type>();
+                self.filter_by(&merged, |row| {
+                    values.is_valid(row).then(|| i128::from(values.value(row)))
+                })
+            }
             // PackedMerge merges only these; anything else passes whole.
-            _ => return Ok(merged),
-        };
-        for rank in ranks.iter().flatten() {
+            _ => Ok(merged),
+        }
+    }
+
+    /// [`Self::filter`] with row `i`'s value given by `value(i)`, read
+    /// twice rather than copied: once to update the best, once to filter.
+    fn filter_by(
+        &mut self,
+        merged: &RecordBatch,
+        value: impl Fn(usize) -> Option<i128>,
+    ) -> Result<RecordBatch> {
+        let descending = self.keep.descending;
+        // Larger is better for the TopK.
+        let rank = |row| value(row).map(|v| if descending { v } else { -v });
+        let rows = merged.num_rows();
+        for rank in (0..rows).filter_map(rank) {
             if self.best.len() < self.keep.fetch {
-                self.best.push(Reverse(*rank));
-            } else if self.best.peek().is_some_and(|worst| *rank > worst.0) {
+                self.best.push(Reverse(rank));
+            } else if self.best.peek().is_some_and(|worst| rank > worst.0) {
                 self.best.pop();
-                self.best.push(Reverse(*rank));
+                self.best.push(Reverse(rank));
             }
         }
-        let Some(Reverse(worst)) = (self.best.len() == self.keep.fetch)
-            .then(|| self.best.peek().copied())
-            .flatten()
-        else {
-            return Ok(merged);
+        let worst = match self.best.peek() {
+            Some(Reverse(worst)) if self.best.len() == self.keep.fetch => *worst,
+            _ => return Ok(merged.clone()),
         };
-        let kept: BooleanArray = ranks
-            .iter()
-            .map(|rank| Some(rank.is_none_or(|rank| rank >= worst)))
+        let kept: BooleanArray = (0..rows)
+            .map(|row| Some(rank(row).is_none_or(|rank| rank >= worst)))
             .collect();
-        if kept.true_count() == kept.len() {
-            return Ok(merged);
+        if kept.true_count() == rows {
+            return Ok(merged.clone());
         }
-        Ok(filter_record_batch(&merged, &kept)?)
+        Ok(filter_record_batch(merged, &kept)?)
     }
 }
 

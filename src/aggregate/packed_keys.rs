@@ -119,7 +119,7 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
 
 /// How views are packed: in vector lanes of one of two sizes, or one at a
 /// time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Lanes {
     /// Four views at a time ([`pack_views_avx512`]).
     Avx512,
@@ -145,6 +145,8 @@ impl Lanes {
 
 /// [`pack_column`], in `lanes`, which the CPU must have.
 fn pack_column_with(column: &dyn Array, lanes: Lanes) -> Result<(UInt64Array, BooleanBuffer)> {
+    // Widest first: lanes the CPU has are at or after the best.
+    debug_assert!(lanes >= Lanes::best(), "{lanes:?} not detected");
     let codes: Vec<u64> = match column.data_type() {
         DataType::Utf8View => {
             let texts = column.as_string_view();

@@ -80,7 +80,10 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
 
 /// Where `node` is a TopK (a sort with a fetch) whose first key is a column
 /// of the bucketed aggregate directly under it, that aggregate keeping only
-/// the groups the TopK can choose ([`super::keep_top`]).
+/// the groups the TopK can choose ([`super::keep_top`]). The aggregate then
+/// depends on that TopK staying its parent with no larger fetch: sound
+/// because this rule runs after DataFusion's own (the session appends it),
+/// so none moves or widens the sort afterwards.
 fn keeping_top_under(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
     let sort = node.downcast_ref::<SortExec>()?;
     let fetch = sort.fetch()?;

@@ -74,7 +74,7 @@ impl Tokens {
     }
 
     /// The edges (token `i` is `edges[2 * i]..edges[2 * i + 1]`), for the
-    /// AVX-512 number lanes.
+    /// number lanes.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn edges(&self) -> &[u32] {
@@ -82,7 +82,7 @@ impl Tokens {
     }
 
     /// The digit masks, one per 64 bytes of the line and a last of none,
-    /// for the AVX-512 number lanes.
+    /// for the number lanes.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn digits(&self) -> &[u64] {

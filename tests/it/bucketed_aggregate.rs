@@ -288,7 +288,17 @@ const TOP_K: &[(&str, bool)] = &[
     ),
     (
         "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 \
+         ORDER BY b DESC, 1 LIMIT 3 OFFSET 4",
+        true,
+    ),
+    (
+        "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 \
          HAVING sum(bytes) < 5000 ORDER BY b DESC, 1 LIMIT 3",
+        false,
+    ),
+    // A fetch past what the aggregate filters for.
+    (
+        "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 ORDER BY b DESC, 1 LIMIT 5000",
         false,
     ),
 ];

@@ -118,9 +118,11 @@ pub(crate) struct NumberLanes {
     /// Per lane, the place of its token's start edge within its register
     /// of eight edges (the end edge is the next place of the same one).
     places: [i32; 8],
-    /// Per lane, all ones where the start edge is in the second (or
-    /// fourth) register of eight, and where it is in the last two.
+    /// Per lane, all ones where the start edge is in the second or fourth
+    /// register of eight.
     odd_register: [i32; 8],
+    /// Per lane, all ones where the start edge is in the third or fourth
+    /// register of eight.
     high_registers: [i32; 8],
     /// Per lane, the most digits.
     most: [i32; 8],
@@ -155,8 +157,8 @@ impl NumberLanes {
 
     /// What the scalar quick check says of the line whose tokens have
     /// `edges` and `digits` (its digit masks), except that a `-` fails here
-    /// too (the exact check takes those lines); `None` for lines over 448
-    /// bytes, whose digit masks are more than eight words.
+    /// too (the exact check takes those lines); `None` for lines whose digit
+    /// masks are more than eight words (of 448 bytes or more).
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
@@ -230,9 +232,9 @@ impl NumberLanes {
             )
         };
         // Word `w` (0..8) of the masks, per 64-bit lane: a permute of 32-bit
-        // halves within each register, then a blend by `w >= 4`. Word 8
-        // (past a line's last block) comes out as word 0, whose bits the
-        // token's length then masks off, as in the AVX-512 lanes.
+        // halves within each register, then a blend by `w >= 4`. (Word 8
+        // is never asked for: with eight words at most, a token starts in
+        // block 6 at the latest, the last being a block of none.)
         let word = |w: __m256i| {
             let within = _mm256_slli_epi64::<1>(_mm256_and_si256(w, _mm256_set1_epi64x(3)));
             let halves = _mm256_or_si256(

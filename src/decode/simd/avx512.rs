@@ -122,8 +122,8 @@ impl NumberLanes {
 
     /// What the scalar quick check says of the line whose tokens have
     /// `edges` and `digits` (its digit masks), except that a `-` fails here
-    /// too (the exact check takes those lines); `None` for lines over 448
-    /// bytes, whose digit masks are more than eight words.
+    /// too (the exact check takes those lines); `None` for lines whose digit
+    /// masks are more than eight words (of 448 bytes or more).
     #[target_feature(enable = "avx512f")]
     pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         use std::arch::x86_64::{

@@ -64,6 +64,7 @@ impl NumberLanes {
     /// Lanes at `level`, one [`Simd::detect`] returned, for `checked`
     /// (index, most digits), if the level has lanes and they fit.
     pub(crate) fn new(level: u8, checked: &[(usize, usize)]) -> Option<Self> {
+        debug_assert!(level <= Simd::detect(), "level {level} not detected");
         match level {
             Simd::AVX512 => avx512::NumberLanes::new(checked).map(Self::Avx512),
             Simd::AVX2 => avx2::NumberLanes::new(checked).map(Self::Avx2),
@@ -73,7 +74,8 @@ impl NumberLanes {
 
     /// What the scalar quick check says of the line whose tokens have
     /// `edges` and `digits` (its digit masks), except that a `-` fails
-    /// here too; `None` for lines over 448 bytes.
+    /// here too; `None` for lines whose digit masks are more than eight
+    /// words.
     #[inline(always)]
     pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         match self {
@@ -88,7 +90,7 @@ impl NumberLanes {
 /// The vector instructions the hot loop is compiled for: one copy of it
 /// per level. A decoder detects the best level the processor has when it
 /// is made, and each call of `TextDecoder::feed` runs that level's copy.
-/// The masks and, at AVX-512, the edges are where the levels differ.
+/// The masks, the edges and the number lanes are where the levels differ.
 pub(crate) struct Simd;
 
 impl Simd {

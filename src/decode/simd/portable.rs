@@ -1,7 +1,8 @@
 //! Plain integer code, which runs on any processor: the block masks where
 //! there is no vector code for the processor (and as the reference the
-//! vector masks are tested against), and the edges at the SSE2 level (and
-//! as the reference the vector edges are tested against).
+//! vector masks are tested against), and the edges at the baseline level
+//! (SSE2 on x86-64, any other processor) and as the reference the vector
+//! edges are tested against.
 
 #[cfg(any(test, not(target_arch = "x86_64")))]
 use super::BlockMasks;
