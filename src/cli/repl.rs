@@ -308,7 +308,11 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
             }
             let last = shell.last_result.take();
             let recorded = flowsql::recorded_columns(&shell.ctx, table).await?;
-            let table = table.replace('\'', "''");
+            // The name as SQL resolves it (unquoted names fold to lower
+            // case, a schema may precede it), as information_schema holds it.
+            let table = datafusion::common::TableReference::from(*table)
+                .table()
+                .replace('\'', "''");
             let Some(recorded) = recorded else {
                 shell
                     .run_sql(

@@ -47,6 +47,12 @@ fn multi_line_statements_commands_errors_and_history() {
     session
         .exp_string("recorded: whether a flow-log format")
         .unwrap();
+    // The name as SQL takes it: unquoted, any case.
+    enter(&mut session, "\\d VPC_Flow_Logs");
+    session.exp_string("| pkt_srcaddr ").unwrap();
+    session
+        .exp_string("recorded: whether a flow-log format")
+        .unwrap();
 
     // An error does not end the shell; the next statement runs.
     enter(&mut session, "SELECT no_such_column FROM vpc_flow_logs;");
