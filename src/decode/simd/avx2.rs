@@ -131,11 +131,9 @@ pub(crate) struct NumberLanes {
 }
 
 impl NumberLanes {
-    /// Lanes for `checked` (index, most digits), if they fit.
-    pub(crate) fn new(checked: &[(usize, usize)]) -> Option<Self> {
-        if checked.len() > 8 || checked.iter().any(|&(i, _)| i >= 16) {
-            return None;
-        }
+    /// Lanes for `checked` (index, most digits), which fit
+    /// ([`super::NumberLanes::new`] checks).
+    pub(crate) fn new(checked: &[(usize, usize)]) -> Self {
         let mut lanes = Self {
             places: [0; 8],
             odd_register: [0; 8],
@@ -152,7 +150,7 @@ impl NumberLanes {
             lanes.high_registers[lane] = -i32::from(start / 16 == 1);
             lanes.most[lane] = most as i32;
         }
-        Some(lanes)
+        lanes
     }
 
     /// What the scalar quick check says of the line whose tokens have

@@ -101,11 +101,9 @@ pub(crate) struct NumberLanes {
 }
 
 impl NumberLanes {
-    /// Lanes for `checked` (index, most digits), if they fit.
-    pub(crate) fn new(checked: &[(usize, usize)]) -> Option<Self> {
-        if checked.len() > 8 || checked.iter().any(|&(i, _)| i >= 16) {
-            return None;
-        }
+    /// Lanes for `checked` (index, most digits), which fit
+    /// ([`super::NumberLanes::new`] checks).
+    pub(crate) fn new(checked: &[(usize, usize)]) -> Self {
         let mut lanes = Self {
             starts: [0; 16],
             ends: [0; 16],
@@ -117,7 +115,7 @@ impl NumberLanes {
             lanes.ends[lane] = 2 * i as u32 + 1;
             lanes.most[lane] = most as u32;
         }
-        Some(lanes)
+        lanes
     }
 
     /// What the scalar quick check says of the line whose tokens have

@@ -62,12 +62,16 @@ pub(crate) enum NumberLanes {
 #[cfg(target_arch = "x86_64")]
 impl NumberLanes {
     /// Lanes at `level`, one [`Simd::detect`] returned, for `checked`
-    /// (index, most digits), if the level has lanes and they fit.
+    /// (index, most digits), if the level has lanes and they fit: at most
+    /// eight fields, among a line's first 16 tokens (32 edges).
     pub(crate) fn new(level: u8, checked: &[(usize, usize)]) -> Option<Self> {
         debug_assert!(level <= Simd::detect(), "level {level} not detected");
+        if checked.len() > 8 || checked.iter().any(|&(i, _)| i >= 16) {
+            return None;
+        }
         match level {
-            Simd::AVX512 => avx512::NumberLanes::new(checked).map(Self::Avx512),
-            Simd::AVX2 => avx2::NumberLanes::new(checked).map(Self::Avx2),
+            Simd::AVX512 => Some(Self::Avx512(avx512::NumberLanes::new(checked))),
+            Simd::AVX2 => Some(Self::Avx2(avx2::NumberLanes::new(checked))),
             _ => None,
         }
     }
@@ -204,6 +208,7 @@ pub(crate) fn write_edges<const SIMD: u8>(changes: u64, offset: usize, edges: &m
 mod tests {
     use super::*;
     use crate::decode::tokenizer::{Tokens, split_fields};
+    use crate::generate::SplitMix;
 
     /// The levels with number lanes that this processor has.
     fn lane_levels() -> Vec<u8> {
@@ -212,7 +217,6 @@ mod tests {
             .filter(|level| *level <= Simd::detect())
             .collect()
     }
-    use crate::generate::SplitMix;
 
     #[test]
     fn number_lanes_agree_with_the_scalar_check() {
