@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
@@ -150,8 +151,7 @@ impl BucketedAggregateExec {
             && keep.column < schema.fields().len()
             && matches!(
                 schema.field(keep.column).data_type(),
-                datafusion::arrow::datatypes::DataType::Int64
-                    | datafusion::arrow::datatypes::DataType::UInt64
+                DataType::Int64 | DataType::UInt64
             );
         // Past a few thousand rows the TopK would keep most groups of a
         // run anyway, and the best values held per partition grow with

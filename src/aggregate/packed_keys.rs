@@ -293,15 +293,14 @@ fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
     let dot = _mm512_set1_epi8(b'.' as i8);
     let one = _mm512_set1_epi8(1);
     let pair = _mm512_set1_epi16(0x1001);
-    let word_of = |view: u128| selected_word(view, buffers);
     for chunk in 0..chunks {
         let first = chunk * 4;
         // Kept in registers, not arrays: four scalar stores read back as
         // one vector would stall on store forwarding.
-        let (w0, l0) = word_of(views[first]);
-        let (w1, l1) = word_of(views[first + 1]);
-        let (w2, l2) = word_of(views[first + 2]);
-        let (w3, l3) = word_of(views[first + 3]);
+        let (w0, l0) = selected_word(views[first], buffers);
+        let (w1, l1) = selected_word(views[first + 1], buffers);
+        let (w2, l2) = selected_word(views[first + 2], buffers);
+        let (w3, l3) = selected_word(views[first + 3], buffers);
         let lens = [l0, l1, l2, l3];
         // SAFETY: `codes` has room for four more from `first` (chunks end
         // by `views.len()`, its length).
@@ -316,16 +315,15 @@ fn pack_views_avx512(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
                 (w0 >> 64) as i64,
                 w0 as i64,
             );
-            let ones = 0x0101_0101_0101_0101u64;
             let length = _mm512_set_epi64(
-                (l3 * ones) as i64,
-                (l3 * ones) as i64,
-                (l2 * ones) as i64,
-                (l2 * ones) as i64,
-                (l1 * ones) as i64,
-                (l1 * ones) as i64,
-                (l0 * ones) as i64,
-                (l0 * ones) as i64,
+                (l3 * ONES) as i64,
+                (l3 * ONES) as i64,
+                (l2 * ONES) as i64,
+                (l2 * ONES) as i64,
+                (l1 * ONES) as i64,
+                (l1 * ONES) as i64,
+                (l0 * ONES) as i64,
+                (l0 * ONES) as i64,
             );
             let inside = _mm512_cmplt_epu8_mask(index, length);
             let value = _mm512_sub_epi8(text, zero);

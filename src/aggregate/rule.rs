@@ -7,10 +7,9 @@ use std::sync::Arc;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-
-use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::sorts::sort::SortExec;
 
 use super::exec::BucketedAggregateExec;
@@ -45,20 +44,15 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
             pairs_partitions |= node.children().len() > 1;
             Ok(TreeNodeRecursion::Continue)
         })?;
-        let plan = plan
-            .transform_up(|node| {
-                Ok(
-                    match BucketedAggregateExec::try_new(&node, self.bucketing) {
-                        Some(bucketed) => {
-                            let bucketed = bucketed.with_code_routing(!pairs_partitions);
-                            Transformed::yes(Arc::new(bucketed) as Arc<dyn ExecutionPlan>)
-                        }
-                        None => Transformed::no(node),
-                    },
-                )
-            })
-            .data()?;
+        // Children first: a TopK is reached after the aggregate under it
+        // has become a bucketed one.
         plan.transform_up(|node| {
+            if let Some(bucketed) = BucketedAggregateExec::try_new(&node, self.bucketing) {
+                let bucketed = bucketed.with_code_routing(!pairs_partitions);
+                return Ok(Transformed::yes(
+                    Arc::new(bucketed) as Arc<dyn ExecutionPlan>
+                ));
+            }
             Ok(match keeping_top_under(&node) {
                 Some(bucketed) => {
                     Transformed::yes(node.replace_children(vec![bucketed], RECOMPUTE)?)
