@@ -6,13 +6,15 @@ use std::process::{Command, Output};
 use crate::support::*;
 
 fn flowsql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowsql"))
-        // The header fields a run remembers go to a cache of the tests'
-        // own, not the user's.
-        .env("XDG_CACHE_HOME", test_cache())
-        .args(args)
-        .output()
-        .expect("run flowsql")
+    flowsql_command().args(args).output().expect("run flowsql")
+}
+
+/// The binary as the tests run it: the header fields a run remembers go
+/// to a cache of the tests' own, not the user's.
+fn flowsql_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command.env("XDG_CACHE_HOME", test_cache());
+    command
 }
 
 fn test_cache() -> &'static Path {
@@ -1128,8 +1130,7 @@ fn a_high_cardinality_group_by_spills_under_a_memory_limit_with_the_same_answer(
 
 /// `--chart` over the sample tree, with the given locale and size.
 fn chart(sql: &str, lang: &str, columns: usize, lines: usize) -> (Output, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
-        .env("XDG_CACHE_HOME", test_cache())
+    let out = flowsql_command()
         .env("LANG", lang)
         .env_remove("LC_ALL")
         .env_remove("LC_CTYPE")
@@ -1359,8 +1360,7 @@ fn every_instruction_level_reads_the_records_an_independent_reading_finds() {
     let filtered = "SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT' AND dstport = 443";
     for level in ["sse2", "avx2", "avx512"] {
         let run = |sql: &str| {
-            let out = Command::new(env!("CARGO_BIN_EXE_flowsql"))
-                .env("XDG_CACHE_HOME", test_cache())
+            let out = flowsql_command()
                 .env("FLOWSQL_MAX_SIMD", level)
                 .args([
                     dir.path().to_str().unwrap(),
