@@ -78,6 +78,7 @@
 #![cfg_attr(feature = "internals", warn(unreachable_pub))]
 
 mod aggregate;
+mod cache;
 mod catalogue;
 mod convert;
 mod cpu;
@@ -94,6 +95,7 @@ mod sql;
 mod table;
 
 pub use aggregate::Bucketing;
+pub use cache::{CacheOptions, CacheUsage, DEFAULT_CACHE_BYTES};
 pub use error::{Error, StoreProblem};
 pub use location::S3Options;
 pub use report::{MalformedLine, REJECTS_TABLE, ScanReport, ScanSummary, SkippedObject};

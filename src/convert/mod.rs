@@ -124,6 +124,9 @@ pub(crate) async fn copy_statement(
         strict: table.options().strict,
         skip_bad_objects: table.options().skip_bad_objects,
         report: table.report(),
+        // A conversion reads every object whole, once: the cache would
+        // only be filled with columns the Parquet copy holds anyway.
+        cache: None,
     };
     let conversion = ConversionTable {
         scan,

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::decode::Reject;
+use crate::cache::entry::KeptReject;
 use field_memory::FieldMemory;
 
 /// The name the rejects table is registered under.
@@ -62,6 +62,9 @@ pub struct ScanReport {
     objects_finished: AtomicU64,
     objects_opened: AtomicU64,
     compressed_bytes: AtomicU64,
+    objects_from_cache: AtomicU64,
+    objects_missing_cache: AtomicU64,
+    bytes_from_cache: AtomicU64,
     records: AtomicU64,
     list_requests: AtomicU64,
     objects_listed: AtomicU64,
@@ -91,6 +94,9 @@ struct Details {
     hidden_fields: BTreeSet<(String, String)>,
     /// The first prefixes listed, `/`-terminated for delimiter listings.
     listed_prefixes: Vec<String>,
+    /// (object, why) for cache entries found damaged, removed, and read
+    /// from the source instead.
+    damaged_cache_entries: Vec<(String, String)>,
 }
 
 /// A copy of a [`ScanReport`] at one moment.
@@ -107,6 +113,15 @@ pub struct ScanSummary {
     pub objects_opened: u64,
     /// Compressed bytes read.
     pub compressed_bytes: u64,
+    /// Objects read from the local cache instead of their source (counted
+    /// in `objects_opened` too).
+    pub objects_from_cache: u64,
+    /// Text objects read from their source while the cache was in use
+    /// (the cache did not hold them, or not all the columns read).
+    pub objects_missing_cache: u64,
+    /// The listed (compressed) sizes of the objects read from the cache:
+    /// bytes not read.
+    pub bytes_from_cache: u64,
     /// Well-formed records decoded.
     pub records: u64,
     /// Malformed lines skipped.
@@ -129,6 +144,9 @@ pub struct ScanSummary {
     /// The first 50 prefixes listed: ending in `/`
     /// for one-level (delimiter) listings, else recursive.
     pub listed_prefixes: Vec<String>,
+    /// Cache entries found damaged (object, why): removed, and the object
+    /// read from its source instead.
+    pub damaged_cache_entries: Vec<(String, String)>,
 }
 
 impl ScanReport {
@@ -161,6 +179,9 @@ impl ScanReport {
         self.objects_finished.store(0, Ordering::Relaxed);
         self.objects_opened.store(0, Ordering::Relaxed);
         self.compressed_bytes.store(0, Ordering::Relaxed);
+        self.objects_from_cache.store(0, Ordering::Relaxed);
+        self.objects_missing_cache.store(0, Ordering::Relaxed);
+        self.bytes_from_cache.store(0, Ordering::Relaxed);
         self.records.store(0, Ordering::Relaxed);
         self.list_requests.store(0, Ordering::Relaxed);
         self.objects_listed.store(0, Ordering::Relaxed);
@@ -175,6 +196,9 @@ impl ScanReport {
             objects_finished: self.objects_finished.load(Ordering::Relaxed),
             objects_opened: self.objects_opened.load(Ordering::Relaxed),
             compressed_bytes: self.compressed_bytes.load(Ordering::Relaxed),
+            objects_from_cache: self.objects_from_cache.load(Ordering::Relaxed),
+            objects_missing_cache: self.objects_missing_cache.load(Ordering::Relaxed),
+            bytes_from_cache: self.bytes_from_cache.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             malformed: details.malformed,
             malformed_objects: details.malformed_objects.len() as u64,
@@ -189,6 +213,7 @@ impl ScanReport {
             list_requests: self.list_requests.load(Ordering::Relaxed),
             objects_listed: self.objects_listed.load(Ordering::Relaxed),
             listed_prefixes: details.listed_prefixes.clone(),
+            damaged_cache_entries: details.damaged_cache_entries.clone(),
         }
     }
 
@@ -248,11 +273,31 @@ impl ScanReport {
         self.compressed_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// An object read from the cache; `listed_bytes` is its size in the store.
+    pub(crate) fn object_from_cache(&self, listed_bytes: u64) {
+        self.objects_from_cache.fetch_add(1, Ordering::Relaxed);
+        self.bytes_from_cache
+            .fetch_add(listed_bytes, Ordering::Relaxed);
+    }
+
+    /// A text object read from its source while the cache was in use.
+    pub(crate) fn object_missing_cache(&self) {
+        self.objects_missing_cache.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn damaged_cache_entry(&self, object: &str, why: String) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details
+            .damaged_cache_entries
+            .push((object.to_string(), why));
+    }
+
     pub(crate) fn add_records(&self, n: u64) {
         self.records.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn malformed(&self, object: &str, line: u64, reason: &Reject, text: &[u8]) {
+    /// A malformed line as the report keeps it (and the cache stores it).
+    pub(crate) fn malformed(&self, object: &str, reject: &KeptReject) {
         let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
         details.malformed += 1;
         if !details.malformed_objects.contains(object) {
@@ -261,9 +306,9 @@ impl ScanReport {
         if details.rejected.len() < REJECTS_KEPT {
             details.rejected.push(MalformedLine {
                 object: object.to_string(),
-                line,
-                reason: reason.to_string(),
-                text: kept_text(text),
+                line: reject.line,
+                reason: reject.reason.clone(),
+                text: reject.text.clone(),
             });
         }
     }
@@ -315,7 +360,7 @@ impl ScanReport {
 }
 
 /// The first [`REJECT_TEXT_BYTES`] of a line as text.
-fn kept_text(line: &[u8]) -> String {
+pub(crate) fn kept_text(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(&line[..line.len().min(REJECT_TEXT_BYTES + 4)]);
     text[..text.floor_char_boundary(REJECT_TEXT_BYTES)].to_string()
 }

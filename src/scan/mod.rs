@@ -11,7 +11,10 @@
 //!   [`inflate`], then the decoder), [`parquet`] for Parquet objects
 //!   (DataFusion's Parquet reader). The exec holds one of each per store
 //!   index and picks one per object by its name.
+//! - [`cached`]: text objects through the local cache of decoded columns,
+//!   when the table has one.
 
+pub(crate) mod cached;
 pub(crate) mod exec;
 pub(crate) mod inflate;
 pub(crate) mod parquet;

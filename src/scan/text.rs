@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
@@ -29,10 +29,13 @@ use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectStore};
 
+use crate::cache::ObjectCache;
+use crate::cache::entry::{KeptReject, ObjectFacts};
 use crate::decode::record_filter::RecordFilter;
 use crate::decode::{Reject, RejectSink, TextDecoder};
 use crate::error::Error;
 use crate::report::ScanReport;
+use crate::scan::cached::CachedOpener;
 use crate::scan::inflate;
 
 /// Bytes read from a local file per step; bounds the text decoded at once.
@@ -51,6 +54,8 @@ pub(crate) struct ReadSettings {
     pub skip_bad_objects: bool,
     /// Where counters and malformed-line examples go.
     pub report: Arc<ScanReport>,
+    /// The local cache of decoded objects, if it is used.
+    pub cache: Option<Arc<ObjectCache>>,
 }
 
 /// DataFusion `FileSource` for gzip flow-log text objects.
@@ -104,7 +109,7 @@ impl FileSource for FlowLogSource {
         let file_schema = self.table_schema.file_schema();
         // Before the record filter; the scan's output_rows are after it.
         let records_read = MetricBuilder::new(&self.metrics).counter("records_read", partition);
-        let opener = Arc::new(FlowLogOpener {
+        let source = Arc::new(FlowLogOpener {
             store: object_store,
             store_url: base_config.object_store_url.clone(),
             schema: Arc::new(file_schema.project(&self.projection.file_indices)?),
@@ -114,6 +119,14 @@ impl FileSource for FlowLogSource {
             record_filter: Arc::clone(&self.record_filter),
             records_read,
         });
+        let opener: Arc<dyn FileOpener> = match &self.settings.cache {
+            Some(cache) => Arc::new(CachedOpener::new(
+                source,
+                Arc::clone(cache),
+                base_config.object_store_url.clone(),
+            )),
+            None => source,
+        };
         ProjectionOpener::try_new(self.projection.clone(), opener, file_schema)
     }
 
@@ -203,6 +216,43 @@ pub(crate) fn object_display(store_url: &ObjectStoreUrl, location: &Path) -> Str
 
 impl FileOpener for FlowLogOpener {
     fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
+        self.open_object(file, None)
+    }
+}
+
+/// What one read of an object found besides its records, for the cache:
+/// filled in as the object is read, `complete` once it has been read to
+/// its end (not skipped, not stopped early).
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub facts: ObjectFacts,
+    pub complete: bool,
+}
+
+pub(crate) type SharedFindings = Arc<Mutex<Findings>>;
+
+impl FlowLogOpener {
+    /// The projected record columns this opener's batches hold.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub(crate) fn settings(&self) -> &ReadSettings {
+        &self.settings
+    }
+
+    /// Opens `file`. With `findings`, every record is read (the record
+    /// filter is not applied: the cache keeps whole objects) and what the
+    /// read finds is noted there.
+    pub(crate) fn open_object(
+        &self,
+        file: PartitionedFile,
+        findings: Option<SharedFindings>,
+    ) -> Result<FileOpenFuture> {
         let store = Arc::clone(&self.store);
         let location = file.object_meta.location.clone();
         let size = file.object_meta.size;
@@ -212,7 +262,10 @@ impl FileOpener for FlowLogOpener {
         let table_columns = Arc::clone(&self.table_columns);
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
-        let record_filter = Arc::clone(&self.record_filter);
+        let record_filter = match findings {
+            Some(_) => Arc::default(),
+            None => Arc::clone(&self.record_filter),
+        };
         let records_read = self.records_read.clone();
         Ok(async move {
             let result = store
@@ -238,7 +291,10 @@ impl FileOpener for FlowLogOpener {
                 decoder: TextDecoder::new(
                     schema,
                     batch_size,
-                    Box::new(ReportRejects::new(&object, &settings)),
+                    Box::new(ReportRejects {
+                        findings: findings.clone(),
+                        ..ReportRejects::new(&object, &settings)
+                    }),
                 )
                 .with_record_filter(record_filter),
                 error: None,
@@ -254,6 +310,7 @@ impl FileOpener for FlowLogOpener {
                 finished: false,
                 table_columns,
                 settings,
+                findings,
             };
             Ok(futures::stream::try_unfold(reader, ObjectReader::next_batch).boxed())
         }
@@ -353,6 +410,8 @@ impl Write for DecoderSink {
 pub(crate) struct ReportRejects {
     object: String,
     settings: ReadSettings,
+    /// Where the cache keeps them, when the object is being cached.
+    findings: Option<SharedFindings>,
 }
 
 impl ReportRejects {
@@ -360,24 +419,37 @@ impl ReportRejects {
         Self {
             object: object.to_string(),
             settings: settings.clone(),
+            findings: None,
         }
+    }
+
+    /// Reports a malformed line as the report keeps it (from the cache).
+    pub(crate) fn kept(&self, reject: &KeptReject) -> Result<()> {
+        if self.settings.strict {
+            return Err(Error::MalformedLine {
+                object: self.object.clone(),
+                line: reject.line,
+                reason: reject.reason.clone(),
+            }
+            .into());
+        }
+        self.settings.report.malformed(&self.object, reject);
+        Ok(())
     }
 }
 
 impl RejectSink for ReportRejects {
     fn reject(&mut self, line: u64, reason: Reject, raw: &[u8]) -> Result<()> {
-        if self.settings.strict {
-            return Err(Error::MalformedLine {
-                object: self.object.clone(),
-                line,
-                reason: reason.to_string(),
-            }
-            .into());
+        let kept = KeptReject {
+            line,
+            reason: reason.to_string(),
+            text: crate::report::kept_text(raw),
+        };
+        if let Some(findings) = &self.findings {
+            let mut findings = findings.lock().unwrap_or_else(|e| e.into_inner());
+            findings.facts.rejects.push(kept.clone());
         }
-        self.settings
-            .report
-            .malformed(&self.object, line, &reason, raw);
-        Ok(())
+        self.kept(&kept)
     }
 }
 
@@ -405,6 +477,7 @@ struct ObjectReader {
     finished: bool,
     table_columns: SchemaRef,
     settings: ReadSettings,
+    findings: Option<SharedFindings>,
 }
 
 impl ObjectReader {
@@ -477,7 +550,15 @@ impl ObjectReader {
         if let Input::Chunks(_) = self.input {
             self.gunzip.try_finish().map_err(|e| self.gzip_error(e))?;
         }
-        let finished = self.gunzip.get_mut().decoder.finish();
+        let decoder = &mut self.gunzip.get_mut().decoder;
+        let finished = decoder.finish();
+        if finished.is_ok()
+            && let Some(findings) = &self.findings
+        {
+            let mut findings = findings.lock().unwrap_or_else(|e| e.into_inner());
+            findings.facts.records = decoder.rows_decoded();
+            findings.complete = true;
+        }
         finished.map_err(|e| self.decoder_fault(e))
     }
 
@@ -506,6 +587,9 @@ impl ObjectReader {
     /// still returned, the rest is left unread, and the report names it.
     fn skip(&mut self, error: DataFusionError) {
         self.finished = true;
+        if let Some(findings) = &self.findings {
+            findings.lock().unwrap_or_else(|e| e.into_inner()).complete = false;
+        }
         let decoder = &mut self.gunzip.get_mut().decoder;
         decoder.flush_rows();
         let records = decoder.rows_decoded();
@@ -532,14 +616,15 @@ impl ObjectReader {
             && let Some(header) = decoder.header()
         {
             self.header_checked = true;
-            self.settings
-                .report
-                .fields_recorded(header.tokens().iter().map(String::as_str));
-            for token in header.tokens() {
-                let name = crate::catalogue::column_name(token);
-                if self.table_columns.index_of(&name).is_err() {
-                    self.settings.report.hidden_field(&self.object, token);
-                }
+            report_header(
+                &self.object,
+                header.tokens(),
+                &self.table_columns,
+                &self.settings,
+            );
+            if let Some(findings) = &self.findings {
+                let mut findings = findings.lock().unwrap_or_else(|e| e.into_inner());
+                findings.facts.header = header.tokens().to_vec();
             }
         }
     }
@@ -552,6 +637,45 @@ impl ObjectReader {
             &self.object,
             format!("is not valid gzip data (corrupt or truncated): {error}"),
         )
+    }
+}
+
+/// Tells the report which fields an object's header records, and names
+/// those the table has no column for.
+fn report_header(
+    object: &str,
+    fields: &[String],
+    table_columns: &SchemaRef,
+    settings: &ReadSettings,
+) {
+    settings
+        .report
+        .fields_recorded(fields.iter().map(String::as_str));
+    for field in fields {
+        let name = crate::catalogue::column_name(field);
+        if table_columns.index_of(&name).is_err() {
+            settings.report.hidden_field(object, field);
+        }
+    }
+}
+
+impl FlowLogOpener {
+    /// Reports what reading the object found besides its records, as the
+    /// cache kept it: its header's fields and its malformed lines (under
+    /// `strict`, the first of them is the error).
+    pub(crate) fn report_facts(&self, object: &str, facts: &ObjectFacts) -> Result<()> {
+        report_header(object, &facts.header, &self.table_columns, &self.settings);
+        let rejects = ReportRejects::new(object, &self.settings);
+        for reject in &facts.rejects {
+            rejects.kept(reject)?;
+        }
+        Ok(())
+    }
+
+    /// Counts records read, in the scan's metrics and the report.
+    pub(crate) fn count_records(&self, records: u64) {
+        self.records_read.add(records as usize);
+        self.settings.report.add_records(records);
     }
 }
 

@@ -28,6 +28,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::cache::{CacheOptions, ObjectCache};
 use crate::catalogue;
 use crate::decode::record_filter::RecordFilter;
 use crate::error::Error;
@@ -73,6 +74,9 @@ pub struct FlowLogOptions {
     /// a tree of more than a few accounts and regions reads no object, so
     /// it cannot find them itself.)
     pub field_memory: Option<PathBuf>,
+    /// The local cache of decoded text objects: where it is and how large
+    /// it may grow. `None`: every object is read from its source.
+    pub cache: Option<CacheOptions>,
 }
 
 impl Default for FlowLogOptions {
@@ -86,6 +90,7 @@ impl Default for FlowLogOptions {
             listing_concurrency: 16,
             s3: location::S3Options::default(),
             field_memory: None,
+            cache: None,
         }
     }
 }
@@ -122,6 +127,7 @@ pub struct FlowLogTable {
     table_schema: TableSchema,
     options: FlowLogOptions,
     report: Arc<ScanReport>,
+    cache: Option<Arc<ObjectCache>>,
     notes: Vec<String>,
 }
 
@@ -212,14 +218,26 @@ impl FlowLogTable {
         let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
             .with_table_partition_cols(catalogue::path_fields())
             .build();
-        Ok(Self {
+        let mut table = Self {
             roots,
             locations: folders,
             table_schema,
             options,
             report,
+            cache: None,
             notes,
-        })
+        };
+        if let Some(cache) = &table.options.cache {
+            match table.local_location_holding(&cache.folder) {
+                Some(location) => table.notes.push(format!(
+                    "the local cache is off: its folder {} lies in the LOCATION {location}, and \
+                     flowsql never writes to a LOCATION",
+                    cache.folder.display()
+                )),
+                None => table.cache = Some(Arc::new(ObjectCache::new(cache))),
+            }
+        }
+        Ok(table)
     }
 
     /// What the user should know about how the locations are reached (for
@@ -248,6 +266,35 @@ impl FlowLogTable {
                     && (prefix.prefix_matches(location) || location.prefix_matches(prefix))
             })
             .map(|(url, location)| crate::scan::text::object_display(url, location))
+    }
+
+    /// The local LOCATION that holds `folder`, if one does.
+    fn local_location_holding(&self, folder: &std::path::Path) -> Option<String> {
+        // The folder may not exist yet: its nearest existing ancestor,
+        // resolved, then the rest of it.
+        let mut existing = folder;
+        let mut rest = Vec::new();
+        let resolved = loop {
+            if let Ok(resolved) = std::fs::canonicalize(existing) {
+                break resolved;
+            }
+            rest.push(existing.file_name()?);
+            existing = existing.parent()?;
+        };
+        let absolute = rest
+            .iter()
+            .rev()
+            .fold(resolved, |path, part| path.join(part));
+        let segments: Vec<String> = absolute
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let folder = object_store::path::Path::from_iter(segments);
+        let local = datafusion::execution::object_store::ObjectStoreUrl::local_filesystem();
+        self.overlapping_location(&local, &folder)
     }
 
     /// The options the table was opened with.
@@ -355,6 +402,7 @@ impl FlowLogTable {
             strict: self.options.strict,
             skip_bad_objects: self.options.skip_bad_objects,
             report: Arc::clone(&self.report),
+            cache: self.cache.clone(),
         };
         let configs = self
             .roots

@@ -1,0 +1,215 @@
+//! Text objects read through the local cache ([`crate::cache`]): an
+//! object whose entry holds every column the query reads is read from it;
+//! any other is read from its source, every record of it, and the columns
+//! the entry lacks are written as the batches pass.
+//!
+//! Batches from the cache hold every record: the query's record filter is
+//! a test on text lines, which an entry does not have. The scan's filters
+//! are inexact, so DataFusion's filter above the scan still applies them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileOpenFuture, FileOpener};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+
+use crate::cache::ObjectCache;
+use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, next_batch};
+use crate::error::Error;
+
+use super::text::{FlowLogOpener, SharedFindings, object_display};
+
+/// A text object's reader that goes through the cache.
+pub(crate) struct CachedOpener {
+    source: Arc<FlowLogOpener>,
+    cache: Arc<ObjectCache>,
+    store_url: ObjectStoreUrl,
+}
+
+impl CachedOpener {
+    pub(crate) fn new(
+        source: Arc<FlowLogOpener>,
+        cache: Arc<ObjectCache>,
+        store_url: ObjectStoreUrl,
+    ) -> Self {
+        Self {
+            source,
+            cache,
+            store_url,
+        }
+    }
+}
+
+/// What the cache holds of one object, for the columns a query reads.
+enum Lookup {
+    /// Every column, opened.
+    Hit(ObjectFacts, Vec<FileCursor>),
+    /// Not all of them: the columns to add (index in the query's columns,
+    /// name).
+    Missing(Vec<(usize, String)>),
+    /// An entry that cannot be read, and why.
+    Damaged(String),
+}
+
+fn look_up(entry: &Entry, schema: &SchemaRef) -> Lookup {
+    let manifest = match entry.manifest() {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => return Lookup::Missing(all_columns(schema)),
+        Err(why) => return Lookup::Damaged(why),
+    };
+    let missing = manifest.missing(schema);
+    if !missing.is_empty() {
+        return Lookup::Missing(missing);
+    }
+    match entry.open(&manifest, schema) {
+        Ok(Some(files)) => Lookup::Hit(manifest.facts, files),
+        Ok(None) => Lookup::Missing(all_columns(schema)),
+        Err(why) => Lookup::Damaged(why),
+    }
+}
+
+fn all_columns(schema: &SchemaRef) -> Vec<(usize, String)> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, f.name().clone()))
+        .collect()
+}
+
+impl FileOpener for CachedOpener {
+    fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
+        let entry = self.cache.entry(self.store_url.as_str(), &file.object_meta);
+        let object = object_display(&self.store_url, &file.object_meta.location);
+        let source = Arc::clone(&self.source);
+        let cache = Arc::clone(&self.cache);
+        Ok(async move {
+            let schema = Arc::clone(source.schema());
+            let missing = match look_up(&entry, &schema) {
+                Lookup::Hit(facts, files) => {
+                    cache.hit();
+                    entry.touch();
+                    let report = &source.settings().report;
+                    report.object_opened();
+                    report.object_from_cache(file.object_meta.size);
+                    source.report_facts(&object, &facts)?;
+                    let reading = EntryReading {
+                        rows_left: facts.records,
+                        files,
+                        schema,
+                        source,
+                        object,
+                        entry,
+                    };
+                    return Ok(futures::stream::try_unfold(reading, EntryReading::next).boxed());
+                }
+                Lookup::Missing(missing) => missing,
+                Lookup::Damaged(why) => {
+                    let report = &source.settings().report;
+                    report.damaged_cache_entry(&object, why);
+                    entry.remove();
+                    all_columns(&schema)
+                }
+            };
+            cache.missed();
+            source.settings().report.object_missing_cache();
+            let findings = SharedFindings::default();
+            let batches = source
+                .open_object(file, Some(Arc::clone(&findings)))?
+                .await?;
+            let filling = Filling {
+                writer: Some(entry.writer(missing, &schema)),
+                batches,
+                findings,
+                cache,
+            };
+            Ok(futures::stream::try_unfold(filling, Filling::next).boxed())
+        }
+        .boxed())
+    }
+}
+
+/// An object being read from its cache entry.
+struct EntryReading {
+    files: Vec<FileCursor>,
+    schema: SchemaRef,
+    rows_left: u64,
+    source: Arc<FlowLogOpener>,
+    object: String,
+    entry: Entry,
+}
+
+impl EntryReading {
+    async fn next(mut self) -> Result<Option<(RecordBatch, Self)>> {
+        let batch_size = self.source.batch_size();
+        match next_batch(
+            &mut self.files,
+            &self.schema,
+            batch_size,
+            &mut self.rows_left,
+        ) {
+            Ok(Some(batch)) => {
+                self.source.count_records(batch.num_rows() as u64);
+                Ok(Some((batch, self)))
+            }
+            Ok(None) => {
+                self.source.settings().report.object_finished();
+                Ok(None)
+            }
+            Err(why) => {
+                // Part of the object has been returned; reading the rest
+                // from the source would need its records in the same
+                // order and its warnings not repeated, so the statement
+                // fails instead, and the next one reads the source.
+                self.entry.remove();
+                Err(DataFusionError::from(Error::BadObject {
+                    object: self.object,
+                    reason: format!(
+                        "has a damaged copy in the cache ({why}); the copy has been removed, so \
+                         running the statement again reads the object itself"
+                    ),
+                }))
+            }
+        }
+    }
+}
+
+/// An object being read from its source while its entry is filled.
+struct Filling {
+    batches: BoxStream<'static, Result<RecordBatch>>,
+    /// Dropped (leaving nothing) when the read fails.
+    writer: Option<EntryWriter>,
+    findings: SharedFindings,
+    cache: Arc<ObjectCache>,
+}
+
+impl Filling {
+    async fn next(mut self) -> Result<Option<(RecordBatch, Self)>> {
+        match self.batches.next().await {
+            Some(Ok(batch)) => {
+                if let Some(writer) = &mut self.writer {
+                    writer.write(&batch);
+                }
+                Ok(Some((batch, self)))
+            }
+            Some(Err(e)) => {
+                self.writer = None;
+                Err(e)
+            }
+            None => {
+                let findings = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+                if findings.complete
+                    && let Some(writer) = self.writer.take()
+                {
+                    self.cache.added(writer.commit(&findings.facts));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
