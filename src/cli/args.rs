@@ -125,6 +125,25 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) no_sign_request: bool,
 
+    /// Disk space for the local cache of decoded objects (such as 2G); past
+    /// it the least recently used are removed [default: 10G]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) cache_size: Option<usize>,
+
+    /// Read every object from its source, neither using nor filling the
+    /// local cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+
+    /// Print where the local cache is, what it holds and its hit rate
+    /// (then exit, unless LOCATIONs are given)
+    #[arg(long)]
+    pub(crate) cache_info: bool,
+
+    /// Empty the local cache (then exit, unless LOCATIONs are given)
+    #[arg(long)]
+    pub(crate) clear_cache: bool,
+
     /// Memory for sorts, joins and aggregations (such as 512M or 2G); past
     /// it they spill to temporary files [default: no limit]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

@@ -11,9 +11,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
-use flowsql::{ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements};
+use flowsql::{
+    CacheOptions, ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements,
+};
 
-use super::messages::{print_note, print_warning, scan_warnings};
+use super::messages::{cache_notes, print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout, human_bytes};
 use super::progress::Progress;
 use super::{Exit, chart};
@@ -70,6 +72,12 @@ pub(crate) struct Shell {
     /// `keep_last_result` (in the shell).
     pub(crate) last_result: Option<(SchemaRef, Vec<RecordBatch>)>,
     pub(crate) keep_last_result: bool,
+    /// Where the local cache is, and whether this session uses it.
+    pub(crate) cache: Option<CacheOptions>,
+    pub(crate) cache_in_use: bool,
+    /// Text objects this session read from the cache and from their source
+    /// while using it.
+    pub(crate) cache_reads: (u64, u64),
 }
 
 impl Shell {
@@ -110,9 +118,15 @@ impl Shell {
         if let Some(progress) = progress {
             progress.stop().await;
         }
-        for warning in scan_warnings(&self.report.summary()) {
+        let summary = self.report.summary();
+        for warning in scan_warnings(&summary) {
             print_warning(warning);
         }
+        for note in cache_notes(&summary) {
+            print_note(note);
+        }
+        self.cache_reads.0 += summary.objects_from_cache;
+        self.cache_reads.1 += summary.objects_missing_cache;
         let (schema, batches) = outcome?;
         let rows = print::row_count(&batches);
         if !schema.fields().is_empty() {
@@ -127,8 +141,12 @@ impl Shell {
         }
         if self.timing {
             let summary = self.report.summary();
+            let from_cache = match summary.objects_from_cache {
+                0 => String::new(),
+                n => format!(" ({n} from the local cache)"),
+            };
             eprintln!(
-                "{rows} row(s) in {:.3}s; read {} object(s), {} compressed; {} LIST request(s)",
+                "{rows} row(s) in {:.3}s; read {} object(s){from_cache}, {} compressed; {} LIST request(s)",
                 started.elapsed().as_secs_f64(),
                 summary.objects_opened,
                 human_bytes(summary.compressed_bytes),

@@ -54,6 +54,24 @@ pub(crate) struct Invocation {
     pub(crate) dry_run: bool,
     /// Draw results as charts in the terminal instead of tables.
     pub(crate) chart: bool,
+    /// The local cache's size limit, or `None` under `--no-cache`.
+    pub(crate) cache_bytes: Option<u64>,
+    /// `--cache-info`, `--clear-cache`: done before anything else.
+    pub(crate) cache_actions: CacheActions,
+}
+
+/// What to do with the cache itself before opening any location.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheActions {
+    pub(crate) info: bool,
+    pub(crate) clear: bool,
+}
+
+impl CacheActions {
+    /// Whether the flags ask only for these, with no location to open.
+    pub(crate) fn alone(&self, invocation_locations: &[String]) -> bool {
+        (self.info || self.clear) && invocation_locations.is_empty()
+    }
 }
 
 /// What runs once the session is open.
@@ -162,6 +180,18 @@ impl Invocation {
                 "--chart draws in the terminal; -o FILE.svg or -o FILE.png writes a chart to a file",
             ));
         }
+        if args.no_cache && args.cache_size.is_some() {
+            return Err(usage("--cache-size goes without --no-cache"));
+        }
+        let cache_actions = CacheActions {
+            info: args.cache_info,
+            clear: args.clear_cache,
+        };
+        if cache_actions.alone(&args.locations) && one_shot {
+            return Err(usage(
+                "-c, -f, --saved and --to-parquet need a LOCATION (--cache-info and --clear-cache do not)",
+            ));
+        }
         if args.only_where.is_some() && args.to_parquet.is_none() {
             return Err(usage("--where goes with --to-parquet DEST"));
         }
@@ -234,6 +264,11 @@ impl Invocation {
             progress: !args.quiet,
             dry_run: args.dry_run,
             chart: args.chart,
+            cache_bytes: (!args.no_cache).then(|| {
+                args.cache_size
+                    .map_or(flowsql::DEFAULT_CACHE_BYTES, |bytes| bytes as u64)
+            }),
+            cache_actions,
         })
     }
 }

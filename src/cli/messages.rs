@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::{self, Display};
 
 use datafusion::common::DataFusionError;
-use flowsql::{REJECTS_TABLE, ScanSummary};
+use flowsql::{CacheOptions, CacheUsage, REJECTS_TABLE, ScanSummary};
 
 use super::exec::RunError;
 
@@ -25,6 +25,37 @@ pub(crate) fn print_warning(message: impl Display) {
 /// Prints `note: {message}`.
 pub(crate) fn print_note(message: impl Display) {
     eprintln!("note: {message}");
+}
+
+/// What `--cache-info` and `\cache` say: where the cache is, what it
+/// holds against its limit, and how often it answered.
+pub(crate) fn cache_usage(cache: &CacheOptions, usage: &CacheUsage) -> String {
+    let hits = match usage.hit_rate() {
+        Some(rate) => format!(
+            "{:.0}% of {} object read(s) answered from it",
+            rate * 100.0,
+            usage.hits + usage.misses
+        ),
+        None => "no object read through it yet".to_string(),
+    };
+    format!(
+        "local cache: {}\n  {} object(s), {} of {}; {hits}",
+        cache.folder.display(),
+        usage.entries,
+        super::print::human_bytes(usage.bytes),
+        super::print::human_bytes(cache.max_bytes),
+    )
+}
+
+/// A note per cache entry a statement found damaged.
+pub(crate) fn cache_notes(summary: &ScanSummary) -> Vec<String> {
+    summary
+        .damaged_cache_entries
+        .iter()
+        .map(|(object, why)| {
+            format!("the local cache's copy of {object} was damaged ({why}): removed, and the object read itself")
+        })
+        .collect()
 }
 
 /// Tells the user how running statements ended badly, in one-shot mode

@@ -20,11 +20,11 @@ use std::io::{self, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use flowsql::{new_context, scan_report, table_notes};
+use flowsql::{CacheOptions, CacheUsage, new_context, scan_report, table_notes};
 
 pub(crate) use args::Args;
 use exec::Shell;
-use invocation::{Invocation, Origin, Script, Statements, Terminals};
+use invocation::{CacheActions, Invocation, Origin, Script, Statements, Terminals};
 use messages::{print_error, print_note, print_run_error, user_message};
 
 /// How the process ends: its exit status.
@@ -47,15 +47,54 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Where the command line remembers header fields no flow-log version
-/// documents, so a field one run warns about is a column in the next
-/// (`FlowLogOptions::field_memory`): the user's cache folder.
-fn field_memory_folder() -> Option<PathBuf> {
+/// flowsql's folder in the user's cache folder (`$XDG_CACHE_HOME`, else
+/// `~/.cache`): the remembered header fields (`fields/`, so a field one
+/// run warns about is a column in the next) and the cache of decoded
+/// objects.
+fn cache_home() -> Option<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|folder| !folder.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(cache.join("flowsql").join("fields"))
+    Some(cache.join("flowsql"))
+}
+
+/// `--clear-cache`, then `--cache-info`; false if one failed.
+fn cache_actions(actions: CacheActions, cache: Option<&CacheOptions>) -> bool {
+    let Some(cache) = cache else {
+        print_error("no cache folder: neither XDG_CACHE_HOME nor HOME is set");
+        return false;
+    };
+    if actions.clear {
+        match CacheUsage::clear(cache) {
+            Ok(usage) => println!(
+                "cleared the local cache in {}: {} object(s), {}",
+                cache.folder.display(),
+                usage.entries,
+                print::human_bytes(usage.bytes)
+            ),
+            Err(e) => {
+                print_error(format_args!(
+                    "cannot clear the cache in {}: {e}",
+                    cache.folder.display()
+                ));
+                return false;
+            }
+        }
+    }
+    if actions.info {
+        match CacheUsage::of(cache) {
+            Ok(usage) => println!("{}", messages::cache_usage(cache, &usage)),
+            Err(e) => {
+                print_error(format_args!(
+                    "cannot read the cache in {}: {e}",
+                    cache.folder.display()
+                ));
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Runs the command line; returns how the process ends.
@@ -72,7 +111,24 @@ pub(crate) async fn run(args: Args) -> Exit {
                 return e.exit();
             }
         };
-    invocation.session.table.field_memory = field_memory_folder();
+    let home = cache_home();
+    invocation.session.table.field_memory = home.as_ref().map(|home| home.join("fields"));
+    let cache = home.map(|folder| CacheOptions {
+        folder,
+        max_bytes: invocation
+            .cache_bytes
+            .unwrap_or(flowsql::DEFAULT_CACHE_BYTES),
+    });
+    if invocation.cache_bytes.is_some() {
+        invocation.session.table.cache = cache.clone();
+    }
+    let actions = invocation.cache_actions;
+    if (actions.info || actions.clear) && !cache_actions(actions, cache.as_ref()) {
+        return Exit::Failure;
+    }
+    if actions.alone(&invocation.locations) {
+        return Exit::Success;
+    }
     let table_name = invocation.session.table_name.clone();
     let opened = match new_context(&invocation.locations, &invocation.session).await {
         Ok(ctx) => scan_report(&ctx, &table_name).await.map(|r| (ctx, r)),
@@ -105,6 +161,9 @@ pub(crate) async fn run(args: Args) -> Exit {
         chart: invocation.chart,
         last_result: None,
         keep_last_result: false,
+        cache,
+        cache_in_use: invocation.cache_bytes.is_some(),
+        cache_reads: (0, 0),
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,

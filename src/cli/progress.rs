@@ -59,18 +59,20 @@ impl Progress {
 }
 
 /// `37/672 objects, 15.2 MiB of 277.5 MiB, 550000 rows, 1.2s, about 20s left`
+/// Objects read from the local cache count as their listed size done.
 pub(crate) fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
+    let done_bytes = summary.compressed_bytes + summary.bytes_from_cache;
     let mut line = format!(
         "{}/{} objects, {} of {}, {} rows, {:.1}s",
         summary.objects_finished,
         summary.objects_planned,
-        human_bytes(summary.compressed_bytes),
+        human_bytes(done_bytes),
         human_bytes(summary.bytes_planned),
         summary.records,
         elapsed.as_secs_f64()
     );
-    if summary.bytes_planned > 0 && summary.compressed_bytes > 0 {
-        let done = summary.compressed_bytes as f64 / summary.bytes_planned as f64;
+    if summary.bytes_planned > 0 && done_bytes > 0 {
+        let done = done_bytes as f64 / summary.bytes_planned as f64;
         if done < 1.0 {
             let left = elapsed.as_secs_f64() * (1.0 - done) / done;
             line.push_str(&format!(", about {left:.0}s left"));

@@ -16,8 +16,10 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::Exit;
 use super::exec::{RunError, Shell};
-use super::messages::{print_error, print_run_error, print_warning};
-use super::print::Format;
+use flowsql::CacheUsage;
+
+use super::messages::{cache_usage, print_error, print_run_error, print_warning};
+use super::print::{Format, human_bytes};
 use super::saved;
 
 /// The backslash commands and what they do.
@@ -48,6 +50,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     (
         "\\nullcols [show|hide]",
         "show or set whether table format shows columns NULL in every row",
+    ),
+    (
+        "\\cache [clear]",
+        "what the local cache of decoded objects holds, or empty it",
     ),
     ("\\?", "this help"),
     ("\\q", "quit (Ctrl-D works too)"),
@@ -400,6 +406,32 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                     Format::names().join(", ")
                 )));
             }
+        },
+        ("\\cache", []) => match &shell.cache {
+            Some(cache) => {
+                let mut usage = CacheUsage::of(cache)
+                    .map_err(|e| usage(format!("cannot read the cache: {e}")))?;
+                usage.hits += shell.cache_reads.0;
+                usage.misses += shell.cache_reads.1;
+                println!("{}", cache_usage(cache, &usage));
+                if !shell.cache_in_use {
+                    println!("  not used by this session (--no-cache)");
+                }
+            }
+            None => println!("no cache folder: neither XDG_CACHE_HOME nor HOME is set"),
+        },
+        ("\\cache", ["clear"]) => match &shell.cache {
+            Some(cache) => {
+                let cleared = CacheUsage::clear(cache)
+                    .map_err(|e| usage(format!("cannot clear the cache: {e}")))?;
+                shell.cache_reads = (0, 0);
+                println!(
+                    "cleared the local cache: {} object(s), {}",
+                    cleared.entries,
+                    human_bytes(cleared.bytes)
+                );
+            }
+            None => println!("no cache folder: neither XDG_CACHE_HOME nor HOME is set"),
         },
         ("\\timing", []) => println!("timing: {}", if shell.timing { "on" } else { "off" }),
         ("\\timing", ["on"]) => shell.timing = true,
