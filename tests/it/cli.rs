@@ -9,19 +9,6 @@ fn flowsql(args: &[&str]) -> Output {
     flowsql_command().args(args).output().expect("run flowsql")
 }
 
-/// The binary as the tests run it: the header fields a run remembers go
-/// to a cache of the tests' own, not the user's.
-fn flowsql_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
-    command.env("XDG_CACHE_HOME", test_cache());
-    command
-}
-
-fn test_cache() -> &'static Path {
-    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -966,7 +953,7 @@ fn a_location_without_flow_logs_gives_one_line() {
 #[test]
 fn statements_piped_in_run_as_a_script() {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowsql"))
+    let mut child = flowsql_command()
         .args([bucket().to_str().unwrap(), "-q", "--format", "csv"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -1377,5 +1364,123 @@ fn every_instruction_level_reads_the_records_an_independent_reading_finds() {
         };
         assert_eq!(run(sql), want, "at {level}");
         assert_eq!(run(filtered), rejected_https.to_string(), "at {level}");
+    }
+}
+
+/// `flowsql` with the cache folder `cache` (its own, not the tests' shared one).
+fn flowsql_cached(cache: &Path, args: &[&str]) -> Output {
+    flowsql_command()
+        .env("XDG_CACHE_HOME", cache)
+        .args(args)
+        .output()
+        .expect("run flowsql")
+}
+
+#[test]
+fn the_cache_flags_show_clear_and_bypass_the_local_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let location = bucket();
+    let location = location.to_str().unwrap();
+    let info = |cache: &Path| text(&flowsql_cached(cache, &["--cache-info"]).stdout);
+    assert!(
+        info(cache.path()).contains("0 object(s)"),
+        "{}",
+        info(cache.path())
+    );
+    assert!(info(cache.path()).contains("no object read through it yet"));
+
+    let sql = "SELECT action, count(*), sum(bytes) FROM vpc_flow_logs GROUP BY 1 ORDER BY 1";
+    let first = flowsql_cached(cache.path(), &[location, "--format", "csv", "-c", sql]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(!text(&first.stderr).contains("from the local cache"));
+    // The objects the table reads (the fixture also holds other files).
+    let objects: usize = text(&first.stderr)
+        .split("read ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {}", text(&first.stderr)));
+    let second = flowsql_cached(cache.path(), &[location, "--format", "csv", "-c", sql]);
+    assert_eq!(text(&second.stdout), text(&first.stdout));
+    assert_stderr_contains(
+        &second,
+        &format!("read {objects} object(s) ({objects} from the local cache), 0 B compressed"),
+    );
+    let shown = info(cache.path());
+    assert!(shown.contains(&format!("{objects} object(s), ")), "{shown}");
+    assert!(
+        shown.contains(&format!("50% of {} object read(s)", 2 * objects)),
+        "{shown}"
+    );
+
+    // --no-cache neither reads nor fills it: a new column is not added.
+    let bypass = flowsql_cached(
+        cache.path(),
+        &[
+            location,
+            "--no-cache",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(DISTINCT srcaddr) FROM vpc_flow_logs",
+        ],
+    );
+    assert!(bypass.status.success(), "{}", text(&bypass.stderr));
+    let files_before = walk(cache.path()).len();
+    let bypass = flowsql_cached(cache.path(), &[location, "--no-cache", "-c", sql]);
+    assert!(!text(&bypass.stderr).contains("from the local cache"));
+    assert_eq!(walk(cache.path()).len(), files_before);
+
+    let cleared = flowsql_cached(cache.path(), &["--clear-cache"]);
+    assert!(cleared.status.success());
+    assert!(
+        text(&cleared.stdout).contains(&format!("{objects} object(s)")),
+        "{}",
+        text(&cleared.stdout)
+    );
+    assert!(info(cache.path()).contains("0 object(s)"));
+
+    let usage = flowsql_cached(
+        cache.path(),
+        &[location, "--no-cache", "--cache-size", "1G", "-c", sql],
+    );
+    assert_eq!(usage.status.code(), Some(2));
+    assert_stderr_contains(&usage, "--cache-size goes without --no-cache");
+}
+
+#[test]
+fn two_processes_fill_and_read_one_cache_at_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let location = bucket();
+    let location = location.to_str().unwrap();
+    let queries = [
+        "SELECT * FROM vpc_flow_logs ORDER BY flow_log_id, file_time, start, srcaddr, dstaddr, srcport, dstport, interface_id, bytes",
+        "SELECT srcaddr, dstaddr, action, sum(bytes) FROM vpc_flow_logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    ];
+    let want: Vec<String> = queries
+        .iter()
+        .map(|sql| {
+            text(&flowsql(&[location, "-q", "--no-cache", "--format", "csv", "-c", sql]).stdout)
+        })
+        .collect();
+    for _ in 0..3 {
+        let runs: Vec<_> = queries
+            .iter()
+            .flat_map(|sql| [sql, sql])
+            .map(|sql| {
+                flowsql_command()
+                    .env("XDG_CACHE_HOME", cache.path())
+                    .args([location, "-q", "--format", "csv", "-c", sql])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (i, run) in runs.into_iter().enumerate() {
+            let out = run.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert_eq!(text(&out.stdout), want[i / 2], "{}", queries[i / 2]);
+        }
     }
 }

@@ -9,10 +9,19 @@ use crate::support::*;
 
 /// Every way to name the fixture tree: the bucket root (flow logs found one
 /// level down), the prefix folder, the AWSLogs folder itself, and the same
-/// three over an in-memory `s3://` store; each with pruning on and off.
+/// three over an in-memory `s3://` store; each with pruning on and off;
+/// and through the local cache, twice over one cache folder (the first
+/// session fills it as it answers, the second answers from it).
 async fn all_contexts() -> Vec<(String, SessionContext)> {
     let mut out = Vec::new();
     for pruning in [true, false] {
+        let folder = cache_folder();
+        for pass in ["filling", "filled"] {
+            out.push((
+                format!("cache {pass} pruning={pruning}"),
+                cached_context(&bucket(), pruning, &folder).await,
+            ));
+        }
         for location in [
             bucket(),
             bucket().join("flow-logs"),
@@ -97,8 +106,13 @@ async fn group_bys_on_path_columns_match() {
             k
         })
         .collect();
-    for pruning in [true, false] {
-        let ctx = local_context(&bucket(), pruning).await;
+    let folder = cache_folder();
+    for (pruning, cache) in [(true, false), (false, false), (true, true), (true, true)] {
+        let ctx = if cache {
+            cached_context(&bucket(), pruning, &folder).await
+        } else {
+            local_context(&bucket(), pruning).await
+        };
         let got = rows(
             &ctx,
             "SELECT aws_account_id, aws_region, date, hour, flow_log_id, count(*), \
@@ -110,7 +124,7 @@ async fn group_bys_on_path_columns_match() {
         got_sorted.sort();
         let mut want_sorted = want.clone();
         want_sorted.sort();
-        assert_eq!(got_sorted, want_sorted, "pruning={pruning}");
+        assert_eq!(got_sorted, want_sorted, "pruning={pruning} cache={cache}");
     }
 }
 
@@ -316,6 +330,14 @@ async fn filters_match_with_and_without_pruning() {
     ];
     let pruned = local_context(&bucket(), true).await;
     let unpruned = local_context(&bucket(), false).await;
+    // Through the cache: one session fills it with every column, the
+    // other reads the predicates' columns from it (whole objects: the
+    // filter above the scan applies the record filter's tests).
+    let folder = cache_folder();
+    let filling = cached_context(&bucket(), true, &folder).await;
+    rows(&filling, &format!("SELECT * FROM {TABLE}")).await;
+    let cached = cached_context(&bucket(), true, &folder).await;
+    let before = flowsql::scan_report(&cached, TABLE).await.unwrap();
     for (predicate, check) in &cases {
         let matching: Vec<&Record> = records.iter().filter(|r| check(r)).collect();
         let want = vec![vec![
@@ -330,6 +352,13 @@ async fn filters_match_with_and_without_pruning() {
             format!("SELECT count(*), coalesce(sum(bytes), 0) FROM {TABLE} WHERE {predicate}");
         assert_eq!(rows(&pruned, &sql).await, want, "pruned: {predicate}");
         assert_eq!(rows(&unpruned, &sql).await, want, "unpruned: {predicate}");
+        before.reset();
+        assert_eq!(rows(&cached, &sql).await, want, "cached: {predicate}");
+        let summary = before.summary();
+        assert_eq!(
+            summary.objects_from_cache, summary.objects_opened,
+            "cached: {predicate}: every object from the cache"
+        );
     }
     assert!(cases.len() > 20);
 }

@@ -1,6 +1,7 @@
 //! One integration-test binary (DataFusion links once), a module per topic.
 
 mod bucketed_aggregate;
+mod cache;
 mod cli;
 mod conformance;
 mod decoder_oracle;

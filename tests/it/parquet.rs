@@ -746,7 +746,7 @@ fn a_conversion_killed_half_way_leaves_no_complete_looking_object() {
     let total = generate_tree(tree.path(), &spec, 2).unwrap().files as usize;
     let out = tempfile::tempdir().unwrap();
     let destination = out.path().join("converted");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql"))
+    let mut child = flowsql_command()
         .arg(tree.path())
         .args(["-q", "--to-parquet"])
         .arg(&destination)

@@ -13,6 +13,7 @@ fn shell(home: &std::path::Path) -> PtySession {
     command
         .arg(bucket())
         .env("HOME", home)
+        .env_remove("XDG_CACHE_HOME")
         .env("TERM", "xterm")
         .env("COLUMNS", "200");
     let mut session = spawn_command(command, Some(TIMEOUT_MS)).expect("spawn flowsql in a pty");
@@ -100,6 +101,40 @@ fn multi_line_statements_commands_errors_and_history() {
     assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
     assert!(history.contains("SELEC oops;"), "{history}");
     assert!(history.contains("\\format csv"), "{history}");
+}
+
+#[test]
+fn cache_shows_and_clears_what_the_session_cached() {
+    let home = tempfile::tempdir().unwrap();
+    let mut session = shell(home.path());
+    enter(&mut session, "SELECT count(*) FROM vpc_flow_logs;");
+    session.exp_string("1 row(s) in").unwrap();
+    let summary = session.exp_string(" object(s)").unwrap();
+    let objects: usize = summary
+        .rsplit("read ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    enter(&mut session, "SELECT count(*) FROM vpc_flow_logs;");
+    session
+        .exp_string(&format!("({objects} from the local cache)"))
+        .unwrap();
+    enter(&mut session, "\\cache");
+    session.exp_string("local cache: ").unwrap();
+    session
+        .exp_string(&format!("{objects} object(s), "))
+        .unwrap();
+    session
+        .exp_string(&format!("50% of {} object read(s)", 2 * objects))
+        .unwrap();
+    enter(&mut session, "\\cache clear");
+    session
+        .exp_string(&format!("cleared the local cache: {objects} object(s)"))
+        .unwrap();
+    enter(&mut session, "\\q");
+    session.exp_eof().unwrap();
 }
 
 #[test]

@@ -280,7 +280,7 @@ fn assert_one_line_failure(out: &Output, needles: &[&str]) -> String {
 }
 
 fn flowsql_local(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowsql"))
+    flowsql_command()
         .arg(bucket().join("flow-logs"))
         .arg("-q")
         .args(args)
@@ -316,6 +316,39 @@ fn the_same_queries_give_the_same_answers_over_s3_and_locally() {
         assert_eq!(text(&over_s3.stdout), text(&local.stdout), "{sql}");
         assert!(text(&over_s3.stdout).lines().count() > 1, "{sql}: no rows");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_object_is_not_fetched_again() {
+    let moto = tokio::task::block_in_place(moto);
+    let _turn = TURN.lock().await;
+    let mut options = unsigned(moto);
+    options.table.cache = Some(flowsql::CacheOptions::in_folder(cache_folder()));
+    let ctx = flowsql::new_context(&[format!("s3://{BUCKET}/flow-logs")], &options)
+        .await
+        .unwrap();
+    let sql = "SELECT action, count(*), sum(bytes), count(DISTINCT srcaddr) FROM vpc_flow_logs GROUP BY 1 ORDER BY 1";
+    let handle = tokio::runtime::Handle::current();
+    let mut answers = Vec::new();
+    let mut gets = Vec::new();
+    for _ in 0..2 {
+        let (answer, requests) = tokio::task::block_in_place(|| {
+            moto.record(|| handle.block_on(async { rows(&ctx, sql).await }))
+        });
+        answers.push(answer);
+        gets.push(requests.iter().filter(|r| r.is_object_get()).count());
+    }
+    let local = rows(&local_context(&bucket(), true).await, sql).await;
+    assert_eq!(answers[0], local);
+    assert_eq!(answers[1], local);
+    let report = flowsql::scan_report(&ctx, TABLE).await.unwrap();
+    let objects = report.summary().objects_from_cache as usize;
+    assert!(objects > 0);
+    assert_eq!(
+        gets,
+        vec![objects, 0],
+        "GETs filling the cache, then reading from it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::*;
 
@@ -26,7 +25,7 @@ fn saved_query_names() -> Vec<String> {
 /// returns its rows as strings, `NULL` for an empty field. TSV writes tabs
 /// and line breaks inside values as `\t` and `\n`, so splitting is exact.
 fn run_saved_with(name: &str, params: &[(&str, &str)], extra: &[&str]) -> Vec<Vec<String>> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    let mut command = flowsql_command();
     command.args([
         bucket().to_str().unwrap(),
         "-q",

@@ -75,14 +75,26 @@ async fn sql_logic_tests() {
     files.sort();
     assert!(!files.is_empty());
     let mut failures = Vec::new();
-    for file in &files {
-        let mut runner = sqllogictest::Runner::new(|| async {
-            Ok(FlowSql {
-                ctx: local_context(&bucket(), true).await,
-            })
-        });
-        if let Err(e) = runner.run_file_async(file).await {
-            failures.push(format!("{}: {e}", file.display()));
+    // Each file without the cache, then twice through one cache folder:
+    // answers filling it, then answers read from it, must be the same.
+    let folder = cache_folder();
+    for (pass, cache) in [
+        ("", None),
+        (" (cache filling)", Some(&folder)),
+        (" (cache filled)", Some(&folder)),
+    ] {
+        for file in &files {
+            let mut runner = sqllogictest::Runner::new(|| async {
+                Ok(FlowSql {
+                    ctx: match cache {
+                        Some(folder) => cached_context(&bucket(), true, folder).await,
+                        None => local_context(&bucket(), true).await,
+                    },
+                })
+            });
+            if let Err(e) = runner.run_file_async(file).await {
+                failures.push(format!("{}{pass}: {e}", file.display()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

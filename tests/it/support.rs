@@ -45,6 +45,44 @@ pub async fn local_context(location: &Path, pruning: bool) -> SessionContext {
         .unwrap()
 }
 
+/// The binary as the tests run it: what a run remembers (header fields,
+/// decoded objects) goes to a cache folder of the tests' own, shared by
+/// every run, not the user's.
+pub fn flowsql_command() -> std::process::Command {
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command.env("XDG_CACHE_HOME", cache.path());
+    command
+}
+
+/// A fresh folder for a local cache, removed when the test binary ends
+/// (the folders live under one temporary folder kept for the whole run).
+pub fn cache_folder() -> PathBuf {
+    static ROOT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let root = ROOT.get_or_init(|| tempfile::tempdir().unwrap());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    root.path().join(format!("cache-{n}"))
+}
+
+/// Session options whose table uses the local cache in `folder`.
+pub fn cached_options(pruning: bool, folder: &Path) -> SessionOptions {
+    let mut options = options(pruning);
+    options.table.cache = Some(flowsql::CacheOptions::in_folder(folder));
+    options
+}
+
+/// A session over a local location, reading through the cache in `folder`.
+pub async fn cached_context(location: &Path, pruning: bool, folder: &Path) -> SessionContext {
+    flowsql::new_context(
+        &[location.to_str().unwrap()],
+        &cached_options(pruning, folder),
+    )
+    .await
+    .unwrap()
+}
+
 /// Copies every file below `local` into an in-memory store, keys relative to `local`.
 pub async fn upload(local: &Path, store: &InMemory, key_prefix: &str) {
     for file in walk(local) {

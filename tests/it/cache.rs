@@ -1,0 +1,284 @@
+//! The local cache of decoded objects, beyond the conformance and `.slt`
+//! suites (which also run through it): what reading an object reports is
+//! the same from the cache; changed and damaged objects are read from
+//! their source; the cache keeps to its size. Over S3 (moto), the no-GET
+//! test is in `s3.rs`; the command line's flags and several processes at
+//! once are in `cli.rs`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flowsql::{CacheOptions, CacheUsage, Error, FlowLogOptions, SessionOptions};
+
+use crate::support::*;
+
+/// The statement's answer and what its scan reported, in a fresh session.
+async fn answer_and_summary(
+    location: &Path,
+    options: &SessionOptions,
+    sql: &str,
+) -> (Vec<Vec<String>>, flowsql::ScanSummary) {
+    let ctx = flowsql::new_context(&[location.to_str().unwrap()], options)
+        .await
+        .unwrap();
+    let report = flowsql::scan_report(&ctx, TABLE).await.unwrap();
+    report.reset();
+    let answer = rows(&ctx, sql).await;
+    (answer, report.summary())
+}
+
+/// The flow-log objects of a tree (not, say, a load balancer's logs).
+fn flow_log_objects(tree: &Path) -> Vec<std::path::PathBuf> {
+    walk(tree)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".log.gz"))
+        .filter(|p| p.to_string_lossy().contains("vpcflowlogs"))
+        .collect()
+}
+
+#[tokio::test]
+async fn malformed_lines_and_unknown_fields_are_reported_the_same_from_the_cache() {
+    let location = data("malformed");
+    let folder = cache_folder();
+    let sql = "SELECT count(*), sum(bytes), count(DISTINCT srcaddr) FROM vpc_flow_logs";
+    let rejects = format!(
+        "SELECT object, line, reason, text FROM {} ORDER BY object, line",
+        flowsql::REJECTS_TABLE
+    );
+    let mut seen = Vec::new();
+    for options in [
+        options(true),
+        cached_options(true, &folder),
+        cached_options(true, &folder),
+    ] {
+        let ctx = flowsql::new_context(&[location.to_str().unwrap()], &options)
+            .await
+            .unwrap();
+        let report = flowsql::scan_report(&ctx, TABLE).await.unwrap();
+        report.reset();
+        let answer = rows(&ctx, sql).await;
+        let summary = report.summary();
+        let rejected = rows(&ctx, &rejects).await;
+        seen.push((answer, summary, rejected));
+    }
+    let (source, filling, cached) = (&seen[0], &seen[1], &seen[2]);
+    assert!(source.1.malformed > 0, "the fixture has malformed lines");
+    assert_eq!(filling.1.objects_from_cache, 0);
+    assert_eq!(cached.1.objects_from_cache, cached.1.objects_opened);
+    assert!(cached.1.objects_opened > 0);
+    for (name, other) in [("filling", filling), ("cached", cached)] {
+        assert_eq!(other.0, source.0, "{name}: answer");
+        assert_eq!(other.2, source.2, "{name}: flowsql_rejects");
+        assert!(!other.2.is_empty());
+        assert_eq!(other.1.records, source.1.records, "{name}: records");
+        assert_eq!(other.1.malformed, source.1.malformed, "{name}");
+        assert_eq!(
+            other.1.malformed_objects, source.1.malformed_objects,
+            "{name}"
+        );
+        assert_eq!(other.1.examples, source.1.examples, "{name}");
+        assert_eq!(other.1.hidden_fields, source.1.hidden_fields, "{name}");
+    }
+
+    // Strict: the first malformed line is the error, from the cache too.
+    let strict = |cache: Option<CacheOptions>| SessionOptions {
+        table: FlowLogOptions {
+            strict: true,
+            cache,
+            ..FlowLogOptions::default()
+        },
+        ..SessionOptions::default()
+    };
+    let mut errors = Vec::new();
+    for cache in [None, Some(CacheOptions::in_folder(&folder))] {
+        let ctx = flowsql::new_context(&[location.to_str().unwrap()], &strict(cache))
+            .await
+            .unwrap();
+        let error = ctx.sql(sql).await.unwrap().collect().await.unwrap_err();
+        match Error::find(&error) {
+            Some(found @ Error::MalformedLine { .. }) => errors.push(found.to_string()),
+            other => panic!("not a malformed line: {other:?} ({error})"),
+        }
+    }
+    assert_eq!(errors[0], errors[1]);
+}
+
+/// `path`'s gzip text cut to its header and first record.
+fn keep_first_record(path: &Path) {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let kept: Vec<&str> = text.lines().take(2).collect();
+    assert!(
+        text.lines().count() > 2,
+        "{}: too few records",
+        path.display()
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("{}\n", kept.join("\n")).as_bytes())
+        .unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_changed_object_is_read_from_its_source_again() {
+    let tree = tempfile::tempdir().unwrap();
+    copy_tree(&bucket(), tree.path());
+    let folder = cache_folder();
+    let options = cached_options(true, &folder);
+    let sql = "SELECT count(*), sum(bytes) FROM vpc_flow_logs";
+    let (before, _) = answer_and_summary(tree.path(), &options, sql).await;
+    let objects = flow_log_objects(tree.path());
+    let changed = objects
+        .iter()
+        .find(|p| {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
+                .read_to_string(&mut text)
+                .is_ok()
+                && text.lines().count() > 2
+        })
+        .unwrap();
+    keep_first_record(changed);
+
+    let (after, summary) = answer_and_summary(tree.path(), &options, sql).await;
+    let read = summary.objects_opened;
+    let records = read_independently(tree.path());
+    let bytes: i64 = records.iter().map(|r| int(r, "bytes").unwrap_or(0)).sum();
+    assert_eq!(
+        after,
+        vec![vec![records.len().to_string(), bytes.to_string()]]
+    );
+    assert_ne!(after, before);
+    assert_eq!(summary.objects_missing_cache, 1, "only the changed object");
+    assert_eq!(summary.objects_from_cache, read - 1);
+}
+
+#[tokio::test]
+async fn a_damaged_entry_is_removed_and_its_object_read_from_its_source() {
+    let folder = cache_folder();
+    let cached = cached_options(true, &folder);
+    let sql = "SELECT * FROM vpc_flow_logs ORDER BY flow_log_id, file_time, start, srcaddr, dstaddr, srcport, dstport, interface_id, bytes";
+    let (want, _) = answer_and_summary(&bucket(), &options(true), sql).await;
+    answer_and_summary(&bucket(), &cached, sql).await;
+
+    // One entry's data file cut short, another's facts file garbled.
+    let files = walk(&folder);
+    let data = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "arrow"))
+        .unwrap();
+    let entry_of = |p: &Path| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name.split('.').next().unwrap().to_string()
+    };
+    let facts = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "facts") && entry_of(p) != entry_of(data))
+        .unwrap();
+    let length = std::fs::metadata(data).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(data)
+        .unwrap()
+        .set_len(length / 2)
+        .unwrap();
+    std::fs::write(facts, "not a facts file").unwrap();
+
+    let (got, summary) = answer_and_summary(&bucket(), &cached, sql).await;
+    assert_eq!(got, want);
+    assert_eq!(summary.damaged_cache_entries.len(), 2, "{summary:?}");
+    for (object, why) in &summary.damaged_cache_entries {
+        assert!(object.ends_with(".log.gz"), "{object}");
+        assert!(why.contains("damaged"), "{why}");
+    }
+    // Read again from their objects, and cached again.
+    let (again, summary) = answer_and_summary(&bucket(), &cached, sql).await;
+    assert_eq!(again, want);
+    assert!(summary.damaged_cache_entries.is_empty());
+    assert_eq!(summary.objects_from_cache, summary.objects_opened);
+}
+
+#[tokio::test]
+async fn the_cache_keeps_to_its_size_by_removing_the_least_recently_used() {
+    let sql = "SELECT * FROM vpc_flow_logs ORDER BY flow_log_id, file_time, start, srcaddr, dstaddr, srcport, dstport, interface_id, bytes";
+    // Room for about half of the fixture's objects, all columns.
+    let whole = cache_folder();
+    let (want, summary) = answer_and_summary(&bucket(), &cached_options(true, &whole), sql).await;
+    let objects = summary.objects_opened;
+    let full = CacheUsage::of(&CacheOptions::in_folder(&whole)).unwrap();
+    assert_eq!(full.entries, objects);
+    let max_bytes = full.bytes / 2;
+    let folder = cache_folder();
+    let options = SessionOptions {
+        table: FlowLogOptions {
+            cache: Some(CacheOptions {
+                folder: folder.clone(),
+                max_bytes,
+            }),
+            ..FlowLogOptions::default()
+        },
+        ..SessionOptions::default()
+    };
+    let (got, _) = answer_and_summary(&bucket(), &options, sql).await;
+    assert_eq!(got, want);
+    // Sweeps run in the background; each brings the cache to 80% of its
+    // size once it passes it, so at rest it holds at most the size plus
+    // what was written since the last sweep (a tenth of the size).
+    let cache = CacheOptions {
+        folder: folder.clone(),
+        max_bytes,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let usage = loop {
+        let usage = CacheUsage::of(&cache).unwrap();
+        if usage.bytes <= max_bytes + max_bytes / 10 || Instant::now() > deadline {
+            break usage;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(usage.bytes <= max_bytes + max_bytes / 10, "{usage:?}");
+    assert!(
+        usage.entries > 0 && usage.entries < objects,
+        "{usage:?} of {objects}"
+    );
+    // A scan larger than the cache evicts as it goes (the unit test of
+    // the sweep checks the order); its answer is still whole.
+    let (again, summary) = answer_and_summary(&bucket(), &options, sql).await;
+    assert_eq!(again, want);
+    assert_eq!(
+        summary.objects_from_cache + summary.objects_missing_cache,
+        objects
+    );
+}
+
+#[tokio::test]
+async fn a_cache_folder_inside_a_location_is_not_used() {
+    let tree = tempfile::tempdir().unwrap();
+    copy_tree(&bucket(), tree.path());
+    let before = walk(tree.path());
+    let folder = tree.path().join("flow-logs/cache");
+    let options = cached_options(true, &folder);
+    let ctx = flowsql::new_context(&[tree.path().to_str().unwrap()], &options)
+        .await
+        .unwrap();
+    let notes = flowsql::table_notes(&ctx, TABLE).await.unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("the local cache is off")),
+        "{notes:?}"
+    );
+    let sql = "SELECT count(*), sum(bytes) FROM vpc_flow_logs";
+    let want = rows(&local_context(tree.path(), true).await, sql).await;
+    assert_eq!(rows(&ctx, sql).await, want);
+    assert_eq!(walk(tree.path()), before, "nothing written in the LOCATION");
+}
