@@ -11,7 +11,16 @@ the tree is AWS's Parquet delivery (generate_tree TREE --parquet): DuckDB
 reads it with read_parquet (columns named with `_`, as AWS names them),
 and the gunzip floor is skipped ('-'). With --text-tree, a gzip-text tree
 of the same records, it also times flowsql's count(*) over both trees
-(the goal: at least 10x faster over Parquet)."""
+(the goal: at least 10x faster over Parquet).
+
+flowsql runs with --no-cache against DuckDB. With --cache it runs instead
+the local cache's benchmark: each query with --no-cache, then cold with
+the cache filling (after --clear-cache), then warm, in alternating runs;
+the cache's size on disk against the tree's; and, with --s3, the same tree
+in moto's S3 server on 127.0.0.1 behind a proxy that adds 30 ms to every
+request (benches/big_bucket.py's), warm queries over S3 against warm local
+ones with the GETs moto saw. --cache needs no DuckDB; --s3 needs moto and
+boto3 (the test virtual environment's Python)."""
 
 import json
 import os
@@ -41,6 +50,12 @@ if "--text-tree" in options:
 PARQUET = "--parquet" in options
 if PARQUET:
     options.remove("--parquet")
+CACHE = "--cache" in options
+if CACHE:
+    options.remove("--cache")
+S3 = "--s3" in options
+if S3:
+    options.remove("--s3")
 if options:
     sys.exit(f"unknown arguments: {' '.join(options)}")
 if not PARQUET and has_objects(TREE, ".log.parquet") and not has_objects(TREE, ".log.gz"):
@@ -127,24 +142,29 @@ print(json.dumps({"wall": wall, "rss_kb": resource.getrusage(resource.RUSAGE_SEL
 
 
 STATEMENT_TIMES = {}
+LAST = {}
 
 
-def run_flowsql(sql, tree=TREE):
+def run_flowsql(sql, tree=TREE, flags=("--no-cache",), env=None):
     """The process's wall time (start-up and opening the tree included),
     peak RSS and rows; the statement's own time, as flowsql's summary line
-    gives it (what DuckDB's figure measures), goes to STATEMENT_TIMES."""
+    gives it (what DuckDB's figure measures), goes to STATEMENT_TIMES (and
+    is returned in LAST)."""
     started = time.perf_counter()
     out = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", FLOWSQL, tree, "--format", "csv", "-c", sql],
+        ["/usr/bin/time", "-f", "%M", FLOWSQL, tree, *flags, "--format", "csv", "-c", sql],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     wall = time.perf_counter() - started
     lines = out.stderr.strip().splitlines()
     rss_kb = int(lines[-1])
     summary = next(line for line in lines if " row(s) in " in line)
-    STATEMENT_TIMES.setdefault(sql, []).append(float(summary.split(" row(s) in ")[1].split("s;")[0]))
+    LAST["statement"] = float(summary.split(" row(s) in ")[1].split("s;")[0])
+    LAST["summary"] = summary
+    STATEMENT_TIMES.setdefault(sql, []).append(LAST["statement"])
     rows = [line.split(",") for line in out.stdout.strip().splitlines()[1:]]
     return wall, rss_kb, rows
 
@@ -154,6 +174,118 @@ def run_duckdb(sql):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["wall"], result["rss_kb"], result["rows"]
 
+
+def run_cache_benchmark():
+    """The local cache: cold without it, cold filling it, warm; its size;
+    and with --s3, warm over S3 (30 ms per request) against warm local."""
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="flowsql-cache-bench-")
+    env = dict(os.environ, XDG_CACHE_HOME=home)
+    scans = [q for q in QUERIES if q[0] != "one day"]
+    print(f"tree: {TREE} ({len(days)} days); {RUNS} alternating runs; medians of statement times (process wall in brackets)")
+    print("| query | --no-cache | cold, filling the cache | warm | cold / warm | filling / --no-cache | peak RSS (warm, filling) |")
+    print("|---|---|---|---|---|---|---|")
+    warm_local = {}
+    for name, ours, _ in scans:
+        times = {"none": [], "fill": [], "warm": []}
+        walls = {"none": [], "fill": [], "warm": []}
+        rss = {"fill": 0, "warm": 0}
+        answers = {}
+        for _ in range(RUNS):
+            for mode in ("none", "fill", "warm"):
+                if mode == "fill":
+                    subprocess.run([FLOWSQL, "--clear-cache"], env=env, check=True, capture_output=True)
+                flags = ("--no-cache",) if mode == "none" else ()
+                wall, kb, rows = run_flowsql(ours, flags=flags, env=env)
+                times[mode].append(LAST["statement"])
+                walls[mode].append(wall)
+                if mode in rss:
+                    rss[mode] = max(rss[mode], kb)
+                answers[mode] = rows
+                if mode == "warm" and "from the local cache" not in LAST["summary"]:
+                    sys.exit(f"{name}: the warm run did not read from the cache: {LAST['summary']}")
+        if not answers["none"] == answers["fill"] == answers["warm"]:
+            sys.exit(f"{name}: answers differ: {answers}")
+        m = {k: statistics.median(v) for k, v in times.items()}
+        w = {k: statistics.median(v) for k, v in walls.items()}
+        warm_local[name] = m["warm"]
+        print(
+            f"| {name} | {m['none']:.3f} s ({w['none']:.2f}) | {m['fill']:.3f} s ({w['fill']:.2f}) | {m['warm']:.3f} s ({w['warm']:.2f})"
+            f" | {m['none'] / m['warm']:.1f}x | {m['fill'] / m['none']:.2f}x | {rss['warm'] // 1024} MB, {rss['fill'] // 1024} MB |"
+        )
+    info = subprocess.run([FLOWSQL, "--cache-info"], env=env, check=True, capture_output=True, text=True).stdout
+    cached = sum(os.path.getsize(os.path.join(p, f)) for p, _, fs in os.walk(home) for f in fs)
+    gzip = sum(os.path.getsize(os.path.join(p, f)) for p, _, fs in os.walk(TREE) for f in fs if f.endswith(SUFFIX))
+    print(f"cache on disk after every query above: {cached / 2**20:.0f} MiB against {gzip / 2**20:.0f} MiB of gzip ({cached / gzip:.2f}x)")
+    print(info.strip())
+    if S3:
+        run_s3_cache_benchmark(scans, warm_local)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def run_s3_cache_benchmark(scans, warm_local):
+    import tempfile
+
+    import boto3
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from big_bucket import free_port, moto_api, start_proxy
+
+    moto_port = free_port()
+    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                moto_api(moto_port, "/moto-api/recorder/stop-recording")
+                break
+            except OSError:
+                time.sleep(0.1)
+        proxy_port = start_proxy(moto_port, 0.030)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+        s3.create_bucket(Bucket="bench")
+        root = os.path.join(TREE, "AWSLogs")
+        for path, _, files in os.walk(root):
+            for f in files:
+                local = os.path.join(path, f)
+                key = os.path.relpath(local, TREE)
+                with open(local, "rb") as body:
+                    s3.put_object(Bucket="bench", Key=key, Body=body.read(), ACL="public-read")
+        home = tempfile.mkdtemp(prefix="flowsql-cache-bench-s3-")
+        env = {"PATH": os.environ["PATH"], "HOME": home, "XDG_CACHE_HOME": home, "AWS_EC2_METADATA_DISABLED": "true"}
+        location = "s3://bench"
+        flags = ("--endpoint-url", f"http://127.0.0.1:{proxy_port}", "--no-sign-request")
+        print()
+        print("Over S3 (moto on 127.0.0.1, 30 ms added to every request): warm statement times, medians")
+        print("| query | cold over S3, filling | warm over S3 | warm local | S3 / local, warm | GETs in the warm runs |")
+        print("|---|---|---|---|---|---|")
+        for name, ours, _ in scans:
+            cold, warm, gets = [], [], 0
+            for i in range(RUNS):
+                if i == 0:
+                    run_flowsql(ours, tree=location, flags=flags, env=env)
+                    cold.append(LAST["statement"])
+                moto_api(moto_port, "/moto-api/recorder/reset-recording")
+                moto_api(moto_port, "/moto-api/recorder/start-recording")
+                run_flowsql(ours, tree=location, flags=flags, env=env)
+                moto_api(moto_port, "/moto-api/recorder/stop-recording")
+                warm.append(LAST["statement"])
+                log = moto_api(moto_port, "/moto-api/recorder/download-recording", method="GET")
+                requests = [json.loads(line) for line in log.splitlines() if line.strip()]
+                gets += sum(1 for r in requests if r.get("method") == "GET" and "list-type" not in r.get("url", ""))
+            w = statistics.median(warm)
+            print(f"| {name} | {cold[0]:.3f} s | {w:.3f} s | {warm_local[name]:.3f} s | {w / warm_local[name]:.2f}x | {gets} |")
+    finally:
+        server.terminate()
+
+
+if CACHE:
+    run_cache_benchmark()
+    sys.exit(0)
 
 if PARQUET:
     floor = None  # no gzip stream to inflate: the floor means nothing here
