@@ -6,8 +6,10 @@
 //! the columns asked of it so far.
 //!
 //! Every file is written under a temporary name and renamed into place,
-//! so a reader sees whole files or none; two processes filling the same
-//! entry write the same content, and the last rename wins.
+//! so a reader sees whole files or none; a data file counts only once the
+//! manifest names it (with its length). Two processes adding columns to
+//! one entry at once each write a data file; the last manifest written
+//! names only its own, and the other is removed with the entry in time.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -157,10 +159,12 @@ pub(crate) struct Manifest {
     files: Vec<DataFile>,
 }
 
-/// One data file of an entry: `{entry}.{tag}.arrow`, holding `columns`.
+/// One data file of an entry: `{entry}.{tag}.arrow`, of `bytes`, holding
+/// `columns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DataFile {
     tag: String,
+    bytes: u64,
     columns: Vec<String>,
 }
 
@@ -168,8 +172,7 @@ impl Manifest {
     fn to_text(&self) -> String {
         let mut text = self.facts.to_text();
         for file in &self.files {
-            text.push_str("file\t");
-            text.push_str(&file.tag);
+            text.push_str(&format!("file\t{}\t{}", file.tag, file.bytes));
             for column in &file.columns {
                 text.push('\t');
                 text.push_str(&escape(column));
@@ -191,6 +194,7 @@ impl Manifest {
             }
             files.push(DataFile {
                 tag,
+                bytes: parts.next()?.parse().ok()?,
                 columns: parts.map(unescape).collect::<Option<_>>()?,
             });
         }
@@ -239,14 +243,15 @@ impl Entry {
         self.shard.join(format!("{}.{tag}.arrow", self.name))
     }
 
-    /// The manifest of a filled entry; `Ok(None)` if it was never filled.
+    /// The manifest of a filled entry; `Ok(None)` if it was never filled,
+    /// or cannot be read (a cache folder that cannot be used is not a
+    /// damaged entry: the object is read from its source).
     pub(crate) fn manifest(&self) -> Result<Option<Manifest>, String> {
         match std::fs::read_to_string(self.manifest_path()) {
             Ok(text) => Manifest::parse(&text)
                 .map(Some)
                 .ok_or_else(|| "its facts file is damaged".to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("its facts file cannot be read: {e}")),
+            Err(_) => Ok(None),
         }
     }
 
@@ -298,7 +303,7 @@ impl Entry {
                 .ok_or_else(|| format!("it lacks column {}", field.name()))?;
             let at = match cursors.iter().position(|c| c.tag == file.tag) {
                 Some(at) => at,
-                None => match self.open_data(&file.tag)? {
+                None => match self.open_data(file)? {
                     Some(cursor) => {
                         cursors.push(cursor);
                         cursors.len() - 1
@@ -325,7 +330,8 @@ impl Entry {
         Ok(Some(cursors))
     }
 
-    fn open_data(&self, tag: &str) -> Result<Option<FileCursor>, String> {
+    fn open_data(&self, data: &DataFile) -> Result<Option<FileCursor>, String> {
+        let tag = &data.tag;
         let damaged = |e: &dyn std::fmt::Display| format!("its data file {tag} is damaged: {e}");
         let file = match File::open(self.data_path(tag)) {
             Ok(file) => file,
@@ -339,11 +345,20 @@ impl Entry {
         // rewrites the cache's files in place).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| damaged(&e))?;
         let bytes = map.len();
+        if bytes as u64 != data.bytes {
+            return Err(damaged(&format_args!(
+                "{bytes} bytes where {} were written",
+                data.bytes
+            )));
+        }
         let start =
             std::ptr::NonNull::new(map.as_ptr().cast_mut()).ok_or_else(|| damaged(&"empty"))?;
         // SAFETY: `start` and `bytes` describe `map`, which the buffer owns.
         let buffer = unsafe { Buffer::from_custom_allocation(start, bytes, Arc::new(map)) };
-        let (schema, decoder, blocks) = read_footer(&buffer).map_err(|e| damaged(&e))?;
+        let (schema, decoder, blocks) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_footer(&buffer)))
+                .map_err(|_| damaged(&"a malformed footer"))?
+                .map_err(|e| damaged(&e))?;
         Ok(Some(FileCursor {
             tag: tag.to_string(),
             buffer,
@@ -492,10 +507,14 @@ impl FileCursor {
             let data = self
                 .buffer
                 .slice_with_length(block.offset() as usize, length);
-            let batch = self
-                .decoder
-                .read_record_batch(block, &data)?
-                .ok_or_else(|| ArrowError::IpcError("an empty block".to_string()))?;
+            // arrow's decoder asserts on some malformed blocks: a damaged
+            // file must not take the process down.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decoder.read_record_batch(block, &data)
+            }))
+            .map_err(|_| ArrowError::IpcError("a malformed block".to_string()))?;
+            let batch =
+                decoded?.ok_or_else(|| ArrowError::IpcError("an empty block".to_string()))?;
             self.current = self
                 .columns
                 .iter()
@@ -587,6 +606,8 @@ pub(crate) struct EntryWriter {
 
 struct DataWriter {
     tag: String,
+    /// Written here, renamed to `path` at the commit.
+    temporary: PathBuf,
     path: PathBuf,
     writer: FileWriter<BufWriter<File>>,
 }
@@ -645,9 +666,11 @@ impl EntryWriter {
             .collect();
         let tag = unique_tag();
         let path = self.entry.data_path(&tag);
-        let file = self.entry.create(&path).map_err(|e| e.to_string())?;
+        let temporary = temporary_name(&path);
+        let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
         let data = DataWriter {
             tag,
+            temporary,
             path,
             writer: FileWriter::try_new_with_options(
                 BufWriter::with_capacity(256 * 1024, file),
@@ -667,6 +690,7 @@ impl EntryWriter {
 
     fn remove_data(&mut self) {
         if let Some(data) = self.data.take() {
+            drop(std::fs::remove_file(&data.temporary));
             drop(std::fs::remove_file(&data.path));
         }
     }
@@ -707,6 +731,12 @@ impl EntryWriter {
                 facts: facts.clone(),
                 files: Vec::new(),
             });
+        // Another read of the same object version found the same facts;
+        // if not (an object rewritten in place keeping its size, time and
+        // ETag), its columns are not put beside this read's.
+        if manifest.facts != *facts {
+            return Err("the object's facts differ from its entry's".to_string());
+        }
         // Files a sweep removed are forgotten.
         manifest
             .files
@@ -715,9 +745,12 @@ impl EntryWriter {
             data.writer.finish().map_err(|e| e.to_string())?;
             let inner = data.writer.get_mut();
             inner.flush().map_err(|e| e.to_string())?;
-            bytes += inner.get_ref().metadata().map_or(0, |m| m.len());
+            let written = inner.get_ref().metadata().map_err(|e| e.to_string())?.len();
+            std::fs::rename(&data.temporary, &data.path).map_err(|e| e.to_string())?;
+            bytes += written;
             manifest.files.push(DataFile {
                 tag: data.tag.clone(),
+                bytes: written,
                 columns: self.columns.iter().map(|(_, name)| name.clone()).collect(),
             });
         }
@@ -826,10 +859,12 @@ mod tests {
             files: vec![
                 DataFile {
                     tag: "12-0-ff".into(),
+                    bytes: 1000,
                     columns: vec!["srcaddr".into(), "odd\tname".into()],
                 },
                 DataFile {
                     tag: "12-1-ff".into(),
+                    bytes: 200,
                     columns: vec!["bytes".into()],
                 },
             ],

@@ -91,6 +91,12 @@ impl FileOpener for CachedOpener {
         Ok(async move {
             let schema = Arc::clone(source.schema());
             let missing = match look_up(&entry, &schema) {
+                // Under `strict` the first malformed line is an error where
+                // the read reaches it (after some rows, which a LIMIT may
+                // settle for): only the object itself can say where.
+                Lookup::Hit(facts, _) if source.settings().strict && !facts.rejects.is_empty() => {
+                    all_columns(&schema)
+                }
                 Lookup::Hit(facts, files) => {
                     cache.hit();
                     entry.touch();

@@ -255,6 +255,7 @@ impl FlowLogOpener {
     ) -> Result<FileOpenFuture> {
         let store = Arc::clone(&self.store);
         let location = file.object_meta.location.clone();
+        let listed = file.object_meta.clone();
         let size = file.object_meta.size;
         let read_whole = size <= inflate::MAX_WHOLE_OBJECT;
         let object = object_display(&self.store_url, &location);
@@ -273,6 +274,9 @@ impl FlowLogOpener {
                 .await
                 .map_err(|e| unreadable(&object, &e))?;
             settings.report.object_opened();
+            // The cache names an entry by the object as listed: one replaced
+            // since is read, but not cached under the old name.
+            let findings = findings.filter(|_| same_version(&result.meta, &listed));
             let read_error = |e: object_store::Error| unreadable(&object, &e);
             // A small object is read whole here, in the task that opens it
             // ahead of time, so its GET overlaps the reading of the objects
@@ -638,6 +642,17 @@ impl ObjectReader {
             format!("is not valid gzip data (corrupt or truncated): {error}"),
         )
     }
+}
+
+/// Whether a GET's object is the version the listing gave: the same size
+/// and ETag, or, where either lacks an ETag, modification time. (S3's
+/// listing and GET give times at different precisions; its ETags agree.)
+fn same_version(got: &object_store::ObjectMeta, listed: &object_store::ObjectMeta) -> bool {
+    got.size == listed.size
+        && match (&got.e_tag, &listed.e_tag) {
+            (Some(got), Some(listed)) => got == listed,
+            _ => got.last_modified == listed.last_modified,
+        }
 }
 
 /// Tells the report which fields an object's header records, and names

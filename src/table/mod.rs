@@ -228,10 +228,9 @@ impl FlowLogTable {
             notes,
         };
         if let Some(cache) = &table.options.cache {
-            match table.local_location_holding(&cache.folder) {
-                Some(location) => table.notes.push(format!(
-                    "the local cache is off: its folder {} lies in the LOCATION {location}, and \
-                     flowsql never writes to a LOCATION",
+            match table.cache_unusable(&cache.folder) {
+                Some(why) => table.notes.push(format!(
+                    "the local cache is off: its folder {} {why}",
                     cache.folder.display()
                 )),
                 None => table.cache = Some(Arc::new(ObjectCache::new(cache))),
@@ -268,18 +267,42 @@ impl FlowLogTable {
             .map(|(url, location)| crate::scan::text::object_display(url, location))
     }
 
-    /// The local LOCATION that holds `folder`, if one does.
+    /// Why the cache cannot live in `folder`, if it cannot: it lies in a
+    /// local LOCATION (flowsql never writes to one), or cannot be made.
+    fn cache_unusable(&self, folder: &std::path::Path) -> Option<String> {
+        let absolute = match std::path::absolute(folder) {
+            Ok(absolute) => absolute,
+            Err(e) => return Some(format!("cannot be resolved: {e}")),
+        };
+        if let Some(location) = self.local_location_holding(&absolute) {
+            return Some(format!(
+                "lies in the LOCATION {location}, and flowsql never writes to a LOCATION"
+            ));
+        }
+        match std::fs::create_dir_all(&absolute) {
+            Ok(()) => None,
+            Err(e) => Some(format!("cannot be made: {e}")),
+        }
+    }
+
+    /// The local LOCATION that holds the absolute `folder`, if one does
+    /// (or if where it leads cannot be told).
     fn local_location_holding(&self, folder: &std::path::Path) -> Option<String> {
         // The folder may not exist yet: its nearest existing ancestor,
-        // resolved, then the rest of it.
+        // resolved (links, `..`), then the rest of it.
         let mut existing = folder;
         let mut rest = Vec::new();
         let resolved = loop {
             if let Ok(resolved) = std::fs::canonicalize(existing) {
                 break resolved;
             }
-            rest.push(existing.file_name()?);
-            existing = existing.parent()?;
+            match (existing.file_name(), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = parent;
+                }
+                _ => return Some("(where it leads cannot be told)".to_string()),
+            }
         };
         let absolute = rest
             .iter()

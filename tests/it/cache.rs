@@ -282,3 +282,29 @@ async fn a_cache_folder_inside_a_location_is_not_used() {
     assert_eq!(rows(&ctx, sql).await, want);
     assert_eq!(walk(tree.path()), before, "nothing written in the LOCATION");
 }
+
+#[tokio::test]
+async fn a_cache_folder_that_cannot_be_made_turns_the_cache_off_with_one_note() {
+    let scratch = tempfile::tempdir().unwrap();
+    let not_a_folder = scratch.path().join("file");
+    std::fs::write(&not_a_folder, b"not a folder").unwrap();
+    let options = cached_options(true, &not_a_folder.join("cache"));
+    let ctx = flowsql::new_context(&[bucket().to_str().unwrap()], &options)
+        .await
+        .unwrap();
+    let notes = flowsql::table_notes(&ctx, TABLE).await.unwrap();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.contains("the local cache is off"))
+            .count(),
+        1,
+        "{notes:?}"
+    );
+    let sql = "SELECT count(*), sum(bytes) FROM vpc_flow_logs";
+    let report = flowsql::scan_report(&ctx, TABLE).await.unwrap();
+    report.reset();
+    let want = rows(&local_context(&bucket(), true).await, sql).await;
+    assert_eq!(rows(&ctx, sql).await, want);
+    assert!(report.summary().damaged_cache_entries.is_empty());
+}
