@@ -246,7 +246,8 @@ def run_s3_cache_benchmark(scans, warm_local):
 
     moto_port = free_port()
     moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
+    # moto writes its recording in its working folder: not the clone.
+    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)], cwd=tempfile.gettempdir(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
