@@ -443,20 +443,34 @@ fn read_footer(file: &Buffer) -> Result<(SchemaRef, FileDecoder, Vec<Block>), Ar
 fn text_as_views(text: &StringArray) -> StringViewArray {
     let offsets = text.value_offsets();
     let bytes = text.values();
+    let data = bytes.as_slice();
     let views: Vec<u128> = offsets
         .windows(2)
         .map(|pair| {
             let (start, end) = (pair[0] as usize, pair[1] as usize);
-            let value = &bytes[start..end];
-            let length = value.len() as u128;
-            if value.len() <= 12 {
-                let mut inline = [0u8; 16];
-                inline[4..4 + value.len()].copy_from_slice(value);
-                u128::from_le_bytes(inline) | length
+            let length = end - start;
+            // The 16 bytes from the value's start, as one load where the
+            // buffer has them (a short value's bytes, then zeros).
+            let head = match data.get(start..start + 16) {
+                Some(sixteen) => u128::from_le_bytes(sixteen.try_into().expect("16 bytes")),
+                None => {
+                    let mut sixteen = [0u8; 16];
+                    let rest = &data[start..];
+                    sixteen[..rest.len()].copy_from_slice(rest);
+                    u128::from_le_bytes(sixteen)
+                }
+            };
+            if length <= 12 {
+                let kept = if length == 0 {
+                    0
+                } else {
+                    head & (u128::MAX >> (128 - 8 * length))
+                };
+                (kept << 32) | length as u128
             } else {
-                let prefix = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+                let prefix = head & u128::from(u32::MAX);
                 // Buffer 0 (the only one) at `start`.
-                length | (u128::from(prefix) << 32) | ((start as u128) << 96)
+                length as u128 | (prefix << 32) | ((start as u128) << 96)
             }
         })
         .collect();
@@ -838,6 +852,17 @@ mod tests {
             Some("2001:db8::ffff:ffff:ffff:ffff"),
         ];
         let text = StringArray::from(values.to_vec());
+        // Every value near the buffer's end (no 16 bytes left) and far from it.
+        let many: Vec<Option<&str>> = values
+            .iter()
+            .cycle()
+            .take(5 * values.len())
+            .copied()
+            .collect();
+        let long = StringArray::from(many.clone());
+        let views = text_as_views(&long);
+        views.to_data().validate_full().unwrap();
+        assert_eq!(views, many.iter().copied().collect::<StringViewArray>());
         for (offset, length) in [(0, values.len()), (2, 5), (5, 0)] {
             let slice = text.slice(offset, length);
             let views = text_as_views(&slice);
