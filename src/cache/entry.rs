@@ -375,13 +375,12 @@ impl Entry {
 
     /// A writer of `columns` (those the entry lacks: index in the read's
     /// batches, name) from the batches of a read of the object.
-    pub(crate) fn writer(&self, columns: Vec<(usize, String)>, schema: &Schema) -> EntryWriter {
+    pub(crate) fn writer(&self, columns: Vec<(usize, String)>, schema: SchemaRef) -> EntryWriter {
         EntryWriter {
             entry: self.clone(),
             columns,
-            schema: Arc::new(schema.clone()),
+            schema,
             data: None,
-            started: false,
             failed: false,
         }
     }
@@ -612,8 +611,8 @@ pub(crate) struct EntryWriter {
     /// Each missing column's index in the read's batches, and its name.
     columns: Vec<(usize, String)>,
     schema: SchemaRef,
+    /// Started by the first batch (or the commit, if none came).
     data: Option<DataWriter>,
-    started: bool,
     /// A write failed: the entry is left as it was.
     failed: bool,
 }
@@ -633,19 +632,16 @@ impl EntryWriter {
         if self.failed || self.columns.is_empty() {
             return;
         }
-        if let Err(e) = self.try_write(batch) {
-            self.fail(&e);
+        if self.try_write(batch).is_err() {
+            self.fail();
         }
     }
 
     fn try_write(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        if !self.started {
-            self.started = true;
-            self.start()?;
+        if self.data.is_none() {
+            self.data = Some(self.start()?);
         }
-        let Some(data) = &mut self.data else {
-            return Ok(());
-        };
+        let data = self.data.as_mut().expect("started above");
         let schema = Arc::clone(data.writer.schema());
         let columns = self
             .columns
@@ -665,7 +661,7 @@ impl EntryWriter {
         data.writer.write(&stored).map_err(|e| e.to_string())
     }
 
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&self) -> Result<DataWriter, String> {
         let fields: Vec<Field> = self
             .columns
             .iter()
@@ -682,7 +678,7 @@ impl EntryWriter {
         let path = self.entry.data_path(&tag);
         let temporary = temporary_name(&path);
         let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
-        let data = DataWriter {
+        Ok(DataWriter {
             tag,
             temporary,
             path,
@@ -692,12 +688,11 @@ impl EntryWriter {
                 IpcWriteOptions::default(),
             )
             .map_err(|e| e.to_string())?,
-        };
-        self.data = Some(data);
-        Ok(())
+        })
     }
 
-    fn fail(&mut self, _error: &str) {
+    /// Gives up filling: the entry is left as it was.
+    fn fail(&mut self) {
         self.failed = true;
         self.remove_data();
     }
@@ -716,17 +711,19 @@ impl EntryWriter {
         if self.failed {
             return 0;
         }
-        if !self.columns.is_empty()
-            && !self.started
-            && let Err(e) = self.start()
-        {
-            self.fail(&e);
-            return 0;
+        if !self.columns.is_empty() && self.data.is_none() {
+            match self.start() {
+                Ok(data) => self.data = Some(data),
+                Err(_) => {
+                    self.fail();
+                    return 0;
+                }
+            }
         }
         match self.try_commit(facts) {
             Ok(bytes) => bytes,
-            Err(e) => {
-                self.fail(&e);
+            Err(_) => {
+                self.fail();
                 0
             }
         }

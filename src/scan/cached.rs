@@ -129,7 +129,7 @@ impl FileOpener for CachedOpener {
                 .open_object(file, Some(Arc::clone(&findings)))?
                 .await?;
             let filling = Filling {
-                writer: Some(entry.writer(missing, &schema)),
+                writer: Some(entry.writer(missing, schema)),
                 batches,
                 findings,
                 cache,
