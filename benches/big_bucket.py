@@ -67,6 +67,30 @@ def start_proxy(upstream_port, delay):
     return port
 
 
+def start_moto(env=None):
+    """moto's S3 server on a free port of 127.0.0.1, once it answers, and
+    a boto3 client of it: (process, port, client). It runs in the
+    temporary folder, where it may write its recording, not the clone."""
+    import boto3
+
+    port = free_port()
+    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            moto_api(port, "/moto-api/recorder/stop-recording")
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        server.terminate()
+        sys.exit("moto's server did not start")
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="x")
+    return server, port, s3
+
+
 def moto_api(port, path, method="POST"):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(request) as answer:
@@ -99,24 +123,10 @@ def main():
     parser.add_argument("--all-accounts", action="store_true")
     args = parser.parse_args()
 
-    import boto3
-
-    moto_port = free_port()
     recording = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False).name
-    env = dict(os.environ, MOTO_RECORDER_FILEPATH=recording)
-    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, moto_port, s3 = start_moto(dict(os.environ, MOTO_RECORDER_FILEPATH=recording))
     try:
-        for _ in range(100):
-            try:
-                moto_api(moto_port, "/moto-api/recorder/stop-recording")
-                break
-            except OSError:
-                time.sleep(0.1)
         proxy_port = start_proxy(moto_port, args.latency_ms / 1000)
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")
         scope = "every account" if args.all_accounts else "one account"
         print(f"{scope}, one day; {args.latency_ms:g} ms added to every request; {args.days} days per region")
         print("| accounts x regions | wall | LIST requests | all requests | answer |")

@@ -239,26 +239,12 @@ def run_cache_benchmark():
 def run_s3_cache_benchmark(scans, warm_local):
     import tempfile
 
-    import boto3
-
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from big_bucket import free_port, moto_api, start_proxy
+    from big_bucket import moto_api, start_moto, start_proxy
 
-    moto_port = free_port()
-    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    # moto writes its recording in its working folder: not the clone.
-    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)], cwd=tempfile.gettempdir(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, moto_port, s3 = start_moto()
     try:
-        for _ in range(100):
-            try:
-                moto_api(moto_port, "/moto-api/recorder/stop-recording")
-                break
-            except OSError:
-                time.sleep(0.1)
         proxy_port = start_proxy(moto_port, 0.030)
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x")
         s3.create_bucket(Bucket="bench")
         root = os.path.join(TREE, "AWSLogs")
         for path, _, files in os.walk(root):
