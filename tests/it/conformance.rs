@@ -337,7 +337,7 @@ async fn filters_match_with_and_without_pruning() {
     let filling = cached_context(&bucket(), true, &folder).await;
     rows(&filling, &format!("SELECT * FROM {TABLE}")).await;
     let cached = cached_context(&bucket(), true, &folder).await;
-    let before = flowsql::scan_report(&cached, TABLE).await.unwrap();
+    let report = flowsql::scan_report(&cached, TABLE).await.unwrap();
     for (predicate, check) in &cases {
         let matching: Vec<&Record> = records.iter().filter(|r| check(r)).collect();
         let want = vec![vec![
@@ -352,9 +352,9 @@ async fn filters_match_with_and_without_pruning() {
             format!("SELECT count(*), coalesce(sum(bytes), 0) FROM {TABLE} WHERE {predicate}");
         assert_eq!(rows(&pruned, &sql).await, want, "pruned: {predicate}");
         assert_eq!(rows(&unpruned, &sql).await, want, "unpruned: {predicate}");
-        before.reset();
+        report.reset();
         assert_eq!(rows(&cached, &sql).await, want, "cached: {predicate}");
-        let summary = before.summary();
+        let summary = report.summary();
         assert_eq!(
             summary.objects_from_cache, summary.objects_opened,
             "cached: {predicate}: every object from the cache"
