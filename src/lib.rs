@@ -80,6 +80,8 @@
 mod aggregate;
 mod cache;
 mod catalogue;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod convert;
 mod cpu;
 mod decode;

@@ -74,6 +74,8 @@ mod split;
 
 use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 
+#[cfg(feature = "cluster")]
+pub(crate) use exec::BucketedAggregateExec;
 pub(crate) use rule::BucketFinalAggregation;
 
 /// How grouped aggregations are finished one hash bucket at a time: how

@@ -130,6 +130,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) cache_size: Option<usize>,
 
+    /// Run statements on a Ballista cluster whose scheduler is at
+    /// df://HOST:PORT (see flowsql-scheduler and flowsql-executor)
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub(crate) cluster: Option<String>,
+
     /// Read every object from its source, neither using nor filling the
     /// local cache
     #[arg(long)]

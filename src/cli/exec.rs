@@ -9,6 +9,7 @@ use std::time::Instant;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use flowsql::{
@@ -78,6 +79,8 @@ pub(crate) struct Shell {
     /// Text objects this session read from the cache and from their source
     /// while using it.
     pub(crate) cache_reads: (u64, u64),
+    /// Statements run on a cluster (`--cluster`), whose executors read.
+    pub(crate) on_cluster: bool,
 }
 
 impl Shell {
@@ -104,7 +107,7 @@ impl Shell {
             return self.dry_run(statement).await.map_err(RunError::from);
         }
         let started = Instant::now();
-        let progress = (self.progress && std::io::stderr().is_terminal())
+        let progress = (self.progress && !self.on_cluster && std::io::stderr().is_terminal())
             .then(|| Progress::start(Arc::clone(&self.report), started));
         let execution = execute(&self.ctx, statement);
         let outcome = if cancellable {
@@ -139,7 +142,17 @@ impl Shell {
                 self.last_result = Some((schema, batches));
             }
         }
-        if self.timing {
+        let read_here = {
+            let summary = self.report.summary();
+            summary.objects_opened > 0 || summary.list_requests > 0
+        };
+        if self.timing && self.on_cluster && !read_here {
+            // What the scans read is counted in the executors' processes.
+            eprintln!(
+                "{rows} row(s) in {:.3}s on the cluster",
+                started.elapsed().as_secs_f64()
+            );
+        } else if self.timing {
             let summary = self.report.summary();
             let from_cache = match summary.objects_from_cache {
                 0 => String::new(),
@@ -163,7 +176,12 @@ impl Shell {
         if let Some(note) = executed.note {
             print_note(note);
         }
-        let plan = executed.dataframe.create_physical_plan().await?;
+        // Planned here even on a cluster: the listing is this process's.
+        let (state, plan) = executed.dataframe.into_parts();
+        let plan = state.optimize(&plan)?;
+        let plan = DefaultPhysicalPlanner::default()
+            .create_physical_plan(&plan, &state)
+            .await?;
         list_scans(&plan).await?;
         let summary = self.report.summary();
         println!(

@@ -58,6 +58,8 @@ pub(crate) struct Invocation {
     pub(crate) cache_bytes: Option<u64>,
     /// `--cache-info`, `--clear-cache`: done before anything else.
     pub(crate) cache_actions: CacheActions,
+    /// The scheduler of the cluster statements run on (`--cluster`).
+    pub(crate) cluster: Option<String>,
 }
 
 /// What to do with the cache itself before opening any location.
@@ -183,6 +185,17 @@ impl Invocation {
         if args.no_cache && args.cache_size.is_some() {
             return Err(usage("--cache-size goes without --no-cache"));
         }
+        #[cfg(feature = "cluster")]
+        let cluster = args.cluster.clone();
+        #[cfg(not(feature = "cluster"))]
+        let cluster: Option<String> = None;
+        if let Some(url) = &cluster
+            && !url.starts_with("df://")
+        {
+            return Err(usage(
+                "--cluster takes the scheduler as df://HOST:PORT (such as df://127.0.0.1:50050)",
+            ));
+        }
         let cache_actions = CacheActions {
             info: args.cache_info,
             clear: args.clear_cache,
@@ -269,6 +282,7 @@ impl Invocation {
                     .map_or(flowsql::DEFAULT_CACHE_BYTES, |bytes| bytes as u64)
             }),
             cache_actions,
+            cluster,
         })
     }
 }

@@ -130,7 +130,15 @@ pub(crate) async fn run(args: Args) -> Exit {
         return Exit::Success;
     }
     let table_name = invocation.session.table_name.clone();
-    let opened = match new_context(&invocation.locations, &invocation.session).await {
+    let context = match &invocation.cluster {
+        #[cfg(feature = "cluster")]
+        Some(scheduler) => {
+            invocation.session.table.cache = None;
+            flowsql::cluster::connect(scheduler, &invocation.locations, &invocation.session).await
+        }
+        _ => new_context(&invocation.locations, &invocation.session).await,
+    };
+    let opened = match context {
         Ok(ctx) => scan_report(&ctx, &table_name).await.map(|r| (ctx, r)),
         Err(e) => Err(e),
     };
@@ -164,6 +172,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         cache,
         cache_in_use: invocation.cache_bytes.is_some(),
         cache_reads: (0, 0),
+        on_cluster: invocation.cluster.is_some(),
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,

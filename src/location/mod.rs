@@ -1,6 +1,8 @@
 //! Where a LOCATION's bytes live: the object store for its URL and the
 //! prefix inside it.
 
+#[cfg(feature = "cluster")]
+mod lazy;
 pub(crate) mod s3;
 
 use std::sync::Arc;
@@ -97,6 +99,32 @@ pub(crate) async fn resolve(
         prefix,
         notes: Vec::new(),
     })
+}
+
+/// The store at `url` in `runtime`; an `s3://` bucket's not registered
+/// there yet is registered, to be set up with `s3` on its first request.
+#[cfg(feature = "cluster")]
+pub(crate) fn store_for(
+    runtime: &RuntimeEnv,
+    url: &ObjectStoreUrl,
+    s3: &S3Options,
+) -> Result<Arc<dyn ObjectStore>> {
+    if let Ok(store) = runtime.object_store(url) {
+        return Ok(store);
+    }
+    let parsed = Url::parse(url.as_str())
+        .map_err(|e| location_error(url.as_str(), format!("is not a valid URL: {e}")))?;
+    match (parsed.scheme(), parsed.host_str()) {
+        ("s3", Some(bucket)) => {
+            let store: Arc<dyn ObjectStore> = Arc::new(lazy::LazyBucketStore::new(bucket, s3));
+            runtime.register_object_store(&parsed, Arc::clone(&store));
+            Ok(store)
+        }
+        _ => Err(location_error(
+            url.as_str(),
+            "has no store in this process".to_string(),
+        )),
+    }
 }
 
 /// Resolves where a conversion writes: `s3://bucket[/prefix]` as for a

@@ -20,7 +20,9 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coop::cooperative;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
@@ -250,25 +252,16 @@ impl ExecutionPlan for FlowLogScanExec {
         let batch_size = context.session_config().batch_size();
         // Named as the text reader's counter: DataFusion adds them up.
         let parquet_records = MetricBuilder::new(&self.metrics).counter("records_read", partition);
-        let openers: Vec<Openers> = self
-            .configs
-            .iter()
-            .zip(&self.parquet)
-            .enumerate()
-            .map(|(root, (config, parquet))| {
-                let store = self.listing.store(root);
-                let source = config.file_source().with_batch_size(batch_size);
-                Ok(Openers {
-                    text: source.create_file_opener(Arc::clone(&store), config, partition)?,
-                    parquet: parquet.opener(
-                        store,
-                        partition,
-                        batch_size,
-                        parquet_records.clone(),
-                    )?,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let readers = ScanReaders {
+            configs: self.configs.clone(),
+            parquet: self.parquet.clone(),
+        };
+        let openers = readers.openers(
+            self.listing.as_ref(),
+            partition,
+            batch_size,
+            parquet_records,
+        )?;
         let reader = PartitionReader::new(feed, openers);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let batches =
@@ -281,6 +274,46 @@ impl ExecutionPlan for FlowLogScanExec {
             Arc::clone(&self.schema),
             batches.boxed(),
         ))))
+    }
+}
+
+/// The readers of a scan's objects: one per root for text objects (a
+/// `FileScanConfig` of a [`super::text::FlowLogSource`]) and one for
+/// Parquet objects, all with the scan's projection.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanReaders {
+    pub(crate) configs: Vec<FileScanConfig>,
+    pub(crate) parquet: Vec<ParquetReading>,
+}
+
+impl ScanReaders {
+    /// The openers one partition reads the objects of `listing` with, one
+    /// pair per root; Parquet records are counted in `parquet_records`.
+    pub(super) fn openers(
+        &self,
+        listing: &dyn ObjectListing,
+        partition: usize,
+        batch_size: usize,
+        parquet_records: Count,
+    ) -> Result<Vec<Openers>> {
+        self.configs
+            .iter()
+            .zip(&self.parquet)
+            .enumerate()
+            .map(|(root, (config, parquet))| {
+                let store = listing.store(root);
+                let source = config.file_source().with_batch_size(batch_size);
+                Ok(Openers {
+                    text: source.create_file_opener(Arc::clone(&store), config, partition)?,
+                    parquet: parquet.opener(
+                        store,
+                        partition,
+                        batch_size,
+                        parquet_records.clone(),
+                    )?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -78,6 +78,19 @@ pub(super) struct ScanListing {
     window: TimeWindow,
     options: FlowLogOptions,
     report: Arc<ScanReport>,
+    /// Only this shard's objects (a distributed scan's task).
+    #[cfg(feature = "cluster")]
+    shard: Option<ShardOnly>,
+}
+
+/// The part of a listing one shard of a distributed scan reads.
+#[cfg(feature = "cluster")]
+#[derive(Debug)]
+pub(super) struct ShardOnly {
+    pub(super) shard: crate::scan::shards::Shard,
+    /// Objects stored later than the plan are left out, so a retried task
+    /// reads what the first attempt read.
+    pub(super) as_of: chrono::DateTime<chrono::Utc>,
 }
 
 impl ScanListing {
@@ -95,7 +108,50 @@ impl ScanListing {
             window,
             options,
             report,
+            #[cfg(feature = "cluster")]
+            shard: None,
         }
+    }
+
+    /// The listing of one shard only.
+    #[cfg(feature = "cluster")]
+    pub(super) fn of_shard(mut self, shard: ShardOnly) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// The folders whose objects are sent, for the root with index `index`.
+    fn folders<'a>(
+        &'a self,
+        index: usize,
+        root: &'a Root,
+    ) -> futures::stream::BoxStream<'a, Result<Path>> {
+        #[cfg(feature = "cluster")]
+        if let Some(only) = &self.shard {
+            let folders = if only.shard.root == index {
+                vec![Ok(Path::from(only.shard.folder.as_str()))]
+            } else {
+                Vec::new()
+            };
+            return futures::stream::iter(folders).boxed();
+        }
+        let _ = index;
+        if self.options.pruning {
+            day_folders(root, &self.predicate, &self.window, &self.options).boxed()
+        } else {
+            futures::stream::iter([Ok(root.awslogs.clone())]).boxed()
+        }
+    }
+
+    /// Whether this listing's shard (if any) reads `object`.
+    fn in_shard(&self, object: &ObjectMeta) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(only) = &self.shard {
+            return object.last_modified <= only.as_of
+                && only.shard.holds(object.location.as_ref());
+        }
+        let _ = object;
+        true
     }
 
     async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
@@ -104,11 +160,7 @@ impl ScanListing {
             // Accounts, regions and days are discovered as a stream, so the
             // first day folders are listed, and their objects read, while
             // later accounts are still being discovered.
-            let folders = if self.options.pruning {
-                day_folders(root, &self.predicate, &self.window, &self.options).boxed()
-            } else {
-                futures::stream::iter([Ok(root.awslogs.clone())]).boxed()
-            };
+            let folders = self.folders(index, root);
             let mut listings = folders
                 .map(|folder| async move { list_objects(root, &folder?).await })
                 .buffered(concurrency);
@@ -131,6 +183,10 @@ impl ScanListing {
 
     /// The listed objects that the path filters and the time window keep.
     fn to_read(&self, objects: Vec<ListedObject>) -> Result<Vec<(ObjectFormat, PartitionedFile)>> {
+        let objects = objects
+            .into_iter()
+            .filter(|o| self.in_shard(&o.meta))
+            .collect();
         let kept = self
             .predicate
             .retain(Level::File, objects, |o| path_values(&o.facts))?;
@@ -477,7 +533,7 @@ fn last_day_of_month(first: NaiveDate) -> NaiveDate {
 /// they are found (delimiter listings of accounts and regions; the days of
 /// a short bounded range named directly, others found by listing years,
 /// months and days).
-fn day_folders<'a>(
+pub(super) fn day_folders<'a>(
     root: &'a Root,
     predicate: &'a PathPredicate,
     window: &'a TimeWindow,

@@ -12,6 +12,8 @@ mod listing;
 mod partitions;
 pub(crate) mod prune;
 mod row_groups;
+#[cfg(feature = "cluster")]
+pub(crate) mod shards;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ use crate::location;
 use crate::report::ScanReport;
 use crate::report::field_memory::FieldMemory;
 use crate::scan::FlowLogScanExec;
+use crate::scan::exec::ScanReaders;
 use crate::scan::parquet::ParquetReading;
 use crate::scan::text::{FlowLogSource, ReadSettings};
 use listing::{Root, ScanListing, find_awslogs, holds_flow_logs, list_accounts};
@@ -124,11 +127,17 @@ pub struct FlowLogTable {
         datafusion::execution::object_store::ObjectStoreUrl,
         object_store::path::Path,
     )>,
+    /// The header fields with columns that the catalogue does not know.
+    extra: Vec<String>,
     table_schema: TableSchema,
     options: FlowLogOptions,
     report: Arc<ScanReport>,
     cache: Option<Arc<ObjectCache>>,
     notes: Vec<String>,
+    /// Scans are cut into shards for a cluster (the table a cluster's
+    /// scheduler reads from a plan).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    sharded: bool,
 }
 
 impl fmt::Debug for FlowLogTable {
@@ -145,6 +154,14 @@ impl fmt::Debug for FlowLogTable {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
+}
+
+/// The table's columns: every documented field, then `extra`, then the
+/// path columns.
+fn table_schema(extra: &[String]) -> TableSchema {
+    TableSchema::builder(catalogue::file_schema(extra))
+        .with_table_partition_cols(catalogue::path_fields())
+        .build()
 }
 
 /// The remembered header fields that become columns: those the catalogue
@@ -215,17 +232,17 @@ impl FlowLogTable {
             header_sample::sample_unknown_fields(&roots, &accounts, &options, &report).await?,
         );
         let extra = extra_columns(tokens);
-        let table_schema = TableSchema::builder(catalogue::file_schema(&extra))
-            .with_table_partition_cols(catalogue::path_fields())
-            .build();
+        let table_schema = table_schema(&extra);
         let mut table = Self {
             roots,
             locations: folders,
+            extra,
             table_schema,
             options,
             report,
             cache: None,
             notes,
+            sharded: false,
         };
         if let Some(cache) = &table.options.cache {
             match table.cache_unusable(&cache.folder) {
@@ -362,6 +379,10 @@ impl TableProvider for FlowLogTable {
         // The LIMIT above the scan stops it by dropping its streams.
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        #[cfg(feature = "cluster")]
+        if self.sharded {
+            return self.sharded_scan(state, projection, filters).await;
+        }
         self.build_scan(state, projection, filters, self.options.pruning)
     }
 }
@@ -385,80 +406,128 @@ impl FlowLogTable {
         filters: &[Expr],
         pruning: bool,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (predicate, window, record_filter) = if pruning {
-            (
-                PathPredicate::try_new(state, filters)?,
-                TimeWindow::from_filters(filters, self.options.time_slack_seconds),
-                RecordFilter::from_filters(filters, self.table_schema.file_schema()),
-            )
-        } else {
-            let everything = RecordFilter::default();
-            (
-                PathPredicate::try_new(state, &[])?,
-                TimeWindow::ALL,
-                everything,
-            )
-        };
-        let record_filter = Arc::new(record_filter);
-        let parquet_predicate = if pruning {
-            row_groups::parquet_predicate(
-                state,
-                filters,
-                self.table_schema.table_schema(),
-                self.table_schema.file_schema(),
-            )?
-        } else {
-            None
-        };
+        let filters = ScanFilters::try_new(
+            state,
+            filters,
+            pruning,
+            &self.table_schema,
+            self.options.time_slack_seconds,
+        )?;
         let target_partitions = state.config_options().execution.target_partitions.max(1);
+        let options = FlowLogOptions {
+            pruning,
+            ..self.options.clone()
+        };
+        let settings = self.read_settings();
+        let readers = scan_readers(
+            &self.roots,
+            &self.table_schema,
+            &settings,
+            projection,
+            &filters,
+        )?;
         let listing = ScanListing::new(
             self.roots.clone(),
-            predicate,
-            window,
-            FlowLogOptions {
-                pruning,
-                ..self.options.clone()
-            },
+            filters.predicate,
+            filters.window,
+            options,
             Arc::clone(&self.report),
         );
-        let settings = ReadSettings {
+        Ok(Arc::new(FlowLogScanExec::try_new(
+            Arc::new(listing),
+            readers.configs,
+            readers.parquet,
+            filters.record_filter,
+            target_partitions,
+        )?))
+    }
+
+    fn read_settings(&self) -> ReadSettings {
+        ReadSettings {
             strict: self.options.strict,
             skip_bad_objects: self.options.skip_bad_objects,
             report: Arc::clone(&self.report),
             cache: self.cache.clone(),
-        };
-        let configs = self
-            .roots
-            .iter()
-            .map(|root| {
-                let source = FlowLogSource::new(self.table_schema.clone(), settings.clone())
-                    .with_record_filter(Arc::clone(&record_filter));
-                Ok(
-                    FileScanConfigBuilder::new(root.url.clone(), Arc::new(source))
-                        .with_projection_indices(projection.cloned())?
-                        .build(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let parquet = self
-            .roots
-            .iter()
-            .map(|root| {
-                ParquetReading::try_new(
-                    root.url.clone(),
-                    self.table_schema.clone(),
-                    projection,
-                    parquet_predicate.clone(),
-                    settings.clone(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(FlowLogScanExec::try_new(
-            Arc::new(listing),
-            configs,
-            parquet,
-            record_filter,
-            target_partitions,
-        )?))
+        }
     }
+}
+
+/// What a scan's filters become: the path predicate and time window that
+/// prune the listing, the record filter the decoder runs on each line,
+/// and the predicate that prunes Parquet row groups.
+pub(crate) struct ScanFilters {
+    predicate: PathPredicate,
+    window: TimeWindow,
+    record_filter: Arc<RecordFilter>,
+    parquet_predicate: Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+}
+
+impl ScanFilters {
+    /// The pruning `filters` allow; none when `pruning` is off.
+    fn try_new(
+        state: &dyn Session,
+        filters: &[Expr],
+        pruning: bool,
+        table_schema: &TableSchema,
+        time_slack_seconds: i64,
+    ) -> Result<Self> {
+        if !pruning {
+            return Ok(Self {
+                predicate: PathPredicate::try_new(state, &[])?,
+                window: TimeWindow::ALL,
+                record_filter: Arc::default(),
+                parquet_predicate: None,
+            });
+        }
+        Ok(Self {
+            predicate: PathPredicate::try_new(state, filters)?,
+            window: TimeWindow::from_filters(filters, time_slack_seconds),
+            record_filter: Arc::new(RecordFilter::from_filters(
+                filters,
+                table_schema.file_schema(),
+            )),
+            parquet_predicate: row_groups::parquet_predicate(
+                state,
+                filters,
+                table_schema.table_schema(),
+                table_schema.file_schema(),
+            )?,
+        })
+    }
+}
+
+/// The readers of `roots`' objects (text and Parquet, one each per root)
+/// for `projection` of the table's columns.
+fn scan_readers(
+    roots: &[Root],
+    table_schema: &TableSchema,
+    settings: &ReadSettings,
+    projection: Option<&Vec<usize>>,
+    filters: &ScanFilters,
+) -> Result<ScanReaders> {
+    let configs = roots
+        .iter()
+        .map(|root| {
+            let source = FlowLogSource::new(table_schema.clone(), settings.clone())
+                .with_record_filter(Arc::clone(&filters.record_filter));
+            Ok(
+                FileScanConfigBuilder::new(root.url.clone(), Arc::new(source))
+                    .with_projection_indices(projection.cloned())?
+                    .build(),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let parquet = roots
+        .iter()
+        .map(|root| {
+            ParquetReading::try_new(
+                root.url.clone(),
+                table_schema.clone(),
+                projection,
+                filters.parquet_predicate.clone(),
+                settings.clone(),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ScanReaders { configs, parquet })
 }

@@ -80,7 +80,7 @@ impl Level {
 }
 
 /// The path-only filters of a query, compiled once per listing level.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PathPredicate {
     schema: SchemaRef,
     /// One compiled conjunction per [`Level`], `None` when no filter applies there.

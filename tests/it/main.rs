@@ -3,6 +3,8 @@
 mod bucketed_aggregate;
 mod cache;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod conformance;
 mod decoder_oracle;
 mod decoder_properties;

@@ -99,3 +99,38 @@ async fn sql_logic_tests() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Every file again on a cluster in this process (Ballista's standalone
+/// mode), with its adaptive planner on and off.
+#[cfg(feature = "cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_logic_tests_on_a_cluster() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    let mut failures = Vec::new();
+    for adaptive in ["true", "false"] {
+        for file in &files {
+            let mut runner = sqllogictest::Runner::new(|| async {
+                let config = flowsql::cluster::session_config()
+                    .set_str("ballista.planner.adaptive.enabled", adaptive)
+                    .with_target_partitions(4);
+                let ctx = flowsql::cluster::standalone(
+                    &[bucket().to_str().unwrap()],
+                    &options(true),
+                    config,
+                )
+                .await?;
+                Ok(FlowSql { ctx })
+            });
+            if let Err(e) = runner.run_file_async(file).await {
+                failures.push(format!("{} (adaptive {adaptive}): {e}", file.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -1,0 +1,243 @@
+//! Running on an Apache DataFusion Ballista cluster (feature `cluster`).
+//!
+//! The same table, functions and SQL as in one process, planned by a
+//! Ballista scheduler and run by its executors. [`connect`] opens a
+//! session whose statements run on a cluster; the `flowsql-scheduler` and
+//! `flowsql-executor` binaries are Ballista's own processes with flowsql
+//! built in, through [`session_config`], [`server_state`] and
+//! [`runtime_env`].
+//!
+//! What changes on a cluster:
+//! - the scan is cut into shards (day folders, or slices of them) that
+//!   each task lists and reads itself, instead of one listing shared by the
+//!   partitions of one process;
+//! - grouped aggregations are finished by DataFusion's own operators
+//!   across the cluster's shuffle, not by flowsql's bucketed aggregate,
+//!   which only one process can run;
+//! - what a scan saw (malformed lines, skipped objects) stays in the
+//!   executors' processes, so there is no `flowsql_rejects` table;
+//! - each process finds its own S3 credentials; only the region, endpoint
+//!   and signing choice travel with a plan.
+
+mod codec;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::SessionState;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+
+use crate::session::SessionOptions;
+use crate::sql::functions::ipaddress::IpAddressTypePlanner;
+use crate::table::FlowLogTable;
+
+/// The codec of flowsql's table in logical plans (Ballista's for the rest).
+pub fn logical_codec() -> Arc<dyn LogicalExtensionCodec> {
+    Arc::new(codec::LogicalCodec::default())
+}
+
+/// The codec of flowsql's sharded scans in physical plans (Ballista's for
+/// the rest).
+pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(codec::PhysicalCodec::default())
+}
+
+/// Ballista's session configuration with flowsql's codecs and settings.
+pub fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new_with_ballista()
+        .with_ballista_logical_extension_codec(logical_codec())
+        .with_ballista_physical_extension_codec(physical_codec());
+    let options = config.options_mut();
+    options.sql_parser.default_null_ordering = "nulls_last".to_string();
+    // Each task reads the shards its plan names, and no other partition's.
+    options.execution.enable_file_stream_work_stealing = false;
+    config
+}
+
+/// The session state of a scheduler or an executor for one job: `config`
+/// (the client's settings over [`session_config`]), flowsql's functions and
+/// `IPADDRESS` type, and `runtime`. Grouped aggregations are DataFusion's
+/// own: flowsql's bucketed aggregate finishes its groups within one process.
+pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_type_planner(Arc::new(IpAddressTypePlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    crate::sql::functions::register_all(&ctx)?;
+    Ok(ctx.state())
+}
+
+/// A process's runtime: spill files under `work_dir`; `s3://` stores are
+/// registered by the plans that name them, each set up on its first request
+/// with this process's own credentials.
+pub fn runtime_env(work_dir: &Path) -> Result<Arc<RuntimeEnv>> {
+    RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![work_dir.to_path_buf()])),
+        )
+        .build_arc()
+}
+
+/// A session over the flow logs at `locations` whose statements run on the
+/// Ballista cluster whose scheduler is at `scheduler` (`df://host:port`).
+///
+/// The table is opened here, as [`crate::new_context`] opens it (a few
+/// listings); its objects are listed and read by the executors. Fails with
+/// one line naming the scheduler when it cannot be reached.
+pub async fn connect(
+    scheduler: &str,
+    locations: &[impl AsRef<str>],
+    options: &SessionOptions,
+) -> Result<SessionContext> {
+    let mut config = session_config();
+    if let Some(batch_size) = options.batch_size {
+        config = config.with_batch_size(batch_size);
+    }
+    let runtime = RuntimeEnvBuilder::new().build_arc()?;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_type_planner(Arc::new(IpAddressTypePlanner))
+        .build();
+    reachable(scheduler).await?;
+    let ctx = SessionContext::remote_with_state(scheduler, state).await?;
+    with_table(ctx, locations, options).await
+}
+
+/// A session over the flow logs at `locations` whose statements run on a
+/// cluster started in this process (Ballista's standalone mode: a
+/// scheduler and an executor on `localhost`), configured by `config`
+/// (usually [`session_config`] with changes, such as Ballista's
+/// `ballista.planner.adaptive.enabled`). For trying a cluster's plans on
+/// one machine, and for tests.
+pub async fn standalone(
+    locations: &[impl AsRef<str>],
+    options: &SessionOptions,
+    config: SessionConfig,
+) -> Result<SessionContext> {
+    let mut config = config;
+    if let Some(batch_size) = options.batch_size {
+        config = config.with_batch_size(batch_size);
+    }
+    // The in-process scheduler plans every job with this very state.
+    let state = server_state(config, RuntimeEnvBuilder::new().build_arc()?)?;
+    let ctx = SessionContext::standalone_with_state(state).await?;
+    with_table(ctx, locations, options).await
+}
+
+/// `ctx`, just connected, with flowsql's planning and functions and the
+/// flow-log table.
+async fn with_table(
+    ctx: SessionContext,
+    locations: &[impl AsRef<str>],
+    options: &SessionOptions,
+) -> Result<SessionContext> {
+    // Plans that read no flow-log table run here, where what they read is.
+    let distributed = Arc::clone(ctx.state().query_planner());
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_query_planner(Arc::new(ClusterPlanner { distributed }))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    // Connecting replaced the session's functions with Ballista's.
+    crate::sql::functions::register_all(&ctx)?;
+    let table_options = crate::FlowLogOptions {
+        cache: None,
+        ..options.table.clone()
+    };
+    let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, table_options).await?;
+    ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
+    Ok(ctx)
+}
+
+/// Fails with one line naming the scheduler at `scheduler` (`df://host[:port]`)
+/// when nothing answers there.
+async fn reachable(scheduler: &str) -> Result<()> {
+    let unreachable = |why: String| {
+        DataFusionError::Execution(format!(
+            "cannot reach the cluster's scheduler at {scheduler}: {why}"
+        ))
+    };
+    let url = url::Url::parse(scheduler).map_err(|e| unreachable(e.to_string()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| unreachable("no host named".to_string()))?;
+    let port = url.port().unwrap_or(DEFAULT_SCHEDULER_PORT);
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Ballista's scheduler port when a `df://` URL names none.
+const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Plans statements that read a flow-log table on the cluster and the rest
+/// in this process: `SHOW PARTITIONS` (listed here), a conversion (whose
+/// plan reads objects itself), constant queries.
+#[derive(Debug)]
+struct ClusterPlanner {
+    distributed: Arc<dyn QueryPlanner + Send + Sync>,
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for ClusterPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        state: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if reads_flow_logs(plan)? {
+            self.distributed.create_physical_plan(plan, state).await
+        } else {
+            DefaultPhysicalPlanner::default()
+                .create_physical_plan(plan, state)
+                .await
+        }
+    }
+}
+
+/// Whether `plan` (its subqueries included) scans a flow-log table.
+fn reads_flow_logs(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+        {
+            let any: &dyn std::any::Any = provider.as_ref();
+            if any.is::<FlowLogTable>() {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
+}

@@ -1,0 +1,250 @@
+//! A scan cut into shards, for a cluster.
+//!
+//! [`crate::scan::FlowLogScanExec`] lists while it reads and lets its
+//! partitions share one queue: fine in one process, but a distributed
+//! scheduler hands each task a fixed part of a leaf's work, and it can only
+//! cut up DataFusion's own `DataSourceExec` over file groups. So a
+//! distributed scan is a `DataSourceExec` whose "files" are [`Shard`]s: a
+//! day folder of one account and region (or a fixed part of one), planned
+//! without listing any object. A task lists its shards' folders itself and
+//! reads their objects with the same readers, read-ahead and queue as one
+//! process does, and keeps only objects stored before the plan was made,
+//! so a retried task reads what the first attempt read.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{
+    FileOpenFuture, FileOpener, FileScanConfig, FileSource,
+};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
+use datafusion::physical_plan::{DisplayFormatType, PhysicalExpr};
+use futures::{FutureExt, StreamExt};
+use object_store::ObjectStore;
+
+use super::exec::ScanReaders;
+use super::queue::{Feed, ObjectListing};
+use super::read_ahead::PartitionReader;
+
+/// One unit of a distributed scan's work: the objects of one folder of one
+/// root, or the `part`-th of `parts` slices of them (by a hash of each
+/// object's key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Shard {
+    /// The index of the root (an `AWSLogs/` folder of a store).
+    pub(crate) root: usize,
+    /// The folder whose objects the shard reads.
+    pub(crate) folder: String,
+    pub(crate) part: u32,
+    pub(crate) parts: u32,
+}
+
+impl Shard {
+    /// The shard as a `DataSourceExec`'s file.
+    pub(crate) fn file(&self) -> PartitionedFile {
+        let mut file = PartitionedFile::new(self.folder.clone(), 0);
+        file.extensions.insert(self.clone());
+        file
+    }
+
+    /// The shard a `DataSourceExec`'s file stands for.
+    pub(crate) fn of(file: &PartitionedFile) -> Result<&Shard> {
+        file.extensions.get::<Shard>().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "{} is not a flow-log shard",
+                file.object_meta.location
+            ))
+        })
+    }
+
+    /// Whether the object at `key` belongs to this shard's slice. The hash
+    /// is FNV-1a, fixed here, so every process slices alike.
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        if self.parts <= 1 {
+            return true;
+        }
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % u64::from(self.parts) == u64::from(self.part)
+    }
+}
+
+/// What a sharded scan needs from its table.
+pub(crate) trait ShardedTable: fmt::Debug + Send + Sync + Any {
+    /// The listing of one shard's objects.
+    fn listing(&self, shard: &Shard) -> Result<Arc<dyn ObjectListing>>;
+
+    /// The readers of each root's objects, for `projection` of the
+    /// table's columns (record columns, then path columns).
+    fn readers(&self, projection: Option<&Vec<usize>>) -> Result<ScanReaders>;
+
+    /// The table, for a codec that writes it down.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// DataFusion `FileSource` whose files are [`Shard`]s.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardSource {
+    table: Arc<dyn ShardedTable>,
+    table_schema: TableSchema,
+    /// Indices of the table's columns the scan returns; `None`: all.
+    columns: Option<Vec<usize>>,
+    projection: Option<ProjectionExprs>,
+    batch_size: Option<usize>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ShardSource {
+    pub(crate) fn new(table: Arc<dyn ShardedTable>, table_schema: TableSchema) -> Self {
+        Self {
+            table,
+            table_schema,
+            columns: None,
+            projection: None,
+            batch_size: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The table whose shards this source reads.
+    pub(crate) fn table(&self) -> &Arc<dyn ShardedTable> {
+        &self.table
+    }
+
+    /// The table's columns the scan returns; `None`: all.
+    pub(crate) fn columns(&self) -> Option<&Vec<usize>> {
+        self.columns.as_ref()
+    }
+}
+
+impl FileSource for ShardSource {
+    fn create_file_opener(
+        &self,
+        _object_store: Arc<dyn ObjectStore>,
+        _base_config: &FileScanConfig,
+        partition: usize,
+    ) -> Result<Arc<dyn FileOpener>> {
+        let readers = self.table.readers(self.columns.as_ref())?;
+        Ok(Arc::new(ShardOpener {
+            table: Arc::clone(&self.table),
+            readers,
+            partition,
+            batch_size: self.batch_size.unwrap_or(8192),
+            metrics: self.metrics.clone(),
+        }))
+    }
+
+    fn table_schema(&self) -> &TableSchema {
+        &self.table_schema
+    }
+
+    fn with_batch_size(&self, batch_size: usize) -> Arc<dyn FileSource> {
+        let mut source = self.clone();
+        source.batch_size = Some(batch_size);
+        Arc::new(source)
+    }
+
+    /// Takes a projection of plain columns (which the readers build
+    /// directly); anything else stays above the scan.
+    fn try_pushdown_projection(
+        &self,
+        projection: &ProjectionExprs,
+    ) -> Result<Option<Arc<dyn FileSource>>> {
+        let mut columns = Vec::new();
+        for expr in projection.iter() {
+            let Some(column) = expr.expr.downcast_ref::<Column>() else {
+                return Ok(None);
+            };
+            let index = match &self.columns {
+                Some(current) => match current.get(column.index()) {
+                    Some(index) => *index,
+                    None => return Ok(None),
+                },
+                None => column.index(),
+            };
+            let field = self.table_schema.table_schema().field(index);
+            if expr.alias != *field.name() {
+                return Ok(None);
+            }
+            columns.push(index);
+        }
+        let mut source = self.clone();
+        source.projection = Some(ProjectionExprs::from_indices(
+            &columns,
+            self.table_schema.table_schema(),
+        ));
+        source.columns = Some(columns);
+        Ok(Some(Arc::new(source)))
+    }
+
+    fn projection(&self) -> Option<&ProjectionExprs> {
+        self.projection.as_ref()
+    }
+
+    fn metrics(&self) -> &ExecutionPlanMetricsSet {
+        &self.metrics
+    }
+
+    fn file_type(&self) -> &str {
+        "vpcflowlogs shards"
+    }
+
+    /// A shard is one unit of work: its objects are found by listing it.
+    fn supports_repartitioning(&self) -> bool {
+        false
+    }
+
+    fn fmt_extra(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(f, ", listed by each task")
+            }
+            DisplayFormatType::TreeRender => Ok(()),
+        }
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        match &self.projection {
+            Some(projection) => {
+                datafusion::physical_plan::apply_expression_roots(projection.iter(), f)
+            }
+            None => Ok(TreeNodeRecursion::Continue),
+        }
+    }
+}
+
+/// Opens shards: lists each one and reads its objects.
+struct ShardOpener {
+    table: Arc<dyn ShardedTable>,
+    readers: ScanReaders,
+    partition: usize,
+    batch_size: usize,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl FileOpener for ShardOpener {
+    fn open(&self, file: PartitionedFile) -> Result<FileOpenFuture> {
+        let shard = Shard::of(&file)?;
+        let listing = self.table.listing(shard)?;
+        let records = MetricBuilder::new(&self.metrics).counter("records_read", self.partition);
+        let openers =
+            self.readers
+                .openers(listing.as_ref(), self.partition, self.batch_size, records)?;
+        Ok(async move {
+            let reader = PartitionReader::new(Feed::start(listing), openers);
+            Ok(futures::stream::unfold(reader, PartitionReader::next_batch).boxed())
+        }
+        .boxed())
+    }
+}

@@ -1,0 +1,464 @@
+//! flowsql on a Ballista cluster: plans that travel, and real scheduler and
+//! executor processes giving the answers of one process.
+
+use std::sync::Arc;
+
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+use datafusion_proto::bytes::{
+    physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+};
+
+use crate::support::*;
+
+/// A session as a cluster's scheduler has it, with the table of `one` as
+/// the client's plan carries it (through the logical codec).
+async fn scheduler_session(one: &SessionContext, slots: usize) -> SessionContext {
+    let table = one.table_provider(TABLE).await.unwrap();
+    let codec = flowsql::cluster::logical_codec();
+    let reference = TableReference::bare(TABLE);
+    let mut buf = Vec::new();
+    codec
+        .try_encode_table_provider(&reference, Arc::clone(&table), &mut buf)
+        .unwrap();
+    let config = flowsql::cluster::session_config().with_target_partitions(slots);
+    let runtime = RuntimeEnvBuilder::new().build_arc().unwrap();
+    let state = flowsql::cluster::server_state(config, runtime).unwrap();
+    let server = SessionContext::new_with_state(state);
+    let decoded = codec
+        .try_decode_table_provider(&buf, &reference, table.schema(), &server.task_ctx())
+        .unwrap();
+    server.register_table(TABLE, decoded).unwrap();
+    server
+}
+
+/// The file groups of the plan's one `DataSourceExec`.
+fn scan_groups(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
+    let mut found = None;
+    plan.apply(|node| {
+        let any: &dyn std::any::Any = node.as_ref();
+        if let Some(config) = any
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+        {
+            found = Some(config.clone());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    found
+}
+
+/// Each shard group of `sql`'s plan, alone in the plan (as a scheduler
+/// gives it to one task), encoded, decoded and run; the rows of all.
+async fn rows_shard_by_shard(server: &SessionContext, sql: &str) -> (usize, Vec<Vec<String>>) {
+    let plan = server
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let codec = flowsql::cluster::physical_codec();
+    let Some(config) = scan_groups(&plan) else {
+        // Nothing to read (no folder passes the filters).
+        let batches = collect(plan, server.task_ctx()).await.unwrap();
+        return (0, batches_to_rows(&batches));
+    };
+    let mut all = Vec::new();
+    for group in &config.file_groups {
+        let alone = FileScanConfigBuilder::from(config.clone())
+            .with_file_groups(vec![group.clone()])
+            .build();
+        let task = Arc::clone(&plan)
+            .transform_up(|node| {
+                let any: &dyn std::any::Any = node.as_ref();
+                Ok(if any.is::<DataSourceExec>() {
+                    Transformed::yes(DataSourceExec::from_data_source(alone.clone()))
+                } else {
+                    Transformed::no(node)
+                })
+            })
+            .unwrap()
+            .data;
+        let bytes = physical_plan_to_bytes_with_extension_codec(task, codec.as_ref()).unwrap();
+        let decoded = physical_plan_from_bytes_with_extension_codec(
+            &bytes,
+            &server.task_ctx(),
+            codec.as_ref(),
+        )
+        .unwrap();
+        let batches = collect(decoded, server.task_ctx()).await.unwrap();
+        all.extend(batches_to_rows(&batches));
+    }
+    (config.file_groups.len(), all)
+}
+
+#[tokio::test]
+async fn each_shard_travels_alone_and_the_shards_add_up_to_the_one_process_answer() {
+    let filters = [
+        "TRUE",
+        "action = 'REJECT' AND dstport = 22",
+        "date = DATE '2024-01-16'",
+        "aws_account_id = '444455556666' AND aws_region <> 'us-east-1'",
+        "file_time >= TIMESTAMP '2024-01-15 12:00:00'",
+        "srcaddr LIKE '10.0.%' OR interface_id = 'eni-1235b8ca123456789'",
+        "date = DATE '2023-06-01'",
+    ];
+    for pruning in [true, false] {
+        let one = local_context(&bucket(), pruning).await;
+        for slots in [1, 3] {
+            let server = scheduler_session(&one, slots).await;
+            for filter in filters {
+                let sql = format!("SELECT * FROM {TABLE} WHERE {filter}");
+                let mut want = rows(&one, &sql).await;
+                let (groups, mut got) = rows_shard_by_shard(&server, &sql).await;
+                want.sort();
+                got.sort();
+                assert_eq!(
+                    got, want,
+                    "pruning={pruning} slots={slots} groups={groups}: {filter}"
+                );
+                if filter == "TRUE" {
+                    assert!(want.len() > 30);
+                    assert!(groups >= slots, "{groups} groups for {slots} slots");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_plan_from_another_version_or_a_one_process_scan_is_refused() {
+    let one = local_context(&bucket(), true).await;
+    let codec = flowsql::cluster::physical_codec();
+    // The one-process scan cannot be split by a scheduler.
+    let plan = one
+        .sql(&format!("SELECT count(*) FROM {TABLE}"))
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let error = physical_plan_to_bytes_with_extension_codec(plan, codec.as_ref())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("runs in one process only"), "{error}");
+    // A table payload of another version.
+    let server = scheduler_session(&one, 2).await;
+    let table = server.table_provider(TABLE).await.unwrap();
+    let logical = flowsql::cluster::logical_codec();
+    let mut buf = Vec::new();
+    logical
+        .try_encode_table_provider(&TableReference::bare(TABLE), Arc::clone(&table), &mut buf)
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(text.contains(version), "{text}");
+    let other = text.replace(version, "0.0.0-other").into_bytes();
+    let error = logical
+        .try_decode_table_provider(
+            &other,
+            &TableReference::bare(TABLE),
+            table.schema(),
+            &server.task_ctx(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("flowsql 0.0.0-other"), "{error}");
+}
+
+/// A scheduler and executors as separate processes on 127.0.0.1, killed
+/// when dropped.
+struct Cluster {
+    port: u16,
+    scheduler: std::process::Child,
+    executors: Vec<std::process::Child>,
+    _work: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.executors.iter_mut().chain([&mut self.scheduler]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The scheduler's `/readyz` answer, if it answers.
+fn readyz(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+impl Cluster {
+    /// A scheduler and `executors` one-task executors, once all have
+    /// registered. Executors heartbeat every second and count as dead after
+    /// five, so a killed one is noticed quickly.
+    fn start(executors: usize) -> Self {
+        Self::start_with(executors, &[])
+    }
+
+    /// As [`Cluster::start`], the scheduler and executors with `env` set.
+    fn start_with(executors: usize, env: &[(&str, &str)]) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let scheduler = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql-scheduler"))
+            .args(["--bind-host", "127.0.0.1", "--bind-port", &port.to_string()])
+            .args(["--min-ready-executors", &executors.to_string()])
+            .args(["--executor-timeout-seconds", "5"])
+            .args(["--expire-dead-executor-interval-seconds", "1"])
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut cluster = Cluster {
+            port,
+            scheduler,
+            executors: Vec::new(),
+            _work: work,
+        };
+        cluster.wait_until(|answer| answer.contains("executors registered"));
+        for i in 0..executors {
+            let folder = cluster._work.path().join(format!("executor-{i}"));
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql-executor"))
+                .args(["--scheduler-host", "127.0.0.1"])
+                .args(["--scheduler-port", &port.to_string()])
+                .args(["--bind-host", "127.0.0.1"])
+                .args(["--bind-port", &free_port().to_string()])
+                .args(["--bind-grpc-port", &free_port().to_string()])
+                .args(["--work-dir", folder.to_str().unwrap()])
+                .args(["--concurrent-tasks", "1"])
+                .args(["--executor-heartbeat-interval-seconds", "1"])
+                .env("XDG_CACHE_HOME", cluster._work.path())
+                .envs(env.iter().copied())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            cluster.executors.push(child);
+        }
+        cluster.wait_until(|answer| answer.starts_with("HTTP/1.1 200"));
+        cluster
+    }
+
+    fn wait_until(&self, ready: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(answer) = readyz(self.port)
+                && ready(&answer)
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster on port {} did not become ready: {:?}",
+                self.port,
+                readyz(self.port)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+}
+
+/// `flowsql --format csv -c SQL LOCATION [--cluster URL]`: its standard
+/// output, after checking it succeeded.
+fn csv(location: &std::path::Path, sql: &str, cluster: Option<&str>) -> String {
+    let mut command = flowsql_command();
+    command.args([
+        "--format",
+        "csv",
+        "-q",
+        "-c",
+        sql,
+        location.to_str().unwrap(),
+    ]);
+    if let Some(url) = cluster {
+        command.args(["--cluster", url]);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{sql} (cluster {cluster:?}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn separate_processes_answer_as_one_process() {
+    let cluster = Cluster::start(2);
+    let url = cluster.url();
+    let queries = [
+        format!("SELECT count(*), sum(bytes), sum(packets) FROM {TABLE}"),
+        format!(
+            "SELECT srcaddr, sum(bytes) AS b FROM {TABLE} GROUP BY srcaddr ORDER BY b DESC, srcaddr"
+        ),
+        format!(
+            "SELECT aws_account_id, aws_region, date, action, count(*) FROM {TABLE} \
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        ),
+        format!(
+            "SELECT count(*) FROM {TABLE} WHERE date = DATE '2024-01-16' AND action = 'ACCEPT'"
+        ),
+        format!(
+            "SELECT interface_id, count(DISTINCT dstport) FROM {TABLE} \
+             WHERE file_time >= TIMESTAMP '2024-01-15 12:00:00' GROUP BY 1 ORDER BY 1"
+        ),
+        format!(
+            "SELECT from_unixtime(start) AS t, srcaddr, dstaddr FROM {TABLE} \
+             WHERE dstport = 22 ORDER BY t, srcaddr, dstaddr LIMIT 5"
+        ),
+        format!(
+            "SELECT * FROM {TABLE} ORDER BY flow_log_id, file_time, start, srcaddr, dstaddr, srcport, dstport, interface_id, bytes"
+        ),
+    ];
+    for sql in &queries {
+        let one = csv(&bucket(), sql, None);
+        assert!(one.lines().count() > 1, "{sql}: {one}");
+        assert_eq!(csv(&bucket(), sql, Some(&url)), one, "{sql}");
+    }
+}
+
+#[test]
+fn an_unreachable_scheduler_is_named_in_one_line() {
+    let port = free_port();
+    let url = format!("df://127.0.0.1:{port}");
+    let out = flowsql_command()
+        .args(["-q", "-c", "SELECT count(*) FROM vpc_flow_logs"])
+        .arg(bucket())
+        .args(["--cluster", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+/// Whether any file lies below `dir`.
+fn holds_a_file(dir: &std::path::Path) -> bool {
+    walk(dir).into_iter().any(|p| p.is_file())
+}
+
+#[test]
+fn an_executor_killed_mid_query_changes_no_answer() {
+    let tree = tempfile::tempdir().unwrap();
+    let spec = flowsql::internals::generate::TreeSpec {
+        days: 2,
+        ..flowsql::internals::generate::TreeSpec::default()
+    };
+    flowsql::internals::generate::generate_tree(tree.path(), &spec, 2).unwrap();
+    let sql = format!(
+        "SELECT aws_account_id, action, count(*), sum(bytes), count(DISTINCT dstport) \
+         FROM {TABLE} GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let want = csv(tree.path(), &sql, None);
+    let mut cluster = Cluster::start(2);
+    let mut query = flowsql_command()
+        .args(["--format", "csv", "-q", "-c", &sql])
+        .arg(tree.path())
+        .args(["--cluster", &cluster.url()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first executor has written a shuffle file, it is killed.
+    let work = cluster._work.path().join("executor-0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !holds_a_file(&work) {
+        assert!(std::time::Instant::now() < deadline, "no task ran");
+        assert!(
+            query.try_wait().unwrap().is_none(),
+            "answered before any task ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cluster.executors[0].kill().unwrap();
+    cluster.executors[0].wait().unwrap();
+    let out = query.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    } else {
+        // Failing is allowed, in one line.
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    eprintln!("after the kill: success {}, {stderr}", out.status.success());
+}
+
+#[test]
+fn executors_read_s3_with_their_own_credentials_and_the_clients_endpoint() {
+    let _turn = crate::s3::TURN.blocking_lock();
+    let moto = crate::s3::moto();
+    let home = tempfile::tempdir().unwrap();
+    let missing = home.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    // Each process's own chain: the executors' keys come from their
+    // environment, which the client's plan never carries.
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIDEXECUTOR"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-of-the-executors"),
+        ("AWS_CONFIG_FILE", missing),
+        ("AWS_SHARED_CREDENTIALS_FILE", missing),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let cluster = Cluster::start_with(2, &keys);
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let location = format!("s3://{}/flow-logs", crate::s3::BUCKET);
+    for sql in [
+        format!("SELECT count(*), sum(bytes) FROM {TABLE}"),
+        format!(
+            "SELECT aws_account_id, aws_region, date, count(*), sum(bytes) FROM {TABLE} \
+             WHERE action = 'ACCEPT' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
+    ] {
+        let run = |cluster_url: Option<&str>| {
+            let mut command = flowsql_command();
+            command
+                .env("HOME", home.path())
+                .envs(keys.iter().copied())
+                .args(["--format", "csv", "-q", "--endpoint-url", &endpoint])
+                .args(["-c", &sql, &location]);
+            if let Some(url) = cluster_url {
+                command.args(["--cluster", url]);
+            }
+            let out = command.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{sql}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let one = run(None);
+        assert!(one.lines().count() > 1, "{sql}: {one}");
+        assert_eq!(run(Some(&cluster.url())), one, "{sql}");
+    }
+}
