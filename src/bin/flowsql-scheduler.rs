@@ -47,8 +47,8 @@ struct Args {
     bind_port: u16,
 
     /// Host name or IP address under which executors reach this scheduler
-    /// (they report task results to it). Default: --bind-host, or
-    /// `localhost` when that is 0.0.0.0 or ::.
+    /// (they report task results to it). Default: --bind-host, or this
+    /// machine's host name when that is 0.0.0.0 or ::.
     #[arg(long, value_name = "HOST")]
     external_host: Option<String>,
 
@@ -155,10 +155,16 @@ async fn run(args: Args) -> Result<(), String> {
     }
 }
 
-/// `localhost` for a wildcard bind address, else the bind host itself.
+/// For a wildcard bind address, the machine's host name (executors on
+/// other machines report to it; `localhost` would send them to
+/// themselves); else the bind host itself.
 fn default_external_host(bind_host: &str) -> String {
     match bind_host.parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => "localhost".to_string(),
+        Ok(ip) if ip.is_unspecified() => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "localhost".to_string()),
         _ => bind_host.to_string(),
     }
 }

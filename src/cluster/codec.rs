@@ -52,6 +52,8 @@ struct ScanPayload {
     filters: Vec<Vec<u8>>,
     as_of_micros: i64,
     columns: Option<Vec<usize>>,
+    /// Rows each partition may stop after (a pushed-down LIMIT).
+    limit: Option<usize>,
     groups: Vec<Vec<ShardPayload>>,
 }
 
@@ -197,7 +199,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                     .collect()
             })
             .collect();
-        table.shards_exec(plan, payload.columns.as_ref(), groups)
+        table.shards_exec(plan, payload.columns.as_ref(), groups, payload.limit)
     }
 
     fn try_encode(
@@ -256,6 +258,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 .collect::<Result<_>>()?,
             as_of_micros: as_of.timestamp_micros(),
             columns: source.columns().cloned(),
+            limit: config.limit,
             groups,
         };
         write_payload(&payload, buf)

@@ -6,9 +6,10 @@
 //! is registered at once as a [`LazyBucketStore`] and set up, with the
 //! process's own credentials, when a listing or read first needs it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,7 +23,24 @@ use object_store::{
 use tokio::sync::OnceCell;
 
 use super::S3Options;
-use super::s3::bucket_store;
+use super::s3;
+
+/// This process's store of `bucket` reached with `options`: one per bucket
+/// and options, so that plans naming it share one client (and one run of
+/// the credential chain), and a plan with other options (another
+/// endpoint) never gets another's.
+pub(crate) fn bucket_store(bucket: &str, options: &S3Options) -> Arc<dyn ObjectStore> {
+    type Stores = Mutex<HashMap<(String, S3Options), Arc<dyn ObjectStore>>>;
+    static STORES: OnceLock<Stores> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Stores::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let store = stores
+        .entry((bucket.to_string(), options.clone()))
+        .or_insert_with(|| Arc::new(LazyBucketStore::new(bucket, options)));
+    Arc::clone(store)
+}
 
 /// The store of one bucket, set up on its first request.
 pub(crate) struct LazyBucketStore {
@@ -36,7 +54,7 @@ struct Setup {
 }
 
 impl LazyBucketStore {
-    pub(crate) fn new(bucket: &str, options: &S3Options) -> Self {
+    fn new(bucket: &str, options: &S3Options) -> Self {
         Self {
             inner: Arc::new(Setup {
                 bucket: bucket.to_string(),
@@ -56,7 +74,7 @@ impl Setup {
         self.store
             .get_or_try_init(|| async {
                 let mut notes = Vec::new();
-                bucket_store(&self.bucket, &self.options, &mut notes)
+                s3::bucket_store(&self.bucket, &self.options, &mut notes)
                     .await
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
                     .map_err(|e| object_store::Error::Generic {

@@ -101,29 +101,20 @@ pub(crate) async fn resolve(
     })
 }
 
-/// The store at `url` in `runtime`; an `s3://` bucket's not registered
-/// there yet is registered, to be set up with `s3` on its first request.
+/// The store at `url`: for an `s3://` bucket, this process's one store of
+/// that bucket with `s3` (set up on its first request, and shared by every
+/// plan that names it with the same options); else `runtime`'s.
 #[cfg(feature = "cluster")]
 pub(crate) fn store_for(
     runtime: &RuntimeEnv,
     url: &ObjectStoreUrl,
     s3: &S3Options,
 ) -> Result<Arc<dyn ObjectStore>> {
-    if let Ok(store) = runtime.object_store(url) {
-        return Ok(store);
-    }
     let parsed = Url::parse(url.as_str())
         .map_err(|e| location_error(url.as_str(), format!("is not a valid URL: {e}")))?;
     match (parsed.scheme(), parsed.host_str()) {
-        ("s3", Some(bucket)) => {
-            let store: Arc<dyn ObjectStore> = Arc::new(lazy::LazyBucketStore::new(bucket, s3));
-            runtime.register_object_store(&parsed, Arc::clone(&store));
-            Ok(store)
-        }
-        _ => Err(location_error(
-            url.as_str(),
-            "has no store in this process".to_string(),
-        )),
+        ("s3", Some(bucket)) => Ok(lazy::bucket_store(bucket, s3)),
+        _ => runtime.object_store(url),
     }
 }
 

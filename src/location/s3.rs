@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use crate::error::{Error, StoreProblem};
 
 /// How S3 is reached. Empty fields fall back as the AWS CLI does.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct S3Options {
     /// A profile of `~/.aws/config` (otherwise `AWS_PROFILE`, else `default`).
     pub profile: Option<String>,

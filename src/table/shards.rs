@@ -140,8 +140,7 @@ impl FlowLogTable {
     }
 
     /// A scan of the day folders `filters` allow, one shard (or a few
-    /// slices) per folder, dealt into at most four file groups per task
-    /// slot of the session.
+    /// slices) per folder, each a partition of its own.
     pub(super) async fn sharded_scan(
         &self,
         state: &dyn Session,
@@ -177,28 +176,34 @@ impl FlowLogTable {
                 })
             })
             .collect();
-        let count = shards.len().min(slots * 4).max(1);
-        let mut groups = vec![Vec::new(); count];
-        for (i, shard) in shards.into_iter().enumerate() {
-            groups[i % count].push(shard);
+        // One task per shard: executors take tasks as they free up, so
+        // uneven days spread over the cluster whatever its size.
+        let mut groups: Vec<Vec<Shard>> = shards.into_iter().map(|s| vec![s]).collect();
+        if groups.is_empty() {
+            groups.push(Vec::new());
         }
-        self.shards_exec(plan, projection, groups)
+        self.shards_exec(plan, projection, groups, None)
     }
 
     /// The scan of `groups` of shards (one group per partition) by `plan`,
-    /// returning the table's `columns`.
+    /// returning the table's `columns`, each partition stopping after
+    /// `limit` rows if given.
     pub(crate) fn shards_exec(
         &self,
         plan: ShardPlan,
         columns: Option<&Vec<usize>>,
         groups: Vec<Vec<Shard>>,
+        limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if groups.iter().all(Vec::is_empty) {
             let schema = match columns {
                 Some(columns) => Arc::new(self.table_schema.table_schema().project(columns)?),
                 None => Arc::clone(self.table_schema.table_schema()),
             };
-            return Ok(Arc::new(EmptyExec::new(schema)));
+            // As many partitions as groups: a task given none has none.
+            return Ok(Arc::new(
+                EmptyExec::new(schema).with_partitions(groups.len()),
+            ));
         }
         // Shards are listed and read through the roots' own stores (set up
         // by `from_spec` in the runtime that decoded the plan, which need
@@ -213,6 +218,7 @@ impl FlowLogTable {
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
             .with_projection_indices(columns.cloned())?
             .with_file_groups(files)
+            .with_limit(limit)
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }

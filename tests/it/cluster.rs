@@ -93,6 +93,9 @@ async fn rows_shard_by_shard(server: &SessionContext, sql: &str) -> (usize, Vec<
             codec.as_ref(),
         )
         .unwrap();
+        let travelled = scan_groups(&decoded).expect("the scan travelled");
+        assert_eq!(travelled.limit, config.limit, "{sql}: the scan's limit");
+        assert_eq!(travelled.file_groups.len(), 1, "{sql}");
         let batches = collect(decoded, server.task_ctx()).await.unwrap();
         all.extend(batches_to_rows(&batches));
     }
@@ -114,6 +117,22 @@ async fn each_shard_travels_alone_and_the_shards_add_up_to_the_one_process_answe
         let one = local_context(&bucket(), pruning).await;
         for slots in [1, 3] {
             let server = scheduler_session(&one, slots).await;
+            // A LIMIT pushed into the scan travels with it.
+            let sql = format!("SELECT srcaddr FROM {TABLE} LIMIT 4");
+            let plan = server
+                .sql(&sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            assert_eq!(scan_groups(&plan).unwrap().limit, Some(4));
+            let (groups, limited) = rows_shard_by_shard(&server, &sql).await;
+            assert!(
+                !limited.is_empty() && limited.len() <= 4 * groups,
+                "{}",
+                limited.len()
+            );
             for filter in filters {
                 let sql = format!("SELECT * FROM {TABLE} WHERE {filter}");
                 let mut want = rows(&one, &sql).await;
