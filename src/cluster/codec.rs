@@ -54,15 +54,7 @@ struct ScanPayload {
     columns: Option<Vec<usize>>,
     /// Rows each partition may stop after (a pushed-down LIMIT).
     limit: Option<usize>,
-    groups: Vec<Vec<ShardPayload>>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ShardPayload {
-    root: usize,
-    folder: String,
-    part: u32,
-    parts: u32,
+    groups: Vec<Vec<Shard>>,
 }
 
 fn write_payload(payload: &impl Serialize, buf: &mut Vec<u8>) -> Result<()> {
@@ -184,22 +176,12 @@ impl PhysicalExtensionCodec for PhysicalCodec {
             .with_runtime_env(ctx.runtime_env())
             .build();
         let plan = ShardPlan::try_new(&table, &state, &filters, as_of)?;
-        let groups = payload
-            .groups
-            .into_iter()
-            .map(|group| {
-                group
-                    .into_iter()
-                    .map(|s| Shard {
-                        root: s.root,
-                        folder: s.folder,
-                        part: s.part,
-                        parts: s.parts,
-                    })
-                    .collect()
-            })
-            .collect();
-        table.shards_exec(plan, payload.columns.as_ref(), groups, payload.limit)
+        table.shards_exec(
+            plan,
+            payload.columns.as_ref(),
+            payload.groups,
+            payload.limit,
+        )
     }
 
     fn try_encode(
@@ -237,15 +219,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 group
                     .files()
                     .iter()
-                    .map(|file| {
-                        let shard = Shard::of(file)?;
-                        Ok(ShardPayload {
-                            root: shard.root,
-                            folder: shard.folder.clone(),
-                            part: shard.part,
-                            parts: shard.parts,
-                        })
-                    })
+                    .map(|file| Shard::of(file).cloned())
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;

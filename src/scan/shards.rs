@@ -36,7 +36,7 @@ use super::read_ahead::PartitionReader;
 /// One unit of a distributed scan's work: the objects of one folder of one
 /// root, or the `part`-th of `parts` slices of them (by a hash of each
 /// object's key).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Shard {
     /// The index of the root (an `AWSLogs/` folder of a store).
     pub(crate) root: usize,
