@@ -64,8 +64,8 @@ impl sqllogictest::AsyncDB for FlowSql {
     }
 }
 
-#[tokio::test]
-async fn sql_logic_tests() {
+/// The `.slt` files, in name order.
+fn slt_files() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -73,6 +73,12 @@ async fn sql_logic_tests() {
         .filter(|p| p.extension().is_some_and(|e| e == "slt"))
         .collect();
     files.sort();
+    files
+}
+
+#[tokio::test]
+async fn sql_logic_tests() {
+    let files = slt_files();
     assert!(!files.is_empty());
     let mut failures = Vec::new();
     // Each file without the cache, then twice through one cache folder:
@@ -105,13 +111,7 @@ async fn sql_logic_tests() {
 #[cfg(feature = "cluster")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sql_logic_tests_on_a_cluster() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
-        .collect();
-    files.sort();
+    let files = slt_files();
     let mut failures = Vec::new();
     for adaptive in ["true", "false"] {
         for file in &files {
