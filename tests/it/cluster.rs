@@ -310,14 +310,15 @@ impl Cluster {
 /// output, after checking it succeeded.
 fn csv(location: &std::path::Path, sql: &str, cluster: Option<&str>) -> String {
     let mut command = flowsql_command();
-    command.args([
-        "--format",
-        "csv",
-        "-q",
-        "-c",
-        sql,
-        location.to_str().unwrap(),
-    ]);
+    command.arg(location);
+    csv_with(command, sql, cluster)
+}
+
+/// `command` (flowsql with its LOCATION and any other flags) run with
+/// `--format csv -q -c SQL [--cluster URL]`: its standard output, after
+/// checking it succeeded.
+fn csv_with(mut command: std::process::Command, sql: &str, cluster: Option<&str>) -> String {
+    command.args(["--format", "csv", "-q", "-c", sql]);
     if let Some(url) = cluster {
         command.args(["--cluster", url]);
     }
@@ -463,18 +464,8 @@ fn executors_read_s3_with_their_own_credentials_and_the_clients_endpoint() {
             command
                 .env("HOME", home.path())
                 .envs(keys.iter().copied())
-                .args(["--format", "csv", "-q", "--endpoint-url", &endpoint])
-                .args(["-c", &sql, &location]);
-            if let Some(url) = cluster_url {
-                command.args(["--cluster", url]);
-            }
-            let out = command.output().unwrap();
-            assert!(
-                out.status.success(),
-                "{sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
+                .args(["--endpoint-url", &endpoint, &location]);
+            csv_with(command, &sql, cluster_url)
         };
         let one = run(None);
         assert!(one.lines().count() > 1, "{sql}: {one}");
