@@ -8,7 +8,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::aggregate::{BucketFinalAggregation, Bucketing};
+use crate::aggregate::{BucketFinalAggregation, Bucketing, PartialAggregationByView};
 use crate::sql::functions::ipaddress::IpAddressTypePlanner;
 
 use crate::report::REJECTS_TABLE;
@@ -91,7 +91,8 @@ pub async fn new_context(
         .with_config(config)
         .with_runtime_env(runtime.build_arc()?)
         .with_default_features()
-        .with_type_planner(Arc::new(IpAddressTypePlanner));
+        .with_type_planner(Arc::new(IpAddressTypePlanner))
+        .with_physical_optimizer_rule(Arc::new(PartialAggregationByView));
     if let Some(bucketing) = options.bucketing {
         state =
             state.with_physical_optimizer_rule(Arc::new(BucketFinalAggregation::new(bucketing)));

@@ -43,9 +43,18 @@
 //! [`BucketFinalAggregation`] is the physical optimizer rule that puts it in
 //! place.
 //!
+//! Below the repartition, the partial aggregation by one text key (by ENI,
+//! by action) runs by the keys' string views where they repeat, as they do
+//! in columns read from Parquet dictionary pages ([`by_view`]); the rule
+//! [`PartialAggregationByView`] puts it in place.
+//!
 //! The files, in the order rows go through them:
-//! - [`rule`]: the physical optimizer rule that puts a
-//!   [`BucketedAggregateExec`] in place of each aggregate it can finish;
+//! - [`by_view`]: the partial aggregation by one text key, grouped by the
+//!   keys' string views;
+//! - [`rule`]: the physical optimizer rules that put a
+//!   [`PartialAggregateByViewExec`] in place of each partial aggregate it
+//!   can run and a [`BucketedAggregateExec`] in place of each final
+//!   aggregate it can finish;
 //! - [`exec`]: that execution plan node: which aggregates it takes, how it
 //!   shows in EXPLAIN, its metrics, and its two phases (split every input,
 //!   then finish each output partition's buckets);
@@ -61,7 +70,9 @@
 //!   still choose, dropped before their codes become text again.
 //!
 //! [`BucketedAggregateExec`]: exec::BucketedAggregateExec
+//! [`PartialAggregateByViewExec`]: by_view::PartialAggregateByViewExec
 
+mod by_view;
 mod exec;
 mod finish;
 mod keep_top;
@@ -75,8 +86,10 @@ mod split;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 
 #[cfg(feature = "cluster")]
+pub(crate) use by_view::PartialAggregateByViewExec;
+#[cfg(feature = "cluster")]
 pub(crate) use exec::BucketedAggregateExec;
-pub(crate) use rule::BucketFinalAggregation;
+pub(crate) use rule::{BucketFinalAggregation, PartialAggregationByView};
 
 /// How grouped aggregations are finished one hash bucket at a time: how
 /// rows are split into buckets and how much is held before spilling.

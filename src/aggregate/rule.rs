@@ -12,6 +12,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::sorts::sort::SortExec;
 
+use super::by_view::PartialAggregateByViewExec;
 use super::exec::BucketedAggregateExec;
 use super::keep_top::KeepTop;
 use super::{Bucketing, RECOMPUTE};
@@ -65,6 +66,35 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
 
     fn name(&self) -> &str {
         "bucket_final_aggregation"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The physical optimizer rule that runs eligible partial aggregations by
+/// one text key as a [`PartialAggregateByViewExec`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartialAggregationByView;
+
+impl PhysicalOptimizerRule for PartialAggregationByView {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            Ok(match PartialAggregateByViewExec::try_new(&node) {
+                Some(by_view) => Transformed::yes(Arc::new(by_view) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "partial_aggregation_by_view"
     }
 
     fn schema_check(&self) -> bool {

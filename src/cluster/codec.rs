@@ -26,7 +26,7 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::BucketedAggregateExec;
+use crate::aggregate::{BucketedAggregateExec, PartialAggregateByViewExec};
 use crate::scan::FlowLogScanExec;
 use crate::scan::shards::{Shard, ShardSource};
 use crate::table::FlowLogTable;
@@ -191,7 +191,10 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         let any: &dyn std::any::Any = node.as_ref();
-        if any.is::<FlowLogScanExec>() || any.is::<BucketedAggregateExec>() {
+        if any.is::<FlowLogScanExec>()
+            || any.is::<BucketedAggregateExec>()
+            || any.is::<PartialAggregateByViewExec>()
+        {
             return Err(DataFusionError::Internal(format!(
                 "{} runs in one process only, and the cluster's session planned it",
                 node.name()
