@@ -20,6 +20,7 @@ pub(crate) mod inflate;
 pub(crate) mod parquet;
 pub(crate) mod queue;
 pub(crate) mod read_ahead;
+pub(crate) mod row_group_pruning;
 #[cfg(feature = "cluster")]
 pub(crate) mod shards;
 pub(crate) mod text;

@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
@@ -33,7 +33,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
-    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+    DefaultParquetFileReaderFactory, ParquetAccessPlan, ParquetFileReaderFactory,
 };
 use datafusion::datasource::physical_plan::{
     FileOpenFuture, FileOpener, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
@@ -51,13 +51,14 @@ use datafusion::physical_expr_adapter::{
 };
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet};
-use datafusion_datasource::morsel::{Morsel, MorselPlanner};
+use datafusion_datasource::morsel::{Morsel, MorselPlanner, Morselizer};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
 
+use super::row_group_pruning::RowGroupPruning;
 use super::text::{ReadSettings, object_display, unreadable};
 use crate::catalogue;
 use crate::error::Error;
@@ -82,6 +83,8 @@ pub(crate) struct ParquetReading {
     /// The query reads at least one column of the objects (not only their
     /// row counts or path columns).
     reads_columns: bool,
+    /// Which row groups may hold passing rows, from the footer.
+    pruning: Option<Arc<RowGroupPruning>>,
 }
 
 impl ParquetReading {
@@ -104,16 +107,20 @@ impl ParquetReading {
         // No page index and no bloom filters: a flow-log object holds five
         // minutes of one flow log, which row-group statistics already
         // summarise, and looking for either costs each object time.
-        let mut source = ParquetSource::new(table_schema)
+        let source = ParquetSource::new(table_schema)
             .with_metadata_size_hint(FOOTER_HINT_BYTES)
             .with_enable_page_index(false)
             .with_bloom_filter_on_read(false);
-        if let Some(predicate) = predicate {
-            // Row groups are pruned by it; rows are filtered
-            // above the scan (DataFusion's late row filter measured slower
-            // on flow logs: benches/RESULTS.md).
-            source = source.with_predicate(predicate);
-        }
+        // Row groups are pruned by the predicate here, once per column
+        // layout rather than by DataFusion's reader once per object; rows
+        // are filtered above the scan (DataFusion's late row filter
+        // measured slower on flow logs: benches/RESULTS.md).
+        let pruning = predicate.map(|predicate| {
+            Arc::new(RowGroupPruning::new(
+                predicate,
+                Arc::clone(source.table_schema().file_schema()),
+            ))
+        });
         let config = FileScanConfigBuilder::new(url, Arc::new(source))
             .with_projection_indices(projection.cloned())?
             .build();
@@ -121,6 +128,7 @@ impl ParquetReading {
             config,
             settings,
             reads_columns,
+            pruning,
         })
     }
 
@@ -131,7 +139,7 @@ impl ParquetReading {
 
     /// The row-group predicate, for plan display.
     pub(crate) fn predicate(&self) -> Option<Arc<dyn PhysicalExpr>> {
-        self.config.file_source().filter()
+        self.pruning.as_ref().map(|p| Arc::clone(p.predicate()))
     }
 
     /// An opener of this root's Parquet objects for one partition.
@@ -180,7 +188,7 @@ impl ParquetReading {
                 .collect(),
             output: Arc::clone(&output),
             batch_size,
-            bytes,
+            bytes: Arc::clone(&bytes),
         });
         Ok(Arc::new(ParquetOpener {
             config,
@@ -190,6 +198,8 @@ impl ParquetReading {
             dash_columns,
             records_read,
             rows_only,
+            pruning: self.pruning.clone(),
+            bytes,
         }))
     }
 }
@@ -218,6 +228,8 @@ struct ParquetOpener {
     dash_columns: Vec<usize>,
     records_read: Count,
     rows_only: Option<RowsOnly>,
+    pruning: Option<Arc<RowGroupPruning>>,
+    bytes: Arc<ObjectBytesFactory>,
 }
 
 /// A scan that reads no record column (`count(*)`, path columns only):
@@ -284,22 +296,40 @@ impl FileOpener for ParquetOpener {
             done: false,
         };
         let empty = file.object_meta.size == 0;
-        let planned = morselizer.plan_file(file);
+        let footer = self.pruning.as_ref().map(|pruning| {
+            let reader = self.bytes.create_reader(
+                self.partition,
+                file.clone(),
+                Some(FOOTER_HINT_BYTES),
+                self.config.file_source().metrics(),
+            );
+            (Arc::clone(pruning), reader)
+        });
+        let logical = Arc::clone(self.config.file_source().table_schema().file_schema());
         Ok(async move {
             reader.settings.report.object_opened();
             let started = if empty {
-                Err(Fault::Bad(
-                    "is empty (0 bytes); a Parquet object is at least 12 bytes".to_string(),
-                ))
+                Err(Fault::Bad(EMPTY.to_string()))
             } else {
-                match planned {
-                    Ok(planner) => {
-                        reader.planners.push(planner);
-                        // The footer is read here, in the task that opens the
-                        // object ahead of its turn.
-                        reader.plan_until_morsel().await
+                // The footer is read here, in the task that opens the object
+                // ahead of its turn.
+                match footer {
+                    Some((pruning, footer_reader)) => {
+                        let binding = Arc::clone(&reader.binding);
+                        let pruned = match footer_reader {
+                            Ok(footer_reader) => {
+                                prune(file, &pruning, footer_reader, &binding, &logical).await
+                            }
+                            Err(e) => Err(fault(&binding.object, &binding, e)),
+                        };
+                        match pruned {
+                            Ok(Some(file)) => reader.start(&*morselizer, file).await,
+                            // No row group can hold a passing row: read nothing.
+                            Ok(None) => Ok(()),
+                            Err(fault) => Err(fault),
+                        }
                     }
-                    Err(e) => Err(reader.fault(e)),
+                    None => reader.start(&*morselizer, file).await,
                 }
             };
             if let Err(fault) = started {
@@ -308,6 +338,99 @@ impl FileOpener for ParquetOpener {
             Ok(futures::stream::try_unfold(reader, ObjectReader::next_batch).boxed())
         }
         .boxed())
+    }
+}
+
+/// Reads `file`'s footer with `footer_reader` and judges its row groups by
+/// `pruning`: `None` when none can hold a passing row (its columns are
+/// still checked, as a read would), else the file with the row groups to
+/// skip and the footer read, which DataFusion's reader then takes from it.
+async fn prune(
+    mut file: PartitionedFile,
+    pruning: &RowGroupPruning,
+    mut footer_reader: Box<dyn AsyncFileReader + Send>,
+    binding: &ColumnBinding,
+    logical: &SchemaRef,
+) -> Result<Option<PartitionedFile>, Fault> {
+    let object = binding.object.clone();
+    let metadata = footer_reader
+        .get_metadata(None)
+        .await
+        .map_err(|e| fault(&object, binding, e.into()))?;
+    let keep = pruning.row_groups(&metadata);
+    if let Some(keep) = &keep {
+        if !keep.iter().any(|k| *k) {
+            let file_metadata = metadata.file_metadata();
+            let physical = parquet_to_arrow_schema(
+                file_metadata.schema_descr(),
+                file_metadata.key_value_metadata(),
+            )
+            .map_err(|e| fault(&object, binding, e.into()))?;
+            binding
+                .check(logical, &physical)
+                .map_err(|e| fault(&object, binding, e))?;
+            return Ok(None);
+        }
+        if keep.iter().any(|k| !*k) {
+            let mut plan = ParquetAccessPlan::new_all(keep.len());
+            for (index, _) in keep.iter().enumerate().filter(|(_, k)| !**k) {
+                plan.skip(index);
+            }
+            file.extensions.insert(plan);
+        }
+    }
+    file.extensions.insert(Arc::new(ReadFooter {
+        metadata,
+        reader: Mutex::new(Some(footer_reader)),
+    }));
+    Ok(Some(file))
+}
+
+/// An object's footer, read to prune its row groups, and the reader that
+/// read it (holding the whole object where it was fetched whole): the
+/// reader DataFusion's Parquet reader gets for the object.
+struct ReadFooter {
+    metadata: Arc<ParquetMetaData>,
+    reader: Mutex<Option<Box<dyn AsyncFileReader + Send>>>,
+}
+
+impl ReadFooter {
+    fn take_reader(&self) -> Option<Box<dyn AsyncFileReader + Send>> {
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        Some(Box::new(WithFooter {
+            metadata: Arc::clone(&self.metadata),
+            inner: reader,
+        }))
+    }
+}
+
+/// A reader whose footer is already read.
+struct WithFooter {
+    metadata: Arc<ParquetMetaData>,
+    inner: Box<dyn AsyncFileReader + Send>,
+}
+
+impl AsyncFileReader for WithFooter {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, ParquetError>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, Result<Vec<Bytes>, ParquetError>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, Result<Arc<ParquetMetaData>, ParquetError>> {
+        futures::future::ready(Ok(Arc::clone(&self.metadata))).boxed()
     }
 }
 
@@ -422,6 +545,18 @@ enum Fault {
 }
 
 impl ObjectReader {
+    /// Starts DataFusion's reading of `file`: its footer, and the first
+    /// morsel.
+    async fn start(
+        &mut self,
+        morselizer: &dyn Morselizer,
+        file: PartitionedFile,
+    ) -> Result<(), Fault> {
+        let planner = morselizer.plan_file(file).map_err(|e| self.fault(e))?;
+        self.planners.push(planner);
+        self.plan_until_morsel().await
+    }
+
     async fn next_batch(mut self) -> Result<Option<(RecordBatch, Self)>> {
         loop {
             if self.done {
@@ -747,6 +882,13 @@ impl ParquetFileReaderFactory for ObjectBytesFactory {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        if let Some(reader) = file
+            .extensions
+            .get::<Arc<ReadFooter>>()
+            .and_then(|footer| footer.take_reader())
+        {
+            return Ok(reader);
+        }
         let size = file.object_meta.size;
         if self.whole && size <= MAX_WHOLE_OBJECT {
             return Ok(Box::new(WholeObject {

@@ -7,6 +7,11 @@
 //! that pass. Only filters that no NULL string can pass are given to it:
 //! for those a `-` read as `-` can only keep more, and the filter above
 //! the scan still decides every row.
+//!
+//! Filters on path columns are left out: the listing has already applied
+//! them to whole objects, and a predicate over record columns alone prunes
+//! every object of one column layout alike, so the reader builds it once
+//! per layout rather than once per object.
 
 use std::sync::Arc;
 
@@ -18,8 +23,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::PhysicalExpr;
 
 /// The physical predicate over `table` (record and path columns) made of
-/// the conjuncts of `filters` that are safe to prune with; `None` if none
-/// is.
+/// the conjuncts of `filters` that read record columns only and are safe
+/// to prune with; `None` if none is.
 pub(super) fn parquet_predicate(
     state: &dyn Session,
     filters: &[Expr],
@@ -29,7 +34,13 @@ pub(super) fn parquet_predicate(
     let safe: Vec<Expr> = filters
         .iter()
         .flat_map(split_conjunction)
-        .filter(|e| !e.is_volatile() && no_null_string_passes(e, record_columns))
+        .filter(|e| {
+            !e.is_volatile()
+                && e.column_refs()
+                    .iter()
+                    .all(|c| record_columns.field_with_name(&c.name).is_ok())
+                && no_null_string_passes(e, record_columns)
+        })
         .cloned()
         .collect();
     let Some(predicate) = conjunction(safe) else {
