@@ -15,7 +15,7 @@
 //!   across the cluster's shuffle, not by flowsql's bucketed aggregate,
 //!   which only one process can run;
 //! - what a scan saw (malformed lines, skipped objects) stays in the
-//!   executors' processes, so there is no `flowsql_rejects` table;
+//!   executors' processes, and `flowsql_rejects` says so when read;
 //! - each process finds its own S3 credentials; only the region, endpoint
 //!   and signing choice travel with a plan.
 
@@ -42,6 +42,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
+use crate::report::REJECTS_TABLE;
+use crate::report::rejects::RejectsTable;
 use crate::session::SessionOptions;
 use crate::sql::functions::ipaddress::IpAddressTypePlanner;
 use crate::table::FlowLogTable;
@@ -167,6 +169,7 @@ async fn with_table(
     };
     let table = FlowLogTable::try_new(&ctx.runtime_env(), locations, table_options).await?;
     ctx.register_table(options.table_name.as_str(), Arc::new(table))?;
+    ctx.register_table(REJECTS_TABLE, Arc::new(RejectsTable::on_a_cluster()))?;
     Ok(ctx)
 }
 

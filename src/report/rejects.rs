@@ -44,20 +44,41 @@ use super::{MalformedLine, ScanReport};
 /// ```
 #[derive(Debug)]
 pub(crate) struct RejectsTable {
-    report: Arc<ScanReport>,
+    /// `None` on a cluster, where the lines stay in the executors.
+    report: Option<Arc<ScanReport>>,
     schema: SchemaRef,
 }
+
+/// Why a session on a cluster has no rejects to show.
+const NOT_ON_A_CLUSTER: &str = "flowsql_rejects is not kept with --cluster: \
+     the malformed lines a query skips stay in the executors' processes; \
+     run the query without --cluster to list them";
 
 impl RejectsTable {
     /// A table showing the lines `report` kept.
     pub(crate) fn new(report: Arc<ScanReport>) -> Self {
-        let schema = Arc::new(Schema::new(vec![
+        Self {
+            report: Some(report),
+            schema: Self::columns(),
+        }
+    }
+
+    /// The table of a session on a cluster: reading it fails, saying why.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn on_a_cluster() -> Self {
+        Self {
+            report: None,
+            schema: Self::columns(),
+        }
+    }
+
+    fn columns() -> SchemaRef {
+        Arc::new(Schema::new(vec![
             Field::new("object", DataType::Utf8, false),
             Field::new("line", DataType::Int64, false),
             Field::new("reason", DataType::Utf8, false),
             Field::new("text", DataType::Utf8, false),
-        ]));
-        Self { report, schema }
+        ]))
     }
 
     fn batch(&self, lines: &[MalformedLine]) -> Result<RecordBatch> {
@@ -98,7 +119,10 @@ impl TableProvider for RejectsTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch(&self.report.last_statement_rejects())?;
+        let Some(report) = &self.report else {
+            return datafusion::common::plan_err!("{NOT_ON_A_CLUSTER}");
+        };
+        let batch = self.batch(&report.last_statement_rejects())?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             Arc::clone(&self.schema),

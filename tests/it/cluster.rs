@@ -192,6 +192,33 @@ async fn a_plan_from_another_version_or_a_one_process_scan_is_refused() {
     assert!(error.contains("flowsql 0.0.0-other"), "{error}");
 }
 
+#[tokio::test]
+async fn the_rejects_table_says_it_is_not_kept_on_a_cluster() {
+    let malformed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/malformed");
+    let one = local_context(&malformed, true).await;
+    let cluster = flowsql::cluster::standalone(
+        &[malformed.to_str().unwrap()],
+        &options(true),
+        flowsql::cluster::session_config(),
+    )
+    .await
+    .unwrap();
+    let count = format!("SELECT count(*) FROM {TABLE}");
+    assert_eq!(rows(&cluster, &count).await, rows(&one, &count).await);
+    // One process lists the lines it skipped; the cluster's executors kept
+    // them, and reading the table says so rather than showing none.
+    assert!(!rows(&one, "SELECT * FROM flowsql_rejects").await.is_empty());
+    let read = async {
+        cluster
+            .sql("SELECT * FROM flowsql_rejects")
+            .await?
+            .collect()
+            .await
+    };
+    let error = read.await.unwrap_err().to_string();
+    assert!(error.contains("not kept with --cluster"), "{error}");
+}
+
 /// A scheduler and executors as separate processes on 127.0.0.1, killed
 /// when dropped.
 struct Cluster {
