@@ -352,23 +352,14 @@ async fn prune(
     binding: &ColumnBinding,
     logical: &SchemaRef,
 ) -> Result<Option<PartitionedFile>, Fault> {
-    let object = binding.object.clone();
     let metadata = footer_reader
         .get_metadata(None)
         .await
-        .map_err(|e| fault(&object, binding, e.into()))?;
+        .map_err(|e| fault(&binding.object, binding, e.into()))?;
     let keep = pruning.row_groups(&metadata);
     if let Some(keep) = &keep {
         if !keep.iter().any(|k| *k) {
-            let file_metadata = metadata.file_metadata();
-            let physical = parquet_to_arrow_schema(
-                file_metadata.schema_descr(),
-                file_metadata.key_value_metadata(),
-            )
-            .map_err(|e| fault(&object, binding, e.into()))?;
-            binding
-                .check(logical, &physical)
-                .map_err(|e| fault(&object, binding, e))?;
+            check_columns(&metadata, logical, binding)?;
             return Ok(None);
         }
         if keep.iter().any(|k| !*k) {
@@ -384,6 +375,25 @@ async fn prune(
         reader: Mutex::new(Some(footer_reader)),
     }));
     Ok(Some(file))
+}
+
+/// Checks the columns of the object `metadata` describes as a read of it
+/// would (unknown columns named, unreadable types refused), where its rows
+/// are not read.
+fn check_columns(
+    metadata: &ParquetMetaData,
+    logical: &SchemaRef,
+    binding: &ColumnBinding,
+) -> Result<(), Fault> {
+    let file_metadata = metadata.file_metadata();
+    let physical = parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    )
+    .map_err(|e| fault(&binding.object, binding, e.into()))?;
+    binding
+        .check(logical, &physical)
+        .map_err(|e| fault(&binding.object, binding, e))
 }
 
 /// An object's footer, read to prune its row groups, and the reader that
@@ -476,15 +486,7 @@ impl ParquetOpener {
                     .get_metadata(Some(&options))
                     .await
                     .map_err(|e| fault(&object, &binding, e.into()))?;
-                let file_metadata = metadata.file_metadata();
-                let physical = parquet_to_arrow_schema(
-                    file_metadata.schema_descr(),
-                    file_metadata.key_value_metadata(),
-                )
-                .map_err(|e| fault(&object, &binding, e.into()))?;
-                binding
-                    .check(&logical, &physical)
-                    .map_err(|e| fault(&object, &binding, e))?;
+                check_columns(&metadata, &logical, &binding)?;
                 // The row groups' counts, not the file's own field: they
                 // are what a full read would return.
                 let rows: i64 = metadata

@@ -11,9 +11,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Fields, Schema, SchemaRef};
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::physical_plan::parquet::transform_schema_to_view;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
@@ -61,8 +62,12 @@ impl RowGroupPruning {
     /// row group is read).
     pub(crate) fn row_groups(&self, metadata: &ParquetMetaData) -> Option<Vec<bool>> {
         let file = metadata.file_metadata();
-        let read_as =
-            read_as(&parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?);
+        // As DataFusion's reader reads the columns (its
+        // `schema_force_view_types`): text as views, so the statistics
+        // compare with the table's `Utf8View` literals.
+        let read_as = Arc::new(transform_schema_to_view(
+            &parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?,
+        ));
         let predicate = self.for_layout(&read_as)?;
         let statistics = RowGroupStatistics {
             parquet_schema: file.schema_descr(),
@@ -99,25 +104,6 @@ impl RowGroupPruning {
             .ok()?;
         (!predicate.always_true()).then(|| Arc::new(predicate))
     }
-}
-
-/// An object's columns as DataFusion's reader reads them: text and binary
-/// as views (its `schema_force_view_types`), so the statistics compare with
-/// the table's `Utf8View` literals.
-fn read_as(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let data_type = match f.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
-                DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
-                other => other.clone(),
-            };
-            f.as_ref().clone().with_data_type(data_type)
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
 }
 
 /// One object's row-group statistics, as DataFusion's reader presents them
