@@ -31,7 +31,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -168,8 +168,7 @@ impl ExecutionPlan for PartialAggregateByViewExec {
         let aggregate = self.aggregate();
         let schema = self.schema();
         let mut input = self.input().execute(partition, Arc::clone(&context))?;
-        let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let output_rows = metrics.output_rows().clone();
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let grouping = Grouping {
             key: Arc::clone(&aggregate.group_expr().expr()[0].0),
             arguments: aggregate
@@ -185,7 +184,7 @@ impl ExecutionPlan for PartialAggregateByViewExec {
             groups: GroupsByView::new(),
             schema: Arc::clone(&schema),
             batch_size: context.session_config().batch_size().max(1),
-            metrics,
+            elapsed_compute: MetricBuilder::new(&self.metrics).elapsed_compute(partition),
             grouped_rows: MetricBuilder::new(&self.metrics).counter(GROUPED_ROWS, partition),
         };
         let template = Arc::clone(&self.aggregate);
@@ -225,7 +224,7 @@ struct Grouping {
     groups: GroupsByView,
     schema: SchemaRef,
     batch_size: usize,
-    metrics: BaselineMetrics,
+    elapsed_compute: Time,
     grouped_rows: Count,
 }
 
@@ -266,16 +265,15 @@ impl Grouping {
                     if done {
                         return Ok(None);
                     }
-                    match batches.next().await {
+                    let next = batches.next().await.transpose()?;
+                    let elapsed_compute = this.elapsed_compute.clone();
+                    let _timer = elapsed_compute.timer();
+                    match next {
                         Some(batch) => {
-                            let batch = batch?;
-                            let elapsed = this.metrics.elapsed_compute().clone();
-                            let timer = elapsed.timer();
                             this.add(&batch)?;
                             if this.groups.len() >= MAX_GROUPS {
                                 ready = this.emit()?;
                             }
-                            timer.done();
                         }
                         None => {
                             done = true;
@@ -327,7 +325,7 @@ impl Grouping {
 /// The groups of one partition: each distinct key text (and NULL) a group
 /// index, found by view through a table kept for one batch.
 struct GroupsByView {
-    by_text: HashMap<Box<[u8]>, u32>,
+    by_text: HashMap<Box<str>, u32>,
     null_group: Option<u32>,
     values: StringViewBuilder,
     count: usize,
@@ -366,7 +364,7 @@ impl GroupsByView {
             } else if let Some(group) = self.views.find(view) {
                 group
             } else {
-                let group = self.text_group(keys.value(row).as_bytes());
+                let group = self.text_group(keys.value(row));
                 self.views.insert(view, group);
                 group
             };
@@ -384,14 +382,12 @@ impl GroupsByView {
         group
     }
 
-    fn text_group(&mut self, text: &[u8]) -> u32 {
+    fn text_group(&mut self, text: &str) -> u32 {
         if let Some(&group) = self.by_text.get(text) {
             return group;
         }
         let group = self.new_group();
-        // The key column is Utf8View, so its values are UTF-8.
-        self.values
-            .append_value(std::str::from_utf8(text).expect("a Utf8View value is UTF-8"));
+        self.values.append_value(text);
         self.by_text.insert(text.into(), group);
         group
     }
