@@ -1,9 +1,10 @@
 //! One cached object on disk: files named by the object's identity, its
 //! `facts` (what reading the object found besides its records: the
-//! header's fields, the malformed lines, how many records) and one Arrow
-//! IPC file per column, each holding every record of the object in
-//! order (text as `Utf8`, uncompressed: see [`stored_type`]). Columns are added as queries first read them, so an entry holds
-//! the columns asked of it so far.
+//! header's fields, the malformed lines, how many records) and Arrow IPC
+//! data files, each holding some of its columns for every record of the
+//! object, in order, uncompressed (text as a dictionary or as `Utf8`: see
+//! [`super::column`]). Columns are added as queries first read them,
+//! so an entry holds the columns asked of it so far.
 //!
 //! Every file is written under a temporary name and renamed into place,
 //! so a reader sees whole files or none; a data file counts only once the
@@ -12,24 +13,29 @@
 //! names only its own, and the other is removed with the entry in time.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, StringViewArray,
-};
-use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
+use datafusion::arrow::buffer::Buffer;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::convert::fb_to_schema;
 use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
-use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use datafusion::arrow::ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
 use datafusion::arrow::ipc::{Block, root_as_footer};
+
+use super::column::{DictionaryViews, Keeping, as_read, as_table_column, can_hold};
 
 /// The suffix of the file that marks an entry as usable.
 pub(super) const FACTS_SUFFIX: &str = "facts";
+
+/// Data files up to this size are read into memory; larger ones are
+/// mapped. Mapping a small file costs more than copying it: its page
+/// faults, and unmapping it, which interrupts every other core to flush
+/// its address translations.
+const READ_AT_MOST: u64 = 1 << 20;
 
 /// The first line of a facts file; another version's entries are not read.
 const FACTS_VERSION: &str = "flowsql-cache-facts 1";
@@ -316,16 +322,15 @@ impl Entry {
             let position = stored
                 .index_of(field.name())
                 .map_err(|_| format!("its data file {} lacks column {}", file.tag, field.name()))?;
-            if stored.field(position).data_type() != &stored_type(field.data_type()) {
+            if !can_hold(stored.field(position).data_type(), field.data_type()) {
                 return Err(format!(
                     "its column {} does not hold {}",
                     field.name(),
                     field.data_type()
                 ));
             }
-            cursor
-                .columns
-                .push((position, index, field.data_type().clone()));
+            cursor.columns.push((position, index));
+            cursor.dictionaries.push(DictionaryViews::default());
         }
         Ok(Some(cursors))
     }
@@ -338,23 +343,39 @@ impl Entry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("its data file {tag} cannot be opened: {e}")),
         };
-        // SAFETY: a data file is written once, under a name no other
-        // writer uses, and only read or unlinked after its manifest names
-        // it; an unlinked file stays mapped whole. So the mapping does not
-        // change under the reader (unless something outside flowsql
-        // rewrites the cache's files in place).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| damaged(&e))?;
-        let bytes = map.len();
-        if bytes as u64 != data.bytes {
-            return Err(damaged(&format_args!(
-                "{bytes} bytes where {} were written",
-                data.bytes
-            )));
-        }
-        let start =
-            std::ptr::NonNull::new(map.as_ptr().cast_mut()).ok_or_else(|| damaged(&"empty"))?;
-        // SAFETY: `start` and `bytes` describe `map`, which the buffer owns.
-        let buffer = unsafe { Buffer::from_custom_allocation(start, bytes, Arc::new(map)) };
+        let buffer = if data.bytes <= READ_AT_MOST {
+            let mut whole = Vec::with_capacity(data.bytes as usize);
+            (&file)
+                .take(data.bytes + 1)
+                .read_to_end(&mut whole)
+                .map_err(|e| format!("its data file {tag} cannot be read: {e}"))?;
+            if whole.len() as u64 != data.bytes {
+                return Err(damaged(&format_args!(
+                    "{} bytes where {} were written",
+                    whole.len(),
+                    data.bytes
+                )));
+            }
+            Buffer::from_vec(whole)
+        } else {
+            // SAFETY: a data file is written once, under a name no other
+            // writer uses, and only read or unlinked after its manifest
+            // names it; an unlinked file stays mapped whole. So the mapping
+            // does not change under the reader (unless something outside
+            // flowsql rewrites the cache's files in place).
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| damaged(&e))?;
+            let bytes = map.len();
+            if bytes as u64 != data.bytes {
+                return Err(damaged(&format_args!(
+                    "{bytes} bytes where {} were written",
+                    data.bytes
+                )));
+            }
+            let start =
+                std::ptr::NonNull::new(map.as_ptr().cast_mut()).ok_or_else(|| damaged(&"empty"))?;
+            // SAFETY: `start` and `bytes` describe `map`, which the buffer owns.
+            unsafe { Buffer::from_custom_allocation(start, bytes, Arc::new(map)) }
+        };
         let (schema, decoder, blocks) =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_footer(&buffer)))
                 .map_err(|_| damaged(&"a malformed footer"))?
@@ -367,6 +388,7 @@ impl Entry {
             blocks,
             next_block: 0,
             columns: Vec::new(),
+            dictionaries: Vec::new(),
             current: Vec::new(),
             rows: 0,
             offset: 0,
@@ -380,20 +402,12 @@ impl Entry {
             entry: self.clone(),
             columns,
             schema,
+            keeping: Vec::new(),
+            pending: Vec::new(),
+            pending_bytes: 0,
             data: None,
             failed: false,
         }
-    }
-}
-
-/// How a column of `data_type` is stored: text as `Utf8` (offsets and
-/// bytes: smaller than views, and checked as UTF-8 in one pass when read),
-/// numbers as they are. No compression: reading a cached column is then a
-/// copy and a check, several times faster than with LZ4.
-fn stored_type(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::Utf8View => DataType::Utf8,
-        other => other.clone(),
     }
 }
 
@@ -436,57 +450,6 @@ fn read_footer(file: &Buffer) -> Result<(SchemaRef, FileDecoder, Vec<Block>), Ar
     Ok((schema, decoder, blocks))
 }
 
-/// `text` as views over its own bytes: a view per value, made in one
-/// pass (arrow's cast goes through a builder, at several times the cost),
-/// with the bytes shared, not copied.
-fn text_as_views(text: &StringArray) -> StringViewArray {
-    let offsets = text.value_offsets();
-    let bytes = text.values();
-    let data = bytes.as_slice();
-    let views: Vec<u128> = offsets
-        .windows(2)
-        .map(|pair| {
-            let (start, end) = (pair[0] as usize, pair[1] as usize);
-            let length = end - start;
-            // The 16 bytes from the value's start, as one load where the
-            // buffer has them (a short value's bytes, then zeros).
-            let head = match data.get(start..start + 16) {
-                Some(sixteen) => u128::from_le_bytes(sixteen.try_into().expect("16 bytes")),
-                None => {
-                    let mut sixteen = [0u8; 16];
-                    let rest = &data[start..];
-                    sixteen[..rest.len()].copy_from_slice(rest);
-                    u128::from_le_bytes(sixteen)
-                }
-            };
-            if length <= 12 {
-                let kept = if length == 0 {
-                    0
-                } else {
-                    head & (u128::MAX >> (128 - 8 * length))
-                };
-                (kept << 32) | length as u128
-            } else {
-                let prefix = head & u128::from(u32::MAX);
-                // Buffer 0 (the only one) at `start`.
-                length as u128 | (prefix << 32) | ((start as u128) << 96)
-            }
-        })
-        .collect();
-    // SAFETY: `text` is a valid Utf8 array (the IPC reader validated it:
-    // offsets in bounds and on character boundaries, bytes UTF-8), so each
-    // view covers one whole value: inline, its bytes copied with its
-    // length; otherwise its length, first four bytes, buffer 0 and offset
-    // into that same buffer, which is below 2^32 for i32 offsets.
-    unsafe {
-        StringViewArray::new_unchecked(
-            ScalarBuffer::from(views),
-            vec![bytes.clone()],
-            text.nulls().cloned(),
-        )
-    }
-}
-
 /// Reads one data file a batch at a time and hands out its rows in runs
 /// of any length, so columns from data files written by different reads
 /// (with different batch boundaries) line up.
@@ -500,8 +463,11 @@ pub(crate) struct FileCursor {
     next_block: usize,
     /// The columns read from this file: (position in the file, position in
     /// the output, the table's type).
-    columns: Vec<(usize, usize, DataType)>,
-    /// The current batch's columns, in the order of `columns`.
+    columns: Vec<(usize, usize)>,
+    /// Each column's dictionary as views, if it is kept as a dictionary.
+    dictionaries: Vec<DictionaryViews>,
+    /// The current batch's columns, in the order of `columns`, as
+    /// [`Run`] describes them.
     current: Vec<ArrayRef>,
     rows: usize,
     offset: usize,
@@ -531,16 +497,8 @@ impl FileCursor {
             self.current = self
                 .columns
                 .iter()
-                .map(|(position, _, data_type)| {
-                    let column = batch.column(*position);
-                    match (column.data_type(), data_type) {
-                        (stored, wanted) if stored == wanted => Ok(Arc::clone(column)),
-                        (DataType::Utf8, DataType::Utf8View) => {
-                            Ok(Arc::new(text_as_views(column.as_string::<i32>())) as ArrayRef)
-                        }
-                        (_, wanted) => cast(column, wanted),
-                    }
-                })
+                .zip(&mut self.dictionaries)
+                .map(|((position, _), dictionary)| as_read(batch.column(*position), dictionary))
                 .collect::<Result<_, _>>()?;
             self.rows = batch.num_rows();
             self.offset = 0;
@@ -550,22 +508,47 @@ impl FileCursor {
 
     /// The next `rows` rows of each column, into their output places.
     fn take(&mut self, rows: usize, out: &mut [Option<ArrayRef>]) {
-        for ((_, output, _), column) in self.columns.iter().zip(&self.current) {
+        for ((_, output), column) in self.columns.iter().zip(&self.current) {
             out[*output] = Some(column.slice(self.offset, rows));
         }
         self.offset += rows;
     }
 }
 
-/// The next batch of up to `batch_size` rows from `files` (the columns in
-/// `schema`'s order); `None` at the end. With no columns (a `count(*)`),
-/// rows come from `rows_left`, the records the facts give.
-pub(crate) fn next_batch(
+/// A run of an entry's records, each column as the data file keeps it
+/// (text as `Utf8` or as a dictionary of views, so that a filter can test
+/// it before views are made for every record): see [`Run::into_batch`].
+pub(crate) struct Run {
+    pub columns: Vec<ArrayRef>,
+    pub rows: usize,
+}
+
+impl Run {
+    /// The run as a batch of `schema`, the table's types.
+    pub(crate) fn into_batch(self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let columns = self
+            .columns
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| as_table_column(column, field.data_type()))
+            .collect::<Result<_, _>>()?;
+        RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(self.rows)),
+        )
+    }
+}
+
+/// The next run of up to `batch_size` records from `files` (the columns
+/// in `schema`'s order); `None` at the end. With no columns (a
+/// `count(*)`), records come from `rows_left`, the records the facts give.
+pub(crate) fn next_run(
     files: &mut [FileCursor],
     schema: &SchemaRef,
     batch_size: usize,
     rows_left: &mut u64,
-) -> Result<Option<RecordBatch>, String> {
+) -> Result<Option<Run>, String> {
     let mut rows = usize::try_from(*rows_left)
         .unwrap_or(usize::MAX)
         .min(batch_size);
@@ -588,18 +571,12 @@ pub(crate) fn next_batch(
     for file in files.iter_mut() {
         file.take(rows, &mut arrays);
     }
-    let arrays = arrays
+    let columns = arrays
         .into_iter()
         .map(|a| a.ok_or_else(|| "a column has no data file".to_string()))
         .collect::<Result<_, _>>()?;
     *rows_left -= rows as u64;
-    RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        arrays,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )
-    .map(Some)
-    .map_err(|e| e.to_string())
+    Ok(Some(Run { columns, rows }))
 }
 
 /// Writes the columns an entry lacks, as one data file, while the object
@@ -611,11 +588,23 @@ pub(crate) struct EntryWriter {
     /// Each missing column's index in the read's batches, and its name.
     columns: Vec<(usize, String)>,
     schema: SchemaRef,
-    /// Started by the first batch (or the commit, if none came).
+    /// How each of `columns` is kept: chosen by the first batch.
+    keeping: Vec<Keeping>,
+    /// Batches (their `columns`, as kept) not yet written: an object of
+    /// up to [`PENDING_AT_MOST`] bytes is written whole at the commit, in
+    /// the narrowest types its values allow.
+    pending: Vec<Vec<ArrayRef>>,
+    pending_bytes: usize,
+    /// Started at the commit, or once the pending batches pass
+    /// [`PENDING_AT_MOST`].
     data: Option<DataWriter>,
     /// A write failed: the entry is left as it was.
     failed: bool,
 }
+
+/// The most bytes of batches a writer holds before it starts writing
+/// them (an object's columns usually fit: tens of thousands of records).
+const PENDING_AT_MOST: usize = 8 << 20;
 
 struct DataWriter {
     tag: String,
@@ -638,57 +627,104 @@ impl EntryWriter {
     }
 
     fn try_write(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        if self.data.is_none() {
-            self.data = Some(self.start()?);
+        let kept = if self.keeping.is_empty() {
+            let (keeping, kept) = self
+                .columns
+                .iter()
+                .map(|(index, _)| {
+                    Keeping::choose(self.schema.field(*index).data_type(), batch.column(*index))
+                })
+                .collect::<Result<(Vec<_>, Vec<_>), _>>()
+                .map_err(|e| e.to_string())?;
+            self.keeping = keeping;
+            kept
+        } else {
+            self.columns
+                .iter()
+                .zip(&mut self.keeping)
+                .map(|((index, _), keeping)| keeping.keep(batch.column(*index)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?
+        };
+        if self.data.is_some() {
+            return self.write_kept(&kept);
         }
-        let data = self.data.as_mut().expect("started above");
-        let schema = Arc::clone(data.writer.schema());
-        let columns = self
-            .columns
+        self.pending_bytes += kept
             .iter()
-            .zip(schema.fields())
-            .map(|((index, _), field)| {
-                let column = batch.column(*index);
-                if column.data_type() == field.data_type() {
-                    Ok(Arc::clone(column))
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        let stored = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
-        data.writer.write(&stored).map_err(|e| e.to_string())
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>();
+        self.pending.push(kept);
+        if self.pending_bytes > PENDING_AT_MOST {
+            self.start(false)?;
+        }
+        Ok(())
     }
 
-    fn start(&self) -> Result<DataWriter, String> {
-        let fields: Vec<Field> = self
+    /// Starts the data file and writes the pending batches; with `whole`,
+    /// no batch follows them.
+    fn start(&mut self, whole: bool) -> Result<(), String> {
+        if self.keeping.is_empty() {
+            // An object without records: its columns' types as if empty.
+            self.keeping = self
+                .columns
+                .iter()
+                .map(|(index, _)| {
+                    let table = self.schema.field(*index).data_type();
+                    Keeping::choose(table, &new_empty_array(table)).map(|(keeping, _)| keeping)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+        }
+        let fields = self
             .columns
             .iter()
-            .map(|(index, _)| {
+            .zip(&self.keeping)
+            .enumerate()
+            .map(|(at, ((index, _), keeping))| {
                 let column = self.schema.field(*index);
-                Field::new(
-                    column.name(),
-                    stored_type(column.data_type()),
-                    column.is_nullable(),
-                )
+                let kept: Vec<&ArrayRef> = self.pending.iter().map(|batch| &batch[at]).collect();
+                let stored = keeping.stored_type(column.data_type(), &kept, whole)?;
+                Ok(Field::new(column.name(), stored, column.is_nullable()))
             })
-            .collect();
+            .collect::<Result<Vec<_>, ArrowError>>()
+            .map_err(|e| e.to_string())?;
         let tag = unique_tag();
         let path = self.entry.data_path(&tag);
         let temporary = temporary_name(&path);
         let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
-        Ok(DataWriter {
+        self.data = Some(DataWriter {
             tag,
             temporary,
             path,
             writer: FileWriter::try_new_with_options(
                 BufWriter::with_capacity(256 * 1024, file),
                 &Schema::new(fields),
-                IpcWriteOptions::default(),
+                // Written batch by batch, a column's dictionary grows; each
+                // batch writes only the values it added.
+                IpcWriteOptions::default().with_dictionary_handling(DictionaryHandling::Delta),
             )
             .map_err(|e| e.to_string())?,
-        })
+        });
+        for kept in std::mem::take(&mut self.pending) {
+            self.write_kept(&kept)?;
+        }
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes one batch's columns, as kept, in the data file's types.
+    fn write_kept(&mut self, kept: &[ArrayRef]) -> Result<(), String> {
+        let data = self.data.as_mut().expect("started");
+        let schema = Arc::clone(data.writer.schema());
+        let columns = kept
+            .iter()
+            .zip(&mut self.keeping)
+            .zip(schema.fields())
+            .map(|((column, keeping), field)| keeping.stored(column, field.data_type()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let stored = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
+        data.writer.write(&stored).map_err(|e| e.to_string())
     }
 
     /// Gives up filling: the entry is left as it was.
@@ -711,14 +747,9 @@ impl EntryWriter {
         if self.failed {
             return 0;
         }
-        if !self.columns.is_empty() && self.data.is_none() {
-            match self.start() {
-                Ok(data) => self.data = Some(data),
-                Err(_) => {
-                    self.fail();
-                    return 0;
-                }
-            }
+        if !self.columns.is_empty() && self.data.is_none() && self.start(true).is_err() {
+            self.fail();
+            return 0;
         }
         match self.try_commit(facts) {
             Ok(bytes) => bytes,
@@ -836,38 +867,113 @@ mod tests {
         );
     }
 
-    #[test]
-    fn text_becomes_views_of_the_same_values() {
-        let values = [
-            Some(""),
-            None,
-            Some("ACCEPT"),
-            Some("exactly12chr"),
-            Some("thirteen char"),
-            Some("eni-0123456789abcdef0"),
-            Some("é"),
-            Some("2001:db8::ffff:ffff:ffff:ffff"),
-        ];
-        let text = StringArray::from(values.to_vec());
-        // Every value near the buffer's end (no 16 bytes left) and far from it.
-        let many: Vec<Option<&str>> = values
-            .iter()
-            .cycle()
-            .take(5 * values.len())
-            .copied()
+    /// Fills an entry with `batches` (every column), reads it back, and
+    /// returns the batches read and the data file's column types.
+    fn fill_and_read(
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> (
+        Vec<RecordBatch>,
+        Vec<datafusion::arrow::datatypes::DataType>,
+    ) {
+        let folder = tempfile::tempdir().unwrap();
+        let entry = Entry::new(folder.path().join("ab"), "object".into());
+        let columns = (0..schema.fields().len())
+            .map(|i| (i, schema.field(i).name().clone()))
             .collect();
-        let long = StringArray::from(many.clone());
-        let views = text_as_views(&long);
-        views.to_data().validate_full().unwrap();
-        assert_eq!(views, many.iter().copied().collect::<StringViewArray>());
-        for (offset, length) in [(0, values.len()), (2, 5), (5, 0)] {
-            let slice = text.slice(offset, length);
-            let views = text_as_views(&slice);
-            views.to_data().validate_full().unwrap();
-            let expected: StringViewArray =
-                values[offset..offset + length].iter().copied().collect();
-            assert_eq!(views, expected);
+        let mut writer = entry.writer(columns, Arc::clone(schema));
+        for batch in batches {
+            writer.write(batch);
         }
+        let records = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let facts = ObjectFacts {
+            records,
+            ..ObjectFacts::default()
+        };
+        assert!(writer.commit(&facts) > 0);
+        let manifest = entry.manifest().unwrap().unwrap();
+        assert!(manifest.missing(schema).is_empty());
+        let mut files = entry.open(&manifest, schema).unwrap().unwrap();
+        let stored = files[0]
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let mut rows_left = records;
+        let mut read = Vec::new();
+        while let Some(run) = next_run(&mut files, schema, 1000, &mut rows_left).unwrap() {
+            read.push(run.into_batch(schema).unwrap());
+        }
+        (read, stored)
+    }
+
+    #[test]
+    fn an_entry_gives_back_its_records_whether_written_whole_or_batch_by_batch() {
+        use datafusion::arrow::array::{Int32Array, Int64Array, StringViewArray};
+        use datafusion::arrow::compute::concat_batches;
+        use datafusion::arrow::datatypes::DataType;
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("dstport", DataType::Int32, true),
+            Field::new("bytes", DataType::Int64, true),
+            Field::new("interface_id", DataType::Utf8View, true),
+            Field::new("srcaddr", DataType::Utf8View, true),
+        ]));
+        let batch = |rows: usize, first: usize| {
+            let n = |i: usize| i + first;
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Int32Array::from_iter(
+                        (0..rows).map(|i| (n(i) % 7 != 0).then_some((n(i) % 1000) as i32)),
+                    )),
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..rows).map(|i| (n(i) as i64) * 100_003),
+                    )),
+                    Arc::new(StringViewArray::from_iter((0..rows).map(|i| {
+                        (n(i) % 11 != 0).then(|| format!("eni-{:017x}", n(i) % 300))
+                    }))),
+                    Arc::new(StringViewArray::from_iter_values((0..rows).map(|i| {
+                        format!("10.{}.{}.{}", n(i) >> 16, (n(i) >> 8) & 255, n(i) & 255)
+                    }))),
+                ],
+            )
+            .unwrap()
+        };
+        // A small object is written whole, as narrow as its values allow.
+        let small = [batch(3000, 0), batch(2500, 3000)];
+        let (read, stored) = fill_and_read(&schema, &small);
+        assert_eq!(
+            concat_batches(&schema, &read).unwrap(),
+            concat_batches(&schema, &small).unwrap()
+        );
+        let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
+        assert_eq!(
+            stored,
+            [
+                DataType::UInt16,
+                DataType::UInt32,
+                dictionary(DataType::UInt16),
+                DataType::Utf8
+            ]
+        );
+        // A large one (past the bytes a writer holds) batch by batch, at
+        // full width, its dictionary growing as it goes.
+        let large: Vec<RecordBatch> = (0..40).map(|b| batch(20_000, b * 20_000)).collect();
+        let (read, stored) = fill_and_read(&schema, &large);
+        assert_eq!(
+            concat_batches(&schema, &read).unwrap(),
+            concat_batches(&schema, &large).unwrap()
+        );
+        assert_eq!(
+            stored,
+            [
+                DataType::Int32,
+                DataType::Int64,
+                dictionary(DataType::Int32),
+                DataType::Utf8
+            ]
+        );
     }
 
     #[test]
@@ -896,8 +1002,12 @@ mod tests {
         assert_eq!(back, manifest);
         assert_eq!(back.file_of("bytes").unwrap().tag, "12-1-ff");
         let schema = Schema::new(vec![
-            Field::new("bytes", DataType::Int64, true),
-            Field::new("action", DataType::Utf8View, true),
+            Field::new("bytes", datafusion::arrow::datatypes::DataType::Int64, true),
+            Field::new(
+                "action",
+                datafusion::arrow::datatypes::DataType::Utf8View,
+                true,
+            ),
         ]);
         assert_eq!(back.missing(&schema), vec![(1, "action".to_string())]);
         assert_eq!(

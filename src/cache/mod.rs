@@ -23,6 +23,7 @@
 //! if it is removed meanwhile, and an entry that cannot be read is removed
 //! and its object read from the source.
 
+mod column;
 pub(crate) mod entry;
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,13 @@
 
 use std::fmt;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::datatypes::ArrowNativeType;
+use datafusion::arrow::datatypes::{
+    ArrowDictionaryKeyType, ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type,
+    Int64Type, Schema, UInt8Type, UInt16Type, UInt32Type,
+};
 use datafusion::common::{Column, HashSet, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -128,6 +134,114 @@ impl Matcher {
             (TextPrefix(prefix), Value::Text(t)) => t.starts_with(prefix),
             // A test that does not fit the field never runs (see `fits`).
             _ => true,
+        }
+    }
+}
+
+impl Matcher {
+    /// Which records of `column` pass, tested on the column as it is (the
+    /// local cache's form of an object: integers, text, or a dictionary of
+    /// text, whose values are tested once each); `None` for a column of
+    /// another type, which is not tested here.
+    pub(crate) fn passing(&self, column: &dyn Array) -> Option<BooleanBuffer> {
+        fn integers<T: ArrowPrimitiveType>(column: &dyn Array) -> &[T::Native] {
+            column.as_primitive::<T>().values()
+        }
+        // For these types the physical nulls are the logical ones.
+        let nulls = column.nulls();
+        Some(match column.data_type() {
+            DataType::Int8 => self.integers(nulls, integers::<Int8Type>(column)),
+            DataType::Int16 => self.integers(nulls, integers::<Int16Type>(column)),
+            DataType::Int32 => self.integers(nulls, integers::<Int32Type>(column)),
+            DataType::Int64 => self.integers(nulls, integers::<Int64Type>(column)),
+            DataType::UInt8 => self.integers(nulls, integers::<UInt8Type>(column)),
+            DataType::UInt16 => self.integers(nulls, integers::<UInt16Type>(column)),
+            DataType::UInt32 => self.integers(nulls, integers::<UInt32Type>(column)),
+            DataType::Utf8 => {
+                let text = column.as_string::<i32>();
+                self.each(nulls, text.len(), |i| Value::Text(text.value(i).as_bytes()))
+            }
+            DataType::Utf8View => {
+                let text = column.as_string_view();
+                self.each(nulls, text.len(), |i| Value::Text(text.value(i).as_bytes()))
+            }
+            DataType::Dictionary(key, _) => match **key {
+                DataType::UInt8 => self.dictionary::<UInt8Type>(column)?,
+                DataType::UInt16 => self.dictionary::<UInt16Type>(column)?,
+                DataType::Int32 => self.dictionary::<Int32Type>(column)?,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Which records of a dictionary pass: each value tested once.
+    fn dictionary<K: ArrowDictionaryKeyType>(&self, column: &dyn Array) -> Option<BooleanBuffer> {
+        let dictionary = column.as_dictionary::<K>();
+        let value_passes = self.passing(dictionary.values().as_ref())?;
+        let null_passes = self.passes(Value::Null);
+        let keys = dictionary.keys();
+        Some(BooleanBuffer::collect_bool(keys.len(), |i| {
+            if keys.is_null(i) {
+                null_passes
+            } else {
+                // Keys were checked against the values when read.
+                let key = keys.value(i).as_usize();
+                key >= value_passes.len() || value_passes.value(key)
+            }
+        }))
+    }
+
+    /// Which of `values` pass, one comparison per value for the common
+    /// tests (a loop the compiler can vectorize), [`Matcher::passes`] for
+    /// the others.
+    fn integers<T: Copy + Into<i64>>(
+        &self,
+        nulls: Option<&NullBuffer>,
+        values: &[T],
+    ) -> BooleanBuffer {
+        let records = values.len();
+        let compared = match &self.condition {
+            Condition::IntegerIn(list) if list.len() == 1 => {
+                let wanted = list[0];
+                BooleanBuffer::collect_bool(records, |i| values[i].into() == wanted)
+            }
+            Condition::IntegerNot(unwanted) => {
+                BooleanBuffer::collect_bool(records, |i| values[i].into() != *unwanted)
+            }
+            Condition::IntegerRange(low, high) => BooleanBuffer::collect_bool(records, |i| {
+                let value = values[i].into();
+                *low <= value && value <= *high
+            }),
+            _ => return self.each(nulls, records, |i| Value::Integer(values[i].into())),
+        };
+        // These tests fail on NULL.
+        match nulls {
+            Some(nulls) if nulls.null_count() > 0 => &compared & nulls.inner(),
+            _ => compared,
+        }
+    }
+
+    /// Whether each of `records` records passes, given its value (asked
+    /// only of records that are not NULL).
+    fn each<'a>(
+        &self,
+        nulls: Option<&NullBuffer>,
+        records: usize,
+        value: impl Fn(usize) -> Value<'a>,
+    ) -> BooleanBuffer {
+        match nulls {
+            Some(nulls) if nulls.null_count() > 0 => {
+                let null_passes = self.passes(Value::Null);
+                BooleanBuffer::collect_bool(records, |i| {
+                    if nulls.is_null(i) {
+                        null_passes
+                    } else {
+                        self.passes(value(i))
+                    }
+                })
+            }
+            _ => BooleanBuffer::collect_bool(records, |i| self.passes(value(i))),
         }
     }
 }
@@ -529,6 +643,123 @@ mod tests {
             passing(&test(Condition::TextIn(vec![b"1".to_vec()])), &texts),
             [false, false, false, true]
         );
+    }
+
+    #[test]
+    fn a_column_passes_as_each_of_its_values_does() {
+        use datafusion::arrow::array::{
+            ArrayRef, DictionaryArray, Int32Array, Int64Array, StringArray, StringViewArray,
+            UInt8Array, UInt16Array,
+        };
+        use std::sync::Arc;
+        let test = |condition| ColumnTest {
+            column: "c".to_string(),
+            condition,
+        };
+        let one_by_one = |matcher: &Matcher, values: &[Value<'_>]| -> Vec<bool> {
+            values.iter().map(|v| matcher.passes(*v)).collect()
+        };
+        let bits = |b: BooleanBuffer| b.iter().collect::<Vec<_>>();
+
+        let ints = [Some(0_i64), None, Some(5), Some(255), Some(22)];
+        let values: Vec<Value<'_>> = ints
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::Integer))
+            .collect();
+        let columns: [ArrayRef; 4] = [
+            Arc::new(Int64Array::from(ints.to_vec())),
+            Arc::new(Int32Array::from_iter(
+                ints.iter().map(|v| v.map(|v| v as i32)),
+            )),
+            Arc::new(UInt8Array::from_iter(
+                ints.iter().map(|v| v.map(|v| v as u8)),
+            )),
+            Arc::new(UInt16Array::from_iter(
+                ints.iter().map(|v| v.map(|v| v as u16)),
+            )),
+        ];
+        for condition in [
+            Condition::IntegerIn(vec![22]),
+            Condition::IntegerIn(vec![0, 5, 7]),
+            Condition::IntegerNot(5),
+            Condition::IntegerRange(1, 255),
+            Condition::IsNull,
+            Condition::IsNotNull,
+        ] {
+            let matcher = test(condition).matcher();
+            let expected = one_by_one(&matcher, &values);
+            for column in &columns {
+                let passing = matcher.passing(column.as_ref()).expect("tested");
+                assert_eq!(
+                    bits(passing),
+                    expected,
+                    "{:?} on {}",
+                    matcher.condition,
+                    column.data_type()
+                );
+            }
+        }
+
+        let texts = [
+            Some("REJECT"),
+            None,
+            Some("ACCEPT"),
+            Some("eni-0123456789abcdef0"),
+            Some("REJECT"),
+        ];
+        let values: Vec<Value<'_>> = texts
+            .iter()
+            .map(|v| v.map_or(Value::Null, |t| Value::Text(t.as_bytes())))
+            .collect();
+        // The same texts as a dictionary: values once, a NULL key, keys of
+        // two widths.
+        let dictionary_values: ArrayRef = Arc::new(StringViewArray::from(vec![
+            "ACCEPT",
+            "REJECT",
+            "eni-0123456789abcdef0",
+        ]));
+        let keys = [Some(1), None, Some(0), Some(2), Some(1)];
+        let columns: [ArrayRef; 4] = [
+            Arc::new(StringArray::from(texts.to_vec())),
+            Arc::new(StringViewArray::from(texts.to_vec())),
+            Arc::new(
+                DictionaryArray::<UInt8Type>::try_new(
+                    UInt8Array::from(keys.iter().map(|k| k.map(|k| k as u8)).collect::<Vec<_>>()),
+                    Arc::clone(&dictionary_values),
+                )
+                .unwrap(),
+            ),
+            Arc::new(
+                DictionaryArray::<Int32Type>::try_new(
+                    Int32Array::from(keys.to_vec()),
+                    dictionary_values,
+                )
+                .unwrap(),
+            ),
+        ];
+        for condition in [
+            Condition::TextIn(vec![b"REJECT".to_vec()]),
+            Condition::TextNot(b"ACCEPT".to_vec()),
+            Condition::TextPrefix(b"eni-".to_vec()),
+            Condition::IsNull,
+            Condition::IsNotNull,
+        ] {
+            let matcher = test(condition).matcher();
+            let expected = one_by_one(&matcher, &values);
+            for column in &columns {
+                let passing = matcher.passing(column.as_ref()).expect("tested");
+                assert_eq!(
+                    bits(passing),
+                    expected,
+                    "{:?} on {}",
+                    matcher.condition,
+                    column.data_type()
+                );
+            }
+        }
+        // A type the decoder never makes is not tested here.
+        let floats = datafusion::arrow::array::Float64Array::from(vec![1.0]);
+        assert!(test(Condition::IsNull).matcher().passing(&floats).is_none());
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //! any other is read from its source, every record of it, and the columns
 //! the entry lacks are written as the batches pass.
 //!
-//! Batches from the cache hold every record: the query's record filter is
-//! a test on text lines, which an entry does not have. The scan's filters
-//! are inexact, so DataFusion's filter above the scan still applies them.
+//! The query's record filter runs on an entry's columns as they are kept,
+//! before text is made into views: a dictionary's values are tested once
+//! each, and views are made only for the records that pass. As from the
+//! source, the filter is a pre-filter (DataFusion's filter above the scan
+//! still applies the query's filters).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::FilterBuilder;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileOpenFuture, FileOpener};
@@ -19,7 +24,8 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
 use crate::cache::ObjectCache;
-use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, next_batch};
+use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
+use crate::decode::record_filter::Matcher;
 use crate::error::Error;
 
 use super::text::{FlowLogOpener, SharedFindings, object_display};
@@ -29,6 +35,9 @@ pub(crate) struct CachedOpener {
     source: Arc<FlowLogOpener>,
     cache: Arc<ObjectCache>,
     store_url: ObjectStoreUrl,
+    /// The record filter's tests: the column each tests (index in the
+    /// source's columns), and the test.
+    tests: Arc<[(usize, Matcher)]>,
 }
 
 impl CachedOpener {
@@ -37,10 +46,18 @@ impl CachedOpener {
         cache: Arc<ObjectCache>,
         store_url: ObjectStoreUrl,
     ) -> Self {
+        let schema = source.schema();
+        let tests = source
+            .record_filter()
+            .tests()
+            .iter()
+            .filter_map(|test| Some((schema.index_of(&test.column).ok()?, test.matcher())))
+            .collect();
         Self {
             source,
             cache,
             store_url,
+            tests,
         }
     }
 }
@@ -88,6 +105,7 @@ impl FileOpener for CachedOpener {
         let object = object_display(&self.store_url, &file.object_meta.location);
         let source = Arc::clone(&self.source);
         let cache = Arc::clone(&self.cache);
+        let tests = Arc::clone(&self.tests);
         Ok(async move {
             let schema = Arc::clone(source.schema());
             let missing = match look_up(&entry, &schema) {
@@ -106,6 +124,7 @@ impl FileOpener for CachedOpener {
                     source.report_facts(&object, &facts)?;
                     let reading = EntryReading {
                         rows_left: facts.records,
+                        tests,
                         files,
                         schema,
                         source,
@@ -145,6 +164,7 @@ struct EntryReading {
     files: Vec<FileCursor>,
     schema: SchemaRef,
     rows_left: u64,
+    tests: Arc<[(usize, Matcher)]>,
     source: Arc<FlowLogOpener>,
     object: String,
     entry: Entry,
@@ -152,17 +172,8 @@ struct EntryReading {
 
 impl EntryReading {
     async fn next(mut self) -> Result<Option<(RecordBatch, Self)>> {
-        let batch_size = self.source.batch_size();
-        match next_batch(
-            &mut self.files,
-            &self.schema,
-            batch_size,
-            &mut self.rows_left,
-        ) {
-            Ok(Some(batch)) => {
-                self.source.count_records(batch.num_rows() as u64);
-                Ok(Some((batch, self)))
-            }
+        match self.next_batch() {
+            Ok(Some(batch)) => Ok(Some((batch, self))),
             Ok(None) => {
                 self.source.settings().report.object_finished();
                 Ok(None)
@@ -183,6 +194,60 @@ impl EntryReading {
             }
         }
     }
+
+    /// The next batch of records that pass the record filter; `None` at
+    /// the end of the entry.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, String> {
+        let batch_size = self.source.batch_size();
+        loop {
+            let Some(run) = next_run(
+                &mut self.files,
+                &self.schema,
+                batch_size,
+                &mut self.rows_left,
+            )?
+            else {
+                return Ok(None);
+            };
+            self.source.count_records(run.rows as u64);
+            let passing = keep_passing(&self.tests, run).map_err(|e| e.to_string())?;
+            if passing.rows > 0 {
+                return passing
+                    .into_batch(&self.schema)
+                    .map(Some)
+                    .map_err(|e| e.to_string());
+            }
+        }
+    }
+}
+
+/// The records of `run` that pass every test that can run on its columns.
+fn keep_passing(tests: &[(usize, Matcher)], run: Run) -> Result<Run, ArrowError> {
+    let mut passing: Option<BooleanBuffer> = None;
+    for (column, matcher) in tests {
+        if let Some(these) = matcher.passing(run.columns[*column].as_ref()) {
+            passing = Some(match passing {
+                Some(before) => &before & &these,
+                None => these,
+            });
+        }
+    }
+    let Some(passing) = passing else {
+        return Ok(run);
+    };
+    let rows = passing.count_set_bits();
+    if rows == run.rows {
+        return Ok(run);
+    }
+    let filter = FilterBuilder::new(&BooleanArray::new(passing, None))
+        .optimize()
+        .build();
+    let columns = run
+        .columns
+        .iter()
+        .map(|column| filter.filter(column))
+        .collect::<Result<_, _>>()?;
+    Ok(Run { columns, rows })
 }
 
 /// An object being read from its source while its entry is filled.

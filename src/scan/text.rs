@@ -241,6 +241,12 @@ impl FlowLogOpener {
         self.batch_size
     }
 
+    /// The tests every record read must pass (a pre-filter: see
+    /// [`RecordFilter`]).
+    pub(crate) fn record_filter(&self) -> &RecordFilter {
+        &self.record_filter
+    }
+
     pub(crate) fn settings(&self) -> &ReadSettings {
         &self.settings
     }

@@ -1,0 +1,588 @@
+//! How an entry keeps a column, and how it is read back in the table's
+//! type.
+//!
+//! A text column whose values repeat (interface ids, actions, account
+//! ids: a few hundred distinct values among thousands of records) is kept
+//! as a dictionary: each distinct value once, and a key per record. Read
+//! back, the records of one value share one 16-byte view, so a grouping
+//! by string view finds their group without hashing text, and a record
+//! filter tests each distinct value once instead of each record. A text
+//! column whose values mostly differ (addresses) is kept as `Utf8`.
+//! Either way a reader checks the text as UTF-8 once per value kept, not
+//! once per view.
+//!
+//! Keys and integers are kept in the narrowest type that holds the
+//! object's values (ports in 2 bytes, most dictionaries' keys in 1):
+//! writing a cache entry costs mostly the bytes written, and a filter
+//! tests the narrow values as they are. Nothing is compressed: reading a
+//! cached column is then a copy and a check, several times faster than
+//! with LZ4.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
+};
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{cast, max, min, take};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt8Type, UInt16Type};
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::HashMap;
+
+/// Whether a data file's column of `stored` type can give a table column
+/// of `table` type.
+pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
+    match (stored, table) {
+        (DataType::Utf8, DataType::Utf8View) => true,
+        (DataType::Dictionary(key, value), DataType::Utf8View) => {
+            **value == DataType::Utf8 && KEY_TYPES.contains(&**key)
+        }
+        (stored, table @ (DataType::Int32 | DataType::Int64)) => {
+            stored == table || narrower_integers(table).contains(stored)
+        }
+        (stored, table) => stored == table,
+    }
+}
+
+/// Dictionary keys, narrowest first.
+const KEY_TYPES: [DataType; 3] = [DataType::UInt8, DataType::UInt16, DataType::Int32];
+
+/// The integer types narrower than `table`, narrowest first.
+fn narrower_integers(table: &DataType) -> &'static [DataType] {
+    const NARROWER: [DataType; 6] = [
+        DataType::UInt8,
+        DataType::Int8,
+        DataType::UInt16,
+        DataType::Int16,
+        DataType::UInt32,
+        DataType::Int32,
+    ];
+    match table {
+        DataType::Int64 => &NARROWER,
+        DataType::Int32 => &NARROWER[..4],
+        _ => &[],
+    }
+}
+
+/// The smallest of `types` that holds every integer from `low` to `high`.
+fn narrowest(types: &[DataType], low: i64, high: i64) -> Option<DataType> {
+    types
+        .iter()
+        .find(|t| {
+            let (min, max) = match t {
+                DataType::UInt8 => (0, i64::from(u8::MAX)),
+                DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+                DataType::UInt16 => (0, i64::from(u16::MAX)),
+                DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+                DataType::UInt32 => (0, i64::from(u32::MAX)),
+                DataType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+                _ => return false,
+            };
+            min <= low && high <= max
+        })
+        .cloned()
+}
+
+/// How a data file keeps one of the table's columns.
+pub(super) enum Keeping {
+    /// Text whose values repeat, as a dictionary: each batch's column
+    /// becomes keys (`Int32`) into the values the encoder has found.
+    Dictionary(DictionaryEncoder),
+    /// Text as `Utf8` (smaller than views, and checked as UTF-8 in one
+    /// pass when read).
+    Text,
+    /// Anything else as it is (integers possibly narrowed when written).
+    AsIs,
+}
+
+impl Keeping {
+    /// How to keep a column of `table` type, given its first batch; the
+    /// first batch's column as kept (see [`Keeping::keep`]).
+    pub(super) fn choose(
+        table: &DataType,
+        first: &ArrayRef,
+    ) -> Result<(Self, ArrayRef), ArrowError> {
+        let Some(text) = first.as_string_view_opt() else {
+            return Ok((Self::AsIs, Arc::clone(first)));
+        };
+        debug_assert_eq!(table, &DataType::Utf8View);
+        let mut encoder = DictionaryEncoder::default();
+        let keys = encoder.encode(text)?;
+        // Each value at least twice on average: the keys and the values
+        // once are then smaller than the text, and a test per value saves
+        // at least half the tests.
+        if encoder.len() * 2 <= text.len() {
+            return Ok((Self::Dictionary(encoder), Arc::new(keys)));
+        }
+        Ok((Self::Text, cast(first, &DataType::Utf8)?))
+    }
+
+    /// One batch's column as kept until it is written: a dictionary's
+    /// keys, text as `Utf8`, anything else as it is.
+    pub(super) fn keep(&mut self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+        match self {
+            Self::Dictionary(encoder) => {
+                let text = column.as_string_view_opt().ok_or_else(|| {
+                    ArrowError::CastError(format!("{} is not text", column.data_type()))
+                })?;
+                Ok(Arc::new(encoder.encode(text)?))
+            }
+            Self::Text => cast(column, &DataType::Utf8),
+            Self::AsIs => Ok(Arc::clone(column)),
+        }
+    }
+
+    /// The column's type in a data file. With `whole`, the file holds
+    /// exactly the batches `kept` and the values the encoder has found:
+    /// keys and integers are then as narrow as they can be. Otherwise
+    /// more batches may follow, and they keep their full width.
+    pub(super) fn stored_type(
+        &self,
+        table: &DataType,
+        kept: &[&ArrayRef],
+        whole: bool,
+    ) -> Result<DataType, ArrowError> {
+        Ok(match self {
+            Self::Dictionary(encoder) => {
+                let key = if whole {
+                    narrowest(&KEY_TYPES, 0, encoder.len() as i64 - 1).unwrap_or(DataType::Int32)
+                } else {
+                    DataType::Int32
+                };
+                DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
+            }
+            Self::Text => DataType::Utf8,
+            Self::AsIs if whole && !narrower_integers(table).is_empty() => {
+                let mut range: Option<(i64, i64)> = None;
+                for column in kept {
+                    let column = cast(column, &DataType::Int64)?;
+                    let column = column.as_primitive::<Int64Type>();
+                    if let (Some(low), Some(high)) = (min(column), max(column)) {
+                        range = Some(match range {
+                            Some((l, h)) => (l.min(low), h.max(high)),
+                            None => (low, high),
+                        });
+                    }
+                }
+                let (low, high) = range.unwrap_or((0, 0));
+                narrowest(narrower_integers(table), low, high).unwrap_or_else(|| table.clone())
+            }
+            Self::AsIs => table.clone(),
+        })
+    }
+
+    /// A kept column as the data file's `stored` type.
+    pub(super) fn stored(
+        &mut self,
+        kept: &ArrayRef,
+        stored: &DataType,
+    ) -> Result<ArrayRef, ArrowError> {
+        match (self, stored) {
+            (Self::Dictionary(encoder), DataType::Dictionary(key, _)) => {
+                let keys = cast(kept, key)?;
+                Ok(make_dictionary(keys, encoder.values()?)?)
+            }
+            (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
+            (_, stored) => cast(kept, stored),
+        }
+    }
+}
+
+/// `keys` of any key type into `values`.
+fn make_dictionary(keys: ArrayRef, values: ArrayRef) -> Result<ArrayRef, ArrowError> {
+    Ok(match keys.data_type() {
+        DataType::UInt8 => Arc::new(DictionaryArray::<UInt8Type>::try_new(
+            keys.as_primitive::<UInt8Type>().clone(),
+            values,
+        )?),
+        DataType::UInt16 => Arc::new(DictionaryArray::<UInt16Type>::try_new(
+            keys.as_primitive::<UInt16Type>().clone(),
+            values,
+        )?),
+        _ => Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys.as_primitive::<Int32Type>().clone(),
+            values,
+        )?),
+    })
+}
+
+/// Builds one dictionary for a column over all of an object's batches:
+/// each batch's keys index into the values found so far, so a data file
+/// holds the values once (as deltas in Arrow IPC when written batch by
+/// batch) and every batch of the file shares them.
+#[derive(Default)]
+pub(super) struct DictionaryEncoder {
+    /// Values of at most 12 bytes, by their view, which holds them whole.
+    short: HashMap<u128, i32>,
+    /// Longer values, by their bytes.
+    long: HashMap<Box<[u8]>, i32>,
+    /// The values' offsets in `bytes` (starting at 0).
+    offsets: Vec<i32>,
+    bytes: Vec<u8>,
+    /// The values as an array, while no value has been added since.
+    values: Option<ArrayRef>,
+}
+
+impl DictionaryEncoder {
+    /// Distinct values seen so far.
+    pub(super) fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// The values seen so far, as one array (the same one until a value is
+    /// added).
+    fn values(&mut self) -> Result<ArrayRef, ArrowError> {
+        if let Some(values) = &self.values {
+            return Ok(Arc::clone(values));
+        }
+        let offsets = if self.offsets.is_empty() {
+            vec![0]
+        } else {
+            self.offsets.clone()
+        };
+        let values: ArrayRef = Arc::new(StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from(self.bytes.clone()),
+            None,
+        )?);
+        self.values = Some(Arc::clone(&values));
+        Ok(values)
+    }
+
+    /// `text` as keys into the values seen so far (this batch's included).
+    pub(super) fn encode(&mut self, text: &StringViewArray) -> Result<Int32Array, ArrowError> {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let mut keys = Vec::with_capacity(text.len());
+        for (i, &view) in text.views().iter().enumerate() {
+            if text.is_null(i) {
+                keys.push(0);
+                continue;
+            }
+            let key = if view as u32 <= 12 {
+                match self.short.get(&view) {
+                    Some(&key) => key,
+                    None => {
+                        let key = self.add(text.value(i).as_bytes())?;
+                        self.short.insert(view, key);
+                        key
+                    }
+                }
+            } else {
+                let value = text.value(i).as_bytes();
+                match self.long.get(value) {
+                    Some(&key) => key,
+                    None => {
+                        let key = self.add(value)?;
+                        self.long.insert(value.into(), key);
+                        key
+                    }
+                }
+            };
+            keys.push(key);
+        }
+        Ok(Int32Array::new(
+            ScalarBuffer::from(keys),
+            text.nulls().cloned(),
+        ))
+    }
+
+    fn add(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
+        let too_many = || ArrowError::ComputeError("a dictionary past 2 GiB".to_string());
+        let key = i32::try_from(self.len()).map_err(|_| too_many())?;
+        self.bytes.extend_from_slice(value);
+        let end = i32::try_from(self.bytes.len()).map_err(|_| too_many())?;
+        self.offsets.push(end);
+        self.values = None;
+        Ok(key)
+    }
+}
+
+/// The views of the last dictionary a reader met, made again only when
+/// another dictionary comes (a data file has one per column).
+#[derive(Default)]
+pub(super) struct DictionaryViews {
+    /// The dictionary's values, kept so that no other array can take
+    /// their buffers' places, and their views.
+    last: Option<(ArrayRef, ArrayRef)>,
+}
+
+/// A column as a data file holds it, as a reader hands it on: a
+/// dictionary's values as views (made once per dictionary), anything else
+/// as it is, to be made the table's type by [`as_table_column`] once the
+/// record filter has run.
+pub(super) fn as_read(
+    column: &ArrayRef,
+    dictionaries: &mut DictionaryViews,
+) -> Result<ArrayRef, ArrowError> {
+    let Some(dictionary) = column.as_any_dictionary_opt() else {
+        return Ok(Arc::clone(column));
+    };
+    let values = dictionary.values();
+    let views = match &dictionaries.last {
+        Some((seen, views)) if seen.to_data().ptr_eq(&values.to_data()) => Arc::clone(views),
+        _ => {
+            let text = values
+                .as_string_opt::<i32>()
+                .ok_or_else(|| ArrowError::IpcError("a dictionary of other than text".into()))?;
+            let views: ArrayRef = Arc::new(text_as_views(text));
+            dictionaries.last = Some((Arc::clone(values), Arc::clone(&views)));
+            views
+        }
+    };
+    Ok(dictionary.with_values(views))
+}
+
+/// A column as [`as_read`] hands it on, in the table's type.
+pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<ArrayRef, ArrowError> {
+    if column.data_type() == table {
+        return Ok(Arc::clone(column));
+    }
+    if let Some(dictionary) = column.as_any_dictionary_opt() {
+        return take(dictionary.values(), dictionary.keys(), None);
+    }
+    match column.data_type() {
+        DataType::Utf8 => Ok(Arc::new(text_as_views(column.as_string::<i32>()))),
+        _ => cast(column, table),
+    }
+}
+
+/// `text` as views over its own bytes: a view per value, made in one
+/// pass (arrow's cast goes through a builder, at several times the cost),
+/// with the bytes shared, not copied.
+pub(super) fn text_as_views(text: &StringArray) -> StringViewArray {
+    let offsets = text.value_offsets();
+    let bytes = text.values();
+    let data = bytes.as_slice();
+    let views: Vec<u128> = offsets
+        .windows(2)
+        .map(|pair| {
+            let (start, end) = (pair[0] as usize, pair[1] as usize);
+            let length = end - start;
+            // The 16 bytes from the value's start, as one load where the
+            // buffer has them (a short value's bytes, then zeros).
+            let head = match data.get(start..start + 16) {
+                Some(sixteen) => u128::from_le_bytes(sixteen.try_into().expect("16 bytes")),
+                None => {
+                    let mut sixteen = [0u8; 16];
+                    let rest = &data[start..];
+                    sixteen[..rest.len()].copy_from_slice(rest);
+                    u128::from_le_bytes(sixteen)
+                }
+            };
+            if length <= 12 {
+                let kept = if length == 0 {
+                    0
+                } else {
+                    head & (u128::MAX >> (128 - 8 * length))
+                };
+                (kept << 32) | length as u128
+            } else {
+                let prefix = head & u128::from(u32::MAX);
+                // Buffer 0 (the only one) at `start`.
+                length as u128 | (prefix << 32) | ((start as u128) << 96)
+            }
+        })
+        .collect();
+    // SAFETY: `text` is a valid Utf8 array (the IPC reader validated it:
+    // offsets in bounds and on character boundaries, bytes UTF-8), so each
+    // view covers one whole value: inline, its bytes copied with its
+    // length; otherwise its length, first four bytes, buffer 0 and offset
+    // into that same buffer, which is below 2^32 for i32 offsets.
+    unsafe {
+        StringViewArray::new_unchecked(
+            ScalarBuffer::from(views),
+            vec![bytes.clone()],
+            text.nulls().cloned(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_becomes_views_of_the_same_values() {
+        let values = [
+            Some(""),
+            None,
+            Some("ACCEPT"),
+            Some("exactly12chr"),
+            Some("thirteen char"),
+            Some("eni-0123456789abcdef0"),
+            Some("é"),
+            Some("2001:db8::ffff:ffff:ffff:ffff"),
+        ];
+        let text = StringArray::from(values.to_vec());
+        // Every value near the buffer's end (no 16 bytes left) and far from it.
+        let many: Vec<Option<&str>> = values
+            .iter()
+            .cycle()
+            .take(5 * values.len())
+            .copied()
+            .collect();
+        let long = StringArray::from(many.clone());
+        let views = text_as_views(&long);
+        views.to_data().validate_full().unwrap();
+        assert_eq!(views, many.iter().copied().collect::<StringViewArray>());
+        for (offset, length) in [(0, values.len()), (2, 5), (5, 0)] {
+            let slice = text.slice(offset, length);
+            let views = text_as_views(&slice);
+            views.to_data().validate_full().unwrap();
+            let expected: StringViewArray =
+                values[offset..offset + length].iter().copied().collect();
+            assert_eq!(views, expected);
+        }
+    }
+
+    /// Writes `batches` of one column as a data file does (batch by batch,
+    /// or all at once as a whole object), reads them back through the
+    /// reader's steps, and checks every value.
+    fn round_trip(table: &DataType, batches: &[ArrayRef], whole: bool) -> DataType {
+        use datafusion::arrow::array::RecordBatch;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::arrow::ipc::reader::FileReader;
+        use datafusion::arrow::ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
+
+        let (mut keeping, first) = Keeping::choose(table, &batches[0]).unwrap();
+        let mut kept = vec![first];
+        for batch in &batches[1..] {
+            kept.push(keeping.keep(batch).unwrap());
+        }
+        let mut file = Vec::new();
+        let mut stored_type = None;
+        {
+            let mut writer: Option<FileWriter<&mut Vec<u8>>> = None;
+            for (i, column) in kept.iter().enumerate() {
+                if writer.is_none() {
+                    let so_far: Vec<&ArrayRef> = kept[..=i].iter().collect();
+                    let all: Vec<&ArrayRef> = kept.iter().collect();
+                    let t = keeping
+                        .stored_type(table, if whole { &all } else { &so_far }, whole)
+                        .unwrap();
+                    let schema = Schema::new(vec![Field::new("c", t.clone(), true)]);
+                    stored_type = Some(t);
+                    writer = Some(
+                        FileWriter::try_new_with_options(
+                            &mut file,
+                            &schema,
+                            IpcWriteOptions::default()
+                                .with_dictionary_handling(DictionaryHandling::Delta),
+                        )
+                        .unwrap(),
+                    );
+                }
+                let writer = writer.as_mut().unwrap();
+                let stored = keeping
+                    .stored(column, stored_type.as_ref().unwrap())
+                    .unwrap();
+                let batch =
+                    RecordBatch::try_new(Arc::clone(writer.schema()), vec![stored]).unwrap();
+                writer.write(&batch).unwrap();
+            }
+            writer.unwrap().finish().unwrap();
+        }
+        let reader = FileReader::try_new(std::io::Cursor::new(file), None).unwrap();
+        let mut dictionaries = DictionaryViews::default();
+        for (batch, expected) in reader.zip(batches) {
+            let read = as_read(batch.unwrap().column(0), &mut dictionaries).unwrap();
+            let back = as_table_column(&read, table).unwrap();
+            back.to_data().validate_full().unwrap();
+            assert_eq!(&back, expected);
+        }
+        stored_type.unwrap()
+    }
+
+    fn texts(values: &[Option<&str>]) -> ArrayRef {
+        Arc::new(values.iter().copied().collect::<StringViewArray>())
+    }
+
+    #[test]
+    fn text_that_repeats_is_kept_as_a_dictionary_with_narrow_keys() {
+        let batches = [
+            texts(&[
+                Some("ACCEPT"),
+                None,
+                Some("eni-0123456789abcdef0"),
+                Some("ACCEPT"),
+            ]),
+            texts(&[None, None]),
+            texts(&[
+                Some("eni-0123456789abcdef0"),
+                Some(""),
+                Some("REJECT"),
+                Some("eni-fedcba98765432100"),
+                Some(""),
+            ]),
+        ];
+        let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
+        // Written batch by batch, the keys keep their width and each batch
+        // adds to the dictionary; written whole, they are as narrow as the
+        // values allow.
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &batches, false),
+            dictionary(DataType::Int32)
+        );
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &batches, true),
+            dictionary(DataType::UInt8)
+        );
+        let many: Vec<String> = (0..300).map(|i| format!("value {}", i % 299)).collect();
+        let many: Vec<Option<&str>> = many
+            .iter()
+            .map(|v| Some(v.as_str()))
+            .chain(many.iter().map(|v| Some(v.as_str())))
+            .collect();
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &[texts(&many)], true),
+            dictionary(DataType::UInt16)
+        );
+    }
+
+    #[test]
+    fn text_that_does_not_repeat_is_kept_as_utf8() {
+        let batches = [
+            texts(&[Some("10.0.0.1"), Some("10.0.0.2"), None]),
+            texts(&[Some("10.0.0.1")]),
+        ];
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &batches, true),
+            DataType::Utf8
+        );
+    }
+
+    #[test]
+    fn integers_are_kept_as_narrow_as_their_values() {
+        use datafusion::arrow::array::{Int32Array, Int64Array};
+        let ports: ArrayRef = Arc::new(Int32Array::from(vec![Some(22), None, Some(65535)]));
+        assert_eq!(
+            round_trip(&DataType::Int32, &[Arc::clone(&ports)], true),
+            DataType::UInt16
+        );
+        assert_eq!(
+            round_trip(&DataType::Int32, &[ports], false),
+            DataType::Int32
+        );
+        let cases: [(Vec<Option<i64>>, DataType); 5] = [
+            (vec![Some(0), Some(255)], DataType::UInt8),
+            (vec![Some(-1), Some(127)], DataType::Int8),
+            (vec![Some(-1), Some(32767)], DataType::Int16),
+            (
+                vec![Some(1_700_000_000), Some(4_294_967_295)],
+                DataType::UInt32,
+            ),
+            (vec![Some(-1), Some(i64::MAX), None], DataType::Int64),
+        ];
+        for (values, expected) in cases {
+            let column: ArrayRef = Arc::new(Int64Array::from(values));
+            assert_eq!(round_trip(&DataType::Int64, &[column], true), expected);
+        }
+        let nothing: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
+        assert_eq!(
+            round_trip(&DataType::Int64, &[nothing], true),
+            DataType::UInt8
+        );
+    }
+}
