@@ -44,6 +44,10 @@ pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
     }
 }
 
+/// The first records of an object whose text decides whether it is kept
+/// as a dictionary.
+const DICTIONARY_SAMPLE: usize = 2048;
+
 /// Dictionary keys, narrowest first.
 const KEY_TYPES: [DataType; 3] = [DataType::UInt8, DataType::UInt16, DataType::Int32];
 
@@ -106,12 +110,18 @@ impl Keeping {
             return Ok((Self::AsIs, Arc::clone(first)));
         };
         debug_assert_eq!(table, &DataType::Utf8View);
+        // Each value at least twice on average among the first records:
+        // the keys and the values once are then smaller than the text, and
+        // a test per value saves at least half the tests. Text that does
+        // not repeat (addresses) is found out after a few hashes.
+        let sample = text.len().min(DICTIONARY_SAMPLE);
         let mut encoder = DictionaryEncoder::default();
-        let keys = encoder.encode(text)?;
-        // Each value at least twice on average: the keys and the values
-        // once are then smaller than the text, and a test per value saves
-        // at least half the tests.
-        if encoder.len() * 2 <= text.len() {
+        if encoder
+            .encode_at_most(&text.slice(0, sample), sample / 2)?
+            .is_some()
+        {
+            // The sample's values are found again, not added.
+            let keys = encoder.encode(text)?;
             return Ok((Self::Dictionary(encoder), Arc::new(keys)));
         }
         Ok((Self::Text, cast(first, &DataType::Utf8)?))
@@ -251,6 +261,18 @@ impl DictionaryEncoder {
 
     /// `text` as keys into the values seen so far (this batch's included).
     pub(super) fn encode(&mut self, text: &StringViewArray) -> Result<Int32Array, ArrowError> {
+        Ok(self
+            .encode_at_most(text, usize::MAX)?
+            .expect("no limit on values"))
+    }
+
+    /// [`DictionaryEncoder::encode`], or `None` as soon as there are more
+    /// than `most` values.
+    fn encode_at_most(
+        &mut self,
+        text: &StringViewArray,
+        most: usize,
+    ) -> Result<Option<Int32Array>, ArrowError> {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
@@ -281,11 +303,14 @@ impl DictionaryEncoder {
                 }
             };
             keys.push(key);
+            if self.len() > most {
+                return Ok(None);
+            }
         }
-        Ok(Int32Array::new(
+        Ok(Some(Int32Array::new(
             ScalarBuffer::from(keys),
             text.nulls().cloned(),
-        ))
+        )))
     }
 
     fn add(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
@@ -544,7 +569,12 @@ mod tests {
     #[test]
     fn text_that_does_not_repeat_is_kept_as_utf8() {
         let batches = [
-            texts(&[Some("10.0.0.1"), Some("10.0.0.2"), None]),
+            texts(&[
+                Some("10.0.0.1"),
+                Some("2001:db8::ffff:ffff:ffff:ffff"),
+                None,
+                Some(""),
+            ]),
             texts(&[Some("10.0.0.1")]),
         ];
         assert_eq!(
