@@ -12,7 +12,9 @@
 //! once per view.
 //!
 //! Keys and integers are kept in the narrowest type that holds the
-//! object's values (ports in 2 bytes, most dictionaries' keys in 1):
+//! object's values (ports in 2 bytes, most dictionaries' keys in 1), and
+//! a column with no value (a field the object's header lacks) as NULLs
+//! that take no space:
 //! writing a cache entry costs mostly the bytes written, and a filter
 //! tests the narrow values as they are. Nothing is compressed: reading a
 //! cached column is then a copy and a check, several times faster than
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
+    new_null_array,
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
@@ -33,6 +36,7 @@ use datafusion::common::HashMap;
 /// of `table` type.
 pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
     match (stored, table) {
+        (DataType::Null, _) => true,
         (DataType::Utf8, DataType::Utf8View) => true,
         (DataType::Dictionary(key, value), DataType::Utf8View) => {
             **value == DataType::Utf8 && KEY_TYPES.contains(&**key)
@@ -152,6 +156,14 @@ impl Keeping {
         kept: &[&ArrayRef],
         whole: bool,
     ) -> Result<DataType, ArrowError> {
+        // A field the object's header lacks: NULL in every record.
+        if whole
+            && kept
+                .iter()
+                .all(|column| column.null_count() == column.len())
+        {
+            return Ok(DataType::Null);
+        }
         Ok(match self {
             Self::Dictionary(encoder) => {
                 let key = if whole {
@@ -188,6 +200,7 @@ impl Keeping {
         stored: &DataType,
     ) -> Result<ArrayRef, ArrowError> {
         match (self, stored) {
+            (_, DataType::Null) => Ok(new_null_array(stored, kept.len())),
             (Self::Dictionary(encoder), DataType::Dictionary(key, _)) => {
                 let keys = cast(kept, key)?;
                 Ok(make_dictionary(keys, encoder.values()?)?)
@@ -611,8 +624,13 @@ mod tests {
         }
         let nothing: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
         assert_eq!(
-            round_trip(&DataType::Int64, &[nothing], true),
-            DataType::UInt8
+            round_trip(&DataType::Int64, &[Arc::clone(&nothing), nothing], true),
+            DataType::Null
+        );
+        let no_text = texts(&[None, None, None]);
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &[no_text], true),
+            DataType::Null
         );
     }
 }

@@ -165,6 +165,10 @@ impl Matcher {
                 let text = column.as_string_view();
                 self.each(nulls, text.len(), |i| Value::Text(text.value(i).as_bytes()))
             }
+            DataType::Null => {
+                let passes = self.passes(Value::Null);
+                BooleanBuffer::collect_bool(column.len(), |_| passes)
+            }
             DataType::Dictionary(key, _) => match **key {
                 DataType::UInt8 => self.dictionary::<UInt8Type>(column)?,
                 DataType::UInt16 => self.dictionary::<UInt16Type>(column)?,
@@ -757,6 +761,21 @@ mod tests {
                 );
             }
         }
+        // A column of NULLs (as the cache keeps a field an object lacks).
+        let nulls = datafusion::arrow::array::NullArray::new(3);
+        assert_eq!(
+            bits(test(Condition::IsNull).matcher().passing(&nulls).unwrap()),
+            [true; 3]
+        );
+        assert_eq!(
+            bits(
+                test(Condition::IntegerIn(vec![1]))
+                    .matcher()
+                    .passing(&nulls)
+                    .unwrap()
+            ),
+            [false; 3]
+        );
         // A type the decoder never makes is not tested here.
         let floats = datafusion::arrow::array::Float64Array::from(vec![1.0]);
         assert!(test(Condition::IsNull).matcher().passing(&floats).is_none());
