@@ -19,6 +19,7 @@ use super::FlowLogOptions;
 use super::layout::{AccountFolder, DatePart, ObjectFormat};
 use super::listing::{Root, child_folders, join, list_objects, list_regions};
 use super::prune::PathPredicate;
+use crate::cache::ObjectCache;
 use crate::catalogue::Header;
 use crate::report::ScanReport;
 use chrono::NaiveDate;
@@ -51,6 +52,13 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> Option<Heade
     }
     let line = text.split(|b| *b == b'\n').next()?;
     Header::parse(line.strip_suffix(b"\r").unwrap_or(line)).ok()
+}
+
+/// The header of one object as its entry in the local cache keeps it, if
+/// it has one: a warm opening then sends no GET.
+fn cached_header(cache: &ObjectCache, root: &Root, meta: &ObjectMeta) -> Option<Header> {
+    let facts = cache.entry(root.url.as_str(), meta).manifest().ok()??.facts;
+    Header::parse(facts.header.join(" ").as_bytes()).ok()
 }
 
 /// The fields of one Parquet object, as header tokens, from its footer.
@@ -97,6 +105,7 @@ pub(super) async fn sample_unknown_fields(
     accounts: &[Vec<AccountFolder>],
     options: &FlowLogOptions,
     report: &ScanReport,
+    cache: Option<&ObjectCache>,
 ) -> Result<Vec<String>> {
     let concurrency = options.listing_concurrency.max(1);
     let no_filter = PathPredicate::empty();
@@ -134,7 +143,12 @@ pub(super) async fn sample_unknown_fields(
             for (meta, format) in one_per_flow_log.values() {
                 match format {
                     ObjectFormat::Text => {
-                        if let Some(header) = read_header(root.store.as_ref(), meta).await {
+                        let cached = cache.and_then(|cache| cached_header(cache, root, meta));
+                        let header = match cached {
+                            Some(header) => Some(header),
+                            None => read_header(root.store.as_ref(), meta).await,
+                        };
+                        if let Some(header) = header {
                             report.fields_recorded(header.tokens().iter().map(String::as_str));
                             unknown.extend(header.unknown_tokens().map(str::to_string));
                         }

@@ -228,16 +228,11 @@ impl FlowLogTable {
                 ));
             }
         }
-        tokens.extend(
-            header_sample::sample_unknown_fields(&roots, &accounts, &options, &report).await?,
-        );
-        let extra = extra_columns(tokens);
-        let table_schema = table_schema(&extra);
         let mut table = Self {
             roots,
             locations: folders,
-            extra,
-            table_schema,
+            extra: Vec::new(),
+            table_schema: table_schema(&[]),
             options,
             report,
             cache: None,
@@ -253,6 +248,19 @@ impl FlowLogTable {
                 None => table.cache = Some(Arc::new(ObjectCache::new(cache))),
             }
         }
+        // After the cache is set up: a sampled object it holds is not read.
+        tokens.extend(
+            header_sample::sample_unknown_fields(
+                &table.roots,
+                &accounts,
+                &table.options,
+                &table.report,
+                table.cache.as_deref(),
+            )
+            .await?,
+        );
+        table.extra = extra_columns(tokens);
+        table.table_schema = table_schema(&table.extra);
         Ok(table)
     }
 

@@ -349,6 +349,25 @@ async fn a_cached_object_is_not_fetched_again() {
         vec![objects, 0],
         "GETs filling the cache, then reading from it"
     );
+    // A new session's opening samples the newest objects' headers: the
+    // cache has them, so without it the opening GETs objects and with it
+    // none.
+    let open = |options: SessionOptions| {
+        let (opened, requests) = tokio::task::block_in_place(|| {
+            moto.record(|| {
+                handle.block_on(flowsql::new_context(
+                    &[format!("s3://{BUCKET}/flow-logs")],
+                    &options,
+                ))
+            })
+        });
+        opened.unwrap();
+        requests.iter().filter(|r| r.is_object_get()).count()
+    };
+    let mut uncached = options.clone();
+    uncached.table.cache = None;
+    assert!(open(uncached) > 0, "the opening samples headers");
+    assert_eq!(open(options), 0, "headers sampled from the cache");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
