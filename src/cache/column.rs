@@ -14,11 +14,10 @@
 //! Keys and integers are kept in the narrowest type that holds the
 //! object's values (ports in 2 bytes, most dictionaries' keys in 1), and
 //! a column with no value (a field the object's header lacks) as NULLs
-//! that take no space:
-//! writing a cache entry costs mostly the bytes written, and a filter
-//! tests the narrow values as they are. Nothing is compressed: reading a
-//! cached column is then a copy and a check, several times faster than
-//! with LZ4.
+//! that take no space: writing a cache entry costs mostly the bytes
+//! written, and a filter tests the narrow values as they are. Nothing is
+//! compressed: reading a cached column is then a copy and a check,
+//! several times faster than with LZ4.
 
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
-use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt8Type, UInt16Type};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::HashMap;
 
@@ -104,16 +103,12 @@ pub(super) enum Keeping {
 }
 
 impl Keeping {
-    /// How to keep a column of `table` type, given its first batch; the
-    /// first batch's column as kept (see [`Keeping::keep`]).
-    pub(super) fn choose(
-        table: &DataType,
-        first: &ArrayRef,
-    ) -> Result<(Self, ArrayRef), ArrowError> {
+    /// How to keep a column, given its first batch; the first batch's
+    /// column as kept (see [`Keeping::keep`]).
+    pub(super) fn choose(first: &ArrayRef) -> Result<(Self, ArrayRef), ArrowError> {
         let Some(text) = first.as_string_view_opt() else {
             return Ok((Self::AsIs, Arc::clone(first)));
         };
-        debug_assert_eq!(table, &DataType::Utf8View);
         // Each value at least twice on average among the first records:
         // the keys and the values once are then smaller than the text, and
         // a test per value saves at least half the tests. Text that does
@@ -201,32 +196,16 @@ impl Keeping {
     ) -> Result<ArrayRef, ArrowError> {
         match (self, stored) {
             (_, DataType::Null) => Ok(new_null_array(stored, kept.len())),
-            (Self::Dictionary(encoder), DataType::Dictionary(key, _)) => {
-                let keys = cast(kept, key)?;
-                Ok(make_dictionary(keys, encoder.values()?)?)
+            (Self::Dictionary(encoder), DataType::Dictionary(..)) => {
+                let keys = kept.as_primitive::<Int32Type>().clone();
+                let dictionary = DictionaryArray::try_new(keys, encoder.values()?)?;
+                // Narrower keys by arrow's cast, which keeps the values.
+                cast(&dictionary, stored)
             }
             (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
             (_, stored) => cast(kept, stored),
         }
     }
-}
-
-/// `keys` of any key type into `values`.
-fn make_dictionary(keys: ArrayRef, values: ArrayRef) -> Result<ArrayRef, ArrowError> {
-    Ok(match keys.data_type() {
-        DataType::UInt8 => Arc::new(DictionaryArray::<UInt8Type>::try_new(
-            keys.as_primitive::<UInt8Type>().clone(),
-            values,
-        )?),
-        DataType::UInt16 => Arc::new(DictionaryArray::<UInt16Type>::try_new(
-            keys.as_primitive::<UInt16Type>().clone(),
-            values,
-        )?),
-        _ => Arc::new(DictionaryArray::<Int32Type>::try_new(
-            keys.as_primitive::<Int32Type>().clone(),
-            values,
-        )?),
-    })
 }
 
 /// Builds one dictionary for a column over all of an object's batches:
@@ -484,7 +463,7 @@ mod tests {
         use datafusion::arrow::ipc::reader::FileReader;
         use datafusion::arrow::ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
 
-        let (mut keeping, first) = Keeping::choose(table, &batches[0]).unwrap();
+        let (mut keeping, first) = Keeping::choose(&batches[0]).unwrap();
         let mut kept = vec![first];
         for batch in &batches[1..] {
             kept.push(keeping.keep(batch).unwrap());

@@ -349,13 +349,6 @@ impl Entry {
                 .take(data.bytes + 1)
                 .read_to_end(&mut whole)
                 .map_err(|e| format!("its data file {tag} cannot be read: {e}"))?;
-            if whole.len() as u64 != data.bytes {
-                return Err(damaged(&format_args!(
-                    "{} bytes where {} were written",
-                    whole.len(),
-                    data.bytes
-                )));
-            }
             Buffer::from_vec(whole)
         } else {
             // SAFETY: a data file is written once, under a name no other
@@ -364,18 +357,19 @@ impl Entry {
             // does not change under the reader (unless something outside
             // flowsql rewrites the cache's files in place).
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| damaged(&e))?;
-            let bytes = map.len();
-            if bytes as u64 != data.bytes {
-                return Err(damaged(&format_args!(
-                    "{bytes} bytes where {} were written",
-                    data.bytes
-                )));
-            }
             let start =
                 std::ptr::NonNull::new(map.as_ptr().cast_mut()).ok_or_else(|| damaged(&"empty"))?;
+            let bytes = map.len();
             // SAFETY: `start` and `bytes` describe `map`, which the buffer owns.
             unsafe { Buffer::from_custom_allocation(start, bytes, Arc::new(map)) }
         };
+        if buffer.len() as u64 != data.bytes {
+            return Err(damaged(&format_args!(
+                "{} bytes where {} were written",
+                buffer.len(),
+                data.bytes
+            )));
+        }
         let (schema, decoder, blocks) =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_footer(&buffer)))
                 .map_err(|_| damaged(&"a malformed footer"))?
@@ -631,9 +625,7 @@ impl EntryWriter {
             let (keeping, kept) = self
                 .columns
                 .iter()
-                .map(|(index, _)| {
-                    Keeping::choose(self.schema.field(*index).data_type(), batch.column(*index))
-                })
+                .map(|(index, _)| Keeping::choose(batch.column(*index)))
                 .collect::<Result<(Vec<_>, Vec<_>), _>>()
                 .map_err(|e| e.to_string())?;
             self.keeping = keeping;
@@ -669,8 +661,8 @@ impl EntryWriter {
                 .columns
                 .iter()
                 .map(|(index, _)| {
-                    let table = self.schema.field(*index).data_type();
-                    Keeping::choose(table, &new_empty_array(table)).map(|(keeping, _)| keeping)
+                    let empty = new_empty_array(self.schema.field(*index).data_type());
+                    Keeping::choose(&empty).map(|(keeping, _)| keeping)
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
