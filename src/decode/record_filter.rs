@@ -664,6 +664,23 @@ mod tests {
             values.iter().map(|v| matcher.passes(*v)).collect()
         };
         let bits = |b: BooleanBuffer| b.iter().collect::<Vec<_>>();
+        // Each condition on each column: as the matcher finds each value.
+        let check = |conditions: Vec<Condition>, values: &[Value<'_>], columns: &[ArrayRef]| {
+            for condition in conditions {
+                let matcher = test(condition).matcher();
+                let expected = one_by_one(&matcher, values);
+                for column in columns {
+                    let passing = matcher.passing(column.as_ref()).expect("tested");
+                    assert_eq!(
+                        bits(passing),
+                        expected,
+                        "{:?} on {}",
+                        matcher.condition,
+                        column.data_type()
+                    );
+                }
+            }
+        };
 
         let ints = [Some(0_i64), None, Some(5), Some(255), Some(22)];
         let values: Vec<Value<'_>> = ints
@@ -682,27 +699,18 @@ mod tests {
                 ints.iter().map(|v| v.map(|v| v as u16)),
             )),
         ];
-        for condition in [
-            Condition::IntegerIn(vec![22]),
-            Condition::IntegerIn(vec![0, 5, 7]),
-            Condition::IntegerNot(5),
-            Condition::IntegerRange(1, 255),
-            Condition::IsNull,
-            Condition::IsNotNull,
-        ] {
-            let matcher = test(condition).matcher();
-            let expected = one_by_one(&matcher, &values);
-            for column in &columns {
-                let passing = matcher.passing(column.as_ref()).expect("tested");
-                assert_eq!(
-                    bits(passing),
-                    expected,
-                    "{:?} on {}",
-                    matcher.condition,
-                    column.data_type()
-                );
-            }
-        }
+        check(
+            vec![
+                Condition::IntegerIn(vec![22]),
+                Condition::IntegerIn(vec![0, 5, 7]),
+                Condition::IntegerNot(5),
+                Condition::IntegerRange(1, 255),
+                Condition::IsNull,
+                Condition::IsNotNull,
+            ],
+            &values,
+            &columns,
+        );
 
         let texts = [
             Some("REJECT"),
@@ -741,26 +749,17 @@ mod tests {
                 .unwrap(),
             ),
         ];
-        for condition in [
-            Condition::TextIn(vec![b"REJECT".to_vec()]),
-            Condition::TextNot(b"ACCEPT".to_vec()),
-            Condition::TextPrefix(b"eni-".to_vec()),
-            Condition::IsNull,
-            Condition::IsNotNull,
-        ] {
-            let matcher = test(condition).matcher();
-            let expected = one_by_one(&matcher, &values);
-            for column in &columns {
-                let passing = matcher.passing(column.as_ref()).expect("tested");
-                assert_eq!(
-                    bits(passing),
-                    expected,
-                    "{:?} on {}",
-                    matcher.condition,
-                    column.data_type()
-                );
-            }
-        }
+        check(
+            vec![
+                Condition::TextIn(vec![b"REJECT".to_vec()]),
+                Condition::TextNot(b"ACCEPT".to_vec()),
+                Condition::TextPrefix(b"eni-".to_vec()),
+                Condition::IsNull,
+                Condition::IsNotNull,
+            ],
+            &values,
+            &columns,
+        );
         // A column of NULLs (as the cache keeps a field an object lacks).
         let nulls = datafusion::arrow::array::NullArray::new(3);
         assert_eq!(
