@@ -4,10 +4,10 @@
 //! This is Ballista's own scheduler process, built from its library:
 //! [`SchedulerConfig`] with flowsql's session builder, config producer and
 //! codecs, [`BallistaCluster::new_from_config`], [`create_scheduler`] and
-//! [`start_grpc_service_with_listener`]. One port serves the gRPC API (for
-//! clients and executors) and the HTTP probes `/healthz` (always 200) and
+//! [`cluster::scheduler::serve`]. One port serves the gRPC API (for
+//! clients and executors), the HTTP probes `/healthz` (always 200) and
 //! `/readyz` (200 once `--min-ready-executors` executors are alive, 503
-//! before).
+//! before), and running jobs' progress for the shell's progress line.
 //!
 //! It logs nothing: no logger is installed for Ballista's `log` records.
 //! When it is ready it prints `flowsql-scheduler listening on ADDR:PORT` on
@@ -26,7 +26,7 @@ use ballista_core::ConfigProducer;
 use ballista_scheduler::SessionBuilder;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_scheduler::scheduler_process::create_scheduler;
 use clap::Parser;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
@@ -147,7 +147,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     eprintln!("flowsql-scheduler listening on {local}");
     tokio::select! {
-        served = start_grpc_service_with_listener(listener, scheduler) => match served {
+        served = cluster::scheduler::serve(listener, scheduler) => match served {
             Ok(()) => Err("the scheduler's server stopped".to_string()),
             Err(e) => Err(format!("the scheduler's server failed: {e}")),
         },

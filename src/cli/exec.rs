@@ -107,7 +107,7 @@ impl Shell {
             return self.dry_run(statement).await.map_err(RunError::from);
         }
         let started = Instant::now();
-        let progress = (self.progress && !self.on_cluster && std::io::stderr().is_terminal())
+        let progress = (self.progress && std::io::stderr().is_terminal())
             .then(|| Progress::start(Arc::clone(&self.report), started));
         let execution = execute(&self.ctx, statement);
         let outcome = if cancellable {
@@ -142,24 +142,27 @@ impl Shell {
                 self.last_result = Some((schema, batches));
             }
         }
-        let read_here = {
-            let summary = self.report.summary();
-            summary.objects_opened > 0 || summary.list_requests > 0
+        let summary = self.report.summary();
+        let counted =
+            summary.counted_on_executors || summary.objects_opened > 0 || summary.list_requests > 0;
+        let place = if summary.counted_on_executors {
+            " on the cluster"
+        } else {
+            ""
         };
-        if self.timing && self.on_cluster && !read_here {
-            // What the scans read is counted in the executors' processes.
+        if self.timing && self.on_cluster && !counted {
+            // The scheduler could not say what the executors read.
             eprintln!(
                 "{rows} row(s) in {:.3}s on the cluster",
                 started.elapsed().as_secs_f64()
             );
         } else if self.timing {
-            let summary = self.report.summary();
             let from_cache = match summary.objects_from_cache {
                 0 => String::new(),
                 n => format!(" ({n} from the local cache)"),
             };
             eprintln!(
-                "{rows} row(s) in {:.3}s; read {} object(s){from_cache}, {} compressed; {} LIST request(s)",
+                "{rows} row(s) in {:.3}s{place}; read {} object(s){from_cache}, {} compressed; {} LIST request(s)",
                 started.elapsed().as_secs_f64(),
                 summary.objects_opened,
                 human_bytes(summary.compressed_bytes),

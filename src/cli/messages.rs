@@ -136,6 +136,13 @@ pub(crate) fn scan_warnings(summary: &ScanSummary) -> Vec<String> {
         }
         warnings.push(warning);
     }
+    if summary.objects_skipped_on_executors > 0 {
+        warnings.push(format!(
+            "the cluster's executors skipped {} bad object(s) (--skip-bad-objects); the answer \
+             leaves out what they hold (run without --cluster to see which)",
+            summary.objects_skipped_on_executors
+        ));
+    }
     if !summary.hidden_fields.is_empty() {
         let fields: BTreeSet<&str> = summary
             .hidden_fields
@@ -165,6 +172,15 @@ struct Malformed<'a>(&'a ScanSummary);
 impl Display for Malformed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let summary = self.0;
+        if summary.counted_on_executors {
+            // The executors count malformed lines; they keep no text.
+            return write!(
+                f,
+                "the cluster's executors skipped {} malformed line(s) in {} object(s); \
+                 {REJECTS_TABLE} lists them only without --cluster (--strict makes this an error)",
+                summary.malformed, summary.malformed_objects
+            );
+        }
         write!(
             f,
             "skipped {} malformed line(s) in {} object(s); see them with SELECT * FROM {REJECTS_TABLE} (--strict makes this an error)",

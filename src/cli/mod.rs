@@ -191,8 +191,11 @@ pub(crate) async fn run(args: Args) -> Exit {
             }]
         }
     };
+    // On a cluster, Ctrl-C cancels the running job there before exiting
+    // (130); in one process, the default handling (exit at once) does.
+    let cancellable = shell.on_cluster;
     for script in scripts {
-        if let Err(e) = shell.run_sql(&script.sql, false).await {
+        if let Err(e) = shell.run_sql(&script.sql, cancellable).await {
             print_run_error(&e, script.origin.name().as_deref());
             return e.exit();
         }

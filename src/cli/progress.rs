@@ -61,6 +61,9 @@ impl Progress {
 /// `37/672 objects, 15.2 MiB of 277.5 MiB, 550000 rows, 1.2s, about 20s left`
 /// Objects read from the local cache count as their listed size done.
 pub(crate) fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
+    if summary.shards_planned > 0 {
+        return cluster_progress_line(summary, elapsed);
+    }
     let done_bytes = summary.compressed_bytes + summary.bytes_from_cache;
     let mut line = format!(
         "{}/{} objects, {} of {}, {} rows, {:.1}s",
@@ -81,9 +84,46 @@ pub(crate) fn progress_line(summary: &ScanSummary, elapsed: Duration) -> String 
     line
 }
 
+/// `3/14 shards, 37 objects, 15.2 MiB read, 550000 rows, 1.2s, about 4s left`:
+/// on a cluster, the counts of the scan tasks (shards) finished so far,
+/// and a guess from their share.
+fn cluster_progress_line(summary: &ScanSummary, elapsed: Duration) -> String {
+    let mut line = format!(
+        "{}/{} shards, {} objects, {} read, {} rows, {:.1}s",
+        summary.shards_done,
+        summary.shards_planned,
+        summary.objects_finished,
+        human_bytes(summary.compressed_bytes),
+        summary.records,
+        elapsed.as_secs_f64()
+    );
+    if summary.shards_done > 0 && summary.shards_done < summary.shards_planned {
+        let done = summary.shards_done as f64 / summary.shards_planned as f64;
+        let left = elapsed.as_secs_f64() * (1.0 - done) / done;
+        line.push_str(&format!(", about {left:.0}s left"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_a_cluster_estimates_from_shards_done() {
+        let summary = ScanSummary {
+            shards_planned: 8,
+            shards_done: 2,
+            objects_finished: 30,
+            compressed_bytes: 2048,
+            records: 999,
+            ..ScanSummary::default()
+        };
+        assert_eq!(
+            progress_line(&summary, Duration::from_secs(3)),
+            "2/8 shards, 30 objects, 2.0 KiB read, 999 rows, 3.0s, about 9s left"
+        );
+    }
 
     #[test]
     fn estimates_from_bytes_read() {

@@ -14,12 +14,20 @@
 //! - grouped aggregations are finished by DataFusion's own operators
 //!   across the cluster's shuffle, not by flowsql's bucketed aggregate,
 //!   which only one process can run;
-//! - what a scan saw (malformed lines, skipped objects) stays in the
-//!   executors' processes, and `flowsql_rejects` says so when read;
+//! - what a scan read (objects, bytes, LIST requests, malformed lines,
+//!   skipped objects) is counted by each task, travels in its metrics and
+//!   is summed into the client's scan report when the job ends; the lines
+//!   and objects themselves stay in the executors' processes, and
+//!   `flowsql_rejects` says so when read;
+//! - a job whose result is dropped unread (Ctrl-C in the shell) is
+//!   cancelled on the cluster;
 //! - each process finds its own S3 credentials; only the region, endpoint
 //!   and signing choice travel with a plan.
 
 mod codec;
+mod job;
+mod progress;
+pub mod scheduler;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,8 +50,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
-use crate::report::REJECTS_TABLE;
 use crate::report::rejects::RejectsTable;
+use crate::report::{REJECTS_TABLE, ScanReport};
 use crate::session::SessionOptions;
 use crate::sql::functions::ipaddress::IpAddressTypePlanner;
 use crate::table::FlowLogTable;
@@ -111,9 +119,17 @@ pub async fn connect(
     locations: &[impl AsRef<str>],
     options: &SessionOptions,
 ) -> Result<SessionContext> {
+    let address = reachable(scheduler).await?;
     let mut config = session_config();
     if let Some(batch_size) = options.batch_size {
         config = config.with_batch_size(batch_size);
+    }
+    // Shuffles cut into as many partitions as the cluster has task slots
+    // (Ballista's default of 16 is slow on a small cluster); `SET` changes it.
+    if let Some(size) = ClusterSize::fetch(&address).await
+        && size.task_slots > 0
+    {
+        config = config.with_target_partitions(size.task_slots as usize);
     }
     let runtime = RuntimeEnvBuilder::new().build_arc()?;
     let state = SessionStateBuilder::new()
@@ -122,9 +138,8 @@ pub async fn connect(
         .with_default_features()
         .with_type_planner(Arc::new(IpAddressTypePlanner))
         .build();
-    reachable(scheduler).await?;
     let ctx = SessionContext::remote_with_state(scheduler, state).await?;
-    with_table(ctx, locations, options).await
+    with_table(ctx, Some(address), locations, options).await
 }
 
 /// A session over the flow logs at `locations` whose statements run on a
@@ -145,20 +160,25 @@ pub async fn standalone(
     // The in-process scheduler plans every job with this very state.
     let state = server_state(config, RuntimeEnvBuilder::new().build_arc()?)?;
     let ctx = SessionContext::standalone_with_state(state).await?;
-    with_table(ctx, locations, options).await
+    with_table(ctx, None, locations, options).await
 }
 
 /// `ctx`, just connected, with flowsql's planning and functions and the
-/// flow-log table.
+/// flow-log table. With the `scheduler`'s gRPC address, jobs are cancelled
+/// when their results are dropped and report what their scans read.
 async fn with_table(
     ctx: SessionContext,
+    scheduler: Option<String>,
     locations: &[impl AsRef<str>],
     options: &SessionOptions,
 ) -> Result<SessionContext> {
     // Plans that read no flow-log table run here, where what they read is.
     let distributed = Arc::clone(ctx.state().query_planner());
     let state = SessionStateBuilder::new_from_existing(ctx.state())
-        .with_query_planner(Arc::new(ClusterPlanner { distributed }))
+        .with_query_planner(Arc::new(ClusterPlanner {
+            distributed,
+            scheduler,
+        }))
         .build();
     let ctx = SessionContext::new_with_state(state);
     // Connecting replaced the session's functions with Ballista's.
@@ -173,9 +193,10 @@ async fn with_table(
     Ok(ctx)
 }
 
-/// Fails with one line naming the scheduler at `scheduler` (`df://host[:port]`)
-/// when nothing answers there.
-async fn reachable(scheduler: &str) -> Result<()> {
+/// The gRPC address (`http://host:port`) of the scheduler at `scheduler`
+/// (`df://host[:port]`); fails with one line naming it when nothing
+/// answers there.
+async fn reachable(scheduler: &str) -> Result<String> {
     let unreachable = |why: String| {
         DataFusionError::Execution(format!(
             "cannot reach the cluster's scheduler at {scheduler}: {why}"
@@ -188,12 +209,39 @@ async fn reachable(scheduler: &str) -> Result<()> {
     let port = url.port().unwrap_or(DEFAULT_SCHEDULER_PORT);
     let connect = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(format!("http://{host}:{port}")),
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!(
             "no answer within {} s",
             CONNECT_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// Where flowsql's scheduler says how large the cluster is.
+const CLUSTER_SIZE_PATH: &str = "/flowsql/v1/cluster";
+
+/// The live executors of a cluster and their task slots.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct ClusterSize {
+    executors: u64,
+    task_slots: u64,
+}
+
+impl ClusterSize {
+    /// The size of the cluster whose scheduler is at `scheduler`
+    /// (`http://host:port`); `None` if it does not say (not flowsql's).
+    async fn fetch(scheduler: &str) -> Option<Self> {
+        let response = reqwest::Client::new()
+            .get(format!("{scheduler}{CLUSTER_SIZE_PATH}"))
+            .timeout(CONNECT_TIMEOUT)
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        serde_json::from_str(&response.text().await.ok()?).ok()
     }
 }
 
@@ -208,6 +256,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Debug)]
 struct ClusterPlanner {
     distributed: Arc<dyn QueryPlanner + Send + Sync>,
+    /// The scheduler's gRPC address, where known (not in standalone mode).
+    scheduler: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -217,8 +267,14 @@ impl QueryPlanner for ClusterPlanner {
         plan: &LogicalPlan,
         state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if reads_flow_logs(plan)? {
-            self.distributed.create_physical_plan(plan, state).await
+        if let Some(report) = flow_log_report(plan)? {
+            let job = self.distributed.create_physical_plan(plan, state).await?;
+            Ok(match &self.scheduler {
+                Some(scheduler) => {
+                    Arc::new(job::JobExec::new(job, scheduler.clone(), Some(report)))
+                }
+                None => job,
+            })
         } else {
             DefaultPhysicalPlanner::default()
                 .create_physical_plan(plan, state)
@@ -227,16 +283,17 @@ impl QueryPlanner for ClusterPlanner {
     }
 }
 
-/// Whether `plan` (its subqueries included) scans a flow-log table.
-fn reads_flow_logs(plan: &LogicalPlan) -> Result<bool> {
-    let mut found = false;
+/// The scan report of the first flow-log table `plan` (its subqueries
+/// included) scans; `None` if it scans none.
+fn flow_log_report(plan: &LogicalPlan) -> Result<Option<Arc<ScanReport>>> {
+    let mut found = None;
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
         {
             let any: &dyn std::any::Any = provider.as_ref();
-            if any.is::<FlowLogTable>() {
-                found = true;
+            if let Some(table) = any.downcast_ref::<FlowLogTable>() {
+                found = Some(table.report());
                 return Ok(TreeNodeRecursion::Stop);
             }
         }

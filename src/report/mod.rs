@@ -5,6 +5,7 @@
 
 pub(crate) mod field_memory;
 pub(crate) mod rejects;
+pub(crate) mod task_counts;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cache::entry::KeptReject;
 use field_memory::FieldMemory;
+use task_counts::TaskCounts;
 
 /// The name the rejects table is registered under.
 pub const REJECTS_TABLE: &str = "flowsql_rejects";
@@ -68,6 +70,8 @@ pub struct ScanReport {
     records: AtomicU64,
     list_requests: AtomicU64,
     objects_listed: AtomicU64,
+    shards_planned: AtomicU64,
+    shards_done: AtomicU64,
     details: Mutex<Details>,
     /// Where header fields without a column are remembered for the next
     /// opening, if anywhere.
@@ -97,6 +101,11 @@ struct Details {
     /// (object, why) for cache entries found damaged, removed, and read
     /// from the source instead.
     damaged_cache_entries: Vec<(String, String)>,
+    /// What a cluster's executors counted, by name only: objects with
+    /// malformed lines and objects skipped.
+    malformed_objects_on_executors: u64,
+    skipped_on_executors: u64,
+    counted_on_executors: bool,
 }
 
 /// A copy of a [`ScanReport`] at one moment.
@@ -147,6 +156,18 @@ pub struct ScanSummary {
     /// Cache entries found damaged (object, why): removed, and the object
     /// read from its source instead.
     pub damaged_cache_entries: Vec<(String, String)>,
+    /// Whether the counts include what a cluster's executors read (whose
+    /// malformed lines and skipped objects are counted, not named).
+    pub counted_on_executors: bool,
+    /// Objects a cluster's executors skipped under
+    /// [`FlowLogOptions::skip_bad_objects`](crate::FlowLogOptions::skip_bad_objects).
+    pub objects_skipped_on_executors: u64,
+    /// On a cluster, the running statement's shards (the tasks of its
+    /// scans); while it runs, the counts above are those of the finished
+    /// ones.
+    pub shards_planned: u64,
+    /// Of those, the shards finished.
+    pub shards_done: u64,
 }
 
 impl ScanReport {
@@ -185,6 +206,8 @@ impl ScanReport {
         self.records.store(0, Ordering::Relaxed);
         self.list_requests.store(0, Ordering::Relaxed);
         self.objects_listed.store(0, Ordering::Relaxed);
+        self.shards_planned.store(0, Ordering::Relaxed);
+        self.shards_done.store(0, Ordering::Relaxed);
     }
 
     /// A copy of the counters now.
@@ -201,7 +224,8 @@ impl ScanReport {
             bytes_from_cache: self.bytes_from_cache.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             malformed: details.malformed,
-            malformed_objects: details.malformed_objects.len() as u64,
+            malformed_objects: details.malformed_objects.len() as u64
+                + details.malformed_objects_on_executors,
             examples: details
                 .rejected
                 .iter()
@@ -214,6 +238,10 @@ impl ScanReport {
             objects_listed: self.objects_listed.load(Ordering::Relaxed),
             listed_prefixes: details.listed_prefixes.clone(),
             damaged_cache_entries: details.damaged_cache_entries.clone(),
+            counted_on_executors: details.counted_on_executors,
+            objects_skipped_on_executors: details.skipped_on_executors,
+            shards_planned: self.shards_planned.load(Ordering::Relaxed),
+            shards_done: self.shards_done.load(Ordering::Relaxed),
         }
     }
 
@@ -311,6 +339,32 @@ impl ScanReport {
                 text: reject.text.clone(),
             });
         }
+    }
+
+    /// Adds what a cluster's executors counted for a statement.
+    pub(crate) fn add_from_executors(&self, counts: &TaskCounts) {
+        self.objects_opened
+            .fetch_add(counts.objects_opened, Ordering::Relaxed);
+        self.objects_finished
+            .fetch_add(counts.objects_finished, Ordering::Relaxed);
+        self.compressed_bytes
+            .fetch_add(counts.compressed_bytes, Ordering::Relaxed);
+        self.records.fetch_add(counts.records, Ordering::Relaxed);
+        self.objects_listed
+            .fetch_add(counts.objects_listed, Ordering::Relaxed);
+        self.list_requests
+            .fetch_add(counts.list_requests, Ordering::Relaxed);
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details.malformed += counts.malformed;
+        details.malformed_objects_on_executors += counts.malformed_objects;
+        details.skipped_on_executors += counts.skipped_objects;
+        details.counted_on_executors = true;
+    }
+
+    /// How many of a running statement's `planned` shards are `done`.
+    pub(crate) fn shards(&self, planned: u64, done: u64) {
+        self.shards_planned.store(planned, Ordering::Relaxed);
+        self.shards_done.store(done, Ordering::Relaxed);
     }
 
     pub(crate) fn skipped_object(&self, object: &str, reason: String, records_before: u64) {

@@ -24,7 +24,7 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::projection::ProjectionExprs;
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use datafusion::physical_plan::{DisplayFormatType, PhysicalExpr};
 use futures::{FutureExt, StreamExt};
 use object_store::ObjectStore;
@@ -32,6 +32,7 @@ use object_store::ObjectStore;
 use super::exec::ScanReaders;
 use super::queue::{Feed, ObjectListing};
 use super::read_ahead::PartitionReader;
+use crate::report::task_counts::TaskCounts;
 
 /// One unit of a distributed scan's work: the objects of one folder of one
 /// root, or the `part`-th of `parts` slices of them (by a hash of each
@@ -86,6 +87,10 @@ pub(crate) trait ShardedTable: fmt::Debug + Send + Sync + Any {
     /// table's columns (record columns, then path columns).
     fn readers(&self, projection: Option<&Vec<usize>>) -> Result<ScanReaders>;
 
+    /// What the table's scans counted (objects, bytes, malformed lines...)
+    /// since this was last asked, however many tasks share the table.
+    fn new_counts(&self) -> TaskCounts;
+
     /// The table, for a codec that writes it down.
     fn as_any(&self) -> &dyn Any;
 }
@@ -133,12 +138,16 @@ impl FileSource for ShardSource {
         partition: usize,
     ) -> Result<Arc<dyn FileOpener>> {
         let readers = self.table.readers(self.columns.as_ref())?;
+        let counters = TaskCounts::default()
+            .named()
+            .map(|(name, _)| MetricBuilder::new(&self.metrics).counter(name, partition));
         Ok(Arc::new(ShardOpener {
             table: Arc::clone(&self.table),
             readers,
             partition,
             batch_size: self.batch_size.unwrap_or(8192),
             metrics: self.metrics.clone(),
+            counters: Arc::new(counters),
         }))
     }
 
@@ -231,6 +240,9 @@ struct ShardOpener {
     partition: usize,
     batch_size: usize,
     metrics: ExecutionPlanMetricsSet,
+    /// The metrics that carry the table's counts to the client, in the
+    /// order of [`TaskCounts::named`].
+    counters: Arc<[Count]>,
 }
 
 impl FileOpener for ShardOpener {
@@ -241,10 +253,39 @@ impl FileOpener for ShardOpener {
         let openers =
             self.readers
                 .openers(listing.as_ref(), self.partition, self.batch_size, records)?;
+        let counting = CountsToMetrics {
+            table: Arc::clone(&self.table),
+            counters: Arc::clone(&self.counters),
+        };
         Ok(async move {
             let reader = PartitionReader::new(Feed::start(listing), openers);
-            Ok(futures::stream::unfold(reader, PartitionReader::next_batch).boxed())
+            let batches = futures::stream::unfold(reader, PartitionReader::next_batch);
+            // The counts go into the metrics when the shard's stream is
+            // dropped: at its end, or when the task stops early.
+            Ok(batches
+                .map(move |batch| {
+                    let _ = &counting;
+                    batch
+                })
+                .boxed())
         }
         .boxed())
+    }
+}
+
+/// Moves a sharded table's new counts into a task's metrics when dropped.
+/// A cluster's executors send a task's metrics to the scheduler when it
+/// ends; the client sums them over the job.
+struct CountsToMetrics {
+    table: Arc<dyn ShardedTable>,
+    counters: Arc<[Count]>,
+}
+
+impl Drop for CountsToMetrics {
+    fn drop(&mut self) {
+        let counts = self.table.new_counts();
+        for ((_, value), counter) in counts.named().iter().zip(self.counters.iter()) {
+            counter.add(*value as usize);
+        }
     }
 }

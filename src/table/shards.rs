@@ -10,7 +10,7 @@
 //! and read only their own shards.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +32,7 @@ use super::prune::{PathPredicate, TimeWindow};
 use super::{FlowLogOptions, FlowLogTable, ScanFilters, scan_readers, table_schema};
 use crate::location::{self, S3Options};
 use crate::report::ScanReport;
+use crate::report::task_counts::TaskCounts;
 use crate::scan::ObjectListing;
 use crate::scan::exec::ScanReaders;
 use crate::scan::shards::{Shard, ShardSource, ShardedTable};
@@ -237,6 +238,8 @@ pub(crate) struct ShardPlan {
     report: Arc<ScanReport>,
     settings: ReadSettings,
     filters: ScanFilters,
+    /// What `report` had counted when its counts were last taken.
+    counts_taken: Mutex<TaskCounts>,
 }
 
 impl fmt::Debug for ShardPlan {
@@ -274,6 +277,7 @@ impl ShardPlan {
                 &table.table_schema,
                 table.options.time_slack_seconds,
             )?,
+            counts_taken: Mutex::new(TaskCounts::default()),
         })
     }
 
@@ -314,6 +318,14 @@ impl ShardedTable for ShardPlan {
             projection,
             &self.filters,
         )
+    }
+
+    fn new_counts(&self) -> TaskCounts {
+        let mut taken = self.counts_taken.lock().unwrap_or_else(|e| e.into_inner());
+        let now = TaskCounts::of(&self.report.summary());
+        let new = now.since(&taken);
+        *taken = now;
+        new
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -514,3 +514,168 @@ fn executors_read_s3_with_their_own_credentials_and_the_clients_endpoint() {
         assert_eq!(run(Some(&cluster.url())), one, "{sql}");
     }
 }
+
+/// The summary line (and warnings) `flowsql LOCATION -c SQL` prints on
+/// standard error, run with `--no-cache` so that every object is read.
+fn summary_of(location: &std::path::Path, sql: &str, cluster: Option<&str>) -> String {
+    let mut command = flowsql_command();
+    command
+        .arg(location)
+        .args(["--no-cache", "--format", "csv", "-c", sql]);
+    if let Some(url) = cluster {
+        command.args(["--cluster", url]);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// The number before `unit` in `text` (such as 12 in "read 12 object(s)").
+fn number_before(text: &str, unit: &str) -> String {
+    let at = text
+        .find(unit)
+        .unwrap_or_else(|| panic!("no {unit:?} in {text}"));
+    text[..at]
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn shuffles_fit_the_cluster_and_the_summary_counts_what_the_executors_read() {
+    let cluster = Cluster::start(2);
+    let url = cluster.url();
+    // Shuffles have as many partitions as the two executors have task slots.
+    let setting = csv(
+        &bucket(),
+        "SHOW datafusion.execution.target_partitions",
+        Some(&url),
+    );
+    assert!(setting.trim_end().ends_with(",2"), "{setting}");
+    let sql = format!("SELECT action, count(*) FROM {TABLE} GROUP BY 1 ORDER BY 1");
+    let one = summary_of(&bucket(), &sql, None);
+    let on = summary_of(&bucket(), &sql, Some(&url));
+    assert!(on.contains("on the cluster; read "), "{on}");
+    // "read N object(s), X compressed": the same objects and bytes.
+    let read = |summary: &str| {
+        let from = summary.find("read ").unwrap_or_else(|| panic!("{summary}"));
+        let to = summary
+            .find(" compressed")
+            .unwrap_or_else(|| panic!("{summary}"));
+        summary[from..to].to_string()
+    };
+    assert_eq!(read(&on), read(&one));
+    assert_ne!(number_before(&on, " object(s)"), "0", "{on}");
+
+    // Malformed lines are counted on the executors; their text stays there.
+    let malformed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/malformed");
+    let sql = format!("SELECT count(*) FROM {TABLE}");
+    let one = summary_of(&malformed, &sql, None);
+    let on = summary_of(&malformed, &sql, Some(&url));
+    assert!(on.contains("the cluster's executors skipped "), "{on}");
+    for unit in [" malformed line(s)", " object(s);"] {
+        assert_eq!(
+            number_before(&on, unit),
+            number_before(&one, unit),
+            "{one}\n{on}"
+        );
+    }
+}
+
+impl Cluster {
+    /// The scheduler's answer to `GET path`: its status line and body.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// How many jobs that flowsql named are running on the cluster.
+    fn running_jobs(&self) -> usize {
+        self.get("/flowsql/v1/jobs")
+            .matches("\"name\":\"flowsql-")
+            .count()
+    }
+
+    /// Waits (up to a minute) until `n` jobs are running.
+    fn wait_for_running_jobs(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.running_jobs() != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} jobs running, not {n}: {}",
+                self.running_jobs(),
+                self.get("/flowsql/v1/jobs")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// 45^6 (8.3 billion) rows: minutes of work for the executors.
+fn endless_count() -> String {
+    format!("SELECT count(*) FROM {TABLE} a, {TABLE} b, {TABLE} c, {TABLE} d, {TABLE} e, {TABLE} f")
+}
+
+#[test]
+fn progress_shows_and_ctrl_c_cancels_the_job_on_the_cluster() {
+    let cluster = Cluster::start(2);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql"));
+    command
+        .arg(bucket())
+        .args(["--cluster", &cluster.url()])
+        .env("HOME", home.path())
+        .env_remove("XDG_CACHE_HOME")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200");
+    let mut shell = rexpect::session::spawn_command(command, Some(60_000)).unwrap();
+    shell.exp_string("\\? for help").unwrap();
+    shell.send(&format!("{};\r", endless_count())).unwrap();
+    shell.flush().unwrap();
+    // The progress line counts the scans' shards from the scheduler.
+    shell.exp_regex(r"\d+/\d+ shards, \d+ objects, ").unwrap();
+    assert_eq!(cluster.running_jobs(), 1);
+    // Ctrl-C in the shell cancels the job on the cluster, and the shell
+    // goes on.
+    shell.send_control('c').unwrap();
+    shell.exp_string("cancelled").unwrap();
+    cluster.wait_for_running_jobs(0);
+    shell.send("SELECT 6 * 7 AS answer;\r").unwrap();
+    shell.flush().unwrap();
+    shell.exp_string("|     42 |").unwrap();
+    shell.send_control('d').unwrap();
+    shell.exp_eof().unwrap();
+
+    // Ctrl-C (SIGINT) on a one-shot command cancels its job too.
+    let query = flowsql_command()
+        .arg(bucket())
+        .args(["--cluster", &cluster.url(), "-c", &endless_count()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cluster.wait_for_running_jobs(1);
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &query.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let out = query.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
+    cluster.wait_for_running_jobs(0);
+}

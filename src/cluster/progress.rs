@@ -1,0 +1,136 @@
+//! How far a running job has got, for the shell's progress line: the
+//! scheduler serves it at [`path`] as JSON, from the job's
+//! execution graph (its scan stages' tasks, and the counts in the metrics
+//! of those finished), and the client polls it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use ballista_scheduler::state::execution_stage::ExecutionStage;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
+use serde::{Deserialize, Serialize};
+
+use crate::report::task_counts::TaskCounts;
+use crate::scan::shards::ShardSource;
+
+/// The path under which the scheduler serves the progress of the running
+/// job named `name`. (A name, not an id: the client learns a job's id
+/// only when it ends.)
+pub(crate) fn path(name: &str) -> String {
+    format!("/flowsql/v1/jobs/named/{name}/progress")
+}
+
+/// What the scheduler knows of a running job's scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JobProgress {
+    /// The ids of the jobs, for cancelling them.
+    pub(crate) job_ids: Vec<String>,
+    /// Tasks of the stages that scan flow logs (one per shard).
+    pub(crate) scan_tasks: u64,
+    /// Those finished.
+    pub(crate) scan_tasks_done: u64,
+    /// The counts of the finished tasks' scans, by metric name.
+    pub(crate) counts: BTreeMap<String, u64>,
+}
+
+impl JobProgress {
+    /// The progress of the jobs with these ids and execution graph stages.
+    pub(crate) fn of<'a>(
+        jobs: impl IntoIterator<Item = (String, &'a HashMap<usize, ExecutionStage>)>,
+    ) -> Self {
+        let mut progress = Self::default();
+        let mut counts = TaskCounts::default();
+        let mut stages = Vec::new();
+        for (id, job_stages) in jobs {
+            progress.job_ids.push(id);
+            stages.extend(job_stages.values());
+        }
+        for stage in stages {
+            let (plan, tasks, done, metrics): (_, usize, usize, &[MetricsSet]) = match stage {
+                ExecutionStage::Resolved(s) => (&s.plan, s.partitions, 0, &[]),
+                ExecutionStage::Running(s) => (
+                    &s.plan,
+                    s.partitions,
+                    s.successful_tasks(),
+                    s.stage_metrics.as_deref().unwrap_or_default(),
+                ),
+                ExecutionStage::Successful(s) => {
+                    (&s.plan, s.partitions, s.partitions, &s.stage_metrics)
+                }
+                // Scans have no input stages, so are never unresolved;
+                // a failed stage fails the job.
+                ExecutionStage::UnResolved(_) | ExecutionStage::Failed(_) => continue,
+            };
+            if !scans_shards(plan) {
+                continue;
+            }
+            progress.scan_tasks += tasks as u64;
+            // A task run again after a lost executor succeeds twice.
+            progress.scan_tasks_done += done.min(tasks) as u64;
+            for metric in metrics.iter().flat_map(|set| set.iter()) {
+                if let MetricValue::Count { name, count } = metric.value() {
+                    counts.add_named(name, count.value() as u64);
+                }
+            }
+        }
+        progress.counts = counts
+            .named()
+            .iter()
+            .map(|(name, value)| (name.to_string(), *value))
+            .collect();
+        progress
+    }
+
+    /// The counts, as the report takes them.
+    pub(crate) fn task_counts(&self) -> TaskCounts {
+        let mut counts = TaskCounts::default();
+        for (name, value) in &self.counts {
+            counts.add_named(name, *value);
+        }
+        counts
+    }
+
+    /// The progress of the running job named `name` from the scheduler
+    /// at `scheduler` (`http://host:port`); `None` if it has none to give
+    /// (it is not flowsql's).
+    pub(crate) async fn fetch(
+        client: &reqwest::Client,
+        scheduler: &str,
+        name: &str,
+    ) -> Option<Self> {
+        let mut url = reqwest::Url::parse(scheduler).ok()?;
+        url.set_path(&path(name));
+        let response = client
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        serde_json::from_str(&response.text().await.ok()?).ok()
+    }
+}
+
+/// Whether `plan` (a stage's) scans shards of flow logs.
+fn scans_shards(plan: &std::sync::Arc<dyn ExecutionPlan>) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        let any: &dyn std::any::Any = node.as_ref();
+        if let Some(config) = any
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+            && config.file_source().is::<ShardSource>()
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
