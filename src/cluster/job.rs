@@ -227,11 +227,13 @@ fn job_name(config: &datafusion::prelude::SessionConfig) -> String {
 }
 
 /// Adds `counts`, the executors' counts so far, to `report`, less what
-/// `added` says it already has.
+/// `added` says it already has. Counts never go back: a smaller one (from
+/// a retried stage) adds nothing.
 fn add_counts(report: &ScanReport, added: &Mutex<TaskCounts>, counts: TaskCounts) {
     let mut added = added.lock().unwrap_or_else(|e| e.into_inner());
-    report.add_from_executors(&counts.since(&added));
-    *added = counts;
+    let new = counts.since(&added);
+    report.add_from_executors(&new);
+    *added = added.plus(&new);
 }
 
 /// While the job runs, puts the scheduler's account of its finished scan

@@ -154,6 +154,9 @@ async fn named_job_progress(
             graphs.push(graph);
         }
     }
+    if graphs.is_empty() {
+        return (StatusCode::NOT_FOUND, "no running job has this name\n").into_response();
+    }
     json(&JobProgress::of(
         graphs
             .iter()

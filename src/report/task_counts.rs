@@ -77,7 +77,17 @@ impl TaskCounts {
         }
     }
 
-    /// What `self` counted beyond `earlier`, an earlier copy of the same counts.
+    /// Each count of `self` plus that of `other`.
+    pub(crate) fn plus(&self, other: &Self) -> Self {
+        let mut sum = *self;
+        for ((_, more), count) in other.named().iter().zip(sum.counts_mut()) {
+            *count += more;
+        }
+        sum
+    }
+
+    /// What `self` counted beyond `earlier`, an earlier copy of the same
+    /// counts (none where `self` counted less).
     pub(crate) fn since(&self, earlier: &Self) -> Self {
         let mut delta = *self;
         for ((_, before), now) in earlier.named().iter().zip(delta.counts_mut()) {
@@ -111,5 +121,8 @@ mod tests {
             },
             TaskCounts::default()
         );
+        assert_eq!(total.plus(&delta), later);
+        // A count that went back adds nothing.
+        assert_eq!(TaskCounts::default().since(&later), TaskCounts::default());
     }
 }

@@ -558,9 +558,19 @@ fn shuffles_fit_the_cluster_and_the_summary_counts_what_the_executors_read() {
         Some(&url),
     );
     assert!(setting.trim_end().ends_with(",2"), "{setting}");
-    let sql = format!("SELECT action, count(*) FROM {TABLE} GROUP BY 1 ORDER BY 1");
-    let one = summary_of(&bucket(), &sql, None);
-    let on = summary_of(&bucket(), &sql, Some(&url));
+    // Long enough (a few seconds) for the progress polls to see finished
+    // tasks before the end: the end's counts must not add to theirs.
+    let tree = tempfile::tempdir().unwrap();
+    let spec = flowsql::internals::generate::TreeSpec {
+        days: 2,
+        ..flowsql::internals::generate::TreeSpec::default()
+    };
+    flowsql::internals::generate::generate_tree(tree.path(), &spec, 2).unwrap();
+    let sql = format!(
+        "SELECT action, count(*), count(DISTINCT srcaddr) FROM {TABLE} GROUP BY 1 ORDER BY 1"
+    );
+    let one = summary_of(tree.path(), &sql, None);
+    let on = summary_of(tree.path(), &sql, Some(&url));
     assert!(on.contains("on the cluster; read "), "{on}");
     // "read N object(s), X compressed": the same objects and bytes.
     let read = |summary: &str| {
