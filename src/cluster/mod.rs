@@ -13,7 +13,8 @@
 //!   partitions of one process;
 //! - grouped aggregations are finished by DataFusion's own operators
 //!   across the cluster's shuffle, not by flowsql's bucketed aggregate,
-//!   which only one process can run;
+//!   which only one process can run; address keys cross the shuffle as
+//!   integer codes;
 //! - what a scan read (objects, bytes, LIST requests, malformed lines,
 //!   skipped objects) is counted by each task, travels in its metrics and
 //!   is summed into the client's scan report when the job ends; the lines
@@ -26,6 +27,7 @@
 
 mod codec;
 mod job;
+mod packed_shuffle;
 mod progress;
 pub mod scheduler;
 
@@ -84,15 +86,20 @@ pub fn session_config() -> SessionConfig {
 /// `IPADDRESS` type, and `runtime`. Grouped aggregations are DataFusion's
 /// own: flowsql's bucketed aggregate finishes its groups within one process.
 pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
+    let mut rules = ballista_core::optimizer::ballista_default_optimizer_rules();
+    rules.push(Arc::new(packed_shuffle::PackedAddressKeys));
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_optimizer_rules(rules)
         .with_type_planner(Arc::new(IpAddressTypePlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     crate::sql::functions::register_all(&ctx)?;
+    for function in packed_shuffle::functions() {
+        ctx.register_udf(function);
+    }
     Ok(ctx.state())
 }
 
