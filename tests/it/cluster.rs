@@ -391,6 +391,10 @@ fn separate_processes_answer_as_one_process() {
         assert!(one.lines().count() > 1, "{sql}: {one}");
         assert_eq!(csv(&bucket(), sql, Some(&url)), one, "{sql}");
     }
+    // The address groups above (IPv4, IPv6 and "-") crossed the shuffle
+    // as codes and text.
+    let plan = csv(&bucket(), &format!("EXPLAIN {}", queries[1]), Some(&url));
+    assert!(plan.contains("flowsql_key_code(srcaddr"), "{plan}");
 }
 
 #[test]
