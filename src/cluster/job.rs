@@ -35,9 +35,12 @@ const SCHEDULER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the client asks the scheduler how far a job has got.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// How many times a cancellation looks for a job that the scheduler may
-/// still be planning.
-const CANCEL_LOOKUPS: usize = 8;
+/// How long a cancellation looks for a job the scheduler has not started
+/// running (queued, or still being planned).
+const CANCEL_LOOKUP: Duration = Duration::from_secs(60);
+
+/// How long dropping a job's stream waits for its cancellation.
+const CANCEL_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs Ballista's distributed plan (`inner`) as one job whose scans'
 /// counts go to `report`, and cancels the job if its stream is dropped
@@ -277,9 +280,11 @@ impl Job {
 }
 
 impl Drop for Job {
-    /// A job whose rows are no longer wanted is cancelled on the cluster,
-    /// before this returns where the runtime allows it, so that a process
-    /// about to exit still cancels it.
+    /// A job whose rows are no longer wanted is cancelled on the cluster.
+    /// Where the runtime allows, this waits a few seconds for the
+    /// cancellation, so that a process about to exit still sends it; a job
+    /// the scheduler is still planning is looked for longer, in the
+    /// background.
     fn drop(&mut self) {
         if let Some(poller) = self.poller.take() {
             poller.abort();
@@ -290,43 +295,40 @@ impl Drop for Job {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let cancel = cancel_job(
+        let cancel = runtime.spawn(cancel_job(
             self.scheduler.clone(),
             self.name.clone(),
             job_id(&self.plan),
-        );
-        match runtime.runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| runtime.block_on(cancel));
-            }
-            _ => {
-                runtime.spawn(cancel);
-            }
+        ));
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| {
+                runtime.block_on(async {
+                    let _ = tokio::time::timeout(CANCEL_WAIT, cancel).await;
+                })
+            });
         }
     }
 }
 
 /// Asks the scheduler to cancel the job named `name` (whose id, `id`, the
 /// client may not know yet): its running tasks stop and the rest are not
-/// run. A job still being planned is waited for a little. Failing is
-/// harmless (the job may just have ended).
+/// run. A job not running yet (queued, or being planned) is looked for
+/// until it runs, for up to [`CANCEL_LOOKUP`]. Failing is harmless (the
+/// job may just have ended).
 async fn cancel_job(scheduler: String, name: String, id: Option<String>) {
     let cancel = async {
         let ids = match id {
             Some(id) => vec![id],
             None => {
                 let client = reqwest::Client::new();
-                let mut ids = Vec::new();
-                for _ in 0..CANCEL_LOOKUPS {
-                    if let Some(progress) = JobProgress::fetch(&client, &scheduler, &name).await {
-                        ids = progress.job_ids;
-                    }
-                    if !ids.is_empty() {
-                        break;
+                loop {
+                    if let Some(progress) = JobProgress::fetch(&client, &scheduler, &name).await
+                        && !progress.job_ids.is_empty()
+                    {
+                        break progress.job_ids;
                     }
                     tokio::time::sleep(PROGRESS_EVERY).await;
                 }
-                ids
             }
         };
         let mut client = SchedulerGrpcClient::connect(scheduler.clone())
@@ -340,7 +342,7 @@ async fn cancel_job(scheduler: String, name: String, id: Option<String>) {
         }
         Ok::<_, String>(())
     };
-    let _ = tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, cancel).await;
+    let _ = tokio::time::timeout(CANCEL_LOOKUP, cancel).await;
 }
 
 /// What the scans of job `id` (ended) counted, summed over its stages

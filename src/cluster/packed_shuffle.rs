@@ -70,7 +70,11 @@ impl OptimizerRule for PackedAddressKeys {
                     ADDRESS_COLUMNS.contains(&column.name.as_str())
                         && input_schema
                             .qualified_field_from_column(column)
-                            .is_ok_and(|(_, field)| field.data_type() == &DataType::Utf8View)
+                            // The rebuilt text is nullable: a column that is
+                            // not keeps its type only left alone.
+                            .is_ok_and(|(_, field)| {
+                                field.data_type() == &DataType::Utf8View && field.is_nullable()
+                            })
                 }
                 _ => false,
             })

@@ -3,10 +3,11 @@
 //! execution graph (its scan stages' tasks, and the counts in the metrics
 //! of those finished), and the client polls it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use ballista_scheduler::state::execution_stage::ExecutionStage;
+use ballista_core::serde::protobuf::task_status;
+use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
@@ -21,8 +22,11 @@ use crate::scan::shards::ShardSource;
 /// job named `name`. (A name, not an id: the client learns a job's id
 /// only when it ends.)
 pub(crate) fn path(name: &str) -> String {
-    format!("/flowsql/v1/jobs/named/{name}/progress")
+    format!("/{}/{name}/progress", NAMED_JOBS.join("/"))
 }
+
+/// The path's segments before the job's name.
+const NAMED_JOBS: [&str; 4] = ["flowsql", "v1", "jobs", "named"];
 
 /// What the scheduler knows of a running job's scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +59,7 @@ impl JobProgress {
                 ExecutionStage::Running(s) => (
                     &s.plan,
                     s.partitions,
-                    s.successful_tasks(),
+                    partitions_done(&s.task_infos),
                     s.stage_metrics.as_deref().unwrap_or_default(),
                 ),
                 ExecutionStage::Successful(s) => {
@@ -69,7 +73,6 @@ impl JobProgress {
                 continue;
             }
             progress.scan_tasks += tasks as u64;
-            // A task run again after a lost executor succeeds twice.
             progress.scan_tasks_done += done.min(tasks) as u64;
             for metric in metrics.iter().flat_map(|set| set.iter()) {
                 if let MetricValue::Count { name, count } = metric.value() {
@@ -103,7 +106,13 @@ impl JobProgress {
         name: &str,
     ) -> Option<Self> {
         let mut url = reqwest::Url::parse(scheduler).ok()?;
-        url.set_path(&path(name));
+        // Segment by segment, so that a `/` or `%` in a user's job name
+        // is escaped.
+        url.path_segments_mut()
+            .ok()?
+            .clear()
+            .extend(NAMED_JOBS)
+            .extend([name, "progress"]);
         let response = client
             .get(url)
             .timeout(Duration::from_secs(2))
@@ -115,6 +124,18 @@ impl JobProgress {
         }
         serde_json::from_str(&response.text().await.ok()?).ok()
     }
+}
+
+/// The partitions (shards) that successful tasks have covered: a task
+/// may run several, and one run again after a lost executor succeeds
+/// twice.
+fn partitions_done(tasks: &[TaskInfo]) -> usize {
+    tasks
+        .iter()
+        .filter(|task| matches!(task.task_status, task_status::Status::Successful(_)))
+        .flat_map(|task| &task.global_input_partition_ids)
+        .collect::<HashSet<_>>()
+        .len()
 }
 
 /// Whether `plan` (a stage's) scans shards of flow logs.
