@@ -239,17 +239,23 @@ impl ClusterSize {
     /// The size of the cluster whose scheduler is at `scheduler`
     /// (`http://host:port`); `None` if it does not say (not flowsql's).
     async fn fetch(scheduler: &str) -> Option<Self> {
-        let response = reqwest::Client::new()
-            .get(format!("{scheduler}{CLUSTER_SIZE_PATH}"))
-            .timeout(CONNECT_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        serde_json::from_str(&response.text().await.ok()?).ok()
+        let url = reqwest::Url::parse(&format!("{scheduler}{CLUSTER_SIZE_PATH}")).ok()?;
+        get_json(&reqwest::Client::new(), url, CONNECT_TIMEOUT).await
     }
+}
+
+/// The JSON answer to `GET url` from flowsql's scheduler, read as `T`;
+/// `None` if it gives none (it is not flowsql's, or has nothing there).
+async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    timeout: std::time::Duration,
+) -> Option<T> {
+    let response = client.get(url).timeout(timeout).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    serde_json::from_str(&response.text().await.ok()?).ok()
 }
 
 /// Ballista's scheduler port when a `df://` URL names none.

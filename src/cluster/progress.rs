@@ -113,16 +113,7 @@ impl JobProgress {
             .clear()
             .extend(NAMED_JOBS)
             .extend([name, "progress"]);
-        let response = client
-            .get(url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        serde_json::from_str(&response.text().await.ok()?).ok()
+        super::get_json(client, url, Duration::from_secs(2)).await
     }
 }
 

@@ -345,7 +345,18 @@ fn csv(location: &std::path::Path, sql: &str, cluster: Option<&str>) -> String {
 /// `--format csv -q -c SQL [--cluster URL]`: its standard output, after
 /// checking it succeeded.
 fn csv_with(mut command: std::process::Command, sql: &str, cluster: Option<&str>) -> String {
-    command.args(["--format", "csv", "-q", "-c", sql]);
+    command.args(["--format", "csv", "-q"]);
+    String::from_utf8(run_sql(command, sql, cluster).stdout).unwrap()
+}
+
+/// `command` (flowsql with its LOCATION and flags) run with `-c SQL
+/// [--cluster URL]`, after checking it succeeded.
+fn run_sql(
+    mut command: std::process::Command,
+    sql: &str,
+    cluster: Option<&str>,
+) -> std::process::Output {
+    command.args(["-c", sql]);
     if let Some(url) = cluster {
         command.args(["--cluster", url]);
     }
@@ -355,7 +366,7 @@ fn csv_with(mut command: std::process::Command, sql: &str, cluster: Option<&str>
         "{sql} (cluster {cluster:?}):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
 }
 
 #[test]
@@ -525,17 +536,8 @@ fn summary_of(location: &std::path::Path, sql: &str, cluster: Option<&str>) -> S
     let mut command = flowsql_command();
     command
         .arg(location)
-        .args(["--no-cache", "--format", "csv", "-c", sql]);
-    if let Some(url) = cluster {
-        command.args(["--cluster", url]);
-    }
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
+        .args(["--no-cache", "--format", "csv"]);
+    String::from_utf8(run_sql(command, sql, cluster).stderr).unwrap()
 }
 
 /// The number before `unit` in `text` (such as 12 in "read 12 object(s)").
