@@ -167,6 +167,21 @@ impl ObjectStore for LazyBucketStore {
         }
     }
 
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let prefix = prefix.cloned();
+        let offset = offset.clone();
+        match self.inner.store.get() {
+            Some(store) => store.list_with_offset(prefix.as_ref(), &offset),
+            None => after_setup(Arc::clone(&self.inner), move |store| {
+                store.list_with_offset(prefix.as_ref(), &offset)
+            }),
+        }
+    }
+
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.store().await?.list_with_delimiter(prefix).await
     }

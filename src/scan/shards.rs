@@ -5,11 +5,11 @@
 //! scheduler hands each task a fixed part of a leaf's work, and it can only
 //! cut up DataFusion's own `DataSourceExec` over file groups. So a
 //! distributed scan is a `DataSourceExec` whose "files" are [`Shard`]s: a
-//! day folder of one account and region (or a fixed part of one), planned
-//! without listing any object. A task lists its shards' folders itself and
-//! reads their objects with the same readers, read-ahead and queue as one
-//! process does, and keeps only objects stored before the plan was made,
-//! so a retried task reads what the first attempt read.
+//! day folder of one account and region, or a range of its keys. A task
+//! lists its shards' folders itself and reads their objects with the same
+//! readers, read-ahead and queue as one process does, and keeps only
+//! objects stored before the plan was made, so a retried task reads what
+//! the first attempt read.
 
 use std::any::Any;
 use std::fmt;
@@ -35,22 +35,44 @@ use super::read_ahead::PartitionReader;
 use crate::report::task_counts::TaskCounts;
 
 /// One unit of a distributed scan's work: the objects of one folder of one
-/// root, or the `part`-th of `parts` slices of them (by a hash of each
-/// object's key).
+/// root, or a slice of them (a range of their keys).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Shard {
     /// The index of the root (an `AWSLogs/` folder of a store).
     pub(crate) root: usize,
     /// The folder whose objects the shard reads.
     pub(crate) folder: String,
-    pub(crate) part: u32,
-    pub(crate) parts: u32,
+    /// The slice: objects whose key comes after this one (all if `None`)...
+    pub(crate) after: Option<String>,
+    /// ...and not after this one (all if `None`).
+    pub(crate) up_to: Option<String>,
+    /// Which slice of the folder this is (from 1), of how many, as EXPLAIN
+    /// shows it.
+    pub(crate) slice: u32,
+    pub(crate) slices: u32,
 }
 
 impl Shard {
-    /// The shard as a `DataSourceExec`'s file.
+    /// The shard reading all of `folder`.
+    pub(crate) fn whole(root: usize, folder: String) -> Self {
+        Self {
+            root,
+            folder,
+            after: None,
+            up_to: None,
+            slice: 1,
+            slices: 1,
+        }
+    }
+
+    /// The shard as a `DataSourceExec`'s file, named for EXPLAIN.
     pub(crate) fn file(&self) -> PartitionedFile {
-        let mut file = PartitionedFile::new(self.folder.clone(), 0);
+        let name = if self.slices > 1 {
+            format!("{} (slice {} of {})", self.folder, self.slice, self.slices)
+        } else {
+            self.folder.clone()
+        };
+        let mut file = PartitionedFile::new(name, 0);
         file.extensions.insert(self.clone());
         file
     }
@@ -65,16 +87,11 @@ impl Shard {
         })
     }
 
-    /// Whether the object at `key` belongs to this shard's slice. The hash
-    /// is FNV-1a, fixed here, so every process slices alike.
+    /// Whether the object at `key` is in this shard's slice. The slices of
+    /// a folder cover every key once, however many objects arrive later.
     pub(crate) fn holds(&self, key: &str) -> bool {
-        if self.parts <= 1 {
-            return true;
-        }
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        hash % u64::from(self.parts) == u64::from(self.part)
+        self.after.as_deref().is_none_or(|after| key > after)
+            && self.up_to.as_deref().is_none_or(|last| key <= last)
     }
 }
 

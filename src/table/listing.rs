@@ -154,6 +154,20 @@ impl ScanListing {
         true
     }
 
+    /// The key a shard's slice starts after, from which its listing can
+    /// start.
+    fn shard_after(&self) -> Option<Path> {
+        #[cfg(feature = "cluster")]
+        if let Some(after) = self
+            .shard
+            .as_ref()
+            .and_then(|only| only.shard.after.as_ref())
+        {
+            return Some(Path::from(after.as_str()));
+        }
+        None
+    }
+
     async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
         let concurrency = self.options.listing_concurrency.max(1);
         for (index, root) in self.roots.iter().enumerate() {
@@ -161,8 +175,10 @@ impl ScanListing {
             // first day folders are listed, and their objects read, while
             // later accounts are still being discovered.
             let folders = self.folders(index, root);
+            let after = self.shard_after();
+            let after = after.as_ref();
             let mut listings = folders
-                .map(|folder| async move { list_objects(root, &folder?).await })
+                .map(|folder| async move { list_objects_after(root, &folder?, after).await })
                 .buffered(concurrency);
             while let Some(objects) = listings.next().await {
                 for (format, file) in self.to_read(objects?)? {
@@ -330,10 +346,23 @@ pub(super) async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
 
 /// Every flow-log object below `prefix`, recursively.
 pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
+    list_objects_after(root, prefix, None).await
+}
+
+/// Every flow-log object below `prefix` whose key comes after `after` (all
+/// if `None`), recursively.
+async fn list_objects_after(
+    root: &Root,
+    prefix: &Path,
+    after: Option<&Path>,
+) -> Result<Vec<ListedObject>> {
     root.count_listing(prefix, false);
-    let metas: Vec<ObjectMeta> = root
-        .store
-        .list(Some(prefix))
+    let listing = match after {
+        // S3 starts such a listing at the key itself.
+        Some(after) => root.store.list_with_offset(Some(prefix), after),
+        None => root.store.list(Some(prefix)),
+    };
+    let metas: Vec<ObjectMeta> = listing
         .try_collect()
         .await
         .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;
@@ -343,6 +372,43 @@ pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<Liste
         .filter_map(|meta| root.flow_log_object(meta))
         .collect::<Vec<_>>())
     .inspect(|objects| root.report.objects_listed(objects.len() as u64))
+}
+
+/// The flow-log objects of `folder` that `predicate` and `window` keep, as
+/// (key, size) in key order, from at most `max_entries` listed entries;
+/// and whether that was all of them.
+#[cfg(feature = "cluster")]
+pub(super) async fn sized_objects(
+    root: &Root,
+    folder: &Path,
+    predicate: &PathPredicate,
+    window: &TimeWindow,
+    max_entries: usize,
+) -> Result<(Vec<(String, u64)>, bool)> {
+    root.count_listing(folder, false);
+    let metas: Vec<ObjectMeta> = root
+        .store
+        .list(Some(folder))
+        .take(max_entries + 1)
+        .try_collect()
+        .await
+        .map_err(|e| listing_error(root.store.as_ref(), folder, e))?;
+    let complete = metas.len() <= max_entries;
+    root.report.listed_entries(metas.len());
+    let objects = metas
+        .into_iter()
+        .take(max_entries)
+        .filter_map(|meta| root.flow_log_object(meta))
+        .collect();
+    let mut kept: Vec<(String, u64)> = predicate
+        .retain(Level::File, objects, |o| path_values(&o.facts))?
+        .into_iter()
+        .filter(|o| window.keeps_file_time(o.facts.file_time))
+        .map(|o| (o.meta.location.to_string(), o.meta.size))
+        .collect();
+    // Stores other than S3 need not list in key order.
+    kept.sort_unstable();
+    Ok((kept, complete))
 }
 
 /// The accounts below a root that the predicate allows (one delimiter

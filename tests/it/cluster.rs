@@ -153,6 +153,59 @@ async fn each_shard_travels_alone_and_the_shards_add_up_to_the_one_process_answe
 }
 
 #[tokio::test]
+async fn a_large_day_is_cut_by_size_and_its_slices_read_each_object_once() {
+    use flowsql::internals::generate::{TreeSpec, generate_tree};
+    // One busy day (48 objects) among three quiet ones (2 objects each).
+    let tree = tempfile::tempdir().unwrap();
+    let spec = |account: &str, days, files_per_day| TreeSpec {
+        accounts: vec![account.to_string()],
+        regions: vec!["us-east-1".to_string()],
+        days,
+        files_per_day,
+        records_per_file: 40,
+        ..TreeSpec::default()
+    };
+    generate_tree(tree.path(), &spec("111122223333", 1, 48), 2).unwrap();
+    generate_tree(tree.path(), &spec("444455556666", 3, 2), 2).unwrap();
+    let one = local_context(tree.path(), true).await;
+    let server = scheduler_session(&one, 2).await;
+    let sql = format!("SELECT * FROM {TABLE}");
+    let plan = server
+        .sql(&sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let names: Vec<String> = scan_groups(&plan)
+        .unwrap()
+        .file_groups
+        .iter()
+        .map(|group| group.files()[0].object_meta.location.to_string())
+        .collect();
+    // On two slots, the busy day (most of the bytes) is cut so that every
+    // slot has work and no slice holds up the end; its slices go first.
+    let busy = names
+        .iter()
+        .filter(|n| n.contains("/111122223333/"))
+        .count();
+    assert!(busy >= 4, "{names:#?}");
+    assert!(
+        names[..busy]
+            .iter()
+            .all(|n| n.contains("/111122223333/") && n.contains(" (slice ")),
+        "{names:#?}"
+    );
+    assert_eq!(names.len(), busy + 3, "{names:#?}");
+    let (_, mut got) = rows_shard_by_shard(&server, &sql).await;
+    let mut want = rows(&one, &sql).await;
+    got.sort();
+    want.sort();
+    assert_eq!(want.len(), (48 + 3 * 2) * 40);
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn a_plan_from_another_version_or_a_one_process_scan_is_refused() {
     let one = local_context(&bucket(), true).await;
     let codec = flowsql::cluster::physical_codec();
@@ -516,17 +569,21 @@ fn executors_read_s3_with_their_own_credentials_and_the_clients_endpoint() {
              WHERE action = 'ACCEPT' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ),
     ] {
-        let run = |cluster_url: Option<&str>| {
+        let run = |sql: &str, cluster_url: Option<&str>| {
             let mut command = flowsql_command();
             command
                 .env("HOME", home.path())
                 .envs(keys.iter().copied())
                 .args(["--endpoint-url", &endpoint, &location]);
-            csv_with(command, &sql, cluster_url)
+            csv_with(command, sql, cluster_url)
         };
-        let one = run(None);
+        let one = run(&sql, None);
         assert!(one.lines().count() > 1, "{sql}: {one}");
-        assert_eq!(run(Some(&cluster.url())), one, "{sql}");
+        assert_eq!(run(&sql, Some(&cluster.url())), one, "{sql}");
+        // The largest day is cut into key ranges, which executors list from
+        // their first key on (S3's start-after).
+        let explain = run(&format!("EXPLAIN {sql}"), Some(&cluster.url()));
+        assert!(explain.contains(" (slice 2 of "), "{explain}");
     }
 }
 
