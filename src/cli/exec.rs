@@ -28,6 +28,20 @@ pub(crate) enum RunError {
     Failed(DataFusionError),
     /// The user pressed Ctrl-C.
     Cancelled,
+    /// The process was sent SIGTERM.
+    Terminated,
+}
+
+/// What stops a running statement (cancelling its job on a cluster)
+/// instead of ending the process at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Nothing: signals have their default effect.
+    Never,
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// Ctrl-C, or SIGTERM (after which the process ends).
+    InterruptOrTerminate,
 }
 
 impl RunError {
@@ -36,6 +50,7 @@ impl RunError {
         match self {
             RunError::Failed(_) => Exit::Failure,
             RunError::Cancelled => Exit::Cancelled,
+            RunError::Terminated => Exit::Terminated,
         }
     }
 }
@@ -81,18 +96,20 @@ pub(crate) struct Shell {
     pub(crate) cache_reads: (u64, u64),
     /// Statements run on a cluster (`--cluster`), whose executors read.
     pub(crate) on_cluster: bool,
+    /// SIGTERM, once [`Stop::InterruptOrTerminate`] has caught it.
+    pub(crate) sigterm: Option<tokio::signal::unix::Signal>,
 }
 
 impl Shell {
-    /// Runs every statement in `sql`, stopping at the first that fails.
-    /// With `cancellable`, Ctrl-C cancels the running statement.
+    /// Runs every statement in `sql`, stopping at the first that fails or
+    /// that a signal in `stop` stops.
     pub(crate) async fn run_sql(
         &mut self,
         sql: &str,
-        cancellable: bool,
+        stop: Stop,
     ) -> std::result::Result<(), RunError> {
         for statement in parse_statements(sql)? {
-            self.run_statement(statement, cancellable).await?;
+            self.run_statement(statement, stop).await?;
         }
         Ok(())
     }
@@ -100,7 +117,7 @@ impl Shell {
     async fn run_statement(
         &mut self,
         statement: Statement,
-        cancellable: bool,
+        stop: Stop,
     ) -> std::result::Result<(), RunError> {
         self.report.reset();
         if self.dry_run {
@@ -110,13 +127,28 @@ impl Shell {
         let progress = (self.progress && std::io::stderr().is_terminal())
             .then(|| Progress::start(Arc::clone(&self.report), started));
         let execution = execute(&self.ctx, statement);
-        let outcome = if cancellable {
-            tokio::select! {
+        let outcome = match stop {
+            Stop::Never => execution.await.map_err(RunError::from),
+            Stop::Interrupt => tokio::select! {
                 result = execution => result.map_err(RunError::from),
                 _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
+            },
+            Stop::InterruptOrTerminate => {
+                // Caught from the first statement on, for good, so that a
+                // SIGTERM between statements stops the next one.
+                let terminate = match &mut self.sigterm {
+                    Some(signal) => signal,
+                    None => self.sigterm.insert(
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .map_err(|e| RunError::Failed(DataFusionError::External(Box::new(e))))?,
+                    ),
+                };
+                tokio::select! {
+                    result = execution => result.map_err(RunError::from),
+                    _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
+                    _ = terminate.recv() => Err(RunError::Terminated),
+                }
             }
-        } else {
-            execution.await.map_err(RunError::from)
         };
         if let Some(progress) = progress {
             progress.stop().await;
@@ -150,10 +182,14 @@ impl Shell {
         } else {
             ""
         };
-        if self.timing && self.on_cluster && !counted {
-            // The scheduler could not say what the executors read.
+        if self.timing && self.on_cluster && (!counted || summary.executor_counts_missing) {
+            let why = if summary.executor_counts_missing {
+                " (the scheduler did not say what the executors read)"
+            } else {
+                ""
+            };
             eprintln!(
-                "{rows} row(s) in {:.3}s on the cluster",
+                "{rows} row(s) in {:.3}s on the cluster{why}",
                 started.elapsed().as_secs_f64()
             );
         } else if self.timing {

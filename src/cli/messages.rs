@@ -64,6 +64,7 @@ pub(crate) fn cache_notes(summary: &ScanSummary) -> Vec<String> {
 pub(crate) fn print_run_error(error: &RunError, origin: Option<&str>) {
     match (error, origin) {
         (RunError::Cancelled, _) => eprintln!("cancelled"),
+        (RunError::Terminated, _) => eprintln!("terminated: the statement was cancelled"),
         (RunError::Failed(e), None) => print_error(user_message(e)),
         (RunError::Failed(e), Some(origin)) => {
             print_error(format_args!("{origin}: {}", user_message(e)))

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use flowsql::{CacheOptions, CacheUsage, new_context, scan_report, table_notes};
 
 pub(crate) use args::Args;
-use exec::Shell;
+use exec::{Shell, Stop};
 use invocation::{CacheActions, Invocation, Origin, Script, Statements, Terminals};
 use messages::{print_error, print_note, print_run_error, user_message};
 
@@ -39,6 +39,8 @@ pub(crate) enum Exit {
     Usage = 2,
     /// Ctrl-C cancelled a statement: 128 + SIGINT, as shells report it.
     Cancelled = 130,
+    /// SIGTERM stopped a statement (on a cluster): 128 + SIGTERM.
+    Terminated = 143,
 }
 
 impl From<Exit> for ExitCode {
@@ -173,6 +175,7 @@ pub(crate) async fn run(args: Args) -> Exit {
         cache_in_use: invocation.cache_bytes.is_some(),
         cache_reads: (0, 0),
         on_cluster: invocation.cluster.is_some(),
+        sigterm: None,
     };
     let scripts = match invocation.statements {
         Statements::Scripts(scripts) => scripts,
@@ -191,11 +194,16 @@ pub(crate) async fn run(args: Args) -> Exit {
             }]
         }
     };
-    // On a cluster, Ctrl-C cancels the running job there before exiting
-    // (130); in one process, the default handling (exit at once) does.
-    let cancellable = shell.on_cluster;
+    // On a cluster, Ctrl-C or SIGTERM cancels the running job there before
+    // exiting (130, 143); in one process, their default handling (exit at
+    // once) does.
+    let stop = if shell.on_cluster {
+        Stop::InterruptOrTerminate
+    } else {
+        Stop::Never
+    };
     for script in scripts {
-        if let Err(e) = shell.run_sql(&script.sql, cancellable).await {
+        if let Err(e) = shell.run_sql(&script.sql, stop).await {
             print_run_error(&e, script.origin.name().as_deref());
             return e.exit();
         }

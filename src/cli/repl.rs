@@ -15,7 +15,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::Exit;
-use super::exec::{RunError, Shell};
+use super::exec::{RunError, Shell, Stop};
 use flowsql::CacheUsage;
 
 use super::messages::{cache_usage, print_error, print_run_error, print_warning};
@@ -257,7 +257,7 @@ pub(crate) async fn run(shell: &mut Shell, table_name: &str) -> Exit {
                         Ok(CommandOutcome::Continue) => {}
                         Err(e) => print_run_error(&e, None),
                     }
-                } else if let Err(e) = shell.run_sql(text, true).await {
+                } else if let Err(e) = shell.run_sql(text, Stop::Interrupt).await {
                     print_run_error(&e, None);
                 }
             }
@@ -300,7 +300,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
             shell
                 .run_sql(
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name;",
-                    true,
+                    Stop::Interrupt,
                 )
                 .await?;
             shell.last_result = last;
@@ -326,7 +326,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                             "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
                              WHERE table_name = '{table}' ORDER BY ordinal_position;"
                         ),
-                        true,
+                        Stop::Interrupt,
                     )
                     .await?;
                 shell.last_result = last;
@@ -345,7 +345,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                          WHERE c.table_name = '{table}' ORDER BY c.ordinal_position;",
                         origins.join(", ")
                     ),
-                    true,
+                    Stop::Interrupt,
                 )
                 .await?;
             println!(
@@ -380,7 +380,7 @@ async fn command(shell: &mut Shell, text: &str) -> Result<CommandOutcome, RunErr
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let sql = query.render(&values)?;
-            shell.run_sql(&sql, true).await?;
+            shell.run_sql(&sql, Stop::Interrupt).await?;
         }
         ("\\chart", []) => {
             let Some((schema, batches)) = &shell.last_result else {

@@ -261,20 +261,25 @@ async fn show_progress(
 
 impl Job {
     /// The job gave its last rows: its scans' counts go to the report. If
-    /// the scheduler cannot say what they were, the report stays with the
-    /// counts of the progress polls, if any.
+    /// the scheduler cannot say what they were, the report says so (and
+    /// keeps the counts of the progress polls, if any).
     async fn ended(&mut self) {
         self.over = true;
         if let Some(poller) = self.poller.take() {
             poller.abort();
         }
-        let (Some(report), Some(id)) = (&self.report, job_id(&self.plan)) else {
+        let Some(report) = &self.report else {
             return;
         };
-        if let Ok(Ok(counts)) =
-            tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, job_counts(&self.scheduler, &id)).await
-        {
-            add_counts(report, &self.added, counts);
+        let counts = match job_id(&self.plan) {
+            Some(id) => {
+                tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, job_counts(&self.scheduler, &id)).await
+            }
+            None => Ok(Err("no job id".to_string())),
+        };
+        match counts {
+            Ok(Ok(counts)) => add_counts(report, &self.added, counts),
+            _ => report.executor_counts_missing(),
         }
     }
 }

@@ -106,6 +106,7 @@ struct Details {
     malformed_objects_on_executors: u64,
     skipped_on_executors: u64,
     counted_on_executors: bool,
+    executor_counts_missing: bool,
 }
 
 /// A copy of a [`ScanReport`] at one moment.
@@ -162,6 +163,10 @@ pub struct ScanSummary {
     /// Objects a cluster's executors skipped under
     /// [`FlowLogOptions::skip_bad_objects`](crate::FlowLogOptions::skip_bad_objects).
     pub objects_skipped_on_executors: u64,
+    /// On a cluster, whether the scheduler could not give what a finished
+    /// job's executors read: the counts are then only those progress
+    /// showed, if any, and may be short.
+    pub executor_counts_missing: bool,
     /// On a cluster, the running statement's shards (the tasks of its
     /// scans); while it runs, the counts above are those of the finished
     /// ones.
@@ -240,6 +245,7 @@ impl ScanReport {
             damaged_cache_entries: details.damaged_cache_entries.clone(),
             counted_on_executors: details.counted_on_executors,
             objects_skipped_on_executors: details.skipped_on_executors,
+            executor_counts_missing: details.executor_counts_missing,
             shards_planned: self.shards_planned.load(Ordering::Relaxed),
             shards_done: self.shards_done.load(Ordering::Relaxed),
         }
@@ -359,6 +365,13 @@ impl ScanReport {
         details.malformed_objects_on_executors += counts.malformed_objects;
         details.skipped_on_executors += counts.skipped_objects;
         details.counted_on_executors = true;
+    }
+
+    /// Notes that the scheduler could not give what a finished job's
+    /// executors read.
+    pub(crate) fn executor_counts_missing(&self) {
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        details.executor_counts_missing = true;
     }
 
     /// How many of a running statement's `planned` shards are `done`.

@@ -733,22 +733,27 @@ fn progress_shows_and_ctrl_c_cancels_the_job_on_the_cluster() {
     shell.send_control('d').unwrap();
     shell.exp_eof().unwrap();
 
-    // Ctrl-C (SIGINT) on a one-shot command cancels its job too.
-    let query = flowsql_command()
-        .arg(bucket())
-        .args(["--cluster", &cluster.url(), "-c", &endless_count()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    cluster.wait_for_running_jobs(1);
-    let interrupt = std::process::Command::new("kill")
-        .args(["-INT", &query.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupt.success());
-    let out = query.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
-    cluster.wait_for_running_jobs(0);
+    // Ctrl-C (SIGINT) or SIGTERM on a one-shot command cancels its job too.
+    for (signal, status, said) in [("-INT", 130, "cancelled"), ("-TERM", 143, "terminated")] {
+        let query = flowsql_command()
+            .arg(bucket())
+            .args(["--cluster", &cluster.url(), "-c", &endless_count()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        cluster.wait_for_running_jobs(1);
+        let sent = std::process::Command::new("kill")
+            .args([signal, &query.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = query.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(status), "{signal}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{signal}"
+        );
+        cluster.wait_for_running_jobs(0);
+    }
 }
