@@ -136,6 +136,9 @@ impl ExecutionPlan for JobExec {
             context.window_functions().clone(),
             context.runtime_env(),
         ));
+        // Ballista keeps the last execution's job id in the plan until the
+        // new job's id arrives: that one is not this job's.
+        let earlier_id = job_id(&self.inner);
         let batches = self.inner.execute(partition, context)?;
         let schema = batches.schema();
         let added = Arc::new(Mutex::new(TaskCounts::default()));
@@ -150,6 +153,7 @@ impl ExecutionPlan for JobExec {
         let job = Job {
             plan: Arc::clone(&self.inner),
             name,
+            earlier_id,
             scheduler: self.scheduler.clone(),
             report: self.report.clone(),
             over: false,
@@ -179,6 +183,8 @@ struct Job {
     plan: Arc<dyn ExecutionPlan>,
     /// The job's name, unique to it.
     name: String,
+    /// The id of the plan's execution before this one, if any.
+    earlier_id: Option<String>,
     scheduler: String,
     report: Option<Arc<ScanReport>>,
     /// Whether the job has ended, failed or been cancelled.
@@ -260,6 +266,11 @@ async fn show_progress(
 }
 
 impl Job {
+    /// The job's id on the scheduler, once the client knows it.
+    fn id(&self) -> Option<String> {
+        job_id(&self.plan).filter(|id| Some(id) != self.earlier_id.as_ref())
+    }
+
     /// The job gave its last rows: its scans' counts go to the report. If
     /// the scheduler cannot say what they were, the report says so (and
     /// keeps the counts of the progress polls, if any).
@@ -271,7 +282,7 @@ impl Job {
         let Some(report) = &self.report else {
             return;
         };
-        let counts = match job_id(&self.plan) {
+        let counts = match self.id() {
             Some(id) => {
                 tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, job_counts(&self.scheduler, &id)).await
             }
@@ -303,7 +314,7 @@ impl Drop for Job {
         let cancel = runtime.spawn(cancel_job(
             self.scheduler.clone(),
             self.name.clone(),
-            job_id(&self.plan),
+            self.id(),
         ));
         if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
             tokio::task::block_in_place(|| {
