@@ -85,12 +85,61 @@ pub(crate) fn user_message(error: &DataFusionError) -> String {
         DataFusionError::SQL(e, _) => e.to_string(),
         root => root.to_string(),
     };
+    let message = without_job_wrapping(message);
     // DataFusion lists every column after an unknown name; with some 75
     // flow-log columns that buries the message (`\d TABLE` lists them).
     match message.split_once("\nValid fields are") {
         Some((first, _)) => first.to_string(),
         None => message,
     }
+}
+
+/// A failed Ballista job's error (`Job ID failed: DataFusion error:
+/// Execution error: WHY`, as text from the scheduler; a task's error is
+/// in it as `Debug` text, `...Execution("WHY")...`) as `WHY (cluster job
+/// ID)`.
+fn without_job_wrapping(message: String) -> String {
+    const WRAPPERS: [&str; 5] = [
+        "DataFusion error: ",
+        "Execution error: ",
+        "External error: ",
+        "Error during planning: ",
+        "Internal error: ",
+    ];
+    let Some((job, mut why)) = message
+        .strip_prefix("Job ")
+        .and_then(|rest| rest.split_once(" failed: "))
+    else {
+        return message;
+    };
+    while let Some(inner) = WRAPPERS.iter().find_map(|w| why.strip_prefix(w)) {
+        why = inner;
+    }
+    let why = match innermost_execution_message(why) {
+        Some(inner) => inner,
+        None => why.trim_end().to_string(),
+    };
+    format!("{why} (cluster job {job})")
+}
+
+/// The message of the innermost `Execution("...")` in `Debug` text.
+fn innermost_execution_message(text: &str) -> Option<String> {
+    const OPENING: &str = "Execution(\"";
+    let start = text.rfind(OPENING)? + OPENING.len();
+    let mut message = String::new();
+    let mut chars = text[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(message),
+            '\\' => match chars.next()? {
+                'n' => message.push('\n'),
+                't' => message.push('\t'),
+                other => message.push(other),
+            },
+            c => message.push(c),
+        }
+    }
+    None
 }
 
 /// What the command line offers for one of the library's errors, after
@@ -210,6 +259,25 @@ mod tests {
     use flowsql::{MalformedLine, SkippedObject};
 
     use super::*;
+
+    #[test]
+    fn a_failed_cluster_job_says_why_first() {
+        let message = "Job 038J2FVEFJ000 failed: DataFusion error: Execution error: \
+                       flowsql-executor on vm cannot read /data/AWSLogs";
+        assert_eq!(
+            without_job_wrapping(message.to_string()),
+            "flowsql-executor on vm cannot read /data/AWSLogs (cluster job 038J2FVEFJ000)"
+        );
+        let from_a_task = "Job failed due to stage 0 failed: Task failed due to runtime \
+                           execution error: DataFusionError(Shared(External(DataFusionError(\
+                           Execution(\"s3://b/AWSLogs/x.log.gz: \\\"quoted\\\"\")))))\n";
+        assert_eq!(
+            without_job_wrapping(format!("Job 038J failed: {from_a_task}")),
+            "s3://b/AWSLogs/x.log.gz: \"quoted\" (cluster job 038J)"
+        );
+        let plain = "Job titles are not columns";
+        assert_eq!(without_job_wrapping(plain.to_string()), plain);
+    }
 
     #[test]
     fn a_clean_scan_has_no_warnings() {

@@ -282,12 +282,26 @@ impl FileOpener for ShardOpener {
             Ok(batches
                 .map(move |batch| {
                     let _ = &counting;
-                    batch
+                    batch.map_err(as_message)
                 })
                 .boxed())
         }
         .boxed())
     }
+}
+
+/// `error` as its message alone: Ballista sends a failed task's error to
+/// the client as its `Debug` text, in which the client finds the message
+/// of an `Execution` error.
+fn as_message(error: DataFusionError) -> DataFusionError {
+    let message = match crate::error::Error::find(&error) {
+        Some(flowsql) => flowsql.to_string(),
+        None => match error.find_root() {
+            DataFusionError::Execution(message) => message.clone(),
+            root => root.to_string(),
+        },
+    };
+    DataFusionError::Execution(message)
 }
 
 /// Moves a sharded table's new counts into a task's metrics when dropped.

@@ -54,6 +54,42 @@ impl Root {
         Some(ListedObject { meta, facts })
     }
 
+    /// Fails unless this process sees the root's `AWSLogs/` folder. On a
+    /// cluster, a local LOCATION must be at the same path on every machine,
+    /// and one missing on the scheduler's or an executor's would read as
+    /// empty: rows silently left out. (An S3 root is the same bucket for
+    /// every process; a missing one fails on its own.)
+    #[cfg(feature = "cluster")]
+    pub(super) async fn check_seen_here(&self) -> Result<()> {
+        if self.url != ObjectStoreUrl::local_filesystem() {
+            return Ok(());
+        }
+        let seen = self
+            .store
+            .list_with_delimiter(Some(&self.awslogs))
+            .await
+            .is_ok_and(|found| !found.common_prefixes.is_empty() || !found.objects.is_empty());
+        if seen {
+            return Ok(());
+        }
+        let process = std::env::args()
+            .next()
+            .and_then(|arg| {
+                std::path::Path::new(&arg)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "flowsql".to_string());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| format!(" on {}", name.trim()))
+            .unwrap_or_default();
+        Err(DataFusionError::Execution(format!(
+            "{process}{host} cannot read /{}: on a cluster, a local LOCATION must be at the same \
+             path for the client, the scheduler and every executor",
+            self.awslogs
+        )))
+    }
+
     /// The folders directly inside `prefix`, counted in the report.
     pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
         self.report.listed(&object_display(&self.url, prefix), true);
@@ -170,6 +206,12 @@ impl ScanListing {
 
     async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
         let concurrency = self.options.listing_concurrency.max(1);
+        #[cfg(feature = "cluster")]
+        if let Some(only) = &self.shard
+            && let Some(root) = self.roots.get(only.shard.root)
+        {
+            root.check_seen_here().await?;
+        }
         for (index, root) in self.roots.iter().enumerate() {
             // Accounts, regions and days are discovered as a stream, so the
             // first day folders are listed, and their objects read, while

@@ -166,6 +166,7 @@ impl FlowLogTable {
         };
         let mut folders = Vec::new();
         for (index, root) in self.roots.iter().enumerate() {
+            root.check_seen_here().await?;
             let mut found = day_folders(root, &predicate, &window, &self.options).boxed();
             while let Some(folder) = found.next().await {
                 folders.push((index, folder?.to_string()));

@@ -206,6 +206,48 @@ async fn a_large_day_is_cut_by_size_and_its_slices_read_each_object_once() {
 }
 
 #[tokio::test]
+async fn a_local_location_the_scheduler_or_an_executor_cannot_see_is_an_error() {
+    use flowsql::internals::generate::{TreeSpec, generate_tree};
+    let tree = tempfile::tempdir().unwrap();
+    let location = tree.path().join("logs");
+    let spec = TreeSpec {
+        days: 2,
+        files_per_day: 2,
+        records_per_file: 10,
+        ..TreeSpec::default()
+    };
+    generate_tree(&location, &spec, 2).unwrap();
+    let one = local_context(&location, true).await;
+    let server = scheduler_session(&one, 2).await;
+    let sql = format!("SELECT count(*) FROM {TABLE}");
+    let planned = server
+        .sql(&sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    // As if on other machines, where the folder is not mounted: the
+    // scheduler's planning and an executor's task fail, naming the folder,
+    // instead of reading nothing.
+    let elsewhere = tree.path().join("moved");
+    std::fs::rename(&location, &elsewhere).unwrap();
+    let planning = server.sql(&sql).await.unwrap().create_physical_plan().await;
+    let task = collect(planned, server.task_ctx()).await;
+    for outcome in [planning.map(|_| ()), task.map(|_| ())] {
+        let error = outcome.expect_err("a missing LOCATION must not read as empty");
+        let error = error.to_string();
+        assert!(error.contains("cannot read"), "{error}");
+        assert!(
+            error.contains(&format!("{}/AWSLogs", location.display())),
+            "{error}"
+        );
+    }
+    std::fs::rename(&elsewhere, &location).unwrap();
+    assert_eq!(rows(&server, &sql).await, rows(&one, &sql).await);
+}
+
+#[tokio::test]
 async fn a_plan_from_another_version_or_a_one_process_scan_is_refused() {
     let one = local_context(&bucket(), true).await;
     let codec = flowsql::cluster::physical_codec();
@@ -659,6 +701,26 @@ fn shuffles_fit_the_cluster_and_the_summary_counts_what_the_executors_read() {
             "{one}\n{on}"
         );
     }
+
+    // An executor's error reads as in one process (object and line), in one
+    // line, with the cluster's job named after it.
+    let strict = |cluster: Option<&str>| {
+        let mut command = flowsql_command();
+        command.arg(&malformed).args(["--strict", "-c", &sql]);
+        if let Some(url) = cluster {
+            command.args(["--cluster", url]);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let one = strict(None);
+    let on = strict(Some(&url));
+    assert!(one.contains(" line ") && one.contains(".log.gz"), "{one}");
+    assert_eq!(on.lines().count(), 1, "{on}");
+    let (error, job) = on.trim_end().rsplit_once(" (cluster job ").unwrap();
+    assert_eq!(error, one.trim_end());
+    assert!(job.ends_with(')'), "{on}");
 }
 
 impl Cluster {
