@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
@@ -15,6 +16,7 @@ use datafusion::sql::parser::Statement;
 use flowsql::{
     CacheOptions, ScanReport, execute_statement, ipaddresses_as_text, list_scans, parse_statements,
 };
+use tokio::sync::Notify;
 
 use super::messages::{cache_notes, print_note, print_warning, scan_warnings};
 use super::print::{self, Format, TableLayout, human_bytes};
@@ -97,7 +99,57 @@ pub(crate) struct Shell {
     /// Statements run on a cluster (`--cluster`), whose executors read.
     pub(crate) on_cluster: bool,
     /// SIGTERM, once [`Stop::InterruptOrTerminate`] has caught it.
-    pub(crate) sigterm: Option<tokio::signal::unix::Signal>,
+    pub(crate) sigterm: Option<Sigterm>,
+}
+
+/// SIGTERM caught for a one-shot command on a cluster: during a statement
+/// it stops the statement (whose job on the cluster is cancelled as the
+/// statement is dropped); outside one, the process ends by it at once, as
+/// without a handler.
+pub(crate) struct Sigterm {
+    received: Arc<AtomicBool>,
+    in_statement: Arc<AtomicBool>,
+    stop: Arc<Notify>,
+}
+
+impl Sigterm {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut signals = signal(SignalKind::terminate())?;
+        let sigterm = Sigterm {
+            received: Arc::default(),
+            in_statement: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (received, in_statement, stop) = (
+            Arc::clone(&sigterm.received),
+            Arc::clone(&sigterm.in_statement),
+            Arc::clone(&sigterm.stop),
+        );
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                received.store(true, Ordering::SeqCst);
+                if in_statement.load(Ordering::SeqCst) {
+                    stop.notify_one();
+                } else {
+                    end_by_sigterm();
+                }
+            }
+        });
+        Ok(sigterm)
+    }
+}
+
+/// Ends the process by SIGTERM, with the signal's default effect (so a
+/// supervisor sees it killed by the signal, not exiting).
+pub(crate) fn end_by_sigterm() -> ! {
+    use nix::sys::signal::{SigHandler, Signal, raise, signal};
+    // SAFETY: restoring the default action installs no Rust handler.
+    unsafe {
+        let _ = signal(Signal::SIGTERM, SigHandler::SigDfl);
+    }
+    let _ = raise(Signal::SIGTERM);
+    std::process::exit(Exit::Terminated as i32)
 }
 
 impl Shell {
@@ -134,19 +186,25 @@ impl Shell {
                 _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
             },
             Stop::InterruptOrTerminate => {
-                // Caught from the first statement on, for good, so that a
-                // SIGTERM between statements stops the next one.
-                let terminate = match &mut self.sigterm {
-                    Some(signal) => signal,
-                    None => self.sigterm.insert(
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .map_err(|e| RunError::Failed(DataFusionError::External(Box::new(e))))?,
-                    ),
-                };
-                tokio::select! {
+                let sigterm =
+                    match &self.sigterm {
+                        Some(sigterm) => sigterm,
+                        None => self.sigterm.insert(Sigterm::install().map_err(|e| {
+                            RunError::Failed(DataFusionError::External(Box::new(e)))
+                        })?),
+                    };
+                sigterm.in_statement.store(true, Ordering::SeqCst);
+                let outcome = tokio::select! {
                     result = execution => result.map_err(RunError::from),
                     _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
-                    _ = terminate.recv() => Err(RunError::Terminated),
+                    _ = sigterm.stop.notified() => Err(RunError::Terminated),
+                };
+                sigterm.in_statement.store(false, Ordering::SeqCst);
+                // One that came as the statement ended.
+                if sigterm.received.load(Ordering::SeqCst) {
+                    Err(RunError::Terminated)
+                } else {
+                    outcome
                 }
             }
         };

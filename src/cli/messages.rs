@@ -133,7 +133,14 @@ fn innermost_execution_message(text: &str) -> Option<String> {
             '"' => return Some(message),
             '\\' => match chars.next()? {
                 'n' => message.push('\n'),
+                'r' => message.push('\r'),
                 't' => message.push('\t'),
+                '0' => message.push('\0'),
+                'u' => {
+                    // `\u{1b}`
+                    let code: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                    message.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
+                }
                 other => message.push(other),
             },
             c => message.push(c),
@@ -274,6 +281,12 @@ mod tests {
         assert_eq!(
             without_job_wrapping(format!("Job 038J failed: {from_a_task}")),
             "s3://b/AWSLogs/x.log.gz: \"quoted\" (cluster job 038J)"
+        );
+        let message = "a\r\n\u{1b}[0m\0\\\"'";
+        let debug = format!("Job 7 failed: Execution({message:?})");
+        assert_eq!(
+            without_job_wrapping(debug),
+            format!("{message} (cluster job 7)")
         );
         let plain = "Job titles are not columns";
         assert_eq!(without_job_wrapping(plain.to_string()), plain);

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use flowsql::{CacheOptions, CacheUsage, new_context, scan_report, table_notes};
 
 pub(crate) use args::Args;
-use exec::{Shell, Stop};
+use exec::{RunError, Shell, Stop};
 use invocation::{CacheActions, Invocation, Origin, Script, Statements, Terminals};
 use messages::{print_error, print_note, print_run_error, user_message};
 
@@ -39,7 +39,8 @@ pub(crate) enum Exit {
     Usage = 2,
     /// Ctrl-C cancelled a statement: 128 + SIGINT, as shells report it.
     Cancelled = 130,
-    /// SIGTERM stopped a statement (on a cluster): 128 + SIGTERM.
+    /// SIGTERM stopped a statement (on a cluster), if the process cannot
+    /// end by the signal itself: 128 + SIGTERM.
     Terminated = 143,
 }
 
@@ -205,6 +206,9 @@ pub(crate) async fn run(args: Args) -> Exit {
     for script in scripts {
         if let Err(e) = shell.run_sql(&script.sql, stop).await {
             print_run_error(&e, script.origin.name().as_deref());
+            if matches!(e, RunError::Terminated) {
+                exec::end_by_sigterm();
+            }
             return e.exit();
         }
     }

@@ -292,8 +292,12 @@ impl FileOpener for ShardOpener {
 
 /// `error` as its message alone: Ballista sends a failed task's error to
 /// the client as its `Debug` text, in which the client finds the message
-/// of an `Execution` error.
+/// of an `Execution` error. An I/O error stays as it is: Ballista retries
+/// a task that failed on one.
 fn as_message(error: DataFusionError) -> DataFusionError {
+    if matches!(error.find_root(), DataFusionError::IoError(_)) {
+        return error;
+    }
     let message = match crate::error::Error::find(&error) {
         Some(flowsql) => flowsql.to_string(),
         None => match error.find_root() {

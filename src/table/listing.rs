@@ -64,14 +64,14 @@ impl Root {
         if self.url != ObjectStoreUrl::local_filesystem() {
             return Ok(());
         }
-        let seen = self
-            .store
-            .list_with_delimiter(Some(&self.awslogs))
-            .await
-            .is_ok_and(|found| !found.common_prefixes.is_empty() || !found.objects.is_empty());
-        if seen {
-            return Ok(());
-        }
+        let folder = object_store::local::LocalFileSystem::new()
+            .path_to_filesystem(&self.awslogs)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let why = match std::fs::metadata(&folder) {
+            Ok(found) if found.is_dir() => return Ok(()),
+            Ok(_) => "it is not a folder".to_string(),
+            Err(e) => e.to_string(),
+        };
         let process = std::env::args()
             .next()
             .and_then(|arg| {
@@ -84,9 +84,9 @@ impl Root {
             .map(|name| format!(" on {}", name.trim()))
             .unwrap_or_default();
         Err(DataFusionError::Execution(format!(
-            "{process}{host} cannot read /{}: on a cluster, a local LOCATION must be at the same \
-             path for the client, the scheduler and every executor",
-            self.awslogs
+            "{process}{host} cannot read {} ({why}): on a cluster, a local LOCATION must be at \
+             the same path for the client, the scheduler and every executor",
+            folder.display()
         )))
     }
 
@@ -165,7 +165,7 @@ impl ScanListing {
         #[cfg(feature = "cluster")]
         if let Some(only) = &self.shard {
             let folders = if only.shard.root == index {
-                vec![Ok(Path::from(only.shard.folder.as_str()))]
+                vec![Ok(carried_path(&only.shard.folder))]
             } else {
                 Vec::new()
             };
@@ -199,7 +199,16 @@ impl ScanListing {
             .as_ref()
             .and_then(|only| only.shard.after.as_ref())
         {
-            return Some(Path::from(after.as_str()));
+            return Some(carried_path(after));
+        }
+        None
+    }
+
+    /// The last key of a shard's slice, past which its listing can stop.
+    fn shard_up_to(&self) -> Option<&str> {
+        #[cfg(feature = "cluster")]
+        if let Some(only) = &self.shard {
+            return only.shard.up_to.as_deref();
         }
         None
     }
@@ -218,9 +227,9 @@ impl ScanListing {
             // later accounts are still being discovered.
             let folders = self.folders(index, root);
             let after = self.shard_after();
-            let after = after.as_ref();
+            let (after, up_to) = (after.as_ref(), self.shard_up_to());
             let mut listings = folders
-                .map(|folder| async move { list_objects_after(root, &folder?, after).await })
+                .map(|folder| async move { list_objects_after(root, &folder?, after, up_to).await })
                 .buffered(concurrency);
             while let Some(objects) = listings.next().await {
                 for (format, file) in self.to_read(objects?)? {
@@ -326,6 +335,13 @@ pub(super) async fn child_folders(store: &dyn ObjectStore, prefix: &Path) -> Res
         .collect())
 }
 
+/// A path a plan carries as text: a `Path`'s own (already encoded) text,
+/// which `Path::from` would encode again.
+#[cfg(feature = "cluster")]
+pub(super) fn carried_path(text: &str) -> Path {
+    Path::parse(text).unwrap_or_else(|_| Path::from(text))
+}
+
 pub(super) fn join(base: &Path, relative: &str) -> Path {
     relative
         .split('/')
@@ -388,15 +404,17 @@ pub(super) async fn list_all(root: &Root) -> Result<Vec<ListedObject>> {
 
 /// Every flow-log object below `prefix`, recursively.
 pub(super) async fn list_objects(root: &Root, prefix: &Path) -> Result<Vec<ListedObject>> {
-    list_objects_after(root, prefix, None).await
+    list_objects_after(root, prefix, None, None).await
 }
 
-/// Every flow-log object below `prefix` whose key comes after `after` (all
-/// if `None`), recursively.
+/// Every flow-log object below `prefix`, recursively, whose key comes
+/// after `after` (if given), and, from a store that lists in key order
+/// (S3), up to `up_to` (a caller keeps only those from any store).
 async fn list_objects_after(
     root: &Root,
     prefix: &Path,
     after: Option<&Path>,
+    up_to: Option<&str>,
 ) -> Result<Vec<ListedObject>> {
     root.count_listing(prefix, false);
     let listing = match after {
@@ -404,7 +422,15 @@ async fn list_objects_after(
         Some(after) => root.store.list_with_offset(Some(prefix), after),
         None => root.store.list(Some(prefix)),
     };
+    let in_key_order = root.url.as_str().starts_with("s3://");
     let metas: Vec<ObjectMeta> = listing
+        .try_take_while(|meta| {
+            let within = match up_to {
+                Some(last) if in_key_order => meta.location.as_ref() <= last,
+                _ => true,
+            };
+            futures::future::ready(Ok(within))
+        })
         .try_collect()
         .await
         .map_err(|e| listing_error(root.store.as_ref(), prefix, e))?;

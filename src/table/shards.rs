@@ -25,10 +25,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
-use super::listing::{Root, ScanListing, ShardOnly, day_folders, sized_objects};
+use super::listing::{Root, ScanListing, ShardOnly, carried_path, day_folders, sized_objects};
 use super::prune::{PathPredicate, TimeWindow};
 use super::{FlowLogOptions, FlowLogTable, ScanFilters, scan_readers, table_schema};
 use crate::location::{self, S3Options};
@@ -128,7 +127,7 @@ impl FlowLogTable {
                 Ok(Root {
                     store: location::store_for(runtime, &url, &options.s3)?,
                     url,
-                    awslogs: Path::from(awslogs.as_str()),
+                    awslogs: carried_path(awslogs),
                     report: Arc::clone(&report),
                 })
             })
@@ -177,7 +176,7 @@ impl FlowLogTable {
             let (predicate, window) = (&predicate, &window);
             let days: Vec<SizedDay> = futures::stream::iter(folders)
                 .map(|(root, folder)| async move {
-                    let path = Path::from(folder.as_str());
+                    let path = carried_path(&folder);
                     let (objects, complete) = sized_objects(
                         &self.roots[root],
                         &path,
