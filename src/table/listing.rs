@@ -190,27 +190,15 @@ impl ScanListing {
         true
     }
 
-    /// The key a shard's slice starts after, from which its listing can
-    /// start.
-    fn shard_after(&self) -> Option<Path> {
-        #[cfg(feature = "cluster")]
-        if let Some(after) = self
-            .shard
-            .as_ref()
-            .and_then(|only| only.shard.after.as_ref())
-        {
-            return Some(carried_path(after));
-        }
-        None
-    }
-
-    /// The last key of a shard's slice, past which its listing can stop.
-    fn shard_up_to(&self) -> Option<&str> {
+    /// A shard's slice: the key it starts after, where its listing can
+    /// start, and its last key, past which its listing can stop.
+    fn shard_range(&self) -> (Option<Path>, Option<&str>) {
         #[cfg(feature = "cluster")]
         if let Some(only) = &self.shard {
-            return only.shard.up_to.as_deref();
+            let after = only.shard.after.as_deref().map(carried_path);
+            return (after, only.shard.up_to.as_deref());
         }
-        None
+        (None, None)
     }
 
     async fn send_all(&self, found: &mpsc::Sender<Result<FoundObject>>) -> Result<()> {
@@ -226,8 +214,8 @@ impl ScanListing {
             // first day folders are listed, and their objects read, while
             // later accounts are still being discovered.
             let folders = self.folders(index, root);
-            let after = self.shard_after();
-            let (after, up_to) = (after.as_ref(), self.shard_up_to());
+            let (after, up_to) = self.shard_range();
+            let after = after.as_ref();
             let mut listings = folders
                 .map(|folder| async move { list_objects_after(root, &folder?, after, up_to).await })
                 .buffered(concurrency);
@@ -254,12 +242,8 @@ impl ScanListing {
             .into_iter()
             .filter(|o| self.in_shard(&o.meta))
             .collect();
-        let kept = self
-            .predicate
-            .retain(Level::File, objects, |o| path_values(&o.facts))?;
-        Ok(kept
+        Ok(kept_objects(&self.predicate, &self.window, objects)?
             .into_iter()
-            .filter(|o| self.window.keeps_file_time(o.facts.file_time))
             .map(|o| {
                 let values = partition_values(&path_values(&o.facts));
                 let file = PartitionedFile::new_from_meta(o.meta).with_partition_values(values);
@@ -295,6 +279,17 @@ impl ObjectListing for ScanListing {
             .map(|r| object_display(&r.url, &r.awslogs))
             .collect()
     }
+}
+
+/// The listed objects that the path filters and the time window keep.
+fn kept_objects(
+    predicate: &PathPredicate,
+    window: &TimeWindow,
+    objects: Vec<ListedObject>,
+) -> Result<Vec<ListedObject>> {
+    let mut kept = predicate.retain(Level::File, objects, |o| path_values(&o.facts))?;
+    kept.retain(|o| window.keeps_file_time(o.facts.file_time));
+    Ok(kept)
 }
 
 /// The path-column values of a listed key.
@@ -468,10 +463,8 @@ pub(super) async fn sized_objects(
         .take(max_entries)
         .filter_map(|meta| root.flow_log_object(meta))
         .collect();
-    let mut kept: Vec<(String, u64)> = predicate
-        .retain(Level::File, objects, |o| path_values(&o.facts))?
+    let mut kept: Vec<(String, u64)> = kept_objects(predicate, window, objects)?
         .into_iter()
-        .filter(|o| window.keeps_file_time(o.facts.file_time))
         .map(|o| (o.meta.location.to_string(), o.meta.size))
         .collect();
     // Stores other than S3 need not list in key order.

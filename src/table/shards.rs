@@ -168,7 +168,7 @@ impl FlowLogTable {
             root.check_seen_here().await?;
             let mut found = day_folders(root, &predicate, &window, &self.options).boxed();
             while let Some(folder) = found.next().await {
-                folders.push((index, folder?.to_string()));
+                folders.push((index, folder?));
             }
         }
         let slots = state.config_options().execution.target_partitions.max(1);
@@ -176,10 +176,9 @@ impl FlowLogTable {
             let (predicate, window) = (&predicate, &window);
             let days: Vec<SizedDay> = futures::stream::iter(folders)
                 .map(|(root, folder)| async move {
-                    let path = carried_path(&folder);
                     let (objects, complete) = sized_objects(
                         &self.roots[root],
-                        &path,
+                        &folder,
                         predicate,
                         window,
                         MAX_SIZED_ENTRIES,
@@ -187,7 +186,7 @@ impl FlowLogTable {
                     .await?;
                     Ok::<_, DataFusionError>(SizedDay {
                         root,
-                        folder,
+                        folder: folder.to_string(),
                         objects,
                         complete,
                     })
@@ -200,7 +199,7 @@ impl FlowLogTable {
             // Days enough to keep every slot busy without cutting them.
             folders
                 .into_iter()
-                .map(|(root, folder)| Shard::whole(root, folder))
+                .map(|(root, folder)| Shard::whole(root, folder.to_string()))
                 .collect()
         };
         // One task per shard: executors take tasks as they free up, so
