@@ -106,37 +106,32 @@ pub(crate) struct Shell {
 /// it stops the statement (whose job on the cluster is cancelled as the
 /// statement is dropped); outside one, the process ends by it at once, as
 /// without a handler.
-pub(crate) struct Sigterm {
-    received: Arc<AtomicBool>,
-    in_statement: Arc<AtomicBool>,
-    stop: Arc<Notify>,
+pub(crate) struct Sigterm(Arc<SigtermState>);
+
+#[derive(Default)]
+struct SigtermState {
+    received: AtomicBool,
+    in_statement: AtomicBool,
+    stop: Notify,
 }
 
 impl Sigterm {
     fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut signals = signal(SignalKind::terminate())?;
-        let sigterm = Sigterm {
-            received: Arc::default(),
-            in_statement: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (received, in_statement, stop) = (
-            Arc::clone(&sigterm.received),
-            Arc::clone(&sigterm.in_statement),
-            Arc::clone(&sigterm.stop),
-        );
+        let state = Arc::new(SigtermState::default());
+        let seen = Arc::clone(&state);
         tokio::spawn(async move {
             while signals.recv().await.is_some() {
-                received.store(true, Ordering::SeqCst);
-                if in_statement.load(Ordering::SeqCst) {
-                    stop.notify_one();
+                seen.received.store(true, Ordering::SeqCst);
+                if seen.in_statement.load(Ordering::SeqCst) {
+                    seen.stop.notify_one();
                 } else {
                     end_by_sigterm();
                 }
             }
         });
-        Ok(sigterm)
+        Ok(Sigterm(state))
     }
 }
 
@@ -186,7 +181,7 @@ impl Shell {
                 _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled),
             },
             Stop::InterruptOrTerminate => {
-                let sigterm =
+                let Sigterm(sigterm) =
                     match &self.sigterm {
                         Some(sigterm) => sigterm,
                         None => self.sigterm.insert(Sigterm::install().map_err(|e| {

@@ -284,13 +284,16 @@ impl Job {
         };
         let counts = match self.id() {
             Some(id) => {
-                tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, job_counts(&self.scheduler, &id)).await
+                tokio::time::timeout(SCHEDULER_CALL_TIMEOUT, job_counts(&self.scheduler, &id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
             }
-            None => Ok(Err("no job id".to_string())),
+            None => None,
         };
         match counts {
-            Ok(Ok(counts)) => add_counts(report, &self.added, counts),
-            _ => report.executor_counts_missing(),
+            Some(counts) => add_counts(report, &self.added, counts),
+            None => report.executor_counts_missing(),
         }
     }
 }
