@@ -37,6 +37,16 @@ async fn scheduler_session(one: &SessionContext, slots: usize) -> SessionContext
     server
 }
 
+/// The physical plan of `sql` in `ctx`.
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
+
 /// The file groups of the plan's one `DataSourceExec`.
 fn scan_groups(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
     let mut found = None;
@@ -57,13 +67,7 @@ fn scan_groups(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
 /// Each shard group of `sql`'s plan, alone in the plan (as a scheduler
 /// gives it to one task), encoded, decoded and run; the rows of all.
 async fn rows_shard_by_shard(server: &SessionContext, sql: &str) -> (usize, Vec<Vec<String>>) {
-    let plan = server
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(server, sql).await;
     let codec = flowsql::cluster::physical_codec();
     let Some(config) = scan_groups(&plan) else {
         // Nothing to read (no folder passes the filters).
@@ -119,13 +123,7 @@ async fn each_shard_travels_alone_and_the_shards_add_up_to_the_one_process_answe
             let server = scheduler_session(&one, slots).await;
             // A LIMIT pushed into the scan travels with it.
             let sql = format!("SELECT srcaddr FROM {TABLE} LIMIT 4");
-            let plan = server
-                .sql(&sql)
-                .await
-                .unwrap()
-                .create_physical_plan()
-                .await
-                .unwrap();
+            let plan = physical_plan(&server, &sql).await;
             assert_eq!(scan_groups(&plan).unwrap().limit, Some(4));
             let (groups, limited) = rows_shard_by_shard(&server, &sql).await;
             assert!(
@@ -172,13 +170,7 @@ async fn a_large_day_is_cut_by_size_and_its_slices_read_each_object_once() {
     let one = local_context(&tree, true).await;
     let server = scheduler_session(&one, 2).await;
     let sql = format!("SELECT * FROM {TABLE}");
-    let plan = server
-        .sql(&sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&server, &sql).await;
     let names: Vec<String> = scan_groups(&plan)
         .unwrap()
         .file_groups
@@ -222,13 +214,7 @@ async fn a_local_location_the_scheduler_or_an_executor_cannot_see_is_an_error() 
     let one = local_context(&location, true).await;
     let server = scheduler_session(&one, 2).await;
     let sql = format!("SELECT count(*) FROM {TABLE}");
-    let planned = server
-        .sql(&sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let planned = physical_plan(&server, &sql).await;
     // As if on other machines, where the folder is not mounted: the
     // scheduler's planning and an executor's task fail, naming the folder,
     // instead of reading nothing.
@@ -254,13 +240,7 @@ async fn a_plan_from_another_version_or_a_one_process_scan_is_refused() {
     let one = local_context(&bucket(), true).await;
     let codec = flowsql::cluster::physical_codec();
     // The one-process scan cannot be split by a scheduler.
-    let plan = one
-        .sql(&format!("SELECT count(*) FROM {TABLE}"))
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&one, &format!("SELECT count(*) FROM {TABLE}")).await;
     let error = physical_plan_to_bytes_with_extension_codec(plan, codec.as_ref())
         .unwrap_err()
         .to_string();
