@@ -8,7 +8,7 @@
 //! `#[target_feature]` list enables; the `SAFETY` comment at each call says
 //! which check that was. The users: the decoder's instruction levels
 //! (`decode::simd`) and the packing of text keys in vector lanes
-//! (`aggregate::packed_keys`).
+//! (`text_codes`).
 
 /// The x86-64 instruction sets flowsql has code for, and whether this
 /// processor has them (on other processors, none).

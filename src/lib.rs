@@ -95,6 +95,7 @@ mod scan;
 mod session;
 mod sql;
 mod table;
+mod text_codes;
 
 pub use aggregate::Bucketing;
 pub use cache::{CacheOptions, CacheUsage, DEFAULT_CACHE_BYTES};

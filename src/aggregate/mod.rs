@@ -24,7 +24,7 @@
 //! partition, as before.
 //!
 //! Group keys of short text made of digits and dots (IPv4 addresses,
-//! account ids) travel as `u64` codes ([`packed_keys`]) from the split to
+//! account ids) travel as `u64` codes ([`crate::text_codes`]) from the split to
 //! the output: rows of half the bytes to copy and spill, and
 //! integer keys to hash and compare. Where no node of the plan pairs one
 //! input's partitions with another's (no join, no union), rows with codes
@@ -58,7 +58,7 @@
 //! - [`exec`]: that execution plan node: which aggregates it takes, how it
 //!   shows in EXPLAIN, its metrics, and its two phases (split every input,
 //!   then finish each output partition's buckets);
-//! - [`packing`]: which group keys travel as [`packed_keys`] codes, and the
+//! - [`packing`]: which group keys travel as [`crate::text_codes`] codes, and the
 //!   aggregate over rows that carry them;
 //! - [`routing`]: which output partition and bucket a row goes to;
 //! - [`split`]: one input partition's rows put in bucket order, held in
@@ -76,7 +76,6 @@ mod by_view;
 mod exec;
 mod finish;
 mod keep_top;
-pub(crate) mod packed_keys;
 mod packed_merge;
 mod packing;
 mod routing;

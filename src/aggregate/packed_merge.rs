@@ -1,6 +1,6 @@
 //! The final step of the commonest flow-log aggregations, done directly:
 //! partial sums, counts, minimums and maximums of 64-bit integers, grouped
-//! by keys carried as [`crate::aggregate::packed_keys`] codes (an address, a pair of
+//! by keys carried as [`crate::text_codes`] codes (an address, a pair of
 //! addresses).
 //!
 //! [`crate::aggregate`] runs the final aggregation once per run of

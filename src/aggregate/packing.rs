@@ -1,4 +1,4 @@
-//! Which of an aggregate's group keys travel as [`super::packed_keys`]
+//! Which of an aggregate's group keys travel as [`crate::text_codes`]
 //! codes from the split to the output, and the aggregate (or merge) over
 //! rows that carry them.
 
@@ -14,10 +14,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::empty::EmptyExec;
 
-use super::packed_keys;
 use super::packed_merge::PackedMerge;
+use crate::text_codes;
 
-/// Text group keys carried as `u64` codes (see [`super::packed_keys`]) from
+/// Text group keys carried as `u64` codes (see [`crate::text_codes`]) from
 /// the split to the aggregate's output: a top-talkers row of an
 /// address and a sum shrinks from about 28 bytes to 16, and the bucket's
 /// table hashes and compares integers. A row whose keys all have codes (or
@@ -71,7 +71,7 @@ impl KeyPacking {
                 continue;
             };
             let data_type = input_schema.field(column.index()).data_type();
-            if packed_keys::packs(data_type) {
+            if text_codes::packs(data_type) {
                 outputs.push((position, data_type.clone()));
                 if !columns.contains(&column.index()) {
                     columns.push(column.index());
@@ -117,7 +117,7 @@ impl KeyPacking {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
         for &column in &self.columns {
-            let (codes, has_code) = packed_keys::pack_column(&columns[column])?;
+            let (codes, has_code) = text_codes::pack_column(&columns[column])?;
             columns[column] = Arc::new(codes);
             packed = Some(match packed {
                 Some(rows) => &rows & &has_code,
@@ -143,7 +143,7 @@ impl KeyPacking {
         let mut columns = batch.columns().to_vec();
         for (position, data_type) in &self.outputs {
             let codes = columns[*position].as_primitive();
-            columns[*position] = packed_keys::unpack_column(codes, data_type)?;
+            columns[*position] = text_codes::unpack_column(codes, data_type)?;
         }
         Ok(RecordBatch::try_new(
             Arc::clone(&self.output_schema),

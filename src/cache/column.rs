@@ -7,7 +7,10 @@
 //! back, the records of one value share one 16-byte view, so a grouping
 //! by string view finds their group without hashing text, and a record
 //! filter tests each distinct value once instead of each record. A text
-//! column whose values mostly differ (addresses) is kept as `Utf8`.
+//! column whose values mostly differ is kept as `Utf8`, or, when every
+//! value is short text of digits and dots (IPv4 addresses), as the texts'
+//! `u64` codes ([`crate::text_codes`]): 8 bytes a value instead of 13 or
+//! so, and codes are made several values at a time.
 //! Either way a reader checks the text as UTF-8 once per value kept, not
 //! once per view.
 //!
@@ -27,16 +30,18 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
-use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::HashMap;
+
+use crate::text_codes;
 
 /// Whether a data file's column of `stored` type can give a table column
 /// of `table` type.
 pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
     match (stored, table) {
         (DataType::Null, _) => true,
-        (DataType::Utf8, DataType::Utf8View) => true,
+        (DataType::Utf8 | DataType::UInt64, DataType::Utf8View) => true,
         (DataType::Dictionary(key, value), DataType::Utf8View) => {
             **value == DataType::Utf8 && KEY_TYPES.contains(&**key)
         }
@@ -95,8 +100,9 @@ pub(super) enum Keeping {
     /// Text whose values repeat, as a dictionary: each batch's column
     /// becomes keys (`Int32`) into the values the encoder has found.
     Dictionary(DictionaryEncoder),
-    /// Text as `Utf8` (smaller than views, and checked as UTF-8 in one
-    /// pass when read).
+    /// Text whose values mostly differ: as codes (`UInt64`) where every
+    /// value of the file has one; otherwise `Utf8` (smaller than views,
+    /// and checked as UTF-8 in one pass when read).
     Text,
     /// Anything else as it is (integers possibly narrowed when written).
     AsIs,
@@ -123,11 +129,11 @@ impl Keeping {
             let keys = encoder.encode(text)?;
             return Ok((Self::Dictionary(encoder), Arc::new(keys)));
         }
-        Ok((Self::Text, cast(first, &DataType::Utf8)?))
+        Ok((Self::Text, keep_text(first)?))
     }
 
     /// One batch's column as kept until it is written: a dictionary's
-    /// keys, text as `Utf8`, anything else as it is.
+    /// keys, text as addresses or `Utf8`, anything else as it is.
     pub(super) fn keep(&mut self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
         match self {
             Self::Dictionary(encoder) => {
@@ -136,7 +142,7 @@ impl Keeping {
                 })?;
                 Ok(Arc::new(encoder.encode(text)?))
             }
-            Self::Text => cast(column, &DataType::Utf8),
+            Self::Text => keep_text(column),
             Self::AsIs => Ok(Arc::clone(column)),
         }
     }
@@ -167,6 +173,15 @@ impl Keeping {
                     DataType::Int32
                 };
                 DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
+            }
+            // Batches still to come may hold other text.
+            Self::Text
+                if whole
+                    && kept
+                        .iter()
+                        .all(|column| column.data_type() == &DataType::UInt64) =>
+            {
+                DataType::UInt64
             }
             Self::Text => DataType::Utf8,
             Self::AsIs if whole && !narrower_integers(table).is_empty() => {
@@ -203,9 +218,27 @@ impl Keeping {
                 cast(&dictionary, stored)
             }
             (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
+            (Self::Text, DataType::Utf8) => {
+                // Codes among other text.
+                text_codes::unpack_column(kept.as_primitive::<UInt64Type>(), &DataType::Utf8)
+                    .map_err(|e| ArrowError::ComputeError(e.to_string()))
+            }
             (_, stored) => cast(kept, stored),
         }
     }
+}
+
+/// A batch's text column as [`Keeping::Text`] keeps it until it is
+/// written: codes if every value has one, else `Utf8`.
+fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    if column.data_type() == &DataType::Utf8View {
+        let (codes, coded) = text_codes::pack_column(column.as_ref())
+            .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+        if coded.count_set_bits() == coded.len() {
+            return Ok(Arc::new(codes));
+        }
+    }
+    cast(column, &DataType::Utf8)
 }
 
 /// Builds one dictionary for a column over all of an object's batches:
@@ -216,6 +249,10 @@ impl Keeping {
 pub(super) struct DictionaryEncoder {
     /// Values of at most 12 bytes, by their view, which holds them whole.
     short: HashMap<u128, i32>,
+    /// Values of 13 to 32 bytes (interface ids, VPC ids), by two words
+    /// that cover them and their length: hashed and compared as integers,
+    /// not as bytes.
+    medium: HashMap<(u128, u128, u32), i32>,
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
     /// The values' offsets in `bytes` (starting at 0).
@@ -283,6 +320,15 @@ impl DictionaryEncoder {
                         key
                     }
                 }
+            } else if let Some(words) = medium_words(text.value(i).as_bytes()) {
+                match self.medium.get(&words) {
+                    Some(&key) => key,
+                    None => {
+                        let key = self.add(text.value(i).as_bytes())?;
+                        self.medium.insert(words, key);
+                        key
+                    }
+                }
             } else {
                 let value = text.value(i).as_bytes();
                 match self.long.get(value) {
@@ -313,6 +359,23 @@ impl DictionaryEncoder {
         self.offsets.push(end);
         self.values = None;
         Ok(key)
+    }
+}
+
+/// A value of 13 to 32 bytes as its first and last 16 bytes (the first
+/// zero-padded if shorter) and its length, which together give every byte.
+#[inline(always)]
+fn medium_words(value: &[u8]) -> Option<(u128, u128, u32)> {
+    let len = value.len();
+    let word = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().expect("16 bytes"));
+    match len {
+        13..=15 => {
+            let mut first = [0u8; 16];
+            first[..len].copy_from_slice(value);
+            Some((u128::from_le_bytes(first), 0, len as u32))
+        }
+        16..=32 => Some((word(&value[..16]), word(&value[len - 16..]), len as u32)),
+        _ => None,
     }
 }
 
@@ -359,8 +422,12 @@ pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<Arr
     if let Some(dictionary) = column.as_any_dictionary_opt() {
         return take(dictionary.values(), dictionary.keys(), None);
     }
-    match column.data_type() {
-        DataType::Utf8 => Ok(Arc::new(text_as_views(column.as_string::<i32>()))),
+    match (column.data_type(), table) {
+        (DataType::Utf8, _) => Ok(Arc::new(text_as_views(column.as_string::<i32>()))),
+        (DataType::UInt64, DataType::Utf8View) => {
+            text_codes::unpack_column(column.as_primitive::<UInt64Type>(), table)
+                .map_err(|e| ArrowError::ComputeError(e.to_string()))
+        }
         _ => cast(column, table),
     }
 }
@@ -525,8 +592,16 @@ mod tests {
                 Some("eni-0123456789abcdef0"),
                 Some("ACCEPT"),
             ]),
-            texts(&[None, None]),
             texts(&[
+                None,
+                Some("thirteen char"),
+                None,
+                Some("a value longer than thirty-two bytes, by its bytes"),
+            ]),
+            texts(&[
+                Some("a value longer than thirty-two bytes, by its bytes"),
+                Some("thirteen char"),
+                Some("thirteen chars"),
                 Some("eni-0123456789abcdef0"),
                 Some(""),
                 Some("REJECT"),
@@ -573,6 +648,42 @@ mod tests {
             round_trip(&DataType::Utf8View, &batches, true),
             DataType::Utf8
         );
+    }
+
+    #[test]
+    fn text_of_digits_and_dots_is_kept_as_codes_when_every_value_has_one() {
+        let addresses: Vec<String> = (0..3000u32)
+            .map(|i| std::net::Ipv4Addr::from(0xAC10_0000 + i * 7919).to_string())
+            .collect();
+        let batch = |range: std::ops::Range<usize>| -> ArrayRef {
+            let values: Vec<Option<&str>> = addresses[range]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (i % 10 != 3).then_some(a.as_str()))
+                .collect();
+            texts(&values)
+        };
+        let batches = [batch(0..2500), batch(2500..3000)];
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &batches, true),
+            DataType::UInt64
+        );
+        // Batches still to come might have no codes.
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &batches, false),
+            DataType::Utf8
+        );
+        // One batch of other text makes the whole file text.
+        let other = texts(&[Some("2001:db8::1"), Some("10.0.0.1"), Some("")]);
+        for batches in [
+            [Arc::clone(&batches[0]), Arc::clone(&other)],
+            [other, Arc::clone(&batches[1])],
+        ] {
+            assert_eq!(
+                round_trip(&DataType::Utf8View, &batches, true),
+                DataType::Utf8
+            );
+        }
     }
 
     #[test]

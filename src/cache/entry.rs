@@ -946,7 +946,8 @@ mod tests {
                 DataType::UInt16,
                 DataType::UInt32,
                 dictionary(DataType::UInt16),
-                DataType::Utf8
+                // Every value an IPv4 address: codes.
+                DataType::UInt64
             ]
         );
         // A large one (past the bytes a writer holds) batch by batch, at

@@ -37,8 +37,12 @@ use object_store::ObjectMeta;
 use entry::Entry;
 
 /// The cache's folder under the user's cache folder, by format version:
-/// entries another version wrote are not read (and are evicted in time).
-const OBJECTS_FOLDER: &str = "objects-v1";
+/// entries another version wrote are not read, and a sweep or a clear
+/// removes them (see [`OLDER_FOLDERS`]).
+const OBJECTS_FOLDER: &str = "objects-v2";
+
+/// The folders of earlier versions of the cache's format.
+const OLDER_FOLDERS: [&str; 1] = ["objects-v1"];
 
 /// The file of hit and miss counts, one line per process that read through
 /// the cache.
@@ -108,6 +112,7 @@ impl CacheUsage {
     /// `options.folder`; returns what it held.
     pub fn clear(options: &CacheOptions) -> std::io::Result<Self> {
         let usage = Self::of(options)?;
+        remove_older_versions(&options.folder)?;
         let root = options.folder.join(OBJECTS_FOLDER);
         match std::fs::remove_dir_all(&root) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -233,6 +238,17 @@ fn hex_md5(parts: &[&[u8]]) -> String {
         .collect()
 }
 
+/// Removes what earlier versions of the cache's format left in `folder`.
+fn remove_older_versions(folder: &Path) -> std::io::Result<()> {
+    for older in OLDER_FOLDERS {
+        match std::fs::remove_dir_all(folder.join(older)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// One entry's files as a sweep sees them.
 struct EntryOnDisk {
     files: Vec<PathBuf>,
@@ -293,6 +309,9 @@ fn entries(root: &Path) -> std::io::Result<Vec<EntryOnDisk>> {
 /// Removes the least recently used entries until the cache holds at most
 /// [`SWEEP_TO_PERCENT`] of `max_bytes`, if it holds more than `max_bytes`.
 fn sweep(root: &Path, max_bytes: u64) -> std::io::Result<()> {
+    if let Some(folder) = root.parent() {
+        remove_older_versions(folder)?;
+    }
     let mut found = entries(root)?;
     let mut total: u64 = found.iter().map(|e| e.bytes).sum();
     if total <= max_bytes {
@@ -363,6 +382,10 @@ mod tests {
         let root = folder.path().join(OBJECTS_FOLDER);
         let now = SystemTime::now();
         std::fs::create_dir_all(root.join("ab")).unwrap();
+        // An earlier version's entry, never read, and removed by the sweep.
+        let older = folder.path().join(OLDER_FOLDERS[0]).join("cd");
+        std::fs::create_dir_all(&older).unwrap();
+        std::fs::write(older.join("cd0.facts"), "x").unwrap();
         for (i, age) in [30u64, 10, 20].into_iter().enumerate() {
             let file = root.join("ab").join(format!("ab{i}.facts"));
             std::fs::write(&file, vec![b'x'; 1000]).unwrap();
@@ -380,6 +403,7 @@ mod tests {
             .map(|d| d.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left.len(), 2, "{left:?}");
+        assert!(!folder.path().join(OLDER_FOLDERS[0]).exists());
         assert!(!left.contains(&"ab0.facts".to_string()), "{left:?}");
         assert_eq!(CacheUsage::clear(&options).unwrap().entries, 2);
         assert_eq!(CacheUsage::of(&options).unwrap(), CacheUsage::default());

@@ -1,7 +1,7 @@
 //! Address group keys through a cluster's shuffle as integers.
 //!
 //! In one process flowsql's bucketed aggregate carries text keys of digits
-//! and dots (IPv4 addresses) as `u64` codes ([`packed_keys`]); on a
+//! and dots (IPv4 addresses) as `u64` codes ([`crate::text_codes`]); on a
 //! cluster, DataFusion's own aggregate shuffles its partial groups with
 //! the addresses as text. This rule, run where the scheduler plans, groups
 //! by each address column's code and, for text without a code, the text
@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::aggregate::packed_keys;
+use crate::text_codes;
 
 /// The columns whose group keys travel as codes: the flow log's addresses.
 const ADDRESS_COLUMNS: [&str; 4] = ["srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr"];
@@ -168,7 +168,7 @@ impl ScalarUDFImpl for KeyCode {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let texts = args.args[0].to_array(args.number_rows)?;
-        let (codes, coded) = packed_keys::pack_column(texts.as_ref())?;
+        let (codes, coded) = text_codes::pack_column(texts.as_ref())?;
         // Null where the text is null or has no code.
         let without_code = BooleanArray::new(!&coded, None);
         let codes = nullif(&codes, &without_code)?;
@@ -206,7 +206,7 @@ impl ScalarUDFImpl for KeyRest {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let texts = args.args[0].to_array(args.number_rows)?;
-        let (_, coded) = packed_keys::pack_column(texts.as_ref())?;
+        let (_, coded) = text_codes::pack_column(texts.as_ref())?;
         let rest = nullif(&texts, &BooleanArray::new(coded, None))?;
         Ok(ColumnarValue::Array(cast(&rest, &DataType::Utf8)?))
     }
@@ -249,7 +249,7 @@ impl ScalarUDFImpl for KeyText {
         let codes: &UInt64Array = codes
             .as_primitive_opt()
             .ok_or_else(|| DataFusionError::Internal("flowsql_key_text: codes".to_string()))?;
-        let texts = packed_keys::unpack_column(codes, rest.data_type())?;
+        let texts = text_codes::unpack_column(codes, rest.data_type())?;
         let has_code = BooleanArray::new(
             codes.nulls().map_or_else(
                 || datafusion::arrow::buffer::BooleanBuffer::new_set(codes.len()),

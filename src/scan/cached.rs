@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::FilterBuilder;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
@@ -25,8 +25,9 @@ use futures::{FutureExt, StreamExt};
 
 use crate::cache::ObjectCache;
 use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
-use crate::decode::record_filter::Matcher;
+use crate::decode::record_filter::{Matcher, Value};
 use crate::error::Error;
+use crate::text_codes;
 
 use super::text::{FlowLogOpener, SharedFindings, object_display};
 
@@ -210,7 +211,8 @@ impl EntryReading {
                 return Ok(None);
             };
             self.source.count_records(run.rows as u64);
-            let passing = keep_passing(&self.tests, run).map_err(|e| e.to_string())?;
+            let passing =
+                keep_passing(&self.tests, &self.schema, run).map_err(|e| e.to_string())?;
             if passing.rows > 0 {
                 return passing
                     .into_batch(&self.schema)
@@ -221,11 +223,24 @@ impl EntryReading {
     }
 }
 
-/// The records of `run` that pass every test that can run on its columns.
-fn keep_passing(tests: &[(usize, Matcher)], run: Run) -> Result<Run, ArrowError> {
+/// The records of `run` (columns as `schema` gives them) that pass every
+/// test that can run on its columns.
+fn keep_passing(
+    tests: &[(usize, Matcher)],
+    schema: &SchemaRef,
+    run: Run,
+) -> Result<Run, ArrowError> {
     let mut passing: Option<BooleanBuffer> = None;
     for (column, matcher) in tests {
-        if let Some(these) = matcher.passing(run.columns[*column].as_ref()) {
+        let kept = run.columns[*column].as_ref();
+        let these = match kept.as_primitive_opt::<UInt64Type>() {
+            // Text kept as codes: each tested as its text.
+            Some(codes) if schema.field(*column).data_type() == &DataType::Utf8View => {
+                Some(coded_passing(matcher, codes))
+            }
+            _ => matcher.passing(kept),
+        };
+        if let Some(these) = these {
             passing = Some(match passing {
                 Some(before) => &before & &these,
                 None => these,
@@ -248,6 +263,19 @@ fn keep_passing(tests: &[(usize, Matcher)], run: Run) -> Result<Run, ArrowError>
         .map(|column| filter.filter(column))
         .collect::<Result<_, _>>()?;
     Ok(Run { columns, rows })
+}
+
+/// Which of `codes` pass `matcher`, each tested as the text it stands for.
+fn coded_passing(matcher: &Matcher, codes: &UInt64Array) -> BooleanBuffer {
+    let values = codes.values();
+    let nulls = codes.nulls();
+    BooleanBuffer::collect_bool(values.len(), |i| {
+        if nulls.is_some_and(|nulls| nulls.is_null(i)) {
+            return matcher.passes(Value::Null);
+        }
+        let (bytes, len) = text_codes::unpack_bytes(values[i]);
+        matcher.passes(Value::Text(&bytes[..len]))
+    })
 }
 
 /// An object being read from its source while its entry is filled.
@@ -281,6 +309,62 @@ impl Filling {
                 }
                 Ok(None)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::record_filter::{ColumnTest, Condition};
+    use datafusion::arrow::array::{ArrayRef, StringViewArray, UInt32Array};
+    use datafusion::arrow::datatypes::UInt32Type;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    /// Text kept as codes is tested as the text it stands for, beside a
+    /// narrowed integer column.
+    #[test]
+    fn coded_text_is_tested_as_its_text() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("srcaddr", DataType::Utf8View, true),
+            Field::new("bytes", DataType::Int64, true),
+        ]));
+        let addresses: StringViewArray =
+            [Some("10.0.1.5"), None, Some("10.0.15.1"), Some("10.0.1.5")]
+                .into_iter()
+                .collect();
+        let (codes, _) = text_codes::pack_column(&addresses).unwrap();
+        let run = || Run {
+            columns: vec![
+                Arc::new(codes.clone()) as ArrayRef,
+                Arc::new(UInt32Array::from(vec![1, 2, 3, 4])),
+            ],
+            rows: 4,
+        };
+        let test = |column: &str, condition| {
+            let index = schema.index_of(column).unwrap();
+            let test = ColumnTest {
+                column: column.to_string(),
+                condition,
+            };
+            (index, test.matcher())
+        };
+        let cases = [
+            (
+                test("srcaddr", Condition::TextIn(vec![b"10.0.1.5".to_vec()])),
+                vec![1, 4],
+            ),
+            (
+                test("srcaddr", Condition::TextPrefix(b"10.0.1".to_vec())),
+                vec![1, 3, 4],
+            ),
+            (test("srcaddr", Condition::IsNull), vec![2]),
+            (test("bytes", Condition::IntegerRange(2, 3)), vec![2, 3]),
+        ];
+        for (test, expected) in cases {
+            let passing = keep_passing(&[test], &schema, run()).unwrap();
+            let bytes = passing.columns[1].as_primitive::<UInt32Type>();
+            assert_eq!(bytes.values().to_vec(), expected);
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Short text of digits and dots, such as IPv4 addresses ("10.0.1.5") and
 //! account ids ("123456789012"), coded losslessly as a `u64`.
 //!
-//! A flow log's busiest group keys are addresses kept as text (the table
-//! follows Athena's types). [`crate::aggregate`] carries such keys
-//! as these codes while it splits, spills and aggregates rows, which makes
-//! each row less than half the bytes and each key an integer to hash and
-//! compare, and turns them back into text for its output.
+//! A flow log's busiest text is its addresses (the table follows Athena's
+//! types). [`crate::aggregate`] carries such group keys as these codes
+//! while it splits, spills and aggregates rows, which makes each row less
+//! than half the bytes and each key an integer to hash and compare, and
+//! turns them back into text for its output. The cluster's shuffle does the
+//! same, and the local cache keeps address columns as codes: half the bytes
+//! of the text to write and read.
 //!
 //! Each character takes four bits, first character lowest: '.' is 1 and
 //! '0' to '9' are 3 to 12; unused places are 0. The code of a text is
@@ -79,7 +81,7 @@ fn pack_eight(word: u64, len: usize) -> Option<u64> {
 
 /// The text whose code is `code`: its bytes (the first `len`).
 #[inline]
-fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
+pub(crate) fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
     let len = (64 - code.leading_zeros() as usize).div_ceil(4);
     let spread = |half: u64| {
         let mut x = half & 0xFFFF_FFFF;
@@ -665,7 +667,7 @@ mod tests {
 
     #[test]
     fn codes_are_unique_and_bounded() {
-        use crate::aggregate::packed_keys::{pack, unpack};
+        use crate::text_codes::{pack, unpack};
 
         let code = pack(b"192.168.0.1").unwrap();
         assert_eq!(unpack(code), "192.168.0.1");
