@@ -187,9 +187,18 @@ impl Keeping {
             Self::AsIs if whole && !narrower_integers(table).is_empty() => {
                 let mut range: Option<(i64, i64)> = None;
                 for column in kept {
-                    let column = cast(column, &DataType::Int64)?;
-                    let column = column.as_primitive::<Int64Type>();
-                    if let (Some(low), Some(high)) = (min(column), max(column)) {
+                    let (low, high) = match column.data_type() {
+                        DataType::Int32 => {
+                            let column = column.as_primitive::<Int32Type>();
+                            (min(column).map(i64::from), max(column).map(i64::from))
+                        }
+                        _ => {
+                            let column = cast(column, &DataType::Int64)?;
+                            let column = column.as_primitive::<Int64Type>();
+                            (min(column), max(column))
+                        }
+                    };
+                    if let (Some(low), Some(high)) = (low, high) {
                         range = Some(match range {
                             Some((l, h)) => (l.min(low), h.max(high)),
                             None => (low, high),
@@ -247,12 +256,13 @@ fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
 /// batch) and every batch of the file shares them.
 #[derive(Default)]
 pub(super) struct DictionaryEncoder {
-    /// Values of at most 12 bytes, by their view, which holds them whole.
-    short: HashMap<u128, i32>,
-    /// Values of 13 to 32 bytes (interface ids, VPC ids), by two words
-    /// that cover them and their length: hashed and compared as integers,
-    /// not as bytes.
-    medium: HashMap<(u128, u128, u32), i32>,
+    /// Values of at most 32 bytes (actions, interface ids, VPC ids), by
+    /// [`value_words`]: hashed and compared as integers, not as bytes.
+    by_words: HashMap<Words, i32>,
+    /// The last value met in each of [`RECENT_SLOTS`] slots (by a hash of
+    /// its words) and its key, looked at before `by_words`: a column's
+    /// few values are then found without a hash table's probing.
+    recent: Vec<(Words, i32)>,
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
     /// The values' offsets in `bytes` (starting at 0).
@@ -311,23 +321,31 @@ impl DictionaryEncoder {
                 keys.push(0);
                 continue;
             }
-            let key = if view as u32 <= 12 {
-                match self.short.get(&view) {
-                    Some(&key) => key,
-                    None => {
-                        let key = self.add(text.value(i).as_bytes())?;
-                        self.short.insert(view, key);
-                        key
-                    }
+            // A short value's view is its words: no need to find its bytes.
+            let words = if view as u32 <= 12 {
+                Some((view, 0, 0))
+            } else {
+                value_words(view, text.value(i).as_bytes())
+            };
+            let key = if let Some(words) = words {
+                if self.recent.is_empty() {
+                    // No value has these words: a view's length is at most 12.
+                    self.recent = vec![((u128::MAX, 0, 0), 0); RECENT_SLOTS];
                 }
-            } else if let Some(words) = medium_words(text.value(i).as_bytes()) {
-                match self.medium.get(&words) {
-                    Some(&key) => key,
-                    None => {
-                        let key = self.add(text.value(i).as_bytes())?;
-                        self.medium.insert(words, key);
-                        key
-                    }
+                let slot = recent_slot(&words);
+                if self.recent[slot].0 == words {
+                    self.recent[slot].1
+                } else {
+                    let key = match self.by_words.get(&words) {
+                        Some(&key) => key,
+                        None => {
+                            let key = self.add(text.value(i).as_bytes())?;
+                            self.by_words.insert(words, key);
+                            key
+                        }
+                    };
+                    self.recent[slot] = (words, key);
+                    key
                 }
             } else {
                 let value = text.value(i).as_bytes();
@@ -362,13 +380,21 @@ impl DictionaryEncoder {
     }
 }
 
-/// A value of 13 to 32 bytes as its first and last 16 bytes (the first
-/// zero-padded if shorter) and its length, which together give every byte.
+/// A text value of at most 32 bytes as words that give every byte of it.
+type Words = (u128, u128, u32);
+
+/// Slots of [`DictionaryEncoder::recent`].
+const RECENT_SLOTS: usize = 256;
+
+/// The [`Words`] of a value of at most 32 bytes: a short one's view (its
+/// length and bytes, zero-padded), or a longer one's first and last 16
+/// bytes (the first zero-padded if shorter) and its length.
 #[inline(always)]
-fn medium_words(value: &[u8]) -> Option<(u128, u128, u32)> {
+fn value_words(view: u128, value: &[u8]) -> Option<Words> {
     let len = value.len();
     let word = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().expect("16 bytes"));
     match len {
+        0..=12 => Some((view, 0, 0)),
         13..=15 => {
             let mut first = [0u8; 16];
             first[..len].copy_from_slice(value);
@@ -377,6 +403,16 @@ fn medium_words(value: &[u8]) -> Option<(u128, u128, u32)> {
         16..=32 => Some((word(&value[..16]), word(&value[len - 16..]), len as u32)),
         _ => None,
     }
+}
+
+/// The slot of `words` in [`DictionaryEncoder::recent`].
+#[inline(always)]
+fn recent_slot(words: &Words) -> usize {
+    let (a, b, len) = *words;
+    let mixed = (a as u64 ^ (a >> 64) as u64 ^ (b as u64).rotate_left(21))
+        ^ ((b >> 64) as u64).rotate_left(42)
+        ^ u64::from(len);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 /// The views of the last dictionary a reader met, made again only when
