@@ -119,15 +119,6 @@ fn assert_same_rows(actual: &[Vec<String>], expected: &[Vec<String>], what: &str
     );
 }
 
-async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
-    ctx.sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap()
-}
-
 /// The plan's first node named `name`, depth first.
 fn find_node<'a>(
     plan: &'a Arc<dyn ExecutionPlan>,

@@ -37,16 +37,6 @@ async fn scheduler_session(one: &SessionContext, slots: usize) -> SessionContext
     server
 }
 
-/// The physical plan of `sql` in `ctx`.
-async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
-    ctx.sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap()
-}
-
 /// The file groups of the plan's one `DataSourceExec`.
 fn scan_groups(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
     let mut found = None;

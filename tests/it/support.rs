@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use flowsql::{FlowLogOptions, FlowLogTable, SessionOptions};
 use object_store::ObjectStoreExt;
@@ -15,6 +16,16 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 
 pub const TABLE: &str = "vpc_flow_logs";
+
+/// The physical plan of `sql` in `ctx`.
+pub async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
 
 /// `tests/data/<name>`.
 pub fn data(name: &str) -> PathBuf {
