@@ -133,7 +133,7 @@ impl Keeping {
     }
 
     /// One batch's column as kept until it is written: a dictionary's
-    /// keys, text as addresses or `Utf8`, anything else as it is.
+    /// keys, text as codes or `Utf8`, anything else as it is.
     pub(super) fn keep(&mut self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
         match self {
             Self::Dictionary(encoder) => {
@@ -257,7 +257,7 @@ fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
 #[derive(Default)]
 pub(super) struct DictionaryEncoder {
     /// Values of at most 32 bytes (actions, interface ids, VPC ids), by
-    /// [`value_words`]: hashed and compared as integers, not as bytes.
+    /// their [`Words`]: hashed and compared as integers, not as bytes.
     by_words: HashMap<Words, i32>,
     /// The last value met in each of [`RECENT_SLOTS`] slots (by a hash of
     /// its words) and its key, looked at before `by_words`: a column's
@@ -325,7 +325,7 @@ impl DictionaryEncoder {
             let words = if view as u32 <= 12 {
                 Some((view, 0, 0))
             } else {
-                value_words(view, text.value(i).as_bytes())
+                longer_value_words(text.value(i).as_bytes())
             };
             let key = if let Some(words) = words {
                 if self.recent.is_empty() {
@@ -380,21 +380,22 @@ impl DictionaryEncoder {
     }
 }
 
-/// A text value of at most 32 bytes as words that give every byte of it.
+/// A text value of at most 32 bytes as words that give every byte of it:
+/// a value of at most 12 bytes as its view (length and bytes) and zeros,
+/// a longer one as [`longer_value_words`] gives it.
 type Words = (u128, u128, u32);
 
 /// Slots of [`DictionaryEncoder::recent`].
 const RECENT_SLOTS: usize = 256;
 
-/// The [`Words`] of a value of at most 32 bytes: a short one's view (its
-/// length and bytes, zero-padded), or a longer one's first and last 16
-/// bytes (the first zero-padded if shorter) and its length.
+/// The [`Words`] of a value of 13 to 32 bytes: its first and last 16
+/// bytes (the first zero-padded if shorter) and its length. A value of at
+/// most 12 bytes has its view as words (with zeros), so the two never meet.
 #[inline(always)]
-fn value_words(view: u128, value: &[u8]) -> Option<Words> {
+fn longer_value_words(value: &[u8]) -> Option<Words> {
     let len = value.len();
     let word = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().expect("16 bytes"));
     match len {
-        0..=12 => Some((view, 0, 0)),
         13..=15 => {
             let mut first = [0u8; 16];
             first[..len].copy_from_slice(value);
