@@ -33,6 +33,7 @@
 //!   line's field count, UTF-8 and numbers checked, the filter's tests
 //!   run, and the row appended;
 //! - [`numbers`]: numeric fields checked and parsed;
+//! - [`views`]: text values copied from the line into string views;
 //! - [`record_filter`]: the query's filters on record columns, as tests on
 //!   a line's values;
 //! - [`reject`]: why a line is malformed, and where it goes;
@@ -45,6 +46,7 @@ mod records;
 mod reject;
 mod simd;
 mod tokenizer;
+mod views;
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions, StringViewBuilder,
+    ArrayRef, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
@@ -25,11 +25,12 @@ use super::reject::Reject;
 #[cfg(target_arch = "x86_64")]
 use super::simd::NumberLanes;
 use super::tokenizer::Tokens;
+use super::views::TextViews;
 
 enum ColumnBuilder {
     Int32(Int32Builder),
     Int64(Int64Builder),
-    Text(StringViewBuilder),
+    Text(TextViews),
 }
 
 impl ColumnBuilder {
@@ -37,7 +38,7 @@ impl ColumnBuilder {
         Ok(match data_type {
             DataType::Int32 => Self::Int32(Int32Builder::with_capacity(capacity)),
             DataType::Int64 => Self::Int64(Int64Builder::with_capacity(capacity)),
-            DataType::Utf8View => Self::Text(StringViewBuilder::with_capacity(capacity)),
+            DataType::Utf8View => Self::Text(TextViews::with_capacity(capacity)),
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "flow-log columns are Int32, Int64 or Utf8View, not {other}"
@@ -58,7 +59,7 @@ impl ColumnBuilder {
         match self {
             Self::Int32(b) => Arc::new(b.finish()),
             Self::Int64(b) => Arc::new(b.finish()),
-            Self::Text(b) => Arc::new(b.finish()),
+            Self::Text(b) => b.finish(),
         }
     }
 }
@@ -233,16 +234,14 @@ impl RecordDecoder {
                 ColumnBuilder::Int64(b) => b.append_option(self.ints[i]),
                 ColumnBuilder::Text(b) => {
                     let (start, end) = self.tokens.get(i);
-                    let token = &line[start..end];
-                    if token == b"-" {
+                    if &line[start..end] == b"-" {
                         b.append_null();
                     } else {
-                        debug_assert!(std::str::from_utf8(token).is_ok());
-                        // SAFETY: the line was checked to be UTF-8 above, and
-                        // a token ends at the line's ends or at a space, and
-                        // a space byte is never inside a UTF-8 sequence, so
-                        // the token is UTF-8 too, and is not checked again.
-                        b.append_value(unsafe { std::str::from_utf8_unchecked(token) })
+                        // The line was checked to be UTF-8 above, and a
+                        // token ends at the line's ends or at a space, and a
+                        // space byte is never inside a UTF-8 sequence, so
+                        // the token is UTF-8 too.
+                        b.append(line, start, end)
                     }
                 }
             }

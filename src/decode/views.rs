@@ -1,0 +1,233 @@
+//! A text column's values as string views, copied from the record line
+//! with fixed-size moves.
+//!
+//! Arrow's `StringViewBuilder` copies each value with a call to `memcpy` of
+//! its length, twice for a value longer than a view's 12 inline bytes (into
+//! the view's prefix and into the data buffer). A flow log's text values
+//! are short (addresses, interface ids, actions) and lie inside a line with
+//! more bytes after them, so [`TextViews::append`] moves a fixed number of
+//! bytes: 16 read at once and masked make an inline view, and a longer value
+//! of up to 32 bytes is stored as 32 bytes of which only its own count.
+//! Values near the line's end, or longer, take the general path.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, NullBufferBuilder, StringViewArray};
+use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
+
+/// Bytes a view holds inline; longer values go to a data buffer.
+const INLINE: usize = 12;
+/// Bytes read at once for an inline view.
+const WORD: usize = 16;
+/// Bytes moved at once for a longer value (addresses of 13 to 15 bytes,
+/// interface ids of 21).
+const MOVED: usize = 32;
+/// A data buffer's first size, and the most a later one doubles to (the
+/// sizes arrow's builder uses: a batch's few long values take little, and
+/// a column of long ones, more buffers of up to 2 MiB).
+const FIRST_BLOCK: usize = 8 << 10;
+const LARGEST_BLOCK: usize = 2 << 20;
+
+/// Builds one batch's string views at a time; see the module's doc.
+pub(super) struct TextViews {
+    views: Vec<u128>,
+    nulls: NullBufferBuilder,
+    in_progress: Vec<u8>,
+    completed: Vec<Buffer>,
+    next_block: usize,
+    capacity: usize,
+}
+
+impl TextViews {
+    /// Views for batches of about `capacity` rows.
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            views: Vec::with_capacity(capacity),
+            nulls: NullBufferBuilder::new(capacity),
+            in_progress: Vec::new(),
+            completed: Vec::new(),
+            next_block: FIRST_BLOCK,
+            capacity,
+        }
+    }
+
+    /// Appends the text `line[start..end]`, which the caller has checked to
+    /// be UTF-8.
+    #[inline]
+    pub(super) fn append(&mut self, line: &[u8], start: usize, end: usize) {
+        let len = end - start;
+        if len <= INLINE
+            && let Some(word) = line.get(start..start + WORD)
+        {
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is at most 12, so the shift is less than 128.
+            let value = word & ((1u128 << (8 * len)) - 1);
+            self.views.push(len as u128 | value << 32);
+        } else if len > INLINE
+            && len <= MOVED
+            && let Some(bytes) = line.get(start..start + MOVED)
+        {
+            let bytes: [u8; MOVED] = bytes.try_into().expect("a move is 32 bytes");
+            let offset = self.room_for(MOVED);
+            // SAFETY: `room_for` made room for 32 more bytes; only the
+            // value's own `len` of them become part of the buffer.
+            unsafe {
+                let end_of_data = self.in_progress.as_mut_ptr().add(offset);
+                std::ptr::write_unaligned(end_of_data.cast::<[u8; MOVED]>(), bytes);
+                self.in_progress.set_len(offset + len);
+            }
+            let prefix = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            self.views.push(self.long_view(len, prefix, offset));
+        } else {
+            return self.append_slice(&line[start..end]);
+        }
+        self.nulls.append_non_null();
+    }
+
+    /// Appends a value of any length, wherever it lies.
+    fn append_slice(&mut self, value: &[u8]) {
+        let len = value.len();
+        if len <= INLINE {
+            let mut bytes = [0u8; WORD];
+            bytes[..len].copy_from_slice(value);
+            self.views
+                .push(len as u128 | u128::from_le_bytes(bytes) << 32);
+        } else {
+            let offset = self.room_for(len);
+            self.in_progress.extend_from_slice(value);
+            let prefix = u32::from_le_bytes(value[..4].try_into().expect("four bytes"));
+            self.views.push(self.long_view(len, prefix, offset));
+        }
+        self.nulls.append_non_null();
+    }
+
+    pub(super) fn append_null(&mut self) {
+        self.views.push(0);
+        self.nulls.append_null();
+    }
+
+    /// The view of a value of `len` bytes (more than 12) at `offset` of the
+    /// buffer in progress, whose first four bytes are `prefix`.
+    fn long_view(&self, len: usize, prefix: u32, offset: usize) -> u128 {
+        let buffer_index = self.completed.len() as u128;
+        len as u128 | (prefix as u128) << 32 | buffer_index << 64 | (offset as u128) << 96
+    }
+
+    /// The offset where `bytes` more bytes fit in the buffer in progress,
+    /// starting a new buffer if they do not fit the current one.
+    fn room_for(&mut self, bytes: usize) -> usize {
+        if self.in_progress.capacity() - self.in_progress.len() < bytes {
+            self.finish_block();
+            let size = self.next_block.max(bytes);
+            self.next_block = (self.next_block * 2).min(LARGEST_BLOCK);
+            self.in_progress = Vec::with_capacity(size);
+        }
+        self.in_progress.len()
+    }
+
+    fn finish_block(&mut self) {
+        if !self.in_progress.is_empty() {
+            let block = std::mem::take(&mut self.in_progress);
+            assert!(
+                block.len() <= u32::MAX as usize,
+                "a view's offset is 32 bits"
+            );
+            self.completed.push(Buffer::from_vec(block));
+        }
+    }
+
+    /// The views appended since the last call, as an array.
+    pub(super) fn finish(&mut self) -> ArrayRef {
+        self.finish_block();
+        let views = std::mem::replace(&mut self.views, Vec::with_capacity(self.capacity));
+        let buffers = std::mem::take(&mut self.completed);
+        let nulls = self.nulls.finish();
+        self.next_block = FIRST_BLOCK;
+        // SAFETY: every view is inline with its length and bytes, or names a
+        // buffer of `buffers` and an offset and length within it, with its
+        // first four bytes as its prefix; the values are UTF-8 (the caller's
+        // promise); a NULL's view is zero.
+        Arc::new(unsafe {
+            StringViewArray::new_unchecked(ScalarBuffer::from(views), buffers, nulls)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+
+    /// A line of `words` joined by spaces, each word appended where it
+    /// lies, twice (a batch, then another from the same builder), each
+    /// batch checked by reading the array back.
+    fn round_trip(words: &[Option<String>], capacity: usize) {
+        let line: String = words
+            .iter()
+            .map(|w| w.clone().unwrap_or_else(|| "-".into()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = line.as_bytes();
+        let mut views = TextViews::with_capacity(capacity);
+        for _batch in 0..2 {
+            let mut start = 0;
+            for word in words {
+                let len = word.as_ref().map_or(1, String::len);
+                match word {
+                    Some(_) => views.append(line, start, start + len),
+                    None => views.append_null(),
+                }
+                start += len + 1;
+            }
+            let array = views.finish();
+            let array = array.as_string_view();
+            array.to_data().validate_full().expect("valid views");
+            assert_eq!(array.len(), words.len());
+            for (i, word) in words.iter().enumerate() {
+                let value = array.is_valid(i).then(|| array.value(i));
+                assert_eq!(value, word.as_deref(), "value {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_of_every_length_near_and_far_from_the_end() {
+        // Every length from empty to 40, each followed by more of the line
+        // and, in the second line, each last on its line.
+        let words: Vec<Option<String>> = (0..=40)
+            .map(|n| Some((0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()))
+            .collect();
+        round_trip(&words, 4);
+        for word in &words {
+            round_trip(std::slice::from_ref(word), 1);
+        }
+    }
+
+    #[test]
+    fn nulls_between_values() {
+        let words = vec![
+            None,
+            Some("10.0.1.5".to_string()),
+            None,
+            Some("172.31.255.255".to_string()),
+            Some("eni-0123456789abcdef0".to_string()),
+            None,
+        ];
+        round_trip(&words, 8);
+    }
+
+    #[test]
+    fn long_values_fill_several_buffers() {
+        // 13 to 16 bytes each: several blocks' worth.
+        let words: Vec<Option<String>> = (0..20_000)
+            .map(|i| {
+                Some(format!(
+                    "{:.<13}",
+                    format!("172.16.{}.{}", i % 256, i / 256)
+                ))
+            })
+            .collect();
+        round_trip(&words, 1024);
+        round_trip(&words[..3], 1024);
+    }
+}
