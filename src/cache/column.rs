@@ -147,44 +147,37 @@ impl Keeping {
         }
     }
 
-    /// The column's type in a data file. With `whole`, the file holds
-    /// exactly the batches `kept` and the values the encoder has found:
-    /// keys and integers are then as narrow as they can be. Otherwise
-    /// more batches may follow, and they keep their full width.
+    /// The column's type in a data file that holds exactly the batches
+    /// `kept` (keys into the values the encoder has found so far): keys
+    /// and integers as narrow as they can be, text as codes if every value
+    /// has one.
     pub(super) fn stored_type(
         &self,
         table: &DataType,
         kept: &[&ArrayRef],
-        whole: bool,
     ) -> Result<DataType, ArrowError> {
         // A field the object's header lacks: NULL in every record.
-        if whole
-            && kept
-                .iter()
-                .all(|column| column.null_count() == column.len())
+        if kept
+            .iter()
+            .all(|column| column.null_count() == column.len())
         {
             return Ok(DataType::Null);
         }
         Ok(match self {
             Self::Dictionary(encoder) => {
-                let key = if whole {
-                    narrowest(&KEY_TYPES, 0, encoder.len() as i64 - 1).unwrap_or(DataType::Int32)
-                } else {
-                    DataType::Int32
-                };
+                let key =
+                    narrowest(&KEY_TYPES, 0, encoder.len() as i64 - 1).unwrap_or(DataType::Int32);
                 DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
             }
-            // Batches still to come may hold other text.
             Self::Text
-                if whole
-                    && kept
-                        .iter()
-                        .all(|column| column.data_type() == &DataType::UInt64) =>
+                if kept
+                    .iter()
+                    .all(|column| column.data_type() == &DataType::UInt64) =>
             {
                 DataType::UInt64
             }
             Self::Text => DataType::Utf8,
-            Self::AsIs if whole && !narrower_integers(table).is_empty() => {
+            Self::AsIs if !narrower_integers(table).is_empty() => {
                 let mut range: Option<(i64, i64)> = None;
                 for column in kept {
                     let (low, high) = match column.data_type() {
@@ -558,10 +551,9 @@ mod tests {
         }
     }
 
-    /// Writes `batches` of one column as a data file does (batch by batch,
-    /// or all at once as a whole object), reads them back through the
-    /// reader's steps, and checks every value.
-    fn round_trip(table: &DataType, batches: &[ArrayRef], whole: bool) -> DataType {
+    /// Writes `batches` of one column as a data file does, reads them back
+    /// through the reader's steps, and checks every value.
+    fn round_trip(table: &DataType, batches: &[ArrayRef]) -> DataType {
         use datafusion::arrow::array::RecordBatch;
         use datafusion::arrow::datatypes::{Field, Schema};
         use datafusion::arrow::ipc::reader::FileReader;
@@ -572,38 +564,24 @@ mod tests {
         for batch in &batches[1..] {
             kept.push(keeping.keep(batch).unwrap());
         }
+        let all: Vec<&ArrayRef> = kept.iter().collect();
+        let stored_type = keeping.stored_type(table, &all).unwrap();
+        let schema = Schema::new(vec![Field::new("c", stored_type.clone(), true)]);
         let mut file = Vec::new();
-        let mut stored_type = None;
         {
-            let mut writer: Option<FileWriter<&mut Vec<u8>>> = None;
-            for (i, column) in kept.iter().enumerate() {
-                if writer.is_none() {
-                    let so_far: Vec<&ArrayRef> = kept[..=i].iter().collect();
-                    let all: Vec<&ArrayRef> = kept.iter().collect();
-                    let t = keeping
-                        .stored_type(table, if whole { &all } else { &so_far }, whole)
-                        .unwrap();
-                    let schema = Schema::new(vec![Field::new("c", t.clone(), true)]);
-                    stored_type = Some(t);
-                    writer = Some(
-                        FileWriter::try_new_with_options(
-                            &mut file,
-                            &schema,
-                            IpcWriteOptions::default()
-                                .with_dictionary_handling(DictionaryHandling::Delta),
-                        )
-                        .unwrap(),
-                    );
-                }
-                let writer = writer.as_mut().unwrap();
-                let stored = keeping
-                    .stored(column, stored_type.as_ref().unwrap())
-                    .unwrap();
+            let mut writer = FileWriter::try_new_with_options(
+                &mut file,
+                &schema,
+                IpcWriteOptions::default().with_dictionary_handling(DictionaryHandling::Delta),
+            )
+            .unwrap();
+            for column in &kept {
+                let stored = keeping.stored(column, &stored_type).unwrap();
                 let batch =
                     RecordBatch::try_new(Arc::clone(writer.schema()), vec![stored]).unwrap();
                 writer.write(&batch).unwrap();
             }
-            writer.unwrap().finish().unwrap();
+            writer.finish().unwrap();
         }
         let reader = FileReader::try_new(std::io::Cursor::new(file), None).unwrap();
         let mut dictionaries = DictionaryViews::default();
@@ -613,7 +591,7 @@ mod tests {
             back.to_data().validate_full().unwrap();
             assert_eq!(&back, expected);
         }
-        stored_type.unwrap()
+        stored_type
     }
 
     fn texts(values: &[Option<&str>]) -> ArrayRef {
@@ -647,15 +625,9 @@ mod tests {
             ]),
         ];
         let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
-        // Written batch by batch, the keys keep their width and each batch
-        // adds to the dictionary; written whole, they are as narrow as the
-        // values allow.
+        // The keys are as narrow as the values allow.
         assert_eq!(
-            round_trip(&DataType::Utf8View, &batches, false),
-            dictionary(DataType::Int32)
-        );
-        assert_eq!(
-            round_trip(&DataType::Utf8View, &batches, true),
+            round_trip(&DataType::Utf8View, &batches),
             dictionary(DataType::UInt8)
         );
         let many: Vec<String> = (0..300).map(|i| format!("value {}", i % 299)).collect();
@@ -665,7 +637,7 @@ mod tests {
             .chain(many.iter().map(|v| Some(v.as_str())))
             .collect();
         assert_eq!(
-            round_trip(&DataType::Utf8View, &[texts(&many)], true),
+            round_trip(&DataType::Utf8View, &[texts(&many)]),
             dictionary(DataType::UInt16)
         );
     }
@@ -681,10 +653,7 @@ mod tests {
             ]),
             texts(&[Some("10.0.0.1")]),
         ];
-        assert_eq!(
-            round_trip(&DataType::Utf8View, &batches, true),
-            DataType::Utf8
-        );
+        assert_eq!(round_trip(&DataType::Utf8View, &batches), DataType::Utf8);
     }
 
     #[test]
@@ -701,25 +670,14 @@ mod tests {
             texts(&values)
         };
         let batches = [batch(0..2500), batch(2500..3000)];
-        assert_eq!(
-            round_trip(&DataType::Utf8View, &batches, true),
-            DataType::UInt64
-        );
-        // Batches still to come might have no codes.
-        assert_eq!(
-            round_trip(&DataType::Utf8View, &batches, false),
-            DataType::Utf8
-        );
+        assert_eq!(round_trip(&DataType::Utf8View, &batches), DataType::UInt64);
         // One batch of other text makes the whole file text.
         let other = texts(&[Some("2001:db8::1"), Some("10.0.0.1"), Some("")]);
         for batches in [
             [Arc::clone(&batches[0]), Arc::clone(&other)],
             [other, Arc::clone(&batches[1])],
         ] {
-            assert_eq!(
-                round_trip(&DataType::Utf8View, &batches, true),
-                DataType::Utf8
-            );
+            assert_eq!(round_trip(&DataType::Utf8View, &batches), DataType::Utf8);
         }
     }
 
@@ -727,14 +685,7 @@ mod tests {
     fn integers_are_kept_as_narrow_as_their_values() {
         use datafusion::arrow::array::{Int32Array, Int64Array};
         let ports: ArrayRef = Arc::new(Int32Array::from(vec![Some(22), None, Some(65535)]));
-        assert_eq!(
-            round_trip(&DataType::Int32, &[Arc::clone(&ports)], true),
-            DataType::UInt16
-        );
-        assert_eq!(
-            round_trip(&DataType::Int32, &[ports], false),
-            DataType::Int32
-        );
+        assert_eq!(round_trip(&DataType::Int32, &[ports]), DataType::UInt16);
         let cases: [(Vec<Option<i64>>, DataType); 5] = [
             (vec![Some(0), Some(255)], DataType::UInt8),
             (vec![Some(-1), Some(127)], DataType::Int8),
@@ -747,17 +698,14 @@ mod tests {
         ];
         for (values, expected) in cases {
             let column: ArrayRef = Arc::new(Int64Array::from(values));
-            assert_eq!(round_trip(&DataType::Int64, &[column], true), expected);
+            assert_eq!(round_trip(&DataType::Int64, &[column]), expected);
         }
         let nothing: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
         assert_eq!(
-            round_trip(&DataType::Int64, &[Arc::clone(&nothing), nothing], true),
+            round_trip(&DataType::Int64, &[Arc::clone(&nothing), nothing]),
             DataType::Null
         );
         let no_text = texts(&[None, None, None]);
-        assert_eq!(
-            round_trip(&DataType::Utf8View, &[no_text], true),
-            DataType::Null
-        );
+        assert_eq!(round_trip(&DataType::Utf8View, &[no_text]), DataType::Null);
     }
 }

@@ -1,16 +1,20 @@
 //! One cached object on disk: files named by the object's identity, its
 //! `facts` (what reading the object found besides its records: the
 //! header's fields, the malformed lines, how many records) and Arrow IPC
-//! data files, each holding some of its columns for every record of the
-//! object, in order, uncompressed (text as a dictionary or as `Utf8`: see
-//! [`super::column`]). Columns are added as queries first read them,
-//! so an entry holds the columns asked of it so far.
+//! data files. The columns a read added are kept for every record of the
+//! object, in order, in one data file, or for a large object in several
+//! (segments of about 8 MiB of columns, each with the next records), each
+//! uncompressed and in the narrowest types its own values allow (text as
+//! a dictionary, as codes or as `Utf8`: see [`super::column`]). Columns
+//! are added as queries first read them, so an entry holds the columns
+//! asked of it so far.
 //!
 //! Every file is written under a temporary name and renamed into place,
 //! so a reader sees whole files or none; a data file counts only once the
 //! manifest names it (with its length). Two processes adding columns to
-//! one entry at once each write a data file; the last manifest written
-//! names only its own, and the other is removed with the entry in time.
+//! one entry at once each write their data files; the last manifest
+//! written names only its own, and the others are removed with the entry
+//! in time.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -165,25 +169,36 @@ pub(crate) struct Manifest {
     files: Vec<DataFile>,
 }
 
-/// One data file of an entry: `{entry}.{tag}.arrow`, of `bytes`, holding
-/// `columns`.
+/// The columns one read added to an entry: `columns` for every record,
+/// in one or more data files (`segments`), each holding the next records
+/// in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DataFile {
+    columns: Vec<String>,
+    segments: Vec<Segment>,
+}
+
+/// One data file of an entry: `{entry}.{tag}.arrow`, of `bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
     tag: String,
     bytes: u64,
-    columns: Vec<String>,
 }
 
 impl Manifest {
     fn to_text(&self) -> String {
         let mut text = self.facts.to_text();
         for file in &self.files {
-            text.push_str(&format!("file\t{}\t{}", file.tag, file.bytes));
+            let (first, rest) = file.segments.split_first().expect("a file has a segment");
+            text.push_str(&format!("file\t{}\t{}", first.tag, first.bytes));
             for column in &file.columns {
                 text.push('\t');
                 text.push_str(&escape(column));
             }
             text.push('\n');
+            for segment in rest {
+                text.push_str(&format!("segment\t{}\t{}\n", segment.tag, segment.bytes));
+            }
         }
         text
     }
@@ -191,18 +206,26 @@ impl Manifest {
     fn parse(text: &str) -> Option<Self> {
         let end = text.find("\nend\n")? + "\nend\n".len();
         let facts = ObjectFacts::parse(&text[..end])?;
-        let mut files = Vec::new();
+        let mut files: Vec<DataFile> = Vec::new();
         for line in text[end..].lines() {
-            let mut parts = line.strip_prefix("file\t")?.split('\t');
+            let (kind, rest) = line.split_once('\t')?;
+            let mut parts = rest.split('\t');
             let tag = parts.next()?.to_string();
             if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 return None;
             }
-            files.push(DataFile {
+            let segment = Segment {
                 tag,
                 bytes: parts.next()?.parse().ok()?,
-                columns: parts.map(unescape).collect::<Option<_>>()?,
-            });
+            };
+            match kind {
+                "file" => files.push(DataFile {
+                    columns: parts.map(unescape).collect::<Option<_>>()?,
+                    segments: vec![segment],
+                }),
+                "segment" if parts.next().is_none() => files.last_mut()?.segments.push(segment),
+                _ => return None,
+            }
         }
         Some(Self { facts, files })
     }
@@ -228,8 +251,8 @@ impl Manifest {
 /// One object's cached files in a shard folder shared with other entries
 /// (a folder, or a file, per entry and column would cost more: creating
 /// files dominated a cold scan's cost): `{name}.facts`, the manifest
-/// ([`Manifest`]: facts and which data file holds which columns), and
-/// `{name}.{tag}.arrow`, one data file per read that added columns.
+/// ([`Manifest`]: facts and which data files hold which columns), and
+/// `{name}.{tag}.arrow`, the data files of each read that added columns.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     shard: PathBuf,
@@ -307,27 +330,44 @@ impl Entry {
             let file = manifest
                 .file_of(field.name())
                 .ok_or_else(|| format!("it lacks column {}", field.name()))?;
-            let at = match cursors.iter().position(|c| c.tag == file.tag) {
+            let tag = &file.segments[0].tag;
+            let at = match cursors.iter().position(|c| &c.segments[0].tag == tag) {
                 Some(at) => at,
-                None => match self.open_data(file)? {
-                    Some(cursor) => {
-                        cursors.push(cursor);
-                        cursors.len() - 1
+                None => {
+                    let mut segments = Vec::with_capacity(file.segments.len());
+                    for segment in &file.segments {
+                        match self.open_data(segment)? {
+                            Some(opened) => segments.push(opened),
+                            None => return Ok(None),
+                        }
                     }
-                    None => return Ok(None),
-                },
+                    cursors.push(FileCursor::new(segments));
+                    cursors.len() - 1
+                }
             };
             let cursor = &mut cursors[at];
-            let stored = Arc::clone(&cursor.schema);
-            let position = stored
+            let lacks = |tag: &str| format!("its data file {tag} lacks column {}", field.name());
+            let first = &cursor.segments[0];
+            let position = first
+                .schema
                 .index_of(field.name())
-                .map_err(|_| format!("its data file {} lacks column {}", file.tag, field.name()))?;
-            if !can_hold(stored.field(position).data_type(), field.data_type()) {
-                return Err(format!(
-                    "its column {} does not hold {}",
-                    field.name(),
-                    field.data_type()
-                ));
+                .map_err(|_| lacks(&first.tag))?;
+            for segment in &cursor.segments {
+                // Every segment has the same columns in the same order.
+                if segment.schema.fields().get(position).map(|f| f.name()) != Some(field.name()) {
+                    return Err(lacks(&segment.tag));
+                }
+                if !can_hold(
+                    segment.schema.field(position).data_type(),
+                    field.data_type(),
+                ) {
+                    return Err(format!(
+                        "its column {} in data file {} does not hold {}",
+                        field.name(),
+                        segment.tag,
+                        field.data_type()
+                    ));
+                }
             }
             cursor.columns.push((position, index));
             cursor.dictionaries.push(DictionaryViews::default());
@@ -335,7 +375,7 @@ impl Entry {
         Ok(Some(cursors))
     }
 
-    fn open_data(&self, data: &DataFile) -> Result<Option<FileCursor>, String> {
+    fn open_data(&self, data: &Segment) -> Result<Option<OpenedFile>, String> {
         let tag = &data.tag;
         let damaged = |e: &dyn std::fmt::Display| format!("its data file {tag} is damaged: {e}");
         let file = match File::open(self.data_path(tag)) {
@@ -374,18 +414,12 @@ impl Entry {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_footer(&buffer)))
                 .map_err(|_| damaged(&"a malformed footer"))?
                 .map_err(|e| damaged(&e))?;
-        Ok(Some(FileCursor {
+        Ok(Some(OpenedFile {
             tag: tag.to_string(),
             buffer,
             schema,
             decoder,
             blocks,
-            next_block: 0,
-            columns: Vec::new(),
-            dictionaries: Vec::new(),
-            current: Vec::new(),
-            rows: 0,
-            offset: 0,
         }))
     }
 
@@ -399,7 +433,7 @@ impl Entry {
             keeping: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
-            data: None,
+            written: Vec::new(),
             failed: false,
         }
     }
@@ -444,21 +478,30 @@ fn read_footer(file: &Buffer) -> Result<(SchemaRef, FileDecoder, Vec<Block>), Ar
     Ok((schema, decoder, blocks))
 }
 
-/// Reads one data file a batch at a time and hands out its rows in runs
-/// of any length, so columns from data files written by different reads
-/// (with different batch boundaries) line up.
-pub(crate) struct FileCursor {
+/// One data file, its footer read.
+struct OpenedFile {
     tag: String,
-    /// The whole file, mapped.
+    /// The whole file, read or mapped.
     buffer: Buffer,
     schema: SchemaRef,
     decoder: FileDecoder,
     blocks: Vec<Block>,
+}
+
+/// Reads the data files of some columns (one read's segments, in order) a
+/// batch at a time and hands out their rows in runs of any length, so
+/// columns from data files written by different reads (with different
+/// batch boundaries) line up.
+pub(crate) struct FileCursor {
+    segments: Vec<OpenedFile>,
+    /// The segment being read, and its next batch.
+    segment: usize,
     next_block: usize,
-    /// The columns read from this file: (position in the file, position in
-    /// the output, the table's type).
+    /// The columns read: (position in every segment, position in the
+    /// output).
     columns: Vec<(usize, usize)>,
-    /// Each column's dictionary as views, if it is kept as a dictionary.
+    /// Each column's dictionary as views, if the segment keeps it as a
+    /// dictionary.
     dictionaries: Vec<DictionaryViews>,
     /// The current batch's columns, in the order of `columns`, as
     /// [`Run`] describes them.
@@ -468,22 +511,43 @@ pub(crate) struct FileCursor {
 }
 
 impl FileCursor {
-    /// Rows left in the current batch, reading the next one if it is
-    /// spent; 0 at the end of the file.
+    fn new(segments: Vec<OpenedFile>) -> Self {
+        Self {
+            segments,
+            segment: 0,
+            next_block: 0,
+            columns: Vec::new(),
+            dictionaries: Vec::new(),
+            current: Vec::new(),
+            rows: 0,
+            offset: 0,
+        }
+    }
+
+    /// Rows left in the current batch, reading the next one (from the next
+    /// segment if this one is spent) if it is spent; 0 at the end of the
+    /// last segment.
     fn available(&mut self) -> Result<usize, ArrowError> {
         while self.offset >= self.rows {
-            let Some(block) = self.blocks.get(self.next_block) else {
+            let Some(file) = self.segments.get(self.segment) else {
                 return Ok(0);
+            };
+            let Some(block) = file.blocks.get(self.next_block) else {
+                // Each segment has dictionaries of its own.
+                self.segment += 1;
+                self.next_block = 0;
+                self.dictionaries.fill_with(DictionaryViews::default);
+                continue;
             };
             self.next_block += 1;
             let length = block.metaDataLength() as usize + block.bodyLength() as usize;
-            let data = self
+            let data = file
                 .buffer
                 .slice_with_length(block.offset() as usize, length);
             // arrow's decoder asserts on some malformed blocks: a damaged
             // file must not take the process down.
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.decoder.read_record_batch(block, &data)
+                file.decoder.read_record_batch(block, &data)
             }))
             .map_err(|_| ArrowError::IpcError("a malformed block".to_string()))?;
             let batch =
@@ -573,10 +637,12 @@ pub(crate) fn next_run(
     Ok(Some(Run { columns, rows }))
 }
 
-/// Writes the columns an entry lacks, as one data file, while the object
-/// is read from its source; [`EntryWriter::commit`] adds the file to the
-/// manifest once the whole object has been read (until then no reader
-/// looks at it). Dropped without a commit, it leaves nothing.
+/// Writes the columns an entry lacks while the object is read from its
+/// source, as data files of at most about [`PENDING_AT_MOST`] bytes of
+/// columns each (segments, each in the narrowest types its own values
+/// allow); [`EntryWriter::commit`] adds them to the manifest once the
+/// whole object has been read (until then no reader looks at them).
+/// Dropped without a commit, it leaves nothing.
 pub(crate) struct EntryWriter {
     entry: Entry,
     /// Each missing column's index in the read's batches, and its name.
@@ -584,28 +650,28 @@ pub(crate) struct EntryWriter {
     schema: SchemaRef,
     /// How each of `columns` is kept: chosen by the first batch.
     keeping: Vec<Keeping>,
-    /// Batches (their `columns`, as kept) not yet written: an object of
-    /// up to [`PENDING_AT_MOST`] bytes is written whole at the commit, in
-    /// the narrowest types its values allow.
+    /// Batches (their `columns`, as kept) not yet written.
     pending: Vec<Vec<ArrayRef>>,
     pending_bytes: usize,
-    /// Started at the commit, or once the pending batches pass
-    /// [`PENDING_AT_MOST`].
-    data: Option<DataWriter>,
+    /// The segments written so far, in order.
+    written: Vec<WrittenSegment>,
     /// A write failed: the entry is left as it was.
     failed: bool,
 }
 
-/// The most bytes of batches a writer holds before it starts writing
-/// them (an object's columns usually fit: tens of thousands of records).
+/// The most bytes of kept batches a writer holds before it writes them as
+/// a segment. An object's columns usually fit in one (tens of thousands
+/// of records); a larger object's segments each keep its addresses as
+/// codes unless that segment holds other text, and its keys and integers
+/// as narrow as that segment's values allow.
 const PENDING_AT_MOST: usize = 8 << 20;
 
-struct DataWriter {
+/// A segment written under a temporary name, renamed at the commit.
+struct WrittenSegment {
     tag: String,
-    /// Written here, renamed to `path` at the commit.
     temporary: PathBuf,
     path: PathBuf,
-    writer: FileWriter<BufWriter<File>>,
+    bytes: u64,
 }
 
 impl EntryWriter {
@@ -638,23 +704,20 @@ impl EntryWriter {
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?
         };
-        if self.data.is_some() {
-            return self.write_kept(&kept);
-        }
         self.pending_bytes += kept
             .iter()
             .map(|c| c.get_array_memory_size())
             .sum::<usize>();
         self.pending.push(kept);
         if self.pending_bytes > PENDING_AT_MOST {
-            self.start(false)?;
+            self.write_segment()?;
         }
         Ok(())
     }
 
-    /// Starts the data file and writes the pending batches; with `whole`,
-    /// no batch follows them.
-    fn start(&mut self, whole: bool) -> Result<(), String> {
+    /// Writes the pending batches as the next segment, under a temporary
+    /// name, in the narrowest types their values allow.
+    fn write_segment(&mut self) -> Result<(), String> {
         if self.keeping.is_empty() {
             // An object without records: its columns' types as if empty.
             self.keeping = self
@@ -667,6 +730,8 @@ impl EntryWriter {
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
         }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
         let fields = self
             .columns
             .iter()
@@ -674,49 +739,50 @@ impl EntryWriter {
             .enumerate()
             .map(|(at, ((index, _), keeping))| {
                 let column = self.schema.field(*index);
-                let kept: Vec<&ArrayRef> = self.pending.iter().map(|batch| &batch[at]).collect();
-                let stored = keeping.stored_type(column.data_type(), &kept, whole)?;
+                let kept: Vec<&ArrayRef> = pending.iter().map(|batch| &batch[at]).collect();
+                let stored = keeping.stored_type(column.data_type(), &kept)?;
                 Ok(Field::new(column.name(), stored, column.is_nullable()))
             })
             .collect::<Result<Vec<_>, ArrowError>>()
             .map_err(|e| e.to_string())?;
+        let schema = Arc::new(Schema::new(fields));
         let tag = unique_tag();
         let path = self.entry.data_path(&tag);
         let temporary = temporary_name(&path);
         let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
-        self.data = Some(DataWriter {
+        // Named before the first write, so a failure removes it.
+        self.written.push(WrittenSegment {
             tag,
             temporary,
             path,
-            writer: FileWriter::try_new_with_options(
-                BufWriter::with_capacity(256 * 1024, file),
-                &Schema::new(fields),
-                // Written batch by batch, a column's dictionary grows; each
-                // batch writes only the values it added.
-                IpcWriteOptions::default().with_dictionary_handling(DictionaryHandling::Delta),
-            )
-            .map_err(|e| e.to_string())?,
+            bytes: 0,
         });
-        for kept in std::mem::take(&mut self.pending) {
-            self.write_kept(&kept)?;
+        let mut writer = FileWriter::try_new_with_options(
+            BufWriter::with_capacity(256 * 1024, file),
+            &schema,
+            // The batches of a segment share their dictionaries' values:
+            // each is written once.
+            IpcWriteOptions::default().with_dictionary_handling(DictionaryHandling::Delta),
+        )
+        .map_err(|e| e.to_string())?;
+        for kept in pending {
+            let columns = kept
+                .iter()
+                .zip(&mut self.keeping)
+                .zip(schema.fields())
+                .map(|((column, keeping), field)| keeping.stored(column, field.data_type()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            let stored =
+                RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| e.to_string())?;
+            writer.write(&stored).map_err(|e| e.to_string())?;
         }
-        self.pending_bytes = 0;
+        writer.finish().map_err(|e| e.to_string())?;
+        let inner = writer.get_mut();
+        inner.flush().map_err(|e| e.to_string())?;
+        let bytes = inner.get_ref().metadata().map_err(|e| e.to_string())?.len();
+        self.written.last_mut().expect("pushed above").bytes = bytes;
         Ok(())
-    }
-
-    /// Writes one batch's columns, as kept, in the data file's types.
-    fn write_kept(&mut self, kept: &[ArrayRef]) -> Result<(), String> {
-        let data = self.data.as_mut().expect("started");
-        let schema = Arc::clone(data.writer.schema());
-        let columns = kept
-            .iter()
-            .zip(&mut self.keeping)
-            .zip(schema.fields())
-            .map(|((column, keeping), field)| keeping.stored(column, field.data_type()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        let stored = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
-        data.writer.write(&stored).map_err(|e| e.to_string())
     }
 
     /// Gives up filling: the entry is left as it was.
@@ -726,20 +792,22 @@ impl EntryWriter {
     }
 
     fn remove_data(&mut self) {
-        if let Some(data) = self.data.take() {
-            drop(std::fs::remove_file(&data.temporary));
-            drop(std::fs::remove_file(&data.path));
+        for segment in self.written.drain(..) {
+            drop(std::fs::remove_file(&segment.temporary));
+            drop(std::fs::remove_file(&segment.path));
         }
     }
 
-    /// Finishes the data file and adds it to the manifest (writing the
-    /// manifest, with `facts`, if there is none); returns the bytes
-    /// written. Nothing is committed if a write failed.
+    /// Writes the last segment and adds the segments to the manifest
+    /// (writing the manifest, with `facts`, if there is none); returns the
+    /// bytes written. Nothing is committed if a write failed.
     pub(crate) fn commit(mut self, facts: &ObjectFacts) -> u64 {
         if self.failed {
             return 0;
         }
-        if !self.columns.is_empty() && self.data.is_none() && self.start(true).is_err() {
+        let last =
+            !self.columns.is_empty() && (!self.pending.is_empty() || self.written.is_empty());
+        if last && self.write_segment().is_err() {
             self.fail();
             return 0;
         }
@@ -772,20 +840,26 @@ impl EntryWriter {
             return Err("the object's facts differ from its entry's".to_string());
         }
         // Files a sweep removed are forgotten.
-        manifest
-            .files
-            .retain(|file| self.entry.data_path(&file.tag).exists());
-        if let Some(data) = &mut self.data {
-            data.writer.finish().map_err(|e| e.to_string())?;
-            let inner = data.writer.get_mut();
-            inner.flush().map_err(|e| e.to_string())?;
-            let written = inner.get_ref().metadata().map_err(|e| e.to_string())?.len();
-            std::fs::rename(&data.temporary, &data.path).map_err(|e| e.to_string())?;
-            bytes += written;
+        manifest.files.retain(|file| {
+            file.segments
+                .iter()
+                .all(|segment| self.entry.data_path(&segment.tag).exists())
+        });
+        if !self.written.is_empty() {
+            for segment in &self.written {
+                std::fs::rename(&segment.temporary, &segment.path).map_err(|e| e.to_string())?;
+                bytes += segment.bytes;
+            }
             manifest.files.push(DataFile {
-                tag: data.tag.clone(),
-                bytes: written,
                 columns: self.columns.iter().map(|(_, name)| name.clone()).collect(),
+                segments: self
+                    .written
+                    .iter()
+                    .map(|segment| Segment {
+                        tag: segment.tag.clone(),
+                        bytes: segment.bytes,
+                    })
+                    .collect(),
             });
         }
         let text = manifest.to_text();
@@ -797,8 +871,8 @@ impl EntryWriter {
             .map_err(|e| e.to_string())?;
         std::fs::rename(&temporary, &path).map_err(|e| e.to_string())?;
         bytes += text.len() as u64;
-        // Committed: the data file stays.
-        self.data = None;
+        // Committed: the data files stay.
+        self.written.clear();
         Ok(bytes)
     }
 }
@@ -860,13 +934,13 @@ mod tests {
     }
 
     /// Fills an entry with `batches` (every column), reads it back, and
-    /// returns the batches read and the data file's column types.
+    /// returns the batches read and each segment's column types.
     fn fill_and_read(
         schema: &SchemaRef,
         batches: &[RecordBatch],
     ) -> (
         Vec<RecordBatch>,
-        Vec<datafusion::arrow::datatypes::DataType>,
+        Vec<Vec<datafusion::arrow::datatypes::DataType>>,
     ) {
         let folder = tempfile::tempdir().unwrap();
         let entry = Entry::new(folder.path().join("ab"), "object".into());
@@ -887,10 +961,16 @@ mod tests {
         assert!(manifest.missing(schema).is_empty());
         let mut files = entry.open(&manifest, schema).unwrap().unwrap();
         let stored = files[0]
-            .schema
-            .fields()
+            .segments
             .iter()
-            .map(|f| f.data_type().clone())
+            .map(|segment| {
+                segment
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect()
+            })
             .collect();
         let mut rows_left = records;
         let mut read = Vec::new();
@@ -901,7 +981,7 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_gives_back_its_records_whether_written_whole_or_batch_by_batch() {
+    fn an_entry_gives_back_its_records_from_one_file_or_from_segments() {
         use datafusion::arrow::array::{Int32Array, Int64Array, StringViewArray};
         use datafusion::arrow::compute::concat_batches;
         use datafusion::arrow::datatypes::DataType;
@@ -911,7 +991,9 @@ mod tests {
             Field::new("interface_id", DataType::Utf8View, true),
             Field::new("srcaddr", DataType::Utf8View, true),
         ]));
-        let batch = |rows: usize, first: usize| {
+        // Records `first..first + rows`; the record `ipv6`, if among them,
+        // has an IPv6 source address; bytes are small up to record 700,000.
+        let batch = |rows: usize, first: usize, ipv6: Option<usize>| {
             let n = |i: usize| i + first;
             RecordBatch::try_new(
                 Arc::clone(&schema),
@@ -919,54 +1001,76 @@ mod tests {
                     Arc::new(Int32Array::from_iter(
                         (0..rows).map(|i| (n(i) % 7 != 0).then_some((n(i) % 1000) as i32)),
                     )),
-                    Arc::new(Int64Array::from_iter_values(
-                        (0..rows).map(|i| (n(i) as i64) * 100_003),
-                    )),
+                    Arc::new(Int64Array::from_iter_values((0..rows).map(|i| {
+                        if n(i) < 700_000 {
+                            (n(i) % 60_000) as i64
+                        } else {
+                            (n(i) as i64) * 100_003
+                        }
+                    }))),
                     Arc::new(StringViewArray::from_iter((0..rows).map(|i| {
                         (n(i) % 11 != 0).then(|| format!("eni-{:017x}", n(i) % 300))
                     }))),
                     Arc::new(StringViewArray::from_iter_values((0..rows).map(|i| {
-                        format!("10.{}.{}.{}", n(i) >> 16, (n(i) >> 8) & 255, n(i) & 255)
+                        if Some(n(i)) == ipv6 {
+                            "2001:db8::1".to_string()
+                        } else {
+                            format!("10.{}.{}.{}", n(i) >> 16, (n(i) >> 8) & 255, n(i) & 255)
+                        }
                     }))),
                 ],
             )
             .unwrap()
         };
-        // A small object is written whole, as narrow as its values allow.
-        let small = [batch(3000, 0), batch(2500, 3000)];
+        let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
+        // A small object is one data file, as narrow as its values allow.
+        let small = [batch(3000, 0, None), batch(2500, 3000, None)];
         let (read, stored) = fill_and_read(&schema, &small);
         assert_eq!(
             concat_batches(&schema, &read).unwrap(),
             concat_batches(&schema, &small).unwrap()
         );
-        let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
         assert_eq!(
             stored,
-            [
+            [[
                 DataType::UInt16,
-                DataType::UInt32,
+                DataType::UInt16,
                 dictionary(DataType::UInt16),
                 // Every value an IPv4 address: codes.
                 DataType::UInt64
-            ]
+            ]]
         );
-        // A large one (past the bytes a writer holds) batch by batch, at
-        // full width, its dictionary growing as it goes.
-        let large: Vec<RecordBatch> = (0..40).map(|b| batch(20_000, b * 20_000)).collect();
+        // A large one (past the bytes a writer holds) is segments, each as
+        // narrow as its own values allow; one IPv6 address makes only its
+        // own segment keep text.
+        let ipv6 = 500_000;
+        let large: Vec<RecordBatch> = (0..40)
+            .map(|b| batch(20_000, b * 20_000, Some(ipv6)))
+            .collect();
         let (read, stored) = fill_and_read(&schema, &large);
         assert_eq!(
             concat_batches(&schema, &read).unwrap(),
             concat_batches(&schema, &large).unwrap()
         );
+        assert!(stored.len() > 2, "{} segments", stored.len());
+        let with_ipv6: Vec<bool> = stored.iter().map(|s| s[3] == DataType::Utf8).collect();
         assert_eq!(
-            stored,
-            [
-                DataType::Int32,
-                DataType::Int64,
-                dictionary(DataType::Int32),
-                DataType::Utf8
-            ]
+            with_ipv6.iter().filter(|&&text| text).count(),
+            1,
+            "{stored:?}"
         );
+        assert!(!with_ipv6[0], "{stored:?}");
+        for segment in &stored {
+            assert_eq!(segment[0], DataType::UInt16, "{stored:?}");
+            assert_eq!(segment[2], dictionary(DataType::UInt16), "{stored:?}");
+            assert!(
+                matches!(segment[3], DataType::UInt64 | DataType::Utf8),
+                "{stored:?}"
+            );
+        }
+        // Bytes narrower in the first segment than in the last.
+        assert_eq!(stored[0][1], DataType::UInt16, "{stored:?}");
+        assert_eq!(stored[stored.len() - 1][1], DataType::Int64, "{stored:?}");
     }
 
     #[test]
@@ -979,21 +1083,23 @@ mod tests {
             },
             files: vec![
                 DataFile {
-                    tag: "12-0-ff".into(),
-                    bytes: 1000,
                     columns: vec!["srcaddr".into(), "odd\tname".into()],
+                    segments: vec![segment("12-0-ff", 1000)],
                 },
                 DataFile {
-                    tag: "12-1-ff".into(),
-                    bytes: 200,
                     columns: vec!["bytes".into()],
+                    segments: vec![
+                        segment("12-1-ff", 200),
+                        segment("12-2-ff", 300),
+                        segment("12-3-ff", 10),
+                    ],
                 },
             ],
         };
         let text = manifest.to_text();
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, manifest);
-        assert_eq!(back.file_of("bytes").unwrap().tag, "12-1-ff");
+        assert_eq!(back.file_of("bytes").unwrap().segments[2].tag, "12-3-ff");
         let schema = Schema::new(vec![
             Field::new("bytes", datafusion::arrow::datatypes::DataType::Int64, true),
             Field::new(
@@ -1003,9 +1109,25 @@ mod tests {
             ),
         ]);
         assert_eq!(back.missing(&schema), vec![(1, "action".to_string())]);
-        assert_eq!(
-            Manifest::parse(&text.replace("file\t12-0-ff", "file\t../x")),
-            None
-        );
+        for damaged in [
+            text.replace("file\t12-0-ff", "file\t../x"),
+            text.replace("segment\t12-2-ff\t300", "segment\t12-2-ff\t300\tbytes"),
+            text.replace("segment\t12-2-ff", "other\t12-2-ff"),
+            // A segment before any file.
+            text.replace(
+                "file\t12-0-ff\t1000\tsrcaddr\todd\\tname",
+                "segment\t12-0-ff\t1000",
+            ),
+        ] {
+            assert_ne!(damaged, text);
+            assert_eq!(Manifest::parse(&damaged), None, "{damaged}");
+        }
+    }
+
+    fn segment(tag: &str, bytes: u64) -> Segment {
+        Segment {
+            tag: tag.into(),
+            bytes,
+        }
     }
 }

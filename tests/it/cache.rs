@@ -308,3 +308,109 @@ async fn a_cache_folder_that_cannot_be_made_turns_the_cache_off_with_one_note() 
     assert_eq!(rows(&ctx, sql).await, want);
     assert!(report.summary().damaged_cache_entries.is_empty());
 }
+
+/// Writes one gzip flow-log object of `records` records under `tree`: IPv4
+/// addresses but for a few IPv6 ones in the middle, some NULLs, and 500
+/// interfaces.
+fn write_large_object(tree: &Path, records: usize) {
+    let folder = tree.join("AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/01/02");
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join(
+        "123456789012_vpcflowlogs_us-east-1_fl-0123456789abcdef0_20240102T0000Z_0a1b2c3d.log.gz",
+    );
+    let file = std::fs::File::create(path).unwrap();
+    let mut gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    writeln!(
+        gz,
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets \
+         bytes start end action log-status"
+    )
+    .unwrap();
+    for i in 0..records {
+        let source = match i {
+            _ if i % 997 == 5 => "-".to_string(),
+            300_000..300_004 => format!("2001:db8::{i:x}"),
+            _ => format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+        };
+        let action = if i % 3 == 0 { "REJECT" } else { "ACCEPT" };
+        writeln!(
+            gz,
+            "2 123456789012 eni-{:017x} {source} 172.16.{}.{} {} {} 6 {} {} {} {} {action} OK",
+            i % 500,
+            (i / 7) % 256,
+            i % 251,
+            1024 + i % 60_000,
+            [22, 443, 3389][i % 3],
+            1 + i % 90,
+            (i * 7919) % 1_000_003,
+            1_704_153_600 + i / 100,
+            1_704_153_660 + i / 100,
+        )
+        .unwrap();
+    }
+    gz.finish().unwrap().flush().unwrap();
+}
+
+#[tokio::test]
+async fn a_large_objects_columns_are_cached_in_segments_and_read_back_the_same() {
+    // Every column of 400,000 records is well past the 8 MiB a writer holds
+    // before it writes a segment.
+    let tree = tempfile::tempdir().unwrap();
+    write_large_object(tree.path(), 400_000);
+    let folder = cache_folder();
+    let options = cached_options(true, &folder);
+    let sql = "SELECT count(*), sum(bytes), sum(packets), count(DISTINCT srcaddr), \
+               min(srcaddr), max(srcaddr), count(DISTINCT dstaddr), \
+               count(DISTINCT interface_id), sum(dstport), max(\"end\"), \
+               count(*) FILTER (WHERE action = 'REJECT'), \
+               count(*) FILTER (WHERE srcaddr LIKE '2001:%') FROM vpc_flow_logs";
+
+    let records = read_independently(tree.path());
+    let texts = |column: &str| -> std::collections::BTreeSet<&str> {
+        records.iter().filter_map(|r| value(r, column)).collect()
+    };
+    let sum = |column: &str| -> i64 { records.iter().filter_map(|r| int(r, column)).sum() };
+    let sources = texts("srcaddr");
+    let expected = vec![vec![
+        records.len().to_string(),
+        sum("bytes").to_string(),
+        sum("packets").to_string(),
+        sources.len().to_string(),
+        sources.first().unwrap().to_string(),
+        sources.last().unwrap().to_string(),
+        texts("dstaddr").len().to_string(),
+        texts("interface_id").len().to_string(),
+        sum("dstport").to_string(),
+        records
+            .iter()
+            .filter_map(|r| int(r, "end"))
+            .max()
+            .unwrap()
+            .to_string(),
+        records
+            .iter()
+            .filter(|r| value(r, "action") == Some("REJECT"))
+            .count()
+            .to_string(),
+        sources
+            .iter()
+            .filter(|s| s.starts_with("2001:"))
+            .count()
+            .to_string(),
+    ]];
+
+    let (filling, summary) = answer_and_summary(tree.path(), &options, sql).await;
+    assert_eq!(filling, expected);
+    assert_eq!(summary.objects_missing_cache, 1);
+    let data_files = walk(&folder)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+        .count();
+    assert!(data_files > 1, "{data_files} data files");
+
+    let (warm, summary) = answer_and_summary(tree.path(), &options, sql).await;
+    assert_eq!(warm, expected);
+    assert_eq!(summary.objects_from_cache, 1);
+    assert_eq!(summary.records, records.len() as u64);
+}
