@@ -132,6 +132,15 @@ impl Keeping {
         Ok((Self::Text, keep_text(first)?))
     }
 
+    /// Starts afresh for the next data file of the same column: each file's
+    /// dictionary holds only the values its own batches use (the values of
+    /// every earlier file again would grow with the square of the files).
+    pub(super) fn next_file(&mut self) {
+        if let Self::Dictionary(encoder) = self {
+            *encoder = DictionaryEncoder::default();
+        }
+    }
+
     /// One batch's column as kept until it is written: a dictionary's
     /// keys, text as codes or `Utf8`, anything else as it is.
     pub(super) fn keep(&mut self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {

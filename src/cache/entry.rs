@@ -778,6 +778,9 @@ impl EntryWriter {
             writer.write(&stored).map_err(|e| e.to_string())?;
         }
         writer.finish().map_err(|e| e.to_string())?;
+        for keeping in &mut self.keeping {
+            keeping.next_file();
+        }
         let inner = writer.get_mut();
         inner.flush().map_err(|e| e.to_string())?;
         let bytes = inner.get_ref().metadata().map_err(|e| e.to_string())?.len();
@@ -934,13 +937,15 @@ mod tests {
     }
 
     /// Fills an entry with `batches` (every column), reads it back, and
-    /// returns the batches read and each segment's column types.
+    /// returns the batches read, each segment's column types, and each
+    /// segment's dictionary values by column (0 for other columns).
     fn fill_and_read(
         schema: &SchemaRef,
         batches: &[RecordBatch],
     ) -> (
         Vec<RecordBatch>,
         Vec<Vec<datafusion::arrow::datatypes::DataType>>,
+        Vec<Vec<usize>>,
     ) {
         let folder = tempfile::tempdir().unwrap();
         let entry = Entry::new(folder.path().join("ab"), "object".into());
@@ -972,12 +977,30 @@ mod tests {
                     .collect()
             })
             .collect();
+        let dictionary_values = files[0]
+            .segments
+            .iter()
+            .map(|segment| {
+                let file = std::io::Cursor::new(segment.buffer.as_slice());
+                let mut reader =
+                    datafusion::arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+                let first = reader.next().unwrap().unwrap();
+                first
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        use datafusion::arrow::array::AsArray;
+                        c.as_any_dictionary_opt().map_or(0, |d| d.values().len())
+                    })
+                    .collect()
+            })
+            .collect();
         let mut rows_left = records;
         let mut read = Vec::new();
         while let Some(run) = next_run(&mut files, schema, 1000, &mut rows_left).unwrap() {
             read.push(run.into_batch(schema).unwrap());
         }
-        (read, stored)
+        (read, stored, dictionary_values)
     }
 
     #[test]
@@ -990,9 +1013,11 @@ mod tests {
             Field::new("bytes", DataType::Int64, true),
             Field::new("interface_id", DataType::Utf8View, true),
             Field::new("srcaddr", DataType::Utf8View, true),
+            Field::new("vpc_id", DataType::Utf8View, true),
         ]));
         // Records `first..first + rows`; the record `ipv6`, if among them,
-        // has an IPv6 source address; bytes are small up to record 700,000.
+        // has an IPv6 source address; bytes are small up to record 700,000;
+        // a VPC id lasts 2,000 records.
         let batch = |rows: usize, first: usize, ipv6: Option<usize>| {
             let n = |i: usize| i + first;
             RecordBatch::try_new(
@@ -1018,6 +1043,9 @@ mod tests {
                             format!("10.{}.{}.{}", n(i) >> 16, (n(i) >> 8) & 255, n(i) & 255)
                         }
                     }))),
+                    Arc::new(StringViewArray::from_iter_values(
+                        (0..rows).map(|i| format!("vpc-{:017x}", n(i) / 2000)),
+                    )),
                 ],
             )
             .unwrap()
@@ -1025,7 +1053,7 @@ mod tests {
         let dictionary = |key| DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8));
         // A small object is one data file, as narrow as its values allow.
         let small = [batch(3000, 0, None), batch(2500, 3000, None)];
-        let (read, stored) = fill_and_read(&schema, &small);
+        let (read, stored, _) = fill_and_read(&schema, &small);
         assert_eq!(
             concat_batches(&schema, &read).unwrap(),
             concat_batches(&schema, &small).unwrap()
@@ -1037,7 +1065,8 @@ mod tests {
                 DataType::UInt16,
                 dictionary(DataType::UInt16),
                 // Every value an IPv4 address: codes.
-                DataType::UInt64
+                DataType::UInt64,
+                dictionary(DataType::UInt8),
             ]]
         );
         // A large one (past the bytes a writer holds) is segments, each as
@@ -1047,7 +1076,7 @@ mod tests {
         let large: Vec<RecordBatch> = (0..40)
             .map(|b| batch(20_000, b * 20_000, Some(ipv6)))
             .collect();
-        let (read, stored) = fill_and_read(&schema, &large);
+        let (read, stored, dictionary_values) = fill_and_read(&schema, &large);
         assert_eq!(
             concat_batches(&schema, &read).unwrap(),
             concat_batches(&schema, &large).unwrap()
@@ -1068,6 +1097,12 @@ mod tests {
                 "{stored:?}"
             );
         }
+        // Each segment's dictionary holds the values of its own records
+        // (400 VPC ids in all, each in one segment or two), not those of
+        // the segments before it too.
+        let vpcs: Vec<usize> = dictionary_values.iter().map(|d| d[4]).collect();
+        assert!(vpcs.iter().sum::<usize>() <= 400 + vpcs.len(), "{vpcs:?}");
+        assert!(vpcs.iter().all(|&n| n > 0), "{vpcs:?}");
         // Bytes narrower in the first segment than in the last.
         assert_eq!(stored[0][1], DataType::UInt16, "{stored:?}");
         assert_eq!(stored[stored.len() - 1][1], DataType::Int64, "{stored:?}");
