@@ -16,6 +16,7 @@
 //! written names only its own, and the others are removed with the entry
 //! in time.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -331,17 +332,17 @@ impl Entry {
                 .file_of(field.name())
                 .ok_or_else(|| format!("it lacks column {}", field.name()))?;
             let tag = &file.segments[0].tag;
-            let at = match cursors.iter().position(|c| &c.segments[0].tag == tag) {
+            let at = match cursors.iter().position(|c| &c.tag == tag) {
                 Some(at) => at,
                 None => {
-                    let mut segments = Vec::with_capacity(file.segments.len());
+                    let mut segments = VecDeque::with_capacity(file.segments.len());
                     for segment in &file.segments {
                         match self.open_data(segment)? {
-                            Some(opened) => segments.push(opened),
+                            Some(opened) => segments.push_back(opened),
                             None => return Ok(None),
                         }
                     }
-                    cursors.push(FileCursor::new(segments));
+                    cursors.push(FileCursor::new(tag.clone(), segments));
                     cursors.len() - 1
                 }
             };
@@ -493,9 +494,13 @@ struct OpenedFile {
 /// columns from data files written by different reads (with different
 /// batch boundaries) line up.
 pub(crate) struct FileCursor {
-    segments: Vec<OpenedFile>,
-    /// The segment being read, and its next batch.
-    segment: usize,
+    /// The first segment's tag, which names the cursor.
+    tag: String,
+    /// The segments not yet spent, the one being read first; all are
+    /// opened at once, so that a file a sweep removed is found before any
+    /// record is read.
+    segments: VecDeque<OpenedFile>,
+    /// The next batch of the segment being read.
     next_block: usize,
     /// The columns read: (position in every segment, position in the
     /// output).
@@ -511,10 +516,10 @@ pub(crate) struct FileCursor {
 }
 
 impl FileCursor {
-    fn new(segments: Vec<OpenedFile>) -> Self {
+    fn new(tag: String, segments: VecDeque<OpenedFile>) -> Self {
         Self {
+            tag,
             segments,
-            segment: 0,
             next_block: 0,
             columns: Vec::new(),
             dictionaries: Vec::new(),
@@ -529,12 +534,14 @@ impl FileCursor {
     /// last segment.
     fn available(&mut self) -> Result<usize, ArrowError> {
         while self.offset >= self.rows {
-            let Some(file) = self.segments.get(self.segment) else {
+            let Some(file) = self.segments.front() else {
                 return Ok(0);
             };
             let Some(block) = file.blocks.get(self.next_block) else {
-                // Each segment has dictionaries of its own.
-                self.segment += 1;
+                // A spent segment's buffer or mapping is let go (batches
+                // still in use keep what they point into), and the next
+                // segment has dictionaries of its own.
+                self.segments.pop_front();
                 self.next_block = 0;
                 self.dictionaries.fill_with(DictionaryViews::default);
                 continue;
@@ -750,6 +757,14 @@ impl EntryWriter {
         let path = self.entry.data_path(&tag);
         let temporary = temporary_name(&path);
         let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
+        // A sweep removes temporary files left for an hour: the segments
+        // written before are marked as in use too.
+        let now = std::time::SystemTime::now();
+        for earlier in &self.written {
+            File::open(&earlier.temporary)
+                .and_then(|file| file.set_modified(now))
+                .map_err(|e| e.to_string())?;
+        }
         // Named before the first write, so a failure removes it.
         self.written.push(WrittenSegment {
             tag,
@@ -868,11 +883,15 @@ impl EntryWriter {
         let text = manifest.to_text();
         let path = self.entry.manifest_path();
         let temporary = temporary_name(&path);
-        self.entry
+        let written = self
+            .entry
             .create(&temporary)
             .and_then(|mut file| file.write_all(text.as_bytes()))
-            .map_err(|e| e.to_string())?;
-        std::fs::rename(&temporary, &path).map_err(|e| e.to_string())?;
+            .and_then(|()| std::fs::rename(&temporary, &path));
+        if let Err(e) = written {
+            drop(std::fs::remove_file(&temporary));
+            return Err(e.to_string());
+        }
         bytes += text.len() as u64;
         // Committed: the data files stay.
         self.written.clear();

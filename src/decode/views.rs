@@ -144,8 +144,9 @@ impl TextViews {
         let nulls = self.nulls.finish();
         self.next_block = FIRST_BLOCK;
         // SAFETY: every view is inline with its length and bytes, or names a
-        // buffer of `buffers` and an offset and length within it, with its
-        // first four bytes as its prefix; the values are UTF-8 (the caller's
+        // buffer of `buffers` and an offset and length within it (a buffer's
+        // length fits 32 bits: `finish_block` checks), with its first four
+        // bytes as its prefix; the values are UTF-8 (the caller's
         // promise); a NULL's view is zero.
         Arc::new(unsafe {
             StringViewArray::new_unchecked(ScalarBuffer::from(views), buffers, nulls)
