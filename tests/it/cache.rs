@@ -413,4 +413,36 @@ async fn a_large_objects_columns_are_cached_in_segments_and_read_back_the_same()
     assert_eq!(warm, expected);
     assert_eq!(summary.objects_from_cache, 1);
     assert_eq!(summary.records, records.len() as u64);
+
+    // The last segment cut short: found when the entry is opened, before
+    // any record is read, so the object is read from its source instead.
+    let facts = walk(&folder)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "facts"))
+        .unwrap();
+    let manifest = std::fs::read_to_string(&facts).unwrap();
+    let last = manifest
+        .lines()
+        .filter_map(|line| line.strip_prefix("segment\t"))
+        .next_back()
+        .and_then(|rest| rest.split('\t').next())
+        .expect("the manifest lists segments");
+    let segment = walk(&folder)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(&format!(".{last}.arrow")))
+        .unwrap();
+    let length = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(length - 100)
+        .unwrap();
+    let (read_again, summary) = answer_and_summary(tree.path(), &options, sql).await;
+    assert_eq!(read_again, expected);
+    assert_eq!(summary.damaged_cache_entries.len(), 1, "{summary:?}");
+    assert_eq!(summary.objects_missing_cache, 1);
+    let (cached_again, summary) = answer_and_summary(tree.path(), &options, sql).await;
+    assert_eq!(cached_again, expected);
+    assert_eq!(summary.objects_from_cache, 1);
 }
