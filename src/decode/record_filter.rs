@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, UInt64Array};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::ArrowNativeType;
 use datafusion::arrow::datatypes::{
@@ -28,6 +28,7 @@ use datafusion::common::{Column, HashSet, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use crate::catalogue::FieldKind;
+use crate::text_codes;
 
 /// What a column's value must be for a row to pass one test. A NULL passes
 /// only [`Condition::IsNull`], as in SQL.
@@ -139,6 +140,48 @@ impl Matcher {
 }
 
 impl Matcher {
+    /// Which of `codes` pass, each the [`crate::text_codes`] code of a
+    /// text (the local cache's form of an address column), tested on the
+    /// codes themselves, without making the text: only text of at most 15
+    /// digits and dots has a code, so a text without one equals none of
+    /// them, and a prefix of `p` characters is a code's lowest `4p` bits.
+    pub(crate) fn passing_codes(&self, codes: &UInt64Array) -> BooleanBuffer {
+        use Condition::*;
+        let values = codes.values();
+        let nulls = codes.nulls();
+        let valid = |i: usize| nulls.is_none_or(|nulls| nulls.is_valid(i));
+        let each = |test: &dyn Fn(u64) -> bool| {
+            BooleanBuffer::collect_bool(values.len(), |i| valid(i) && test(values[i]))
+        };
+        match &self.condition {
+            IsNull => BooleanBuffer::collect_bool(values.len(), |i| !valid(i)),
+            TextIn(texts) => {
+                let wanted: HashSet<u64> =
+                    texts.iter().filter_map(|t| text_codes::pack(t)).collect();
+                match wanted.iter().copied().collect::<Vec<_>>().as_slice() {
+                    [] => each(&|_| false),
+                    [one] => each(&|code| code == *one),
+                    few if few.len() <= 8 => each(&|code| few.contains(&code)),
+                    _ => each(&|code| wanted.contains(&code)),
+                }
+            }
+            TextNot(text) => match text_codes::pack(text) {
+                Some(not) => each(&|code| code != not),
+                None => each(&|_| true),
+            },
+            TextPrefix(prefix) => match text_codes::pack(prefix) {
+                Some(start) => {
+                    // At most 15 characters: a shift of at most 60.
+                    let low = (1u64 << (4 * prefix.len())) - 1;
+                    each(&|code| code & low == start)
+                }
+                None => each(&|_| false),
+            },
+            // As `passes`: a test that does not fit text passes any value.
+            IsNotNull | IntegerIn(_) | IntegerNot(_) | IntegerRange(..) => each(&|_| true),
+        }
+    }
+
     /// Which records of `column` pass, tested on the column as it is (the
     /// local cache's form of an object: integers, text, or a dictionary of
     /// text, whose values are tested once each); `None` for a column of
@@ -801,5 +844,65 @@ mod tests {
             filter.to_string(),
             "dstport IN (22, 3389) AND action IN ('REJECT') AND dstport >= 1025"
         );
+    }
+
+    /// Codes are tested as the text they stand for: every condition, on
+    /// values with and without codes, against `passes` on the text.
+    #[test]
+    fn codes_pass_as_their_text_does() {
+        let texts: Vec<Option<&str>> = vec![
+            Some("10.0.1.5"),
+            None,
+            Some("10.0.15.1"),
+            Some("10.0.1.50"),
+            Some("1"),
+            Some(""),
+            Some("255.255.255.255"),
+            Some("123456789012345"),
+            Some("0.0.0.0"),
+            Some("10.0.1"),
+        ];
+        let codes: UInt64Array = texts
+            .iter()
+            .map(|t| t.map(|t| text_codes::pack(t.as_bytes()).unwrap()))
+            .collect();
+        let bytes = |values: &[&str]| -> Vec<Vec<u8>> {
+            values.iter().map(|v| v.as_bytes().to_vec()).collect()
+        };
+        let mut many: Vec<String> = (0..20).map(|i| format!("10.0.1.{i}")).collect();
+        many.push("2001:db8::1".into());
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let conditions = [
+            Condition::TextIn(bytes(&["10.0.1.5"])),
+            Condition::TextIn(bytes(&["10.0.1.5", "1", "", "2001:db8::1"])),
+            Condition::TextIn(bytes(&["2001:db8::1", "eni-1"])),
+            Condition::TextIn(bytes(&many)),
+            Condition::TextNot(b"10.0.1.5".to_vec()),
+            Condition::TextNot(b"2001:db8::1".to_vec()),
+            Condition::TextPrefix(b"10.0.1".to_vec()),
+            Condition::TextPrefix(b"10.0.1.".to_vec()),
+            Condition::TextPrefix(b"".to_vec()),
+            Condition::TextPrefix(b"1".to_vec()),
+            Condition::TextPrefix(b"255.255.255.255".to_vec()),
+            Condition::TextPrefix(b"123456789012345".to_vec()),
+            Condition::TextPrefix(b"1234567890123456".to_vec()),
+            Condition::TextPrefix(b"10.a".to_vec()),
+            Condition::IsNull,
+            Condition::IsNotNull,
+            Condition::IntegerIn(vec![1]),
+        ];
+        for condition in conditions {
+            let matcher = ColumnTest {
+                column: "srcaddr".into(),
+                condition: condition.clone(),
+            }
+            .matcher();
+            let expected: Vec<bool> = texts
+                .iter()
+                .map(|t| matcher.passes(t.map_or(Value::Null, |t| Value::Text(t.as_bytes()))))
+                .collect();
+            let got: Vec<bool> = matcher.passing_codes(&codes).iter().collect();
+            assert_eq!(got, expected, "{condition:?}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::FilterBuilder;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
@@ -25,9 +25,8 @@ use futures::{FutureExt, StreamExt};
 
 use crate::cache::ObjectCache;
 use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
-use crate::decode::record_filter::{Matcher, Value};
+use crate::decode::record_filter::Matcher;
 use crate::error::Error;
-use crate::text_codes;
 
 use super::text::{FlowLogOpener, SharedFindings, object_display};
 
@@ -234,9 +233,9 @@ fn keep_passing(
     for (column, matcher) in tests {
         let kept = run.columns[*column].as_ref();
         let these = match kept.as_primitive_opt::<UInt64Type>() {
-            // Text kept as codes: each tested as its text.
+            // Text kept as codes, tested as codes.
             Some(codes) if schema.field(*column).data_type() == &DataType::Utf8View => {
-                Some(coded_passing(matcher, codes))
+                Some(matcher.passing_codes(codes))
             }
             _ => matcher.passing(kept),
         };
@@ -263,19 +262,6 @@ fn keep_passing(
         .map(|column| filter.filter(column))
         .collect::<Result<_, _>>()?;
     Ok(Run { columns, rows })
-}
-
-/// Which of `codes` pass `matcher`, each tested as the text it stands for.
-fn coded_passing(matcher: &Matcher, codes: &UInt64Array) -> BooleanBuffer {
-    let values = codes.values();
-    let nulls = codes.nulls();
-    BooleanBuffer::collect_bool(values.len(), |i| {
-        if nulls.is_some_and(|nulls| nulls.is_null(i)) {
-            return matcher.passes(Value::Null);
-        }
-        let (bytes, len) = text_codes::unpack_bytes(values[i]);
-        matcher.passes(Value::Text(&bytes[..len]))
-    })
 }
 
 /// An object being read from its source while its entry is filled.
@@ -317,6 +303,7 @@ impl Filling {
 mod tests {
     use super::*;
     use crate::decode::record_filter::{ColumnTest, Condition};
+    use crate::text_codes;
     use datafusion::arrow::array::{ArrayRef, StringViewArray, UInt32Array};
     use datafusion::arrow::datatypes::UInt32Type;
     use datafusion::arrow::datatypes::{Field, Schema};
