@@ -12,11 +12,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, NullBufferBuilder, StringViewArray};
+use datafusion::arrow::array::{
+    ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, NullBufferBuilder, StringViewArray,
+};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 
 /// Bytes a view holds inline; longer values go to a data buffer.
-const INLINE: usize = 12;
+const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
 /// Bytes read at once for an inline view.
 const WORD: usize = 16;
 /// Bytes moved at once for a longer value (addresses of 13 to 15 bytes,
@@ -76,8 +78,7 @@ impl TextViews {
                 std::ptr::write_unaligned(end_of_data.cast::<[u8; MOVED]>(), bytes);
                 self.in_progress.set_len(offset + len);
             }
-            let prefix = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            self.views.push(self.long_view(len, prefix, offset));
+            self.views.push(self.long_view(&bytes[..len], offset));
         } else {
             return self.append_slice(&line[start..end]);
         }
@@ -95,8 +96,7 @@ impl TextViews {
         } else {
             let offset = self.room_for(len);
             self.in_progress.extend_from_slice(value);
-            let prefix = u32::from_le_bytes(value[..4].try_into().expect("four bytes"));
-            self.views.push(self.long_view(len, prefix, offset));
+            self.views.push(self.long_view(value, offset));
         }
         self.nulls.append_non_null();
     }
@@ -106,11 +106,13 @@ impl TextViews {
         self.nulls.append_null();
     }
 
-    /// The view of a value of `len` bytes (more than 12) at `offset` of the
-    /// buffer in progress, whose first four bytes are `prefix`.
-    fn long_view(&self, len: usize, prefix: u32, offset: usize) -> u128 {
-        let buffer_index = self.completed.len() as u128;
-        len as u128 | (prefix as u128) << 32 | buffer_index << 64 | (offset as u128) << 96
+    /// The view of `value` (more than 12 bytes), at `offset` of the buffer
+    /// in progress.
+    fn long_view(&self, value: &[u8], offset: usize) -> u128 {
+        ByteView::new(value.len() as u32, &value[..4])
+            .with_buffer_index(self.completed.len() as u32)
+            .with_offset(offset as u32)
+            .as_u128()
     }
 
     /// The offset where `bytes` more bytes fit in the buffer in progress,
