@@ -83,9 +83,6 @@ impl ColumnTest {
 
     /// The test, ready to run on every line.
     pub(crate) fn matcher(&self) -> Matcher {
-        // Past a few values a hash set wins: a thousand addresses must not
-        // cost a thousand comparisons per line.
-        const LONG_LIST: usize = 8;
         let mut matcher = Matcher {
             condition: self.condition.clone(),
             integers: HashSet::default(),
@@ -103,6 +100,10 @@ impl ColumnTest {
         matcher
     }
 }
+
+/// Values in a list past which a hash set wins: a thousand addresses must
+/// not cost a thousand comparisons per line.
+const LONG_LIST: usize = 8;
 
 /// A [`ColumnTest`] as the decoder runs it: a long value list is also a
 /// hash set (empty when the list is short).
@@ -156,13 +157,15 @@ impl Matcher {
         match &self.condition {
             IsNull => BooleanBuffer::collect_bool(values.len(), |i| !valid(i)),
             TextIn(texts) => {
-                let wanted: HashSet<u64> =
-                    texts.iter().filter_map(|t| text_codes::pack(t)).collect();
-                match wanted.iter().copied().collect::<Vec<_>>().as_slice() {
+                let wanted: Vec<u64> = texts.iter().filter_map(|t| text_codes::pack(t)).collect();
+                match wanted.as_slice() {
                     [] => each(&|_| false),
                     [one] => each(&|code| code == *one),
-                    few if few.len() <= 8 => each(&|code| few.contains(&code)),
-                    _ => each(&|code| wanted.contains(&code)),
+                    few if few.len() <= LONG_LIST => each(&|code| few.contains(&code)),
+                    many => {
+                        let set: HashSet<u64> = many.iter().copied().collect();
+                        each(&|code| set.contains(&code))
+                    }
                 }
             }
             TextNot(text) => match text_codes::pack(text) {
