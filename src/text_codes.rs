@@ -81,7 +81,7 @@ fn pack_eight(word: u64, len: usize) -> Option<u64> {
 
 /// The text whose code is `code`: its bytes (the first `len`).
 #[inline]
-pub(crate) fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
+fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
     let len = (64 - code.leading_zeros() as usize).div_ceil(4);
     let spread = |half: u64| {
         let mut x = half & 0xFFFF_FFFF;
