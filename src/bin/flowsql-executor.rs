@@ -145,7 +145,7 @@ async fn run(args: &Args, work_dir: &WorkDir) -> Result<(), String> {
 
     // The functions the executor resolves plan nodes against: those of a
     // flowsql server session.
-    let runtime = cluster::runtime_env(&work_dir_path)
+    let runtime = cluster::runtime_env(Some(&work_dir_path))
         .map_err(|e| format!("cannot set up the session runtime: {e}"))?;
     let state = cluster::server_state(cluster::session_config(), runtime)
         .map_err(|e| format!("cannot set up the session: {e}"))?;
@@ -155,7 +155,7 @@ async fn run(args: &Args, work_dir: &WorkDir) -> Result<(), String> {
     // spill files go under the work folder, as with Ballista's default.
     let spill_dir = work_dir_path.clone();
     let runtime_producer: RuntimeProducer =
-        Arc::new(move |_config: &SessionConfig| cluster::runtime_env(&spill_dir));
+        Arc::new(move |_config: &SessionConfig| cluster::runtime_env(Some(&spill_dir)));
 
     let vcores = match args.concurrent_tasks {
         Some(n) if n > 0 => n,

@@ -114,8 +114,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     // One runtime (object store registry, caches) for every session: the
     // session builder runs once per job. The scheduler plans but does not
-    // run queries, so its spill folder is the system's temporary folder.
-    let runtime = cluster::runtime_env(&std::env::temp_dir())
+    // run queries, so it has no spill folder of its own.
+    let runtime = cluster::runtime_env(None)
         .map_err(|e| format!("cannot set up the session runtime: {e}"))?;
     let session_builder: SessionBuilder =
         Arc::new(move |config: SessionConfig| cluster::server_state(config, runtime.clone()));

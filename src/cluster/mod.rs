@@ -103,15 +103,19 @@ pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<S
     Ok(ctx.state())
 }
 
-/// A process's runtime: spill files under `work_dir`; `s3://` stores are
-/// registered by the plans that name them, each set up on its first request
-/// with this process's own credentials.
-pub fn runtime_env(work_dir: &Path) -> Result<Arc<RuntimeEnv>> {
+/// A process's runtime: spill files under `spill_dir`, or, without one, in
+/// a folder of the system's temporary folder made only when something
+/// spills (a scheduler, which plans but runs nothing, makes none that a kill
+/// could leave behind); `s3://` stores are registered by the plans that name
+/// them, each set up on its first request with this process's own
+/// credentials.
+pub fn runtime_env(spill_dir: Option<&Path>) -> Result<Arc<RuntimeEnv>> {
+    let mode = match spill_dir {
+        Some(dir) => DiskManagerMode::Directories(vec![dir.to_path_buf()]),
+        None => DiskManagerMode::OsTmpDirectory,
+    };
     RuntimeEnvBuilder::new()
-        .with_disk_manager_builder(
-            DiskManagerBuilder::default()
-                .with_mode(DiskManagerMode::Directories(vec![work_dir.to_path_buf()])),
-        )
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
         .build_arc()
 }
 

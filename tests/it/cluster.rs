@@ -339,8 +339,13 @@ impl Cluster {
     fn start_with(executors: usize, env: &[(&str, &str)]) -> Self {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
+        // The scheduler's own temporary folder, so a test can see what it
+        // leaves there.
+        let scheduler_tmp = work.path().join("scheduler-tmp");
+        std::fs::create_dir(&scheduler_tmp).unwrap();
         let scheduler = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql-scheduler"))
             .args(["--bind-host", "127.0.0.1", "--bind-port", &port.to_string()])
+            .env("TMPDIR", &scheduler_tmp)
             .args(["--min-ready-executors", &executors.to_string()])
             .args(["--executor-timeout-seconds", "5"])
             .args(["--expire-dead-executor-interval-seconds", "1"])
@@ -473,6 +478,14 @@ fn separate_processes_answer_as_one_process() {
     // as codes and text.
     let plan = csv(&bucket(), &format!("EXPLAIN {}", queries[1]), Some(&url));
     assert!(plan.contains("flowsql_key_code(srcaddr"), "{plan}");
+    // The scheduler, which plans but runs nothing, made no spill folder that
+    // its kill would leave behind.
+    let scheduler_tmp = cluster._work.path().join("scheduler-tmp");
+    let left: Vec<_> = std::fs::read_dir(&scheduler_tmp)
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
