@@ -32,7 +32,7 @@ use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
-use datafusion::common::HashMap;
+use datafusion::common::{HashMap, HashSet};
 
 use crate::text_codes;
 
@@ -120,12 +120,15 @@ impl Keeping {
         // a test per value saves at least half the tests. Text that does
         // not repeat (addresses) is found out after a few hashes.
         let sample = text.len().min(DICTIONARY_SAMPLE);
+        let head = text.slice(0, sample);
         let mut encoder = DictionaryEncoder::default();
-        if encoder
-            .encode_at_most(&text.slice(0, sample), sample / 2)?
-            .is_some()
-        {
-            // The sample's values are found again, not added.
+        let repeats = match codes_at_most(&head, sample / 2) {
+            Some(repeats) => repeats,
+            None => encoder.encode_at_most(&head, sample / 2)?.is_some(),
+        };
+        if repeats {
+            // The sample's values, if the encoder has them, are found
+            // again, not added.
             let keys = encoder.encode(text)?;
             return Ok((Self::Dictionary(encoder), Arc::new(keys)));
         }
@@ -237,6 +240,24 @@ impl Keeping {
             (_, stored) => cast(kept, stored),
         }
     }
+}
+
+/// Whether `text` has at most `most` distinct values, told by their codes
+/// (integers, hashed several times faster than text: most columns kept
+/// as text are addresses, each object's sample of them mostly distinct);
+/// `None` if a value has no code.
+fn codes_at_most(text: &StringViewArray, most: usize) -> Option<bool> {
+    let (codes, coded) = text_codes::pack_column(text).ok()?;
+    if coded.count_set_bits() != coded.len() {
+        return None;
+    }
+    let mut seen = HashSet::with_capacity(most + 1);
+    for code in codes.iter().flatten() {
+        if seen.insert(code) && seen.len() > most {
+            return Some(false);
+        }
+    }
+    Some(true)
 }
 
 /// A batch's text column as [`Keeping::Text`] keeps it until it is
@@ -688,6 +709,39 @@ mod tests {
         ] {
             assert_eq!(round_trip(&DataType::Utf8View, &batches), DataType::Utf8);
         }
+    }
+
+    #[test]
+    fn codes_tell_repeating_addresses_as_the_text_encoder_does() {
+        for distinct in [1, 2, 1023, 1024, 1025, 2000] {
+            let values: Vec<Option<String>> = (0..DICTIONARY_SAMPLE)
+                .map(|i| {
+                    let address = 0x0A00_0000 + (i % distinct) as u32 * 13;
+                    (i % 97 != 5).then(|| std::net::Ipv4Addr::from(address).to_string())
+                })
+                .collect();
+            let text: StringViewArray = values.iter().map(|v| v.as_deref()).collect();
+            let most = DICTIONARY_SAMPLE / 2;
+            let found = values.iter().flatten().collect::<HashSet<_>>().len();
+            let by_text = DictionaryEncoder::default()
+                .encode_at_most(&text, most)
+                .unwrap()
+                .is_some();
+            assert_eq!(by_text, found <= most, "{distinct}");
+            assert_eq!(codes_at_most(&text, most), Some(by_text), "{distinct}");
+        }
+        let other: StringViewArray = [Some("10.0.0.1"), None, Some("eni-1")]
+            .into_iter()
+            .collect();
+        assert_eq!(codes_at_most(&other, 2), None);
+        // Addresses that repeat are kept as a dictionary, not as codes.
+        let few: Vec<Option<&str>> = (0..3000)
+            .map(|i| Some(["10.0.0.1", "10.0.0.2", "192.168.1.10"][i % 3]))
+            .collect();
+        assert_eq!(
+            round_trip(&DataType::Utf8View, &[texts(&few)]),
+            DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8))
+        );
     }
 
     #[test]
