@@ -119,6 +119,49 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
     pack_column_with(column, Lanes::best())
 }
 
+/// Columns [`pack_and_remember`] keeps on one thread: a batch's address
+/// columns, at most two of which are group keys.
+const REMEMBERED: usize = 4;
+
+thread_local! {
+    /// Columns packed by [`pack_and_remember`] on this thread, with their
+    /// codes. Each column is held, so no other column can have its address
+    /// while it is remembered.
+    static REMEMBERED_CODES: std::cell::RefCell<Vec<(ArrayRef, UInt64Array, BooleanBuffer)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`pack_column`], remembered on this thread for one [`pack_or_recall`] of
+/// the same column: a scan filling the local cache packs the address
+/// columns of each batch before it passes the batch up, and a grouping by
+/// addresses above it, run by the same poll, packs the same columns again.
+pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
+    let (codes, packed) = pack_column(column.as_ref())?;
+    REMEMBERED_CODES.with_borrow_mut(|remembered| {
+        if remembered.len() == REMEMBERED {
+            remembered.remove(0);
+        }
+        remembered.push((Arc::clone(column), codes.clone(), packed.clone()));
+    });
+    Ok((codes, packed))
+}
+
+/// [`pack_column`], or the codes [`pack_and_remember`] made of this very
+/// column on this thread (then forgotten).
+pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
+    let recalled = REMEMBERED_CODES.with_borrow_mut(|remembered| {
+        let at = remembered
+            .iter()
+            .position(|(kept, ..)| Arc::ptr_eq(kept, column))?;
+        let (_, codes, packed) = remembered.remove(at);
+        Some((codes, packed))
+    });
+    match recalled {
+        Some(codes) => Ok(codes),
+        None => pack_column(column.as_ref()),
+    }
+}
+
 /// How views are packed: in vector lanes of one of two sizes, or one at a
 /// time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -496,6 +539,40 @@ mod tests {
     use crate::generate::SplitMix;
     use datafusion::arrow::array::{StringArray, StringViewBuilder};
     use std::collections::HashMap;
+
+    #[test]
+    fn a_remembered_column_is_recalled_once_and_only_for_itself() {
+        let column = |texts: &[Option<&str>]| -> ArrayRef {
+            Arc::new(texts.iter().copied().collect::<StringViewArray>())
+        };
+        let first = column(&[Some("10.0.0.1"), None, Some("2001:db8::1")]);
+        let same_text = column(&[Some("10.0.0.1"), None, Some("2001:db8::1")]);
+        let other = column(&[Some("10.0.0.2"), Some("192.168.0.1"), None]);
+        let (remembered, _) = pack_and_remember(&first).unwrap();
+        // Another column, even of the same text, is packed for itself.
+        for column in [&other, &same_text] {
+            let (codes, packed) = pack_or_recall(column).unwrap();
+            assert_eq!((codes, packed), pack_column(column.as_ref()).unwrap());
+        }
+        // The column itself gets the codes made for it, once.
+        let (recalled, packed) = pack_or_recall(&first).unwrap();
+        assert_eq!(recalled.values().as_ptr(), remembered.values().as_ptr());
+        assert_eq!((recalled, packed), pack_column(first.as_ref()).unwrap());
+        let (again, _) = pack_or_recall(&first).unwrap();
+        assert_ne!(again.values().as_ptr(), remembered.values().as_ptr());
+        // Only the last few columns are held.
+        let many: Vec<ArrayRef> = (0..=REMEMBERED)
+            .map(|i| column(&[Some(&format!("10.0.0.{i}"))]))
+            .collect();
+        let made: Vec<_> = many
+            .iter()
+            .map(|c| pack_and_remember(c).unwrap().0)
+            .collect();
+        let (oldest, _) = pack_or_recall(&many[0]).unwrap();
+        assert_ne!(oldest.values().as_ptr(), made[0].values().as_ptr());
+        let (newest, _) = pack_or_recall(&many[REMEMBERED]).unwrap();
+        assert_eq!(newest.values().as_ptr(), made[REMEMBERED].values().as_ptr());
+    }
 
     #[test]
     fn every_short_text_of_digits_and_dots_has_its_own_code() {

@@ -117,7 +117,8 @@ impl KeyPacking {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
         for &column in &self.columns {
-            let (codes, has_code) = text_codes::pack_column(&columns[column])?;
+            // A scan filling the cache has packed these columns already.
+            let (codes, has_code) = text_codes::pack_or_recall(&columns[column])?;
             columns[column] = Arc::new(codes);
             packed = Some(match packed {
                 Some(rows) => &rows & &has_code,

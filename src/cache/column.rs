@@ -264,7 +264,7 @@ fn codes_at_most(text: &StringViewArray, most: usize) -> Option<bool> {
 /// written: codes if every value has one, else `Utf8`.
 fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     if column.data_type() == &DataType::Utf8View {
-        let (codes, coded) = text_codes::pack_column(column.as_ref())
+        let (codes, coded) = text_codes::pack_and_remember(column)
             .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
         if coded.count_set_bits() == coded.len() {
             return Ok(Arc::new(codes));
