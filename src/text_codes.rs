@@ -14,7 +14,7 @@
 //! therefore unique to it (its length is where the zeros begin), and only
 //! text of at most 15 such characters has one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, StringBuilder, StringViewArray, UInt64Array,
@@ -120,14 +120,18 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
 }
 
 /// Columns [`pack_and_remember`] keeps on one thread: a batch's address
-/// columns, at most two of which are group keys.
+/// columns (`srcaddr`, `dstaddr`, `pkt-srcaddr`, `pkt-dstaddr`).
 const REMEMBERED: usize = 4;
 
+/// A column packed by [`pack_and_remember`] (by a weak reference: its
+/// allocation, and so its address, is not reused while remembered, but its
+/// buffers are not kept), with its codes.
+type Remembered = (Weak<dyn Array>, UInt64Array, BooleanBuffer);
+
 thread_local! {
-    /// Columns packed by [`pack_and_remember`] on this thread, with their
-    /// codes. Each column is held, so no other column can have its address
-    /// while it is remembered.
-    static REMEMBERED_CODES: std::cell::RefCell<Vec<(ArrayRef, UInt64Array, BooleanBuffer)>> =
+    /// The columns packed by [`pack_and_remember`] on this thread, oldest
+    /// first.
+    static REMEMBERED_CODES: std::cell::RefCell<Vec<Remembered>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -141,7 +145,7 @@ pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, Boole
         if remembered.len() == REMEMBERED {
             remembered.remove(0);
         }
-        remembered.push((Arc::clone(column), codes.clone(), packed.clone()));
+        remembered.push((Arc::downgrade(column), codes.clone(), packed.clone()));
     });
     Ok((codes, packed))
 }
@@ -150,9 +154,10 @@ pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, Boole
 /// column on this thread (then forgotten).
 pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     let recalled = REMEMBERED_CODES.with_borrow_mut(|remembered| {
+        // Only this column can be at the address a remembered one had.
         let at = remembered
             .iter()
-            .position(|(kept, ..)| Arc::ptr_eq(kept, column))?;
+            .position(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), Arc::as_ptr(column)))?;
         let (_, codes, packed) = remembered.remove(at);
         Some((codes, packed))
     });
@@ -549,6 +554,8 @@ mod tests {
         let same_text = column(&[Some("10.0.0.1"), None, Some("2001:db8::1")]);
         let other = column(&[Some("10.0.0.2"), Some("192.168.0.1"), None]);
         let (remembered, _) = pack_and_remember(&first).unwrap();
+        // Remembered, the column is not kept alive.
+        assert_eq!(Arc::strong_count(&first), 1);
         // Another column, even of the same text, is packed for itself.
         for column in [&other, &same_text] {
             let (codes, packed) = pack_or_recall(column).unwrap();

@@ -124,6 +124,8 @@ impl Keeping {
         // not repeat (addresses) is found out after a few hashes.
         let sample = text.len().min(DICTIONARY_SAMPLE);
         let head = text.slice(0, sample);
+        // Found through the text encoder, the sample's values stay in it;
+        // found through codes, the encoder starts empty.
         let mut encoder = DictionaryEncoder::default();
         let repeats = match codes_at_most(&head, sample / 2) {
             Some(repeats) => repeats,
@@ -220,7 +222,9 @@ impl Keeping {
         })
     }
 
-    /// A kept column as the data file's `stored` type.
+    /// A kept column as the data file's `stored` type, which
+    /// [`Keeping::stored_type`] chose for the same kept columns (integers
+    /// are narrowed without a check that they fit).
     pub(super) fn stored(
         &mut self,
         kept: &ArrayRef,
@@ -250,29 +254,40 @@ impl Keeping {
     }
 }
 
-/// `kept` (`Int32` or `Int64`) as the narrower integer type `stored`, each
-/// value converted with `as`, for values known to fit: arrow's cast checks
-/// each value again, one at a time, where this converts many at once.
-/// `None` for other types.
+/// `kept` (`Int32` or `Int64`) as the narrower integer type `stored`, for
+/// values known to fit: arrow's cast checks each value again, one at a
+/// time, where this converts many at once. `None` for other types.
 fn narrowed(kept: &ArrayRef, stored: &DataType) -> Option<ArrayRef> {
-    fn from<S: ArrowPrimitiveType>(kept: &ArrayRef, stored: &DataType) -> Option<ArrayRef> {
-        fn to<S: ArrowPrimitiveType, T: ArrowPrimitiveType>(kept: &ArrayRef) -> ArrayRef {
+    fn narrow_from<S: ArrowPrimitiveType>(kept: &ArrayRef, stored: &DataType) -> Option<ArrayRef> {
+        fn narrow_to<S: ArrowPrimitiveType, T: ArrowPrimitiveType>(kept: &ArrayRef) -> ArrayRef {
             let values = kept.as_primitive::<S>();
-            Arc::new(values.unary::<_, T>(|v| T::Native::usize_as(v.as_usize())))
+            // Both conversions are `as` casts, so this truncates as `v as T`
+            // would: exact for every value that fits, negatives included.
+            let narrow = values.unary::<_, T>(|v| T::Native::usize_as(v.as_usize()));
+            debug_assert!(
+                values
+                    .iter()
+                    .zip(narrow.iter())
+                    .all(|(v, n)| v.map(|v| v.as_usize()) == n.map(|n| n.as_usize())),
+                "a value of {} does not fit {}",
+                S::DATA_TYPE,
+                T::DATA_TYPE
+            );
+            Arc::new(narrow)
         }
         Some(match stored {
-            DataType::UInt8 => to::<S, UInt8Type>(kept),
-            DataType::Int8 => to::<S, Int8Type>(kept),
-            DataType::UInt16 => to::<S, UInt16Type>(kept),
-            DataType::Int16 => to::<S, Int16Type>(kept),
-            DataType::UInt32 => to::<S, UInt32Type>(kept),
-            DataType::Int32 => to::<S, Int32Type>(kept),
+            DataType::UInt8 => narrow_to::<S, UInt8Type>(kept),
+            DataType::Int8 => narrow_to::<S, Int8Type>(kept),
+            DataType::UInt16 => narrow_to::<S, UInt16Type>(kept),
+            DataType::Int16 => narrow_to::<S, Int16Type>(kept),
+            DataType::UInt32 => narrow_to::<S, UInt32Type>(kept),
+            DataType::Int32 => narrow_to::<S, Int32Type>(kept),
             _ => return None,
         })
     }
     match kept.data_type() {
-        DataType::Int32 => from::<Int32Type>(kept, stored),
-        DataType::Int64 => from::<Int64Type>(kept, stored),
+        DataType::Int32 => narrow_from::<Int32Type>(kept, stored),
+        DataType::Int64 => narrow_from::<Int64Type>(kept, stored),
         _ => None,
     }
 }
@@ -748,10 +763,14 @@ mod tests {
 
     #[test]
     fn codes_tell_repeating_addresses_as_the_text_encoder_does() {
-        for distinct in [1, 2, 1023, 1024, 1025, 2000] {
+        // Addresses of 7 to 12 characters (inside a view) and of 13 to 15.
+        for (first, distinct) in [0x0A00_0000, 0xC0A8_6464]
+            .into_iter()
+            .flat_map(|first| [1, 2, 1023, 1024, 1025, 2000].map(|d| (first, d)))
+        {
             let values: Vec<Option<String>> = (0..DICTIONARY_SAMPLE)
                 .map(|i| {
-                    let address = 0x0A00_0000 + (i % distinct) as u32 * 13;
+                    let address = first + (i % distinct) as u32 * 13;
                     (i % 97 != 5).then(|| std::net::Ipv4Addr::from(address).to_string())
                 })
                 .collect();
@@ -765,6 +784,8 @@ mod tests {
             assert_eq!(by_text, found <= most, "{distinct}");
             assert_eq!(codes_at_most(&text, most), Some(by_text), "{distinct}");
         }
+        let empty = StringViewArray::from(Vec::<&str>::new());
+        assert_eq!(codes_at_most(&empty, 0), Some(true));
         let other: StringViewArray = [Some("10.0.0.1"), None, Some("eni-1")]
             .into_iter()
             .collect();
@@ -797,8 +818,8 @@ mod tests {
         }
         let cases: [(Vec<Option<i64>>, DataType); 7] = [
             (vec![Some(0), Some(255)], DataType::UInt8),
-            (vec![Some(-1), Some(127)], DataType::Int8),
-            (vec![Some(-1), Some(32767)], DataType::Int16),
+            (vec![Some(-128), Some(127)], DataType::Int8),
+            (vec![Some(-32768), Some(32767)], DataType::Int16),
             (vec![Some(65535), Some(0)], DataType::UInt16),
             (
                 vec![Some(i64::from(i32::MIN)), Some(i64::from(i32::MAX))],

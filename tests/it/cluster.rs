@@ -292,7 +292,7 @@ struct Cluster {
     port: u16,
     scheduler: std::process::Child,
     executors: Vec<std::process::Child>,
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
 }
 
 impl Drop for Cluster {
@@ -357,11 +357,11 @@ impl Cluster {
             port,
             scheduler,
             executors: Vec::new(),
-            _work: work,
+            work,
         };
         cluster.wait_until(|answer| answer.contains("executors registered"));
         for i in 0..executors {
-            let folder = cluster._work.path().join(format!("executor-{i}"));
+            let folder = cluster.work.path().join(format!("executor-{i}"));
             let child = std::process::Command::new(env!("CARGO_BIN_EXE_flowsql-executor"))
                 .args(["--scheduler-host", "127.0.0.1"])
                 .args(["--scheduler-port", &port.to_string()])
@@ -371,7 +371,7 @@ impl Cluster {
                 .args(["--work-dir", folder.to_str().unwrap()])
                 .args(["--concurrent-tasks", "1"])
                 .args(["--executor-heartbeat-interval-seconds", "1"])
-                .env("XDG_CACHE_HOME", cluster._work.path())
+                .env("XDG_CACHE_HOME", cluster.work.path())
                 .envs(env.iter().copied())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -480,7 +480,7 @@ fn separate_processes_answer_as_one_process() {
     assert!(plan.contains("flowsql_key_code(srcaddr"), "{plan}");
     // The scheduler, which plans but runs nothing, made no spill folder that
     // its kill would leave behind.
-    let scheduler_tmp = cluster._work.path().join("scheduler-tmp");
+    let scheduler_tmp = cluster.work.path().join("scheduler-tmp");
     let left: Vec<_> = std::fs::read_dir(&scheduler_tmp)
         .unwrap()
         .flatten()
@@ -547,7 +547,7 @@ fn an_executor_killed_mid_query_changes_no_answer() {
         .spawn()
         .unwrap();
     // Once the first executor has written a shuffle file, it is killed.
-    let work = cluster._work.path().join("executor-0");
+    let work = cluster.work.path().join("executor-0");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !holds_a_file(&work) {
         assert!(std::time::Instant::now() < deadline, "no task ran");
