@@ -136,18 +136,30 @@ thread_local! {
 }
 
 /// [`pack_column`], remembered on this thread for one [`pack_or_recall`] of
-/// the same column: a scan filling the local cache packs the address
+/// the same column ([`remember`]): a scan filling the local cache packs the address
 /// columns of each batch before it passes the batch up, and a grouping by
 /// addresses above it, run by the same poll, packs the same columns again.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     let (codes, packed) = pack_column(column.as_ref())?;
+    remember(column, codes.clone(), packed.clone());
+    Ok((codes, packed))
+}
+
+/// Remembers on this thread, for one [`pack_or_recall`], that `column`
+/// packs into `codes`, `packed` telling which rows have one; for a column
+/// made from codes (a cached address column read back as text), so the
+/// codes are not made again.
+pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer) {
+    debug_assert_eq!(
+        pack_column(column.as_ref()).ok(),
+        Some((codes.clone(), packed.clone()))
+    );
     REMEMBERED_CODES.with_borrow_mut(|remembered| {
         if remembered.len() == REMEMBERED {
             remembered.remove(0);
         }
-        remembered.push((Arc::downgrade(column), codes.clone(), packed.clone()));
+        remembered.push((Arc::downgrade(column), codes, packed));
     });
-    Ok((codes, packed))
 }
 
 /// [`pack_column`], or the codes [`pack_and_remember`] made of this very

@@ -28,7 +28,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
     new_null_array,
 };
-use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
 use datafusion::arrow::datatypes::{
     ArrowNativeType, ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, Int64Type,
@@ -535,8 +535,13 @@ pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<Arr
     match (column.data_type(), table) {
         (DataType::Utf8, _) => Ok(Arc::new(text_as_views(column.as_string::<i32>()))),
         (DataType::UInt64, DataType::Utf8View) => {
-            text_codes::unpack_column(column.as_primitive::<UInt64Type>(), table)
-                .map_err(|e| ArrowError::ComputeError(e.to_string()))
+            let codes = column.as_primitive::<UInt64Type>();
+            let text = text_codes::unpack_column(codes, table)
+                .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+            // A grouping by addresses above the scan finds these codes
+            // instead of making them again from the text.
+            text_codes::remember(&text, codes.clone(), BooleanBuffer::new_set(codes.len()));
+            Ok(text)
         }
         _ => cast(column, table),
     }
@@ -797,6 +802,26 @@ mod tests {
         assert_eq!(
             round_trip(&DataType::Utf8View, &[texts(&few)]),
             DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8))
+        );
+    }
+
+    #[test]
+    fn addresses_read_back_as_text_leave_their_codes_for_a_grouping() {
+        let addresses: StringViewArray = [Some("10.0.0.1"), None, Some("192.168.100.200")]
+            .into_iter()
+            .collect();
+        let (codes, _) = text_codes::pack_column(&addresses).unwrap();
+        let kept: ArrayRef = Arc::new(codes);
+        let text = as_table_column(&kept, &DataType::Utf8View).unwrap();
+        assert_eq!(text.as_string_view(), &addresses);
+        let (recalled, packed) = text_codes::pack_or_recall(&text).unwrap();
+        assert_eq!(
+            recalled.values().as_ptr(),
+            kept.as_primitive::<UInt64Type>().values().as_ptr()
+        );
+        assert_eq!(
+            (recalled, packed),
+            text_codes::pack_column(text.as_ref()).unwrap()
         );
     }
 
