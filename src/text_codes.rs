@@ -148,13 +148,17 @@ pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, Boole
 /// Remembers on this thread, for one [`pack_or_recall`], that `column`
 /// packs into `codes`, `packed` telling which rows have one; for a column
 /// made from codes (a cached address column read back as text), so the
-/// codes are not made again.
+/// codes are not made again. The codes are held until recalled or until
+/// a later call finds their column gone: they should own their buffers,
+/// not share a larger one.
 pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer) {
     debug_assert_eq!(
         pack_column(column.as_ref()).ok(),
         Some((codes.clone(), packed.clone()))
     );
     REMEMBERED_CODES.with_borrow_mut(|remembered| {
+        // Codes of columns gone (never grouped) are let go.
+        remembered.retain(|(kept, ..)| kept.strong_count() > 0);
         if remembered.len() == REMEMBERED {
             remembered.remove(0);
         }

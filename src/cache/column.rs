@@ -26,9 +26,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
-    new_null_array,
+    UInt64Array, new_null_array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, max, min, take};
 use datafusion::arrow::datatypes::{
     ArrowNativeType, ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, Int64Type,
@@ -539,8 +539,16 @@ pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<Arr
             let text = text_codes::unpack_column(codes, table)
                 .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
             // A grouping by addresses above the scan finds these codes
-            // instead of making them again from the text.
-            text_codes::remember(&text, codes.clone(), BooleanBuffer::new_set(codes.len()));
+            // instead of making them again from the text. Copied: they are
+            // a slice of the whole data file, which the memo must not keep.
+            let owned = UInt64Array::new(
+                ScalarBuffer::from(codes.values().to_vec()),
+                codes.nulls().map(|nulls| {
+                    let bits = Buffer::from_slice_ref(nulls.inner().sliced().as_slice());
+                    NullBuffer::new(BooleanBuffer::new(bits, 0, nulls.len()))
+                }),
+            );
+            text_codes::remember(&text, owned, BooleanBuffer::new_set(codes.len()));
             Ok(text)
         }
         _ => cast(column, table),
@@ -807,22 +815,34 @@ mod tests {
 
     #[test]
     fn addresses_read_back_as_text_leave_their_codes_for_a_grouping() {
-        let addresses: StringViewArray = [Some("10.0.0.1"), None, Some("192.168.100.200")]
+        let code = |text: &str| text_codes::pack(text.as_bytes()).unwrap();
+        // As a data file gives them: a slice of a longer column, with
+        // whatever value under a null.
+        let file = UInt64Array::from(vec![
+            Some(code("10.9.9.9")),
+            Some(code("10.0.0.1")),
+            None,
+            Some(code("192.168.100.200")),
+        ]);
+        let mut values = file.values().to_vec();
+        values[2] = 12345;
+        let file = UInt64Array::new(values.into(), file.nulls().cloned());
+        let kept: ArrayRef = Arc::new(file.slice(1, 3));
+        let text = as_table_column(&kept, &DataType::Utf8View).unwrap();
+        let expected: StringViewArray = [Some("10.0.0.1"), None, Some("192.168.100.200")]
             .into_iter()
             .collect();
-        let (codes, _) = text_codes::pack_column(&addresses).unwrap();
-        let kept: ArrayRef = Arc::new(codes);
-        let text = as_table_column(&kept, &DataType::Utf8View).unwrap();
-        assert_eq!(text.as_string_view(), &addresses);
+        assert_eq!(text.as_string_view(), &expected);
         let (recalled, packed) = text_codes::pack_or_recall(&text).unwrap();
+        // The codes read, not codes made again (which hold 0 under a null),
+        // and the same as those for every record.
         assert_eq!(
-            recalled.values().as_ptr(),
-            kept.as_primitive::<UInt64Type>().values().as_ptr()
+            recalled.values(),
+            kept.as_primitive::<UInt64Type>().values()
         );
-        assert_eq!(
-            (recalled, packed),
-            text_codes::pack_column(text.as_ref()).unwrap()
-        );
+        let (made, made_packed) = text_codes::pack_column(text.as_ref()).unwrap();
+        assert_ne!(recalled.values(), made.values());
+        assert_eq!((recalled, packed), (made, made_packed));
     }
 
     #[test]
