@@ -141,7 +141,7 @@ thread_local! {
 /// addresses above it, run by the same poll, packs the same columns again.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     let (codes, packed) = pack_column(column.as_ref())?;
-    remember(column, codes.clone(), packed.clone());
+    keep_for_recall(column, codes.clone(), packed.clone());
     Ok((codes, packed))
 }
 
@@ -156,6 +156,11 @@ pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuf
         pack_column(column.as_ref()).ok(),
         Some((codes.clone(), packed.clone()))
     );
+    keep_for_recall(column, codes, packed);
+}
+
+/// Adds `column`'s codes to this thread's [`REMEMBERED_CODES`].
+fn keep_for_recall(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer) {
     REMEMBERED_CODES.with_borrow_mut(|remembered| {
         // Codes of columns gone (never grouped) are let go.
         remembered.retain(|(kept, ..)| kept.strong_count() > 0);

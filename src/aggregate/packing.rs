@@ -117,7 +117,8 @@ impl KeyPacking {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
         for &column in &self.columns {
-            // A scan filling the cache has packed these columns already.
+            // A scan through the cache may have these codes already (made
+            // filling it, or read from it).
             let (codes, has_code) = text_codes::pack_or_recall(&columns[column])?;
             columns[column] = Arc::new(codes);
             packed = Some(match packed {

@@ -120,8 +120,9 @@ impl Keeping {
         };
         // Each value at least twice on average among the first records:
         // the keys and the values once are then smaller than the text, and
-        // a test per value saves at least half the tests. Text that does
-        // not repeat (addresses) is found out after a few hashes.
+        // a test per value saves at least half the tests. Addresses are
+        // counted by their codes; other text by the encoder, which stops
+        // once it has found more than half the sample's size.
         let sample = text.len().min(DICTIONARY_SAMPLE);
         let head = text.slice(0, sample);
         // Found through the text encoder, the sample's values stay in it;
