@@ -90,6 +90,7 @@ mod error;
 #[doc(hidden)]
 pub mod generate;
 mod location;
+mod narrow_integers;
 mod report;
 mod scan;
 mod session;

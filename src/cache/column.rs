@@ -29,14 +29,12 @@ use datafusion::arrow::array::{
     UInt64Array, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{cast, max, min, take};
-use datafusion::arrow::datatypes::{
-    ArrowNativeType, ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
-};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Int32Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{HashMap, HashSet};
 
+use crate::narrow_integers::{narrowed, narrower_types, narrowest, narrowest_for, widened};
 use crate::text_codes;
 
 /// Whether a data file's column of `stored` type can give a table column
@@ -49,7 +47,7 @@ pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
             **value == DataType::Utf8 && KEY_TYPES.contains(&**key)
         }
         (stored, table @ (DataType::Int32 | DataType::Int64)) => {
-            stored == table || narrower_integers(table).contains(stored)
+            stored == table || narrower_types(table).contains(stored)
         }
         (stored, table) => stored == table,
     }
@@ -61,42 +59,6 @@ const DICTIONARY_SAMPLE: usize = 2048;
 
 /// Dictionary keys, narrowest first.
 const KEY_TYPES: [DataType; 3] = [DataType::UInt8, DataType::UInt16, DataType::Int32];
-
-/// The integer types narrower than `table`, narrowest first.
-fn narrower_integers(table: &DataType) -> &'static [DataType] {
-    const NARROWER: [DataType; 6] = [
-        DataType::UInt8,
-        DataType::Int8,
-        DataType::UInt16,
-        DataType::Int16,
-        DataType::UInt32,
-        DataType::Int32,
-    ];
-    match table {
-        DataType::Int64 => &NARROWER,
-        DataType::Int32 => &NARROWER[..4],
-        _ => &[],
-    }
-}
-
-/// The smallest of `types` that holds every integer from `low` to `high`.
-fn narrowest(types: &[DataType], low: i64, high: i64) -> Option<DataType> {
-    types
-        .iter()
-        .find(|t| {
-            let (min, max) = match t {
-                DataType::UInt8 => (0, i64::from(u8::MAX)),
-                DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
-                DataType::UInt16 => (0, i64::from(u16::MAX)),
-                DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
-                DataType::UInt32 => (0, i64::from(u32::MAX)),
-                DataType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
-                _ => return false,
-            };
-            min <= low && high <= max
-        })
-        .cloned()
-}
 
 /// How a data file keeps one of the table's columns.
 pub(super) enum Keeping {
@@ -195,31 +157,7 @@ impl Keeping {
                 DataType::UInt64
             }
             Self::Text => DataType::Utf8,
-            Self::AsIs if !narrower_integers(table).is_empty() => {
-                let mut range: Option<(i64, i64)> = None;
-                for column in kept {
-                    let (low, high) = match column.data_type() {
-                        DataType::Int32 => {
-                            let column = column.as_primitive::<Int32Type>();
-                            (min(column).map(i64::from), max(column).map(i64::from))
-                        }
-                        _ => {
-                            let column = cast(column, &DataType::Int64)?;
-                            let column = column.as_primitive::<Int64Type>();
-                            (min(column), max(column))
-                        }
-                    };
-                    if let (Some(low), Some(high)) = (low, high) {
-                        range = Some(match range {
-                            Some((l, h)) => (l.min(low), h.max(high)),
-                            None => (low, high),
-                        });
-                    }
-                }
-                let (low, high) = range.unwrap_or((0, 0));
-                narrowest(narrower_integers(table), low, high).unwrap_or_else(|| table.clone())
-            }
-            Self::AsIs => table.clone(),
+            Self::AsIs => narrowest_for(table, kept.iter().copied())?,
         })
     }
 
@@ -252,44 +190,6 @@ impl Keeping {
             },
             (_, stored) => cast(kept, stored),
         }
-    }
-}
-
-/// `kept` (`Int32` or `Int64`) as the narrower integer type `stored`, for
-/// values known to fit: arrow's cast checks each value again, one at a
-/// time, where this converts many at once. `None` for other types.
-fn narrowed(kept: &ArrayRef, stored: &DataType) -> Option<ArrayRef> {
-    fn narrow_from<S: ArrowPrimitiveType>(kept: &ArrayRef, stored: &DataType) -> Option<ArrayRef> {
-        fn narrow_to<S: ArrowPrimitiveType, T: ArrowPrimitiveType>(kept: &ArrayRef) -> ArrayRef {
-            let values = kept.as_primitive::<S>();
-            // Both conversions are `as` casts, so this truncates as `v as T`
-            // would: exact for every value that fits, negatives included.
-            let narrow = values.unary::<_, T>(|v| T::Native::usize_as(v.as_usize()));
-            debug_assert!(
-                values
-                    .iter()
-                    .zip(narrow.iter())
-                    .all(|(v, n)| v.map(|v| v.as_usize()) == n.map(|n| n.as_usize())),
-                "a value of {} does not fit {}",
-                S::DATA_TYPE,
-                T::DATA_TYPE
-            );
-            Arc::new(narrow)
-        }
-        Some(match stored {
-            DataType::UInt8 => narrow_to::<S, UInt8Type>(kept),
-            DataType::Int8 => narrow_to::<S, Int8Type>(kept),
-            DataType::UInt16 => narrow_to::<S, UInt16Type>(kept),
-            DataType::Int16 => narrow_to::<S, Int16Type>(kept),
-            DataType::UInt32 => narrow_to::<S, UInt32Type>(kept),
-            DataType::Int32 => narrow_to::<S, Int32Type>(kept),
-            _ => return None,
-        })
-    }
-    match kept.data_type() {
-        DataType::Int32 => narrow_from::<Int32Type>(kept, stored),
-        DataType::Int64 => narrow_from::<Int64Type>(kept, stored),
-        _ => None,
     }
 }
 
@@ -552,7 +452,10 @@ pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<Arr
             text_codes::remember(&text, owned, BooleanBuffer::new_set(codes.len()));
             Ok(text)
         }
-        _ => cast(column, table),
+        _ => match widened(column, table) {
+            Some(wide) => Ok(wide),
+            None => cast(column, table),
+        },
     }
 }
 
