@@ -103,7 +103,7 @@ impl PartitionBuckets {
                         round.file.path()
                     ))
                 })??;
-                run.push(batch, round.packed);
+                run.push(round.restored(batch)?, round.packed);
             }
         }
         Ok(())
