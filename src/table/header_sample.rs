@@ -94,46 +94,76 @@ async fn read_parquet_fields(
 /// The most accounts x regions whose newest day is sampled.
 pub(super) const SAMPLED_REGIONS: usize = 8;
 
+/// What the opening's sample found.
+#[derive(Debug, Default)]
+pub(super) struct Sample {
+    /// Header fields (or Parquet columns) the catalogue does not know.
+    pub(super) unknown: Vec<String>,
+    /// Per root, whether a sampled day folder held a flow-log object: such
+    /// a root needs no other listing to show it holds flow logs.
+    pub(super) found: Vec<bool>,
+}
+
 /// Header fields the catalogue does not know, read from one object per
 /// flow log in the newest day folder of every account and region, when the
-/// roots hold at most [`SAMPLED_REGIONS`] of them; none otherwise. A flow
-/// log's format is fixed for its life and its id is in every file name, so
-/// one header per flow log is enough. Every sampled object's fields go to
-/// `report` ([`ScanReport::fields_recorded`]).
+/// roots hold at most [`SAMPLED_REGIONS`] of them (accounts, then
+/// accounts x regions); none otherwise. A flow log's format is fixed for
+/// its life and its id is in every file name, so one header per flow log
+/// is enough. Every sampled object's fields go to `report`
+/// ([`ScanReport::fields_recorded`]). The accounts' regions are listed at
+/// once, and so are the regions' walks to their newest day.
 pub(super) async fn sample_unknown_fields(
     roots: &[Root],
     accounts: &[Vec<AccountFolder>],
     options: &FlowLogOptions,
     report: &ScanReport,
     cache: Option<&ObjectCache>,
-) -> Result<Vec<String>> {
+) -> Result<Sample> {
     let concurrency = options.listing_concurrency.max(1);
-    let no_filter = PathPredicate::empty();
-    let mut pairs = Vec::new();
-    for (index, (root, accounts)) in roots.iter().zip(accounts).enumerate() {
-        if accounts.len() > SAMPLED_REGIONS {
-            return Ok(vec![]);
-        }
-        for account in accounts {
-            for region in list_regions(root, account, &no_filter).await? {
-                pairs.push((index, account.clone(), region));
-            }
-            if pairs.len() > SAMPLED_REGIONS {
-                return Ok(vec![]);
-            }
-        }
+    let mut sample = Sample {
+        unknown: Vec::new(),
+        found: vec![false; roots.len()],
+    };
+    if accounts.iter().map(Vec::len).sum::<usize>() > SAMPLED_REGIONS {
+        return Ok(sample);
     }
-    let unknown: Vec<Vec<String>> = futures::stream::iter(pairs)
+    let no_filter = PathPredicate::empty();
+    let no_filter = &no_filter;
+    let each_account = roots
+        .iter()
+        .zip(accounts)
+        .enumerate()
+        .flat_map(|(index, (root, accounts))| accounts.iter().map(move |a| (index, root, a)));
+    let regions: Vec<Vec<(usize, AccountFolder, String)>> = futures::stream::iter(each_account)
+        .map(|(index, root, account)| async move {
+            let regions = list_regions(root, account, no_filter).await?;
+            Ok::<_, DataFusionError>(
+                regions
+                    .into_iter()
+                    .map(|region| (index, account.clone(), region))
+                    .collect(),
+            )
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    let pairs: Vec<_> = regions.into_iter().flatten().collect();
+    if pairs.len() > SAMPLED_REGIONS {
+        return Ok(sample);
+    }
+    let per_region: Vec<(usize, bool, Vec<String>)> = futures::stream::iter(pairs)
         .map(|(index, account, region)| async move {
             let root = &roots[index];
             let Some(date) = newest_day(root, &account, &region).await? else {
-                return Ok::<_, DataFusionError>(vec![]);
+                return Ok::<_, DataFusionError>((index, false, vec![]));
             };
             let folder = join(&root.awslogs, &account.day_folder(&region, date));
             // A flow log that switched format has objects of both.
             let mut one_per_flow_log: BTreeMap<(String, bool), (ObjectMeta, ObjectFormat)> =
                 BTreeMap::new();
-            for object in list_objects(root, &folder).await? {
+            let objects = list_objects(root, &folder).await?;
+            let found = !objects.is_empty();
+            for object in objects {
                 let parquet = object.facts.format == ObjectFormat::Parquet;
                 one_per_flow_log
                     .entry((object.facts.flow_log_id, parquet))
@@ -165,12 +195,16 @@ pub(super) async fn sample_unknown_fields(
                     }
                 }
             }
-            Ok(unknown)
+            Ok((index, found, unknown))
         })
         .buffered(concurrency)
         .try_collect()
         .await?;
-    Ok(unknown.into_iter().flatten().collect())
+    for (index, found, unknown) in per_region {
+        sample.found[index] |= found;
+        sample.unknown.extend(unknown);
+    }
+    Ok(sample)
 }
 
 /// The newest day folder of one account and region.

@@ -207,26 +207,21 @@ impl FlowLogTable {
         let report = Arc::new(ScanReport::remembering_fields(memory));
         let mut roots = Vec::new();
         let mut folders = Vec::new();
-        // Each root's accounts, listed once for the check and the sample.
+        // Each root's accounts, listed once for the sample and the check.
         let mut accounts = Vec::new();
+        // Each location as the user named it, and its roots' indexes.
+        let mut named = Vec::new();
         let mut notes = Vec::new();
         for location in locations {
             let location = location::resolve(runtime, location.as_ref(), &options.s3).await?;
             notes.extend(location.notes.iter().cloned());
             folders.push((location.url.clone(), location.prefix.clone()));
-            let mut any = false;
+            let first = roots.len();
             for root in find_awslogs(&location, &report, concurrency).await? {
-                let root_accounts = list_accounts(&root, &PathPredicate::empty()).await?;
-                any = any || holds_flow_logs(&root, &root_accounts, concurrency).await?;
+                accounts.push(list_accounts(&root, &PathPredicate::empty()).await?);
                 roots.push(root);
-                accounts.push(root_accounts);
             }
-            if !any {
-                return Err(location::location_error(
-                    &location.original,
-                    "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz or .log.parquet objects".to_string(),
-                ));
-            }
+            named.push((location.original.clone(), first..roots.len()));
         }
         let mut table = Self {
             roots,
@@ -249,16 +244,32 @@ impl FlowLogTable {
             }
         }
         // After the cache is set up: a sampled object it holds is not read.
-        tokens.extend(
-            header_sample::sample_unknown_fields(
-                &table.roots,
-                &accounts,
-                &table.options,
-                &table.report,
-                table.cache.as_deref(),
-            )
-            .await?,
-        );
+        let sample = header_sample::sample_unknown_fields(
+            &table.roots,
+            &accounts,
+            &table.options,
+            &table.report,
+            table.cache.as_deref(),
+        )
+        .await?;
+        // A location the sample found no flow-log object in (a big tree is
+        // not sampled) is searched for one, or refused.
+        for (original, indexes) in named {
+            let mut any = indexes.clone().any(|i| sample.found[i]);
+            for i in indexes {
+                if any {
+                    break;
+                }
+                any = holds_flow_logs(&table.roots[i], &accounts[i], concurrency).await?;
+            }
+            if !any {
+                return Err(location::location_error(
+                    &original,
+                    "holds no flow-log files: no AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{MM}/{dd}/ folder with .log.gz or .log.parquet objects".to_string(),
+                ));
+            }
+        }
+        tokens.extend(sample.unknown);
         table.extra = extra_columns(tokens);
         table.table_schema = table_schema(&table.extra);
         Ok(table)

@@ -950,6 +950,38 @@ fn a_location_without_flow_logs_gives_one_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The opening samples each region's newest day, which may hold no flow
+/// log: the tree is then searched further, and opens with every record of
+/// its older days.
+#[test]
+fn flow_logs_older_than_an_empty_newest_day_open_the_location() {
+    let source = "us-east-1/2024/01/15/111122223333_vpcflowlogs_us-east-1_fl-0a1b2c3d4e5f60002_20240115T0300Z_9c8b7a6f.log.gz";
+    let regions = bucket().join("flow-logs/AWSLogs/111122223333/vpcflowlogs");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("AWSLogs/111122223333/vpcflowlogs");
+    let copied = tree.join(source);
+    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+    std::fs::copy(regions.join(source), &copied).unwrap();
+    let newest = tree.join("us-east-1/2024/02/01");
+    std::fs::create_dir_all(&newest).unwrap();
+    std::fs::write(newest.join("notes.txt"), b"not a flow log").unwrap();
+    let count = |location: &str, filter: &str| {
+        let sql = format!("SELECT count(*) FROM vpc_flow_logs{filter}");
+        let out = flowsql(&[location, "--no-cache", "--format", "csv", "-c", &sql]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let whole = count(dir.path().to_str().unwrap(), "");
+    // The same object, read where the sample tree keeps it.
+    let original = count(
+        bucket().join("flow-logs").to_str().unwrap(),
+        " WHERE aws_region = 'us-east-1' AND flow_log_id = 'fl-0a1b2c3d4e5f60002' \
+         AND file_time = TIMESTAMP '2024-01-15 03:00:00'",
+    );
+    assert_eq!(whole, original);
+    assert_ne!(whole.lines().nth(1), Some("0"), "{whole}");
+}
+
 #[test]
 fn statements_piped_in_run_as_a_script() {
     use std::io::Write;
