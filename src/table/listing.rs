@@ -594,57 +594,70 @@ async fn holds_flow_log_object(root: &Root, prefix: &Path) -> Result<bool> {
 }
 
 /// The day folders of one account and region that the window allows, found
-/// by delimiter listings of years, months and days.
+/// by delimiter listings of years, then months, then days: each level's
+/// folders are listed at once (`concurrency` at a time), so a region of two
+/// years costs three rounds of listings, not one per month.
 async fn discover_days(
     root: &Root,
     account: &AccountFolder,
     region: &str,
     window: &TimeWindow,
+    concurrency: usize,
 ) -> Result<Vec<NaiveDate>> {
     let region_folder = join(&root.awslogs, &account.region_folder(region));
-    let mut days = Vec::new();
-    for year_name in root.child_folders(&region_folder).await? {
-        let Some(year) = account.date_part_from_folder_name(DatePart::Year, &year_name) else {
-            continue;
-        };
-        let (Some(first), Some(last)) = (
-            NaiveDate::from_ymd_opt(year as i32, 1, 1),
-            NaiveDate::from_ymd_opt(year as i32, 12, 31),
-        ) else {
-            continue;
-        };
-        if !window.keeps_days(first, last) {
-            continue;
-        }
-        let year_folder = region_folder.clone().join(year_name.as_str());
-        for month_name in root.child_folders(&year_folder).await? {
-            let Some(month) = account.date_part_from_folder_name(DatePart::Month, &month_name)
-            else {
-                continue;
-            };
-            let Some(first) = NaiveDate::from_ymd_opt(year as i32, month, 1) else {
-                continue;
-            };
-            let last = last_day_of_month(first);
-            if !window.keeps_days(first, last) {
-                continue;
-            }
-            let month_folder = year_folder.clone().join(month_name.as_str());
-            for day_name in root.child_folders(&month_folder).await? {
-                let Some(day) = account.date_part_from_folder_name(DatePart::Day, &day_name) else {
-                    continue;
-                };
-                if let Some(date) = NaiveDate::from_ymd_opt(year as i32, month, day)
-                    && window.keeps_days(date, date)
-                    // A folder spelled differently (`5` for `05`) is not AWS's.
-                    && account.day_folder(region, date).ends_with(&format!("/{day_name}"))
-                {
-                    days.push(date);
-                }
-            }
-        }
-    }
-    Ok(days)
+    let years: Vec<(i32, Path)> = root
+        .child_folders(&region_folder)
+        .await?
+        .into_iter()
+        .filter_map(|name| {
+            let year = account.date_part_from_folder_name(DatePart::Year, &name)? as i32;
+            let first = NaiveDate::from_ymd_opt(year, 1, 1)?;
+            let last = NaiveDate::from_ymd_opt(year, 12, 31)?;
+            let folder = region_folder.clone().join(name.as_str());
+            window.keeps_days(first, last).then_some((year, folder))
+        })
+        .collect();
+    let months: Vec<Vec<(i32, u32, Path)>> = futures::stream::iter(years)
+        .map(|(year, year_folder)| async move {
+            let months = root.child_folders(&year_folder).await?;
+            Ok::<_, DataFusionError>(
+                months
+                    .into_iter()
+                    .filter_map(|name| {
+                        let month = account.date_part_from_folder_name(DatePart::Month, &name)?;
+                        let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+                        let folder = year_folder.clone().join(name.as_str());
+                        window
+                            .keeps_days(first, last_day_of_month(first))
+                            .then_some((year, month, folder))
+                    })
+                    .collect(),
+            )
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    let days: Vec<Vec<NaiveDate>> = futures::stream::iter(months.into_iter().flatten())
+        .map(|(year, month, month_folder)| async move {
+            let days = root.child_folders(&month_folder).await?;
+            Ok::<_, DataFusionError>(
+                days.into_iter()
+                    .filter_map(|name| {
+                        let day = account.date_part_from_folder_name(DatePart::Day, &name)?;
+                        let date = NaiveDate::from_ymd_opt(year, month, day)?;
+                        // A folder spelled differently (`5` for `05`) is not AWS's.
+                        let spelled = account
+                            .day_folder(region, date)
+                            .ends_with(&format!("/{name}"));
+                        (window.keeps_days(date, date) && spelled).then_some(date)
+                    })
+                    .collect(),
+            )
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(days.into_iter().flatten().collect())
 }
 
 fn last_day_of_month(first: NaiveDate) -> NaiveDate {
@@ -675,7 +688,7 @@ pub(super) fn day_folders<'a>(
                 let (account, region) = found?;
                 let days = match enumerated {
                     Some(days) => days,
-                    None => discover_days(root, &account, &region, window).await?,
+                    None => discover_days(root, &account, &region, window, concurrency).await?,
                 };
                 let days = predicate.retain(Level::Day, days, |d| PathValues {
                     account: Some(account.account.clone()),
