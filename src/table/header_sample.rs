@@ -17,7 +17,7 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 
 use super::FlowLogOptions;
 use super::layout::{AccountFolder, DatePart, ObjectFormat};
-use super::listing::{Root, child_folders, join, list_objects, list_regions};
+use super::listing::{Root, join, list_objects, list_regions};
 use super::prune::PathPredicate;
 use crate::cache::ObjectCache;
 use crate::catalogue::Header;
@@ -213,14 +213,14 @@ async fn newest_day(
     account: &AccountFolder,
     region: &str,
 ) -> Result<Option<NaiveDate>> {
-    let store = root.store.as_ref();
     let mut folder = join(&root.awslogs, &account.region_folder(region));
     let mut parts = [0u32; 3];
     for (i, part) in [DatePart::Year, DatePart::Month, DatePart::Day]
         .into_iter()
         .enumerate()
     {
-        let newest = child_folders(store, &folder)
+        let newest = root
+            .child_folders(&folder)
             .await?
             .into_iter()
             .filter_map(|name| {

@@ -4,7 +4,7 @@
 //! directly), then the objects of each day folder, sent to the scan as soon
 //! as their folder's listing returns.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
@@ -17,6 +17,7 @@ use object_store::{ObjectMeta, ObjectStore};
 use tokio::sync::mpsc;
 
 use super::FlowLogOptions;
+use super::folders_ahead::{SeenFolders, SentAhead};
 use super::layout::{AWS_LOGS, AccountFolder, DatePart, KeyFacts, parse_key};
 use super::prune::{Level, PathPredicate, PathValues, TimeWindow, partition_values};
 use crate::error::Error;
@@ -33,9 +34,42 @@ pub(super) struct Root {
     pub(super) awslogs: Path,
     /// Where listings are counted.
     pub(super) report: Arc<ScanReport>,
+    /// The folders below `awslogs` that this process's listings found,
+    /// shared by the root's clones.
+    pub(super) seen: Arc<SeenFolders>,
+    /// How this clone's folder listings are made.
+    pub(super) folder_listings: FolderListings,
+}
+
+/// How a [`Root`]'s folder listings are made.
+#[derive(Debug, Clone, Default)]
+pub(super) enum FolderListings {
+    /// Each when it is asked for.
+    #[default]
+    OnDemand,
+    /// From those sent ahead where one was, else when asked for.
+    SentAhead(Arc<SentAhead>),
+    /// None: each answered from the folders seen, and noted here.
+    Rehearsed(Arc<Mutex<Vec<Path>>>),
 }
 
 impl Root {
+    pub(super) fn new(
+        url: ObjectStoreUrl,
+        store: Arc<dyn ObjectStore>,
+        awslogs: Path,
+        report: Arc<ScanReport>,
+    ) -> Self {
+        Self {
+            url,
+            store,
+            awslogs,
+            report,
+            seen: Arc::default(),
+            folder_listings: FolderListings::OnDemand,
+        }
+    }
+
     /// Counts a listing of `prefix` in the report, named as a user would
     /// write it.
     fn count_listing(&self, prefix: &Path, one_level: bool) {
@@ -90,11 +124,30 @@ impl Root {
         )))
     }
 
-    /// The folders directly inside `prefix`, counted in the report.
+    /// The folders directly inside `prefix`, counted in the report, and
+    /// remembered (see [`super::folders_ahead`]).
     pub(super) async fn child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
-        self.report.listed(&object_display(&self.url, prefix), true);
-        let folders = child_folders(self.store.as_ref(), prefix).await?;
-        self.report.listed_entries(folders.len());
+        let sent = match &self.folder_listings {
+            FolderListings::Rehearsed(asked) => {
+                asked
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(prefix.clone());
+                return Ok(self.seen.children(prefix));
+            }
+            FolderListings::SentAhead(sent) => sent.take(prefix).await,
+            FolderListings::OnDemand => None,
+        };
+        let folders = match sent {
+            Some(listed) => listed?,
+            None => {
+                self.report.listed(&object_display(&self.url, prefix), true);
+                let folders = child_folders(self.store.as_ref(), prefix).await?;
+                self.report.listed_entries(folders.len());
+                folders
+            }
+        };
+        self.seen.remember(prefix, &folders);
         Ok(folders)
     }
 }
@@ -179,6 +232,22 @@ impl ScanListing {
         }
     }
 
+    /// `root` with its folder listings sent ahead, where its folders are
+    /// discovered (not a shard's, not with pruning off).
+    async fn sending_ahead(&self, root: &Root) -> Option<Root> {
+        #[cfg(feature = "cluster")]
+        if self.shard.is_some() {
+            return None;
+        }
+        if !self.options.pruning {
+            return None;
+        }
+        Some(
+            root.sending_ahead(&self.predicate, &self.window, &self.options)
+                .await,
+        )
+    }
+
     /// Whether this listing's shard (if any) reads `object`.
     fn in_shard(&self, object: &ObjectMeta) -> bool {
         #[cfg(feature = "cluster")]
@@ -210,6 +279,8 @@ impl ScanListing {
             root.check_seen_here().await?;
         }
         for (index, root) in self.roots.iter().enumerate() {
+            let ahead = self.sending_ahead(root).await;
+            let root = ahead.as_ref().unwrap_or(root);
             // Accounts, regions and days are discovered as a stream, so the
             // first day folders are listed, and their objects read, while
             // later accounts are still being discovered.
@@ -352,11 +423,13 @@ pub(super) async fn find_awslogs(
     report: &Arc<ScanReport>,
     concurrency: usize,
 ) -> Result<Vec<Root>> {
-    let root = |awslogs: Path| Root {
-        url: location.url.clone(),
-        store: Arc::clone(&location.store),
-        awslogs,
-        report: Arc::clone(report),
+    let root = |awslogs: Path| {
+        Root::new(
+            location.url.clone(),
+            Arc::clone(&location.store),
+            awslogs,
+            Arc::clone(report),
+        )
     };
     if location.prefix.filename() == Some(AWS_LOGS) {
         return Ok(vec![root(location.prefix.clone())]);

@@ -6,6 +6,7 @@
 //! path-column values ([`layout`]). The listing of day folders runs while
 //! the objects are read ([`crate::scan::FlowLogScanExec`]).
 
+mod folders_ahead;
 mod header_sample;
 pub(crate) mod layout;
 mod listing;

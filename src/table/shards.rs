@@ -124,12 +124,12 @@ impl FlowLogTable {
             .iter()
             .map(|(url, awslogs)| {
                 let url = ObjectStoreUrl::parse(url)?;
-                Ok(Root {
-                    store: location::store_for(runtime, &url, &options.s3)?,
-                    url,
-                    awslogs: carried_path(awslogs),
-                    report: Arc::clone(&report),
-                })
+                Ok(Root::new(
+                    url.clone(),
+                    location::store_for(runtime, &url, &options.s3)?,
+                    carried_path(awslogs),
+                    Arc::clone(&report),
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         let locations = roots
@@ -166,7 +166,8 @@ impl FlowLogTable {
         let mut folders = Vec::new();
         for (index, root) in self.roots.iter().enumerate() {
             root.check_seen_here().await?;
-            let mut found = day_folders(root, &predicate, &window, &self.options).boxed();
+            let root = root.sending_ahead(&predicate, &window, &self.options).await;
+            let mut found = day_folders(&root, &predicate, &window, &self.options).boxed();
             while let Some(folder) = found.next().await {
                 folders.push((index, folder?));
             }

@@ -825,3 +825,117 @@ async fn parquet_objects_over_s3_read_and_convert_as_locally() {
     .await;
     assert_eq!(rows(&back, sql).await, want);
 }
+
+/// A bucket of its own, changed between two queries of one session.
+const CHANGING_BUCKET: &str = "flowsql-changing";
+
+/// A later query of a session sends its folder listings ahead, from the
+/// folders the session saw before: it must still find every folder new
+/// since (a day, a month, a year, a region, an account), leave out a day
+/// emptied since, and list nothing a new session would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_query_finds_every_folder_new_since_the_last() {
+    use chrono::NaiveDate;
+    use flowsql::internals::generate::{TreeSpec, generate_tree};
+    let moto = tokio::task::block_in_place(moto);
+    let _turn = TURN.lock().await;
+    let (status, body) = moto.http_with(
+        "PUT",
+        &format!("/{CHANGING_BUCKET}"),
+        &[("x-amz-acl", "public-read")],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    // The tree as it is now, kept locally too: the answers' oracle.
+    let mirror = tempfile::tempdir().unwrap();
+    let add = |account: &str, region: &str, first_day: (i32, u32, u32), days: u32| {
+        let spec = TreeSpec {
+            accounts: vec![account.to_string()],
+            regions: vec![region.to_string()],
+            first_day: NaiveDate::from_ymd_opt(first_day.0, first_day.1, first_day.2).unwrap(),
+            days,
+            files_per_day: 2,
+            records_per_file: 20,
+            seed: u64::from(first_day.2) + u64::from(days),
+            ..TreeSpec::default()
+        };
+        generate_tree(mirror.path(), &spec, 1).unwrap();
+    };
+    let mut stored: Vec<String> = Vec::new();
+    let sync = |stored: &mut Vec<String>| {
+        let now: Vec<String> = walk(mirror.path())
+            .iter()
+            .map(|f| {
+                f.strip_prefix(mirror.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for key in now.iter().filter(|k| !stored.contains(k)) {
+            let body = std::fs::read(mirror.path().join(key)).unwrap();
+            let path = format!("/{CHANGING_BUCKET}/{key}");
+            let (status, text) =
+                moto.http_with("PUT", &path, &[("x-amz-acl", "public-read")], &body);
+            assert_eq!(status, 200, "upload {key}: {text}");
+        }
+        for key in stored.iter().filter(|k| !now.contains(k)) {
+            let (status, text) = moto.http("DELETE", &format!("/{CHANGING_BUCKET}/{key}"), b"");
+            assert_eq!(status, 204, "delete {key}: {text}");
+        }
+        *stored = now;
+    };
+    let (a, b) = ("111122223333", "444455556666");
+    add(a, "us-east-1", (2025, 12, 29), 2);
+    tokio::task::block_in_place(|| sync(&mut stored));
+
+    let location = format!("s3://{CHANGING_BUCKET}");
+    let options = unsigned(moto);
+    let session = flowsql::new_context(std::slice::from_ref(&location), &options)
+        .await
+        .unwrap();
+    let sql = "SELECT aws_account_id, aws_region, date, count(*), sum(bytes) \
+               FROM vpc_flow_logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let days = |answer: &[Vec<String>]| answer.len();
+    let first = rows(&session, sql).await;
+    assert_eq!(
+        first,
+        rows(&local_context(mirror.path(), true).await, sql).await
+    );
+    assert_eq!(days(&first), 2);
+
+    // A day in a month seen, a new year and month, a month of a year
+    // seen, a region, an account; and a day seen, emptied.
+    add(a, "us-east-1", (2025, 12, 31), 2);
+    add(a, "us-east-1", (2025, 10, 15), 1);
+    add(a, "eu-west-1", (2025, 12, 30), 1);
+    add(b, "us-east-1", (2025, 12, 30), 1);
+    let emptied = mirror
+        .path()
+        .join(format!("AWSLogs/{a}/vpcflowlogs/us-east-1/2025/12/29"));
+    std::fs::remove_dir_all(&emptied).unwrap();
+    tokio::task::block_in_place(|| sync(&mut stored));
+
+    let handle = tokio::runtime::Handle::current();
+    let lists = |ctx: &datafusion::prelude::SessionContext| {
+        let (answer, requests) = tokio::task::block_in_place(|| {
+            moto.record(|| handle.block_on(async { rows(ctx, sql).await }))
+        });
+        let mut lists: Vec<String> = requests
+            .iter()
+            .filter(|r| r.is_list())
+            .map(|r| r.url.query().unwrap_or_default().to_string())
+            .collect();
+        lists.sort();
+        (answer, lists)
+    };
+    let (later, later_lists) = lists(&session);
+    let want = rows(&local_context(mirror.path(), true).await, sql).await;
+    assert_eq!(later, want);
+    assert_eq!(days(&later), 6, "{later:?}");
+    let fresh = flowsql::new_context(&[location], &options).await.unwrap();
+    let (again, fresh_lists) = lists(&fresh);
+    assert_eq!(again, want);
+    assert_eq!(later_lists, fresh_lists);
+}
