@@ -13,8 +13,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, max, min};
 use datafusion::arrow::datatypes::{
-    ArrowNativeType, ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type,
+    ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type,
 };
 use datafusion::arrow::error::ArrowError;
 
@@ -98,7 +98,11 @@ pub(crate) fn narrowest_for<'a>(
 /// values known to fit (as [`narrowest_for`] finds them). `None` for other
 /// types.
 pub(crate) fn narrowed(wide: &ArrayRef, narrow: &DataType) -> Option<ArrayRef> {
-    fn from<S: ArrowPrimitiveType>(wide: &ArrayRef, narrow: &DataType) -> Option<ArrayRef> {
+    fn from<S>(wide: &ArrayRef, narrow: &DataType) -> Option<ArrayRef>
+    where
+        S: ArrowPrimitiveType,
+        S::Native: ThroughI64,
+    {
         Some(match narrow {
             DataType::UInt8 => convert::<S, UInt8Type>(wide),
             DataType::Int8 => convert::<S, Int8Type>(wide),
@@ -119,7 +123,11 @@ pub(crate) fn narrowed(wide: &ArrayRef, narrow: &DataType) -> Option<ArrayRef> {
 /// `narrow` (an integer type [`narrower_types`] gives for `wide`) back as
 /// `wide`. `None` for other types.
 pub(crate) fn widened(narrow: &ArrayRef, wide: &DataType) -> Option<ArrayRef> {
-    fn to<T: ArrowPrimitiveType>(narrow: &ArrayRef) -> Option<ArrayRef> {
+    fn to<T>(narrow: &ArrayRef) -> Option<ArrayRef>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: ThroughI64,
+    {
         Some(match narrow.data_type() {
             DataType::UInt8 => convert::<UInt8Type, T>(narrow),
             DataType::Int8 => convert::<Int8Type, T>(narrow),
@@ -140,17 +148,46 @@ pub(crate) fn widened(narrow: &ArrayRef, wide: &DataType) -> Option<ArrayRef> {
     }
 }
 
+/// An integer type that `as` converts to and from `i64`, which holds every
+/// value of each.
+trait ThroughI64: Copy {
+    fn to_i64(self) -> i64;
+    fn from_i64(value: i64) -> Self;
+}
+
+macro_rules! through_i64 {
+    ($($t:ty),*) => {$(
+        impl ThroughI64 for $t {
+            #[inline]
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+            #[inline]
+            fn from_i64(value: i64) -> Self {
+                value as $t
+            }
+        }
+    )*};
+}
+
+through_i64!(u8, i8, u16, i16, u32, i32, i64);
+
 /// Every value of `column` (of type `S`) as type `T`, by `as` conversions
-/// through `usize`: exact for every value `T` holds, negatives included
-/// (the first sign-extends, the second truncates).
-fn convert<S: ArrowPrimitiveType, T: ArrowPrimitiveType>(column: &ArrayRef) -> ArrayRef {
+/// through `i64`: exact for every value `T` holds, negatives included.
+fn convert<S, T>(column: &ArrayRef) -> ArrayRef
+where
+    S: ArrowPrimitiveType,
+    T: ArrowPrimitiveType,
+    S::Native: ThroughI64,
+    T::Native: ThroughI64,
+{
     let values = column.as_primitive::<S>();
-    let converted = values.unary::<_, T>(|v| T::Native::usize_as(v.as_usize()));
+    let converted = values.unary::<_, T>(|v| T::Native::from_i64(v.to_i64()));
     debug_assert!(
         values
             .iter()
             .zip(converted.iter())
-            .all(|(v, n)| v.map(|v| v.as_usize()) == n.map(|n| n.as_usize())),
+            .all(|(v, n)| v.map(ThroughI64::to_i64) == n.map(ThroughI64::to_i64)),
         "a value of {} does not fit {}",
         S::DATA_TYPE,
         T::DATA_TYPE

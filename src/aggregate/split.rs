@@ -61,8 +61,9 @@ impl SplitWindow {
 /// Split rows written out together when the held windows passed the budget:
 /// one Arrow IPC file of text or of packed rows, with a batch per bucket.
 /// Integer columns (the aggregates' states: sums, counts) are written as
-/// narrow as the round's values allow, which takes a third off a spill of
-/// two address codes and two small sums.
+/// narrow as the round's values allow: flow-log sums and counts mostly
+/// need one to four of their eight bytes, and a spill costs the bytes it
+/// writes and reads back.
 pub(crate) struct SpillRound {
     /// Keeps the temporary file until the round is read.
     pub(crate) file: Arc<dyn SpillFile>,

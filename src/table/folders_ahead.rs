@@ -11,22 +11,26 @@
 //! Answers are as fresh as without it: every folder listing the discovery
 //! uses is made during this discovery; what was seen before only chooses
 //! which to send early. A folder that is new since is listed when the
-//! discovery finds it, as before; a listing sent for a folder that is gone
-//! is not used.
+//! discovery finds it, as before. A listing sent for a folder that is gone
+//! is still made (and counted), but not used.
+//!
+//! Sent listings share the root's listing permits with the discovery's
+//! own, so no more are in flight than `listing_concurrency`; and at most
+//! [`MOST_SENT_AHEAD`] are sent, the first the discovery will ask for, so
+//! a query that stops early (a `LIMIT`) has not paid for the listings of
+//! a whole big tree. Dropping the discovery aborts those not yet made.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{DataFusionError, HashMap, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::StreamExt;
 use object_store::path::Path;
-use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use super::FlowLogOptions;
-use super::listing::{FolderListings, Root, child_folders, day_folders};
+use super::listing::{FolderListings, Root, day_folders};
 use super::prune::{PathPredicate, TimeWindow};
-use crate::scan::text::object_display;
 
 /// The child folders of each folder below a root, as last listed by this
 /// process: shared by every scan of a table.
@@ -48,10 +52,16 @@ impl SeenFolders {
     }
 }
 
-/// One discovery's folder listings, sent before it asks for them.
-#[derive(Debug, Default)]
+/// The most folder listings one discovery sends ahead: every level of a
+/// tree of a few hundred folders, and not the months of years of a big
+/// bucket before the query has read anything.
+const MOST_SENT_AHEAD: usize = 256;
+
+/// One discovery's folder listings, sent before it asks for them; those
+/// not taken are aborted when it is dropped.
+#[derive(Debug)]
 pub(super) struct SentAhead {
-    listings: Mutex<HashMap<Path, JoinHandle<Result<Vec<String>>>>>,
+    listings: Mutex<HashMap<Path, SpawnedTask<Result<Vec<String>>>>>,
 }
 
 impl SentAhead {
@@ -62,32 +72,18 @@ impl SentAhead {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(folder)?;
-        Some(match sent.await {
+        Some(match sent.join_unwind().await {
             Ok(listed) => listed,
             Err(e) => Err(DataFusionError::External(Box::new(e))),
         })
     }
 }
 
-impl Drop for SentAhead {
-    /// Listings the discovery did not use are not waited for.
-    fn drop(&mut self) {
-        let listings = self
-            .listings
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        for sent in listings.values() {
-            sent.abort();
-        }
-    }
-}
-
 impl Root {
     /// This root for one discovery of the day folders that `predicate` and
     /// `window` allow, with the folder listings it will make (as far as the
-    /// folders seen last time tell) already sent, up to four times
-    /// `listing_concurrency` at once. A local folder is listed in no time,
-    /// and is left as it is.
+    /// folders seen last time tell) already sent. A local folder is listed
+    /// in no time, and is left as it is.
     pub(super) async fn sending_ahead(
         &self,
         predicate: &PathPredicate,
@@ -95,49 +91,128 @@ impl Root {
         options: &FlowLogOptions,
     ) -> Root {
         let remote = self.url != ObjectStoreUrl::local_filesystem();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.clone();
-        };
-        if !remote || !matches!(self.folder_listings, FolderListings::OnDemand) {
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        if !remote || !in_runtime || !matches!(self.folder_listings, FolderListings::OnDemand) {
             return self.clone();
         }
         let asked = Arc::new(Mutex::new(Vec::new()));
-        let rehearsal = Root {
-            folder_listings: FolderListings::Rehearsed(Arc::clone(&asked)),
-            ..self.clone()
-        };
+        let rehearsal = self.with_folder_listings(FolderListings::Rehearsed(Arc::clone(&asked)));
         // Over what was seen, with no request: errors are the real
         // discovery's to give.
         let _ = day_folders(&rehearsal, predicate, window, options)
             .collect::<Vec<_>>()
             .await;
         let asked = std::mem::take(&mut *asked.lock().unwrap_or_else(PoisonError::into_inner));
-        let permits = Arc::new(Semaphore::new(4 * options.listing_concurrency.max(1)));
         let mut listings = HashMap::new();
         for folder in asked {
+            if listings.len() == MOST_SENT_AHEAD {
+                break;
+            }
             if listings.contains_key(&folder) {
                 continue;
             }
-            let (store, url, report) = (
-                Arc::clone(&self.store),
-                self.url.clone(),
-                Arc::clone(&self.report),
-            );
-            let (permits, listed) = (Arc::clone(&permits), folder.clone());
-            let sent = runtime.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                report.listed(&object_display(&url, &listed), true);
-                let found = child_folders(store.as_ref(), &listed).await?;
-                report.listed_entries(found.len());
-                Ok(found)
-            });
+            let root = self.clone();
+            let listed = folder.clone();
+            let sent = SpawnedTask::spawn(async move { root.list_child_folders(&listed).await });
             listings.insert(folder, sent);
         }
-        Root {
-            folder_listings: FolderListings::SentAhead(Arc::new(SentAhead {
-                listings: Mutex::new(listings),
-            })),
-            ..self.clone()
-        }
+        self.with_folder_listings(FolderListings::SentAhead(Arc::new(SentAhead {
+            listings: Mutex::new(listings),
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ScanReport;
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+    async fn put(store: &InMemory, region: &str, day: &str) {
+        let account = "111122223333";
+        let stamp = day.replace('/', "");
+        let key = format!(
+            "AWSLogs/{account}/vpcflowlogs/{region}/{day}/\
+             {account}_vpcflowlogs_{region}_fl-1_{stamp}T0000Z_abcd1234.log.gz"
+        );
+        store
+            .put(&Path::from(key), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+
+    async fn discover(root: &Root) -> Vec<String> {
+        let options = FlowLogOptions::default();
+        day_folders(root, &PathPredicate::empty(), &TimeWindow::ALL, &options)
+            .map_ok(|folder| folder.to_string())
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    /// The listings sent are those of the folders seen, and a discovery
+    /// that takes them finds what a discovery with none finds: new folders
+    /// at every level included.
+    #[tokio::test]
+    async fn listings_sent_from_the_folders_seen_find_the_new_ones_too() {
+        let store = Arc::new(InMemory::new());
+        let root = Root::new(
+            ObjectStoreUrl::parse("memory://").unwrap(),
+            Arc::clone(&store) as Arc<dyn ObjectStore>,
+            Path::from("AWSLogs"),
+            Arc::new(ScanReport::remembering_fields(None)),
+            4,
+        );
+        put(&store, "us-east-1", "2024/01/15").await;
+        put(&store, "us-east-1", "2024/02/01").await;
+        assert_eq!(discover(&root).await.len(), 2);
+
+        put(&store, "us-east-1", "2024/02/02").await;
+        put(&store, "us-east-1", "2025/01/01").await;
+        put(&store, "eu-west-1", "2024/01/15").await;
+        let ahead = root
+            .sending_ahead(
+                &PathPredicate::empty(),
+                &TimeWindow::ALL,
+                &FlowLogOptions::default(),
+            )
+            .await;
+        let FolderListings::SentAhead(sent) = &ahead.folder_listings else {
+            panic!("nothing sent ahead from a store of another machine");
+        };
+        let mut sent_for: Vec<String> = sent
+            .listings
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|folder| folder.to_string())
+            .collect();
+        sent_for.sort();
+        let region = "AWSLogs/111122223333/vpcflowlogs/us-east-1";
+        assert_eq!(
+            sent_for,
+            [
+                "AWSLogs".to_string(),
+                "AWSLogs/111122223333/vpcflowlogs".to_string(),
+                region.to_string(),
+                format!("{region}/2024"),
+                format!("{region}/2024/01"),
+                format!("{region}/2024/02"),
+            ]
+        );
+        let found = discover(&ahead).await;
+        assert_eq!(found.len(), 5, "{found:?}");
+        let fresh = Root::new(
+            root.url.clone(),
+            Arc::clone(&root.store),
+            root.awslogs.clone(),
+            Arc::clone(&root.report),
+            4,
+        );
+        assert_eq!(found, discover(&fresh).await);
+        // Every listing sent was taken.
+        assert!(sent.listings.lock().unwrap().is_empty());
     }
 }

@@ -6,7 +6,9 @@
 //! listings per region, which a bucket of hundreds of accounts cannot pay
 //! before every query. A bigger tree learns such fields where queries read
 //! them (the scan report names them, and a field memory makes them columns
-//! from the next opening).
+//! from the next opening). A sampled day that holds a flow-log object also
+//! shows the tree holds flow logs: the opening then needs no other listing
+//! for that.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::FlowLogOptions;
 use super::folders_ahead::{SeenFolders, SentAhead};
@@ -39,13 +39,16 @@ pub(super) struct Root {
     pub(super) seen: Arc<SeenFolders>,
     /// How this clone's folder listings are made.
     pub(super) folder_listings: FolderListings,
+    /// Folder listings in flight at once, shared by the root's clones: a
+    /// discovery lists the folders of a level at once, and of several
+    /// regions at once.
+    listing_permits: Arc<Semaphore>,
 }
 
 /// How a [`Root`]'s folder listings are made.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) enum FolderListings {
     /// Each when it is asked for.
-    #[default]
     OnDemand,
     /// From those sent ahead where one was, else when asked for.
     SentAhead(Arc<SentAhead>),
@@ -54,11 +57,13 @@ pub(super) enum FolderListings {
 }
 
 impl Root {
+    /// A root whose folder listings are made at most `concurrency` at once.
     pub(super) fn new(
         url: ObjectStoreUrl,
         store: Arc<dyn ObjectStore>,
         awslogs: Path,
         report: Arc<ScanReport>,
+        concurrency: usize,
     ) -> Self {
         Self {
             url,
@@ -67,6 +72,7 @@ impl Root {
             report,
             seen: Arc::default(),
             folder_listings: FolderListings::OnDemand,
+            listing_permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
     }
 
@@ -140,14 +146,31 @@ impl Root {
         };
         let folders = match sent {
             Some(listed) => listed?,
-            None => {
-                self.report.listed(&object_display(&self.url, prefix), true);
-                let folders = child_folders(self.store.as_ref(), prefix).await?;
-                self.report.listed_entries(folders.len());
-                folders
-            }
+            None => self.list_child_folders(prefix).await?,
         };
         self.seen.remember(prefix, &folders);
+        Ok(folders)
+    }
+
+    /// This root with its folder listings made as `listings` says.
+    pub(super) fn with_folder_listings(&self, listings: FolderListings) -> Root {
+        Root {
+            folder_listings: listings,
+            ..self.clone()
+        }
+    }
+
+    /// One listing of the folders directly inside `prefix`, when a permit
+    /// allows, counted in the report.
+    pub(super) async fn list_child_folders(&self, prefix: &Path) -> Result<Vec<String>> {
+        let _permit = self
+            .listing_permits
+            .acquire()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.report.listed(&object_display(&self.url, prefix), true);
+        let folders = child_folders(self.store.as_ref(), prefix).await?;
+        self.report.listed_entries(folders.len());
         Ok(folders)
     }
 }
@@ -429,6 +452,7 @@ pub(super) async fn find_awslogs(
             Arc::clone(&location.store),
             awslogs,
             Arc::clone(report),
+            concurrency,
         )
     };
     if location.prefix.filename() == Some(AWS_LOGS) {

@@ -66,8 +66,9 @@ pub struct FlowLogOptions {
     /// The longest bounded date range whose day folders are visited
     /// directly instead of being discovered by listing.
     pub max_enumerated_days: usize,
-    /// Listing requests in flight at once at each stage of discovery
-    /// (accounts' regions, days, day folders' objects).
+    /// Listing requests in flight at once: a discovery's folder listings
+    /// (accounts' regions, years, months, days) share this many, and so do
+    /// the day folders' object listings.
     pub listing_concurrency: usize,
     /// How `s3://` locations are reached.
     pub s3: location::S3Options,

@@ -129,6 +129,7 @@ impl FlowLogTable {
                     location::store_for(runtime, &url, &options.s3)?,
                     carried_path(awslogs),
                     Arc::clone(&report),
+                    options.listing_concurrency,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;

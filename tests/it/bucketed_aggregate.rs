@@ -34,7 +34,14 @@ const QUERIES: &[&str] = &[
     MIXED,
     "SELECT account_id, region, split_part(dstaddr, '.', 2), count(*) FROM vpc_flow_logs GROUP BY 1, 2, 3",
     "SELECT account_id, srcaddr, sum(bytes) FROM vpc_flow_logs GROUP BY 1, 2",
+    NEGATIVE_AND_NULL,
 ];
+
+/// States below zero and NULL, in 64 and 32 bits, as spills write them
+/// narrow.
+const NEGATIVE_AND_NULL: &str = "SELECT srcaddr, sum(srcport - dstport), \
+    sum(CASE WHEN protocol = 6 THEN NULL ELSE bytes END), min(dstport - 1024) \
+    FROM vpc_flow_logs GROUP BY 1";
 
 /// Every aggregate whose states the bucketed aggregate merges itself
 /// (integer sums, counts, minimums and maximums by one packed key), with
