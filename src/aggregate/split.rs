@@ -407,7 +407,7 @@ mod tests {
             SplitWindow {
                 rows: RecordBatch::try_new(Arc::clone(&schema), columns).unwrap(),
                 packed: true,
-                buckets: vec![0..2],
+                buckets: std::iter::once(0..2).collect(),
             }
         };
         // The round's range decides, over all its windows: a sum past
