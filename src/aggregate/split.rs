@@ -311,24 +311,7 @@ fn narrowest_schema(schema: &SchemaRef, held: &[&SplitWindow]) -> Result<SchemaR
 
 /// Spilled `rows` back in `schema`'s types, wider integers than theirs.
 fn widened_rows(rows: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = rows
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                return Ok(Arc::clone(column));
-            }
-            widened(column, field.data_type()).ok_or_else(|| {
-                DataFusionError::Internal(format!(
-                    "a spilled {} column cannot be read as {}",
-                    column.data_type(),
-                    field.data_type()
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    rows_as(rows, schema, widened)
 }
 
 /// `rows` in `schema`'s types, narrower integers than theirs where
@@ -337,6 +320,16 @@ fn narrowed_rows(rows: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if rows.schema() == *schema {
         return Ok(rows);
     }
+    rows_as(rows, schema, narrowed)
+}
+
+/// `rows` with each column whose type is not its field's in `schema`
+/// converted by `convert`.
+fn rows_as(
+    rows: RecordBatch,
+    schema: &SchemaRef,
+    convert: fn(&ArrayRef, &DataType) -> Option<ArrayRef>,
+) -> Result<RecordBatch> {
     let columns = rows
         .columns()
         .iter()
@@ -345,9 +338,9 @@ fn narrowed_rows(rows: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
             if column.data_type() == field.data_type() {
                 return Ok(Arc::clone(column));
             }
-            narrowed(column, field.data_type()).ok_or_else(|| {
+            convert(column, field.data_type()).ok_or_else(|| {
                 DataFusionError::Internal(format!(
-                    "a {} column cannot be spilled as {}",
+                    "a spilled column of {} cannot be converted to {}",
                     column.data_type(),
                     field.data_type()
                 ))
