@@ -89,6 +89,15 @@ impl NumberLanes {
             Self::Avx2(lanes) => unsafe { lanes.look_valid(edges, digits) },
         }
     }
+
+    /// Whether a line of `words` digit words takes AVX2's short check.
+    #[cfg(test)]
+    fn takes_short_check(&self, words: usize) -> bool {
+        match self {
+            Self::Avx512(_) => false,
+            Self::Avx2(lanes) => lanes.short_for(words),
+        }
+    }
 }
 
 /// The vector instructions the hot loop is compiled for: one copy of it
@@ -230,6 +239,8 @@ mod tests {
         let pieces = ["-", "7", "12a", "x", "1234567890", "0000000000000000000"];
         let mut tokens = Tokens::default();
         let (mut said_yes, mut said_no) = (0, 0);
+        // Lines AVX2 checked with its short check and with the general one.
+        let (mut short, mut general) = (0, 0);
         for _ in 0..50_000 {
             let count = 1 + next(20);
             let words: Vec<String> = (0..count)
@@ -264,6 +275,13 @@ mod tests {
                     continue;
                 };
                 assert_eq!(valid, want, "level {level}: {checked:?} of {line:?}");
+                if level == Simd::AVX2 {
+                    if lanes.takes_short_check(tokens.digits().len()) {
+                        short += 1;
+                    } else {
+                        general += 1;
+                    }
+                }
                 if valid {
                     said_yes += 1;
                 } else {
@@ -272,5 +290,8 @@ mod tests {
             }
         }
         assert!(said_yes > 1000 && said_no > 1000, "{said_yes} / {said_no}");
+        if levels.contains(&Simd::AVX2) {
+            assert!(short > 1000 && general > 1000, "{short} / {general}");
+        }
     }
 }
