@@ -114,7 +114,7 @@ pub(crate) fn write_edges(changes: u64, offset: usize, edges: &mut Vec<u32>) {
 /// permutes across two; gathers, which would be shorter, are slow on the
 /// AMD processors that stop at AVX2.
 /// Lines of under 192 bytes (nearly all) take a shorter form of it
-/// where the fields allow ([`NumberLanes::look_valid_short`]).
+/// ([`NumberLanes::look_valid_short`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NumberLanes {
     /// Per lane, the place of its token's start edge within its register
@@ -130,52 +130,31 @@ pub(crate) struct NumberLanes {
     most: [i32; 8],
     /// The lanes in use.
     lanes: u8,
-    /// The short check's two groups of four lanes, where each group's
-    /// tokens lie in at most two registers of four tokens.
-    groups: Option<[TokenGroup; 2]>,
+    /// The short check's two groups of four lanes.
+    groups: [TokenGroup; 2],
+    /// Edges a line needs for the short check to read every lane's: two
+    /// past the last checked token's start.
+    edges_needed: usize,
 }
 
-/// Four lanes of the short check ([`NumberLanes::look_valid_short`]): each
-/// a token's two edges as one 64-bit lane (start low, end high), picked
-/// from at most two registers of eight edges with a permute each and a
-/// blend, where the general check picks starts and ends apart, from all
-/// four registers.
+/// Four lanes of the short check ([`NumberLanes::look_valid_short`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct TokenGroup {
-    /// The two registers (of eight edges) the lanes' tokens are in; the
-    /// same one twice where one holds them all.
-    sources: [usize; 2],
-    /// Per 32-bit lane, the place of its edge within its source register.
-    places: [i32; 8],
-    /// Per 64-bit lane, all ones where its token is in the second source.
-    from_second: [i64; 4],
-    /// Per 64-bit lane, the most digits.
+    /// Per lane, its token (0 where unused).
+    tokens: [usize; 4],
+    /// Per lane, the most digits.
     most: [i64; 4],
 }
 
 impl TokenGroup {
-    /// The group of up to four `checked` (index, most digits), if their
-    /// tokens lie in at most two registers of four tokens.
-    fn new(checked: &[(usize, usize)]) -> Option<Self> {
-        let mut sources: Vec<usize> = checked.iter().map(|&(i, _)| i / 4).collect();
-        sources.dedup();
-        if sources.len() > 2 {
-            return None;
-        }
-        let first = sources.first().copied().unwrap_or(0);
-        let second = sources.last().copied().unwrap_or(0);
-        let mut group = Self {
-            sources: [first, second],
-            ..Self::default()
-        };
+    /// The lanes of up to four `checked` (index, most digits).
+    fn new(checked: &[(usize, usize)]) -> Self {
+        let mut group = Self::default();
         for (lane, &(i, most)) in checked.iter().enumerate() {
-            let place = 2 * (i % 4) as i32;
-            group.places[2 * lane] = place;
-            group.places[2 * lane + 1] = place + 1;
-            group.from_second[lane] = -i64::from(i / 4 != first);
+            group.tokens[lane] = i;
             group.most[lane] = most as i64;
         }
-        Some(group)
+        group
     }
 }
 
@@ -183,20 +162,16 @@ impl NumberLanes {
     /// Lanes for `checked` (index, most digits), which fit
     /// ([`super::NumberLanes::new`] checks).
     pub(crate) fn new(checked: &[(usize, usize)]) -> Self {
+        let (low, high) = checked.split_at(checked.len().min(4));
         let mut lanes = Self {
             places: [0; 8],
             odd_register: [0; 8],
             high_registers: [0; 8],
             most: [0; 8],
             lanes: ((1u16 << checked.len()) - 1) as u8,
-            groups: None,
+            groups: [TokenGroup::new(low), TokenGroup::new(high)],
+            edges_needed: checked.iter().map(|&(i, _)| 2 * i + 2).max().unwrap_or(0),
         };
-        // `checked` is in the order of the fields, so each group's tokens
-        // are in order too.
-        let (low, high) = checked.split_at(checked.len().min(4));
-        lanes.groups = TokenGroup::new(low)
-            .zip(TokenGroup::new(high))
-            .map(<[_; 2]>::from);
         for (lane, &(i, most)) in checked.iter().enumerate() {
             // Token i's edges are 2i and 2i + 1: one register of eight
             // holds both, as 2i is even.
@@ -228,10 +203,8 @@ impl NumberLanes {
         if digits.len() > 8 {
             return None;
         }
-        if let Some(groups) = &self.groups
-            && digits.len() <= 4
-        {
-            return Some(self.look_valid_short(groups, edges, digits));
+        if let Some(valid) = self.look_valid_short(edges, digits) {
+            return Some(valid);
         }
         // SAFETY: each array is eight i32, one 32-byte vector.
         let load = |array: &[i32; 8]| unsafe { _mm256_loadu_si256(array.as_ptr().cast()) };
@@ -335,34 +308,35 @@ impl NumberLanes {
     }
 
     /// [`Self::look_valid`] for lines of at most four digit words (under
-    /// 192 bytes, as nearly every flow-log line is) whose checked tokens
-    /// fit [`TokenGroup`]s: each token's edges picked as one 64-bit lane,
-    /// and every digit word in one register, so that a lane's words take
-    /// a permute each, where the general check needs two and a blend.
+    /// 192 bytes, as nearly every flow-log line is); `None` for others.
+    /// Each lane's token is read as two scalar loads, and every digit word
+    /// fits one register, so a lane's words take a permute each: fewer
+    /// instructions than the general check's picking from four registers
+    /// of edges and two of words.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn look_valid_short(&self, groups: &[TokenGroup; 2], edges: &[u32], digits: &[u64]) -> bool {
+    fn look_valid_short(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         use std::arch::x86_64::{
-            _mm256_add_epi64, _mm256_and_si256, _mm256_blendv_epi8, _mm256_castsi256_pd,
-            _mm256_cmpeq_epi64, _mm256_cmpgt_epi64, _mm256_loadu_si256, _mm256_maskload_epi32,
-            _mm256_maskload_epi64, _mm256_movemask_pd, _mm256_or_si256,
-            _mm256_permutevar8x32_epi32, _mm256_set1_epi64x, _mm256_slli_epi64, _mm256_sllv_epi64,
-            _mm256_srli_epi64, _mm256_srlv_epi64, _mm256_sub_epi64,
+            _mm256_add_epi64, _mm256_and_si256, _mm256_castsi256_pd, _mm256_cmpeq_epi64,
+            _mm256_cmpgt_epi64, _mm256_loadu_si256, _mm256_movemask_pd, _mm256_or_si256,
+            _mm256_permutevar8x32_epi32, _mm256_set_epi64x, _mm256_set1_epi64x, _mm256_slli_epi64,
+            _mm256_sllv_epi64, _mm256_srli_epi64, _mm256_srlv_epi64, _mm256_sub_epi64,
         };
-        debug_assert!(digits.len() <= 4);
-        // SAFETY (all masked loads here): a masked load reads only its set
-        // lanes, here the ones within the slice.
-        let register = |k: usize| unsafe {
-            _mm256_maskload_epi32(
-                edges.as_ptr().wrapping_add(8 * k).cast(),
-                first_lanes(edges.len().saturating_sub(8 * k)),
-            )
+        if digits.len() > 4 || edges.len() < self.edges_needed {
+            return None;
+        }
+        // A token's edges as one 64-bit lane: start low, end high.
+        let token = |i: usize| {
+            // SAFETY: every lane's token is below `edges_needed / 2`, and
+            // the slice has at least `edges_needed` edges (checked above).
+            let (start, end) =
+                unsafe { (*edges.get_unchecked(2 * i), *edges.get_unchecked(2 * i + 1)) };
+            (u64::from(start) | u64::from(end) << 32) as i64
         };
-        // Two 32-bit lanes of ones per word.
-        let words =
-            unsafe { _mm256_maskload_epi64(digits.as_ptr().cast(), first_lanes(2 * digits.len())) };
+        let word = |k: usize| digits.get(k).copied().unwrap_or(0) as i64;
+        let words = _mm256_set_epi64x(word(3), word(2), word(1), word(0));
         // Word `w` (0..4) per 64-bit lane: its two 32-bit halves.
-        let word = |w| {
+        let word_at = |w| {
             let low = _mm256_slli_epi64::<1>(w);
             let halves = _mm256_or_si256(
                 low,
@@ -372,20 +346,11 @@ impl NumberLanes {
         };
         let sixty_four = _mm256_set1_epi64x(64);
         let mut valid = 0;
-        for (g, group) in groups.iter().enumerate() {
-            // SAFETY: each array is one 32-byte vector.
-            let (places, from_second, most) = unsafe {
-                (
-                    _mm256_loadu_si256(group.places.as_ptr().cast()),
-                    _mm256_loadu_si256(group.from_second.as_ptr().cast()),
-                    _mm256_loadu_si256(group.most.as_ptr().cast()),
-                )
-            };
-            let tokens = _mm256_blendv_epi8(
-                _mm256_permutevar8x32_epi32(register(group.sources[0]), places),
-                _mm256_permutevar8x32_epi32(register(group.sources[1]), places),
-                from_second,
-            );
+        for (g, group) in self.groups.iter().enumerate() {
+            let [t0, t1, t2, t3] = group.tokens;
+            let tokens = _mm256_set_epi64x(token(t3), token(t2), token(t1), token(t0));
+            // SAFETY: the array is one 32-byte vector.
+            let most = unsafe { _mm256_loadu_si256(group.most.as_ptr().cast()) };
             let starts = _mm256_and_si256(tokens, _mm256_set1_epi64x(0xFFFF_FFFF));
             let lens = _mm256_sub_epi64(_mm256_srli_epi64::<32>(tokens), starts);
             let too_long = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(lens, most)));
@@ -397,9 +362,9 @@ impl NumberLanes {
             let shift = _mm256_and_si256(starts, _mm256_set1_epi64x(63));
             // A shift by 64 or more gives zeros.
             let window = _mm256_or_si256(
-                _mm256_srlv_epi64(word(block), shift),
+                _mm256_srlv_epi64(word_at(block), shift),
                 _mm256_sllv_epi64(
-                    word(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
+                    word_at(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
                     _mm256_sub_epi64(sixty_four, shift),
                 ),
             );
@@ -411,13 +376,14 @@ impl NumberLanes {
             )));
             valid |= ((all_digits & !too_long) as u8 & 0xF) << (4 * g);
         }
-        valid & self.lanes == self.lanes
+        Some(valid & self.lanes == self.lanes)
     }
 
-    /// Whether a line of `words` digit words takes the short check.
+    /// Whether a line of `words` digit words and `edges` edges takes the
+    /// short check.
     #[cfg(test)]
-    pub(crate) fn short_for(&self, words: usize) -> bool {
-        self.groups.is_some() && words <= 4
+    pub(crate) fn short_for(&self, words: usize, edges: usize) -> bool {
+        words <= 4 && edges >= self.edges_needed
     }
 }
 

@@ -90,12 +90,13 @@ impl NumberLanes {
         }
     }
 
-    /// Whether a line of `words` digit words takes AVX2's short check.
+    /// Whether a line of `words` digit words and `edges` edges takes
+    /// AVX2's short check.
     #[cfg(test)]
-    fn takes_short_check(&self, words: usize) -> bool {
+    fn takes_short_check(&self, words: usize, edges: usize) -> bool {
         match self {
             Self::Avx512(_) => false,
-            Self::Avx2(lanes) => lanes.short_for(words),
+            Self::Avx2(lanes) => lanes.short_for(words, edges),
         }
     }
 }
@@ -276,7 +277,7 @@ mod tests {
                 };
                 assert_eq!(valid, want, "level {level}: {checked:?} of {line:?}");
                 if level == Simd::AVX2 {
-                    if lanes.takes_short_check(tokens.digits().len()) {
+                    if lanes.takes_short_check(tokens.digits().len(), tokens.edges().len()) {
                         short += 1;
                     } else {
                         general += 1;
