@@ -640,6 +640,42 @@ mod tests {
     }
 
     #[test]
+    fn each_value_keeps_its_key_among_short_long_and_null_values() {
+        // Short values (in the view), a longer one and nulls, in no order.
+        let choices = [
+            Some("ACCEPT"),
+            Some("REJECT"),
+            None,
+            Some("OK"),
+            Some(""),
+            Some("NODATA"),
+            Some("SKIPDATA"),
+            Some("eni-0123456789abcdef0"),
+        ];
+        let values: Vec<Option<&str>> = (0..1000)
+            .map(|i| choices[(i * 7 + i / 3) % choices.len()])
+            .collect();
+        let text: StringViewArray = values.iter().copied().collect();
+        let mut encoder = DictionaryEncoder::default();
+        let keys = encoder.encode(&text).unwrap();
+        let dictionary = encoder.values().unwrap();
+        let dictionary = dictionary.as_string::<i32>();
+        for (row, value) in values.iter().enumerate() {
+            match value {
+                None => assert!(keys.is_null(row), "row {row}"),
+                Some(value) => {
+                    assert_eq!(
+                        dictionary.value(keys.value(row) as usize),
+                        *value,
+                        "row {row}"
+                    )
+                }
+            }
+        }
+        assert_eq!(encoder.len(), 7);
+    }
+
+    #[test]
     fn text_that_does_not_repeat_is_kept_as_utf8() {
         let batches = [
             texts(&[
