@@ -188,7 +188,7 @@ impl BucketedAggregateExec {
     /// the repartition would have picked. The rule turns it on for plans
     /// with no node of two inputs. Hashing codes costs a fraction of
     /// hashing the text, even with DataFusion's hash, and less again with
-    /// the mixer of [`hash_code_columns`](super::routing::hash_code_columns).
+    /// the mixer of `routing::hash_code_columns`.
     pub(crate) fn with_code_routing(mut self, on: bool) -> Self {
         self.route_by_code = on
             && self.packing.is_some()
@@ -380,6 +380,7 @@ impl ExecutionPlan for BucketedAggregateExec {
             MetricBuilder::new(&self.metrics).subset_time("aggregate_time", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let merged_rows = MetricBuilder::new(&self.metrics).counter("merged_rows", partition);
+        let outranked_rows = MetricBuilder::new(&self.metrics).counter("outranked_rows", partition);
         let output = futures::stream::once(async move {
             let splits = split.await.map_err(|e| DataFusionError::from(&e))?;
             let buckets = PartitionBuckets::new(splits, partition);
@@ -393,6 +394,7 @@ impl ExecutionPlan for BucketedAggregateExec {
                 keep_top,
                 merge_memory,
                 merged_rows,
+                outranked_rows,
                 context,
             ));
             Ok::<_, DataFusionError>(futures::stream::poll_fn(move |cx| {

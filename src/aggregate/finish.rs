@@ -19,6 +19,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 
 use super::keep_top::{KeepTop, TopSoFar};
+use super::packed_merge::PackedMerge;
 use super::packing::KeyPacking;
 use super::split::SplitInput;
 use super::{BUCKETS, RECOMPUTE};
@@ -143,6 +144,7 @@ impl PartitionBuckets {
         keep_top: Option<KeepTop>,
         merge_memory: MemoryReservation,
         merged_rows: Count,
+        outranked_rows: Count,
         context: Arc<TaskContext>,
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
         let mut top = keep_top.map(TopSoFar::new);
@@ -154,16 +156,41 @@ impl PartitionBuckets {
                     Some(packing) if !run.packed.is_empty() => Some(match &packing.merge {
                         Some(merge)
                             if merge_memory
-                                .try_resize(merge.memory_for(&run.packed))
+                                .try_resize(
+                                    merge.memory_for(&run.packed)
+                                        + PackedMerge::memory_to_bound(&run.packed),
+                                )
                                 .is_ok() =>
                         {
-                            let mut merged = merge.merge(&run.packed)?;
+                            // Under a TopK with its groups so far, only the
+                            // rows of groups that may still reach them.
+                            let bounded = match top.as_ref().and_then(TopSoFar::least_to_reach) {
+                                Some((column, least)) => {
+                                    merge.rows_reaching(&run.packed, column, least)?
+                                }
+                                None => None,
+                            };
+                            if let Some(reaching) = &bounded {
+                                outranked_rows.add(
+                                    run.packed.iter().map(RecordBatch::num_rows).sum::<usize>()
+                                        - reaching.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                                );
+                            }
+                            let mut merged =
+                                merge.merge(bounded.as_deref().unwrap_or(&run.packed))?;
                             if let Some(top) = &mut top {
                                 merged = top.filter(merged)?;
                             }
                             let merged = packing.unpack(merged);
                             merge_memory.resize(0);
-                            merged_rows.add(run.packed.iter().map(RecordBatch::num_rows).sum());
+                            merged_rows.add(
+                                bounded
+                                    .as_deref()
+                                    .unwrap_or(&run.packed)
+                                    .iter()
+                                    .map(RecordBatch::num_rows)
+                                    .sum(),
+                            );
                             futures::stream::once(async move { merged }).boxed()
                         }
                         _ => {

@@ -12,7 +12,12 @@
 //! A group dropped so has `fetch` groups of the same partition strictly
 //! better by the TopK's first key, so the TopK would never choose it; ties
 //! and NULLs are always let through, and the TopK orders what is left
-//! exactly as before.
+//! exactly as before. Where the aggregate is a sum or a count taken
+//! largest first, the least value a group must reach
+//! ([`TopSoFar::least_to_reach`]) also lets a run drop, before it is
+//! merged, the rows of groups bounded below it
+//! ([`PackedMerge::rows_reaching`](super::packed_merge::PackedMerge::rows_reaching)),
+//! which is most rows of a grouping by millions of keys.
 //!
 //! [`PackedMerge`]: super::packed_merge::PackedMerge
 
@@ -49,6 +54,18 @@ impl TopSoFar {
             // Grown as values come: a fetch larger than the groups would
             // otherwise reserve for nothing.
             best: BinaryHeap::new(),
+        }
+    }
+
+    /// The aggregate's output column, and the least value a group must
+    /// reach to be let through, once there is one: for a TopK that takes
+    /// the largest values.
+    pub(crate) fn least_to_reach(&self) -> Option<(usize, i128)> {
+        match self.best.peek() {
+            Some(Reverse(worst)) if self.keep.descending && self.best.len() == self.keep.fetch => {
+                Some((self.keep.column, *worst))
+            }
+            _ => None,
         }
     }
 

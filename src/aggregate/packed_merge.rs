@@ -17,10 +17,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowNativeTypeOp, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch,
-    UInt64Array,
+    Array, ArrayRef, ArrowNativeTypeOp, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray,
+    RecordBatch, UInt64Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
 use datafusion::common::Result;
 use datafusion::physical_expr::expressions::Column;
@@ -159,6 +160,150 @@ impl PackedMerge {
         let mut output = table.keys();
         output.extend(columns.into_iter().map(|column| column.finish()));
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), output)?)
+    }
+
+    /// The rows of `rows` (a run) whose groups' value of the aggregate in
+    /// output column `column` may reach `least`, found before merging
+    /// them; `None` where no bound is known: the aggregate is not a sum or
+    /// a count, or a state is negative.
+    ///
+    /// Each row's state is added to a counter picked by a hash of its
+    /// codes. All of a group's rows add to one counter, so, with no
+    /// negative state, a group's value is at most its counter's (other
+    /// groups' rows only add to it). A row whose counter is below `least`
+    /// is dropped with the rest of its group, which a TopK that already
+    /// has its `fetch` groups at `least` or better would never choose.
+    /// Counters are 32 bits and saturate: one at the top is kept whatever
+    /// `least` is. A null state puts its counter at the top: a group of
+    /// nulls alone is null, which the TopSoFar filter always lets through.
+    ///
+    /// Under `ORDER BY sum(bytes) DESC LIMIT 10` with millions of groups,
+    /// nearly every counter is far below the tenth best, so a run's rows
+    /// cost a hash and an add each instead of a place in the table.
+    pub(crate) fn rows_reaching(
+        &self,
+        rows: &[RecordBatch],
+        column: usize,
+        least: i128,
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(aggregate) = column.checked_sub(self.keys) else {
+            return Ok(None);
+        };
+        let Some((Merge::Sum | Merge::Count, _)) = self.merges.get(aggregate) else {
+            return Ok(None);
+        };
+        if least <= 0 {
+            return Ok(Some(rows.to_vec()));
+        }
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let mut counters = vec![0u32; Self::counters_for(total)];
+        let shift = 64 - counters.len().trailing_zeros();
+        // Each row's counter, batch after batch.
+        let mut places: Vec<u32> = Vec::with_capacity(total);
+        for batch in rows {
+            let start = places.len();
+            self.counters_of(batch, shift, &mut places);
+            let places = &places[start..];
+            let states = batch.column(self.keys + aggregate);
+            // Counters saturate: one at the top reaches any `least`, and one
+            // below it is its rows' exact total. A null state sets its
+            // counter to the top.
+            let nulls = states.nulls().filter(|nulls| nulls.null_count() > 0);
+            let to_u32 = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+            match states.data_type() {
+                DataType::Int64 => {
+                    let values = states.as_primitive::<Int64Type>().values();
+                    if values.iter().any(|&value| value < 0) {
+                        return Ok(None);
+                    }
+                    for (row, (&place, &value)) in places.iter().zip(values.iter()).enumerate() {
+                        let counter = &mut counters[place as usize];
+                        *counter = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                            u32::MAX
+                        } else {
+                            counter.saturating_add(to_u32(value as u64))
+                        };
+                    }
+                }
+                DataType::UInt64 => {
+                    let values = states.as_primitive::<UInt64Type>().values();
+                    for (row, (&place, &value)) in places.iter().zip(values.iter()).enumerate() {
+                        let counter = &mut counters[place as usize];
+                        *counter = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                            u32::MAX
+                        } else {
+                            counter.saturating_add(to_u32(value))
+                        };
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        // A counter at the top is kept whatever `least` is.
+        let least = u32::try_from(least).unwrap_or(u32::MAX);
+        let mut reaching = Vec::with_capacity(rows.len());
+        let mut places = places.iter();
+        for batch in rows {
+            let kept = BooleanArray::new(
+                BooleanBuffer::collect_bool(batch.num_rows(), |_| {
+                    let place = places.next().expect("a place per row");
+                    counters[*place as usize] >= least
+                }),
+                None,
+            );
+            match kept.true_count() {
+                0 => {}
+                n if n == batch.num_rows() => reaching.push(batch.clone()),
+                _ => reaching.push(filter_record_batch(batch, &kept)?),
+            }
+        }
+        Ok(Some(reaching))
+    }
+
+    /// Counters for a run of `rows` rows: twice as many, as the table has
+    /// slots, so that few rows share one.
+    fn counters_for(rows: usize) -> usize {
+        (2 * rows).next_power_of_two().max(16)
+    }
+
+    /// Bytes [`PackedMerge::rows_reaching`] allocates for `rows`, at most.
+    pub(crate) fn memory_to_bound(rows: &[RecordBatch]) -> usize {
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
+        (Self::counters_for(total) + total) * size_of::<u32>() + largest
+    }
+
+    /// Appends each row's counter (among `1 << (64 - shift)`), from a hash
+    /// of its codes, to `places`.
+    fn counters_of(&self, batch: &RecordBatch, shift: u32, places: &mut Vec<u32>) {
+        let code = |key: &UInt64Array, row: usize| {
+            if key.is_null(row) {
+                NULL
+            } else {
+                key.value(row)
+            }
+        };
+        let place = |hash: u64| (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as u32;
+        let keys: Vec<&UInt64Array> = batch.columns()[..self.keys]
+            .iter()
+            .map(|key| key.as_primitive::<UInt64Type>())
+            .collect();
+        let no_nulls = keys.iter().all(|key| key.null_count() == 0);
+        match keys.as_slice() {
+            [key] if no_nulls => places.extend(key.values().iter().map(|&code| place(code))),
+            [first, second] if no_nulls => places.extend(
+                first
+                    .values()
+                    .iter()
+                    .zip(second.values().iter())
+                    .map(|(&a, &b)| place(a.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ b)),
+            ),
+            _ => places.extend((0..batch.num_rows()).map(|row| {
+                place(keys.iter().fold(0u64, |hash, key| {
+                    hash.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ code(key, row)
+                }))
+            })),
+        }
     }
 }
 
@@ -436,6 +581,112 @@ mod tests {
                     assert_eq!(got, codes);
                 }
             }
+        }
+    }
+
+    /// The rows a bound keeps hold every group whose merged sum reaches
+    /// the least value (or is null), with all of its rows; whatever else
+    /// they hold merges to the same values as from all rows.
+    #[test]
+    fn a_bound_keeps_every_group_that_may_reach_the_least_value() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::UInt64, true),
+            Field::new("b", DataType::UInt64, true),
+            Field::new("sum", DataType::Int64, true),
+            Field::new("count", DataType::Int64, false),
+            Field::new("max", DataType::Int64, true),
+        ]));
+        let merge = PackedMerge {
+            keys: 2,
+            merges: vec![
+                (Merge::Sum, DataType::Int64),
+                (Merge::Count, DataType::Int64),
+                (Merge::Max, DataType::Int64),
+            ],
+            schema: Arc::clone(&schema),
+        };
+        let mut random = SplitMix(17);
+        let mut run = |distinct: u64, negative: bool| -> Vec<RecordBatch> {
+            (0..3)
+                .map(|_| {
+                    let rows = 2000;
+                    let mut code = || Some(random.below(distinct));
+                    let a: UInt64Array = (0..rows).map(|_| code()).collect();
+                    let b: UInt64Array = (0..rows).map(|_| code()).collect();
+                    let sum: Int64Array = (0..rows)
+                        .map(|_| match random.below(100) {
+                            0 => None,
+                            1 if negative => Some(-1),
+                            _ => Some(random.below(1000) as i64),
+                        })
+                        .collect();
+                    let count: Int64Array = (0..rows).map(|_| random.below(3) as i64).collect();
+                    let columns: Vec<ArrayRef> = vec![
+                        Arc::new(a),
+                        Arc::new(b),
+                        Arc::new(sum),
+                        Arc::new(count.clone()),
+                        Arc::new(count),
+                    ];
+                    RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+                })
+                .collect()
+        };
+        // Each group's codes and its merged values.
+        let groups = |merged: &RecordBatch| -> HashMap<(u64, u64), Vec<Option<i64>>> {
+            let code = |c: usize, row| merged.column(c).as_primitive::<UInt64Type>().value(row);
+            (0..merged.num_rows())
+                .map(|row| {
+                    let values = (2..5)
+                        .map(|c| {
+                            let v = merged.column(c).as_primitive::<Int64Type>();
+                            v.is_valid(row).then(|| v.value(row))
+                        })
+                        .collect();
+                    ((code(0, row), code(1, row)), values)
+                })
+                .collect()
+        };
+        for distinct in [3, 30, 3000] {
+            let rows = run(distinct, false);
+            let all = groups(&merge.merge(&rows).unwrap());
+            for column in [2, 3] {
+                let mut values: Vec<i64> = all.values().filter_map(|v| v[column - 2]).collect();
+                values.sort_unstable();
+                let tenth = values[values.len().saturating_sub(10)];
+                for least in [0, values[values.len() / 2], tenth, i64::MAX] {
+                    let kept = merge
+                        .rows_reaching(&rows, column, i128::from(least))
+                        .unwrap()
+                        .unwrap();
+                    let bounded = groups(&merge.merge(&kept).unwrap());
+                    for (codes, values) in &all {
+                        if values[column - 2].is_none_or(|v| v >= least) {
+                            assert_eq!(
+                                bounded.get(codes),
+                                Some(values),
+                                "{distinct} {column} {least}"
+                            );
+                        }
+                    }
+                    for (codes, values) in &bounded {
+                        assert_eq!(all.get(codes), Some(values), "{distinct} {column} {least}");
+                    }
+                    if least == tenth && distinct == 3000 {
+                        let kept: usize = kept.iter().map(RecordBatch::num_rows).sum();
+                        assert!(kept < 3000, "{kept} of 6000 rows kept under the tenth best");
+                    }
+                }
+            }
+            // No bound for a maximum, or over a negative state.
+            assert!(merge.rows_reaching(&rows, 4, 5).unwrap().is_none());
+            assert!(
+                merge
+                    .rows_reaching(&run(distinct, true), 2, 5)
+                    .unwrap()
+                    .is_none()
+            );
         }
     }
 

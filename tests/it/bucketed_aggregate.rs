@@ -332,6 +332,59 @@ async fn under_a_top_k_only_the_groups_it_can_choose_are_unpacked() {
     }
 }
 
+/// With runs enough for a TopK's best so far to exist before the last
+/// ones, rows of groups that cannot reach it are dropped before the merge,
+/// and the answers stay DataFusion's: sums and counts, ties, and NULL sums
+/// (groups of NODATA records only) first and last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_top_k_rows_that_cannot_reach_it_are_not_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TreeSpec {
+        accounts: vec!["111122223333".into()],
+        regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        days: 1,
+        files_per_day: 8,
+        records_per_file: 5000,
+        seed: 23,
+        ..TreeSpec::default()
+    };
+    generate_tree(dir.path(), &spec, 2).unwrap();
+    let reference = context(dir.path(), None).await;
+    let ctx = context(dir.path(), Some(Bucketing::default())).await;
+    for (sql, outranked) in [
+        (TOP_K[0].0, true),
+        (TOP_K[1].0, false),
+        (TOP_K[4].0, true),
+        (
+            "SELECT srcaddr, sum(bytes) AS b FROM vpc_flow_logs GROUP BY 1 \
+             ORDER BY b DESC NULLS FIRST, 1 LIMIT 9",
+            true,
+        ),
+        (
+            "SELECT srcaddr, dstaddr, sum(packets) AS p, sum(bytes) FROM vpc_flow_logs \
+             GROUP BY 1, 2 ORDER BY p DESC NULLS LAST, 1, 2 LIMIT 6",
+            true,
+        ),
+    ] {
+        let expected = rows(&reference, sql).await;
+        assert!(!expected.is_empty(), "{sql}");
+        assert_same_rows(&rows(&ctx, sql).await, &expected, sql);
+        let run = run_bucketed(&ctx, sql).await;
+        let (merged, dropped) = (
+            metric(&run.metrics, "merged_rows"),
+            metric(&run.metrics, "outranked_rows"),
+        );
+        assert_eq!(merged + dropped, run.input_rows, "{sql}");
+        if outranked {
+            assert!(
+                dropped > run.input_rows / 2,
+                "{sql}: {dropped} of {}",
+                run.input_rows
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_limit_makes_the_buckets_spill() {
     let dir = tempfile::tempdir().unwrap();
