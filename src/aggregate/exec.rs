@@ -351,7 +351,8 @@ impl ExecutionPlan for BucketedAggregateExec {
     }
 
     /// Rows out; spills (count, bytes, rows); rows split with packed keys,
-    /// and those merged by code;
+    /// those merged by code, and those dropped before the merge as unable
+    /// to reach a TopK above (`outranked_rows`);
     /// time splitting (hashing, packing and reordering the input, writing
     /// spills; per input partition) and aggregating the buckets (reading
     /// spills back included).

@@ -152,19 +152,22 @@ impl PartitionBuckets {
             .map(move |run| {
                 let run = run?;
                 let text = aggregate_rows(&run.text, &schema, &aggregate, &context)?;
+                let bound = top.as_ref().and_then(TopSoFar::least_to_reach);
                 let packed = match &packing {
                     Some(packing) if !run.packed.is_empty() => Some(match &packing.merge {
                         Some(merge)
                             if merge_memory
                                 .try_resize(
                                     merge.memory_for(&run.packed)
-                                        + PackedMerge::memory_to_bound(&run.packed),
+                                        + bound.map_or(0, |_| {
+                                            PackedMerge::memory_to_bound(&run.packed)
+                                        }),
                                 )
                                 .is_ok() =>
                         {
                             // Under a TopK with its groups so far, only the
                             // rows of groups that may still reach them.
-                            let bounded = match top.as_ref().and_then(TopSoFar::least_to_reach) {
+                            let bounded = match bound {
                                 Some((column, least)) => {
                                     merge.rows_reaching(&run.packed, column, least)?
                                 }

@@ -26,6 +26,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
 use datafusion::common::Result;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::spill::get_record_batch_memory_size;
 
 /// How a state column merges into its group's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +166,8 @@ impl PackedMerge {
     /// The rows of `rows` (a run) whose groups' value of the aggregate in
     /// output column `column` may reach `least`, found before merging
     /// them; `None` where no bound is known: the aggregate is not a sum or
-    /// a count, or a state is negative.
+    /// a count of `Int64` or `UInt64` states, or a state is negative (even
+    /// under a null); every row where `least` is 0 or less.
     ///
     /// Each row's state is added to a counter picked by a hash of its
     /// codes. All of a group's rows add to one counter, so, with no
@@ -242,12 +244,13 @@ impl PackedMerge {
         // A counter at the top is kept whatever `least` is.
         let least = u32::try_from(least).unwrap_or(u32::MAX);
         let mut reaching = Vec::with_capacity(rows.len());
-        let mut places = places.iter();
+        let mut start = 0;
         for batch in rows {
+            let batch_places = &places[start..start + batch.num_rows()];
+            start += batch.num_rows();
             let kept = BooleanArray::new(
-                BooleanBuffer::collect_bool(batch.num_rows(), |_| {
-                    let place = places.next().expect("a place per row");
-                    counters[*place as usize] >= least
+                BooleanBuffer::collect_bool(batch.num_rows(), |row| {
+                    counters[batch_places[row] as usize] >= least
                 }),
                 None,
             );
@@ -266,11 +269,14 @@ impl PackedMerge {
         (2 * rows).next_power_of_two().max(16)
     }
 
-    /// Bytes [`PackedMerge::rows_reaching`] allocates for `rows`, at most.
+    /// Bytes [`PackedMerge::rows_reaching`] allocates for `rows`, at most:
+    /// its counters, each row's counter, a batch's mask, and the rows it
+    /// keeps (copies of at most all of them).
     pub(crate) fn memory_to_bound(rows: &[RecordBatch]) -> usize {
         let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
         let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
-        (Self::counters_for(total) + total) * size_of::<u32>() + largest
+        let kept: usize = rows.iter().map(get_record_batch_memory_size).sum();
+        (Self::counters_for(total) + total) * size_of::<u32>() + largest + kept
     }
 
     /// Appends each row's counter (among `1 << (64 - shift)`), from a hash
@@ -584,109 +590,137 @@ mod tests {
         }
     }
 
-    /// The rows a bound keeps hold every group whose merged sum reaches
-    /// the least value (or is null), with all of its rows; whatever else
-    /// they hold merges to the same values as from all rows.
+    /// The rows a bound keeps hold every group whose merged sum or count
+    /// reaches the least value (or is null), with all of its rows; whatever
+    /// else they hold merges to the same values as from all rows. With one,
+    /// two and three keys, null keys in some batches and not others, signed
+    /// and unsigned sums, and sums past a counter's 32 bits.
     #[test]
     fn a_bound_keeps_every_group_that_may_reach_the_least_value() {
         use datafusion::arrow::datatypes::{Field, Schema};
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::UInt64, true),
-            Field::new("b", DataType::UInt64, true),
-            Field::new("sum", DataType::Int64, true),
-            Field::new("count", DataType::Int64, false),
-            Field::new("max", DataType::Int64, true),
-        ]));
-        let merge = PackedMerge {
-            keys: 2,
-            merges: vec![
-                (Merge::Sum, DataType::Int64),
-                (Merge::Count, DataType::Int64),
-                (Merge::Max, DataType::Int64),
-            ],
-            schema: Arc::clone(&schema),
-        };
         let mut random = SplitMix(17);
-        let mut run = |distinct: u64, negative: bool| -> Vec<RecordBatch> {
-            (0..3)
-                .map(|_| {
-                    let rows = 2000;
-                    let mut code = || Some(random.below(distinct));
-                    let a: UInt64Array = (0..rows).map(|_| code()).collect();
-                    let b: UInt64Array = (0..rows).map(|_| code()).collect();
-                    let sum: Int64Array = (0..rows)
-                        .map(|_| match random.below(100) {
-                            0 => None,
-                            1 if negative => Some(-1),
-                            _ => Some(random.below(1000) as i64),
+        for keys in [1, 2, 3] {
+            for sum_type in [DataType::Int64, DataType::UInt64] {
+                let mut fields: Vec<Field> = (0..keys)
+                    .map(|k| Field::new(format!("k{k}"), DataType::UInt64, true))
+                    .collect();
+                fields.push(Field::new("sum", sum_type.clone(), true));
+                fields.push(Field::new("count", DataType::Int64, false));
+                fields.push(Field::new("max", DataType::Int64, true));
+                let schema = Arc::new(Schema::new(fields));
+                let merge = PackedMerge {
+                    keys,
+                    merges: vec![
+                        (Merge::Sum, sum_type.clone()),
+                        (Merge::Count, DataType::Int64),
+                        (Merge::Max, DataType::Int64),
+                    ],
+                    schema: Arc::clone(&schema),
+                };
+                let mut run = |distinct: u64, negative: bool| -> Vec<RecordBatch> {
+                    (0..3)
+                        .map(|batch| {
+                            let rows = 2000;
+                            let mut columns: Vec<ArrayRef> = (0..keys)
+                                .map(|_| {
+                                    let codes: UInt64Array = (0..rows)
+                                        .map(|_| {
+                                            // Null keys in the middle batch only.
+                                            (batch != 1 || random.below(20) > 0)
+                                                .then(|| random.below(distinct))
+                                        })
+                                        .collect();
+                                    Arc::new(codes) as ArrayRef
+                                })
+                                .collect();
+                            let sums: Vec<Option<i64>> = (0..rows)
+                                .map(|_| match random.below(100) {
+                                    0 => None,
+                                    1 => Some(5_000_000_000),
+                                    2 if negative => Some(-1),
+                                    _ => Some(random.below(1000) as i64),
+                                })
+                                .collect();
+                            columns.push(match sum_type {
+                                DataType::UInt64 => Arc::new(
+                                    sums.iter()
+                                        .map(|v| v.map(|v| v as u64))
+                                        .collect::<UInt64Array>(),
+                                ),
+                                _ => Arc::new(Int64Array::from(sums)),
+                            });
+                            let count: Int64Array =
+                                (0..rows).map(|_| random.below(3) as i64).collect();
+                            columns.push(Arc::new(count.clone()));
+                            columns.push(Arc::new(count));
+                            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
                         })
-                        .collect();
-                    let count: Int64Array = (0..rows).map(|_| random.below(3) as i64).collect();
-                    let columns: Vec<ArrayRef> = vec![
-                        Arc::new(a),
-                        Arc::new(b),
-                        Arc::new(sum),
-                        Arc::new(count.clone()),
-                        Arc::new(count),
-                    ];
-                    RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
-                })
-                .collect()
-        };
-        // Each group's codes and its merged values.
-        let groups = |merged: &RecordBatch| -> HashMap<(u64, u64), Vec<Option<i64>>> {
-            let code = |c: usize, row| merged.column(c).as_primitive::<UInt64Type>().value(row);
-            (0..merged.num_rows())
-                .map(|row| {
-                    let values = (2..5)
-                        .map(|c| {
-                            let v = merged.column(c).as_primitive::<Int64Type>();
-                            v.is_valid(row).then(|| v.value(row))
+                        .collect()
+                };
+                // Each group's codes and its merged values.
+                type Groups = HashMap<Vec<Option<u64>>, Vec<Option<i128>>>;
+                let groups = |merged: &RecordBatch| -> Groups {
+                    (0..merged.num_rows())
+                        .map(|row| {
+                            let codes = (0..keys)
+                                .map(|k| {
+                                    let c = merged.column(k).as_primitive::<UInt64Type>();
+                                    c.is_valid(row).then(|| c.value(row))
+                                })
+                                .collect();
+                            let values = (keys..keys + 3)
+                                .map(|c| {
+                                    let column = merged.column(c);
+                                    column.is_valid(row).then(|| match column.data_type() {
+                                        DataType::UInt64 => i128::from(
+                                            column.as_primitive::<UInt64Type>().value(row),
+                                        ),
+                                        _ => i128::from(
+                                            column.as_primitive::<Int64Type>().value(row),
+                                        ),
+                                    })
+                                })
+                                .collect();
+                            (codes, values)
                         })
-                        .collect();
-                    ((code(0, row), code(1, row)), values)
-                })
-                .collect()
-        };
-        for distinct in [3, 30, 3000] {
-            let rows = run(distinct, false);
-            let all = groups(&merge.merge(&rows).unwrap());
-            for column in [2, 3] {
-                let mut values: Vec<i64> = all.values().filter_map(|v| v[column - 2]).collect();
-                values.sort_unstable();
-                let tenth = values[values.len().saturating_sub(10)];
-                for least in [0, values[values.len() / 2], tenth, i64::MAX] {
-                    let kept = merge
-                        .rows_reaching(&rows, column, i128::from(least))
-                        .unwrap()
-                        .unwrap();
-                    let bounded = groups(&merge.merge(&kept).unwrap());
-                    for (codes, values) in &all {
-                        if values[column - 2].is_none_or(|v| v >= least) {
-                            assert_eq!(
-                                bounded.get(codes),
-                                Some(values),
-                                "{distinct} {column} {least}"
-                            );
+                        .collect()
+                };
+                for distinct in [3, 30, 3000] {
+                    let rows = run(distinct, false);
+                    let all = groups(&merge.merge(&rows).unwrap());
+                    for aggregate in [0, 1] {
+                        let column = keys + aggregate;
+                        let mut values: Vec<i128> =
+                            all.values().filter_map(|v| v[aggregate]).collect();
+                        values.sort_unstable();
+                        let tenth = values[values.len().saturating_sub(10)];
+                        for least in [0, 1, values[values.len() / 2], tenth, i128::from(u64::MAX)] {
+                            let kept = merge.rows_reaching(&rows, column, least).unwrap().unwrap();
+                            let bounded = groups(&merge.merge(&kept).unwrap());
+                            let what =
+                                format!("{keys} keys, {sum_type}, {distinct}, {column}, {least}");
+                            for (codes, values) in &all {
+                                if values[aggregate].is_none_or(|v| v >= least) {
+                                    assert_eq!(bounded.get(codes), Some(values), "{what}");
+                                }
+                            }
+                            for (codes, values) in &bounded {
+                                assert_eq!(all.get(codes), Some(values), "{what}");
+                            }
+                            if least == tenth && distinct == 3000 && aggregate == 0 {
+                                let kept: usize = kept.iter().map(RecordBatch::num_rows).sum();
+                                assert!(kept < 3000, "{what}: {kept} of 6000 rows kept");
+                            }
                         }
                     }
-                    for (codes, values) in &bounded {
-                        assert_eq!(all.get(codes), Some(values), "{distinct} {column} {least}");
-                    }
-                    if least == tenth && distinct == 3000 {
-                        let kept: usize = kept.iter().map(RecordBatch::num_rows).sum();
-                        assert!(kept < 3000, "{kept} of 6000 rows kept under the tenth best");
+                    // No bound for a maximum, or over a negative state.
+                    assert!(merge.rows_reaching(&rows, keys + 2, 5).unwrap().is_none());
+                    if sum_type == DataType::Int64 {
+                        let negative = run(distinct, true);
+                        assert!(merge.rows_reaching(&negative, keys, 5).unwrap().is_none());
                     }
                 }
             }
-            // No bound for a maximum, or over a negative state.
-            assert!(merge.rows_reaching(&rows, 4, 5).unwrap().is_none());
-            assert!(
-                merge
-                    .rows_reaching(&run(distinct, true), 2, 5)
-                    .unwrap()
-                    .is_none()
-            );
         }
     }
 
