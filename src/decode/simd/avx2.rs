@@ -2,6 +2,8 @@
 //! mask at a time from a table, and the hot loop compiled for AVX2 with
 //! BMI1, BMI2, POPCNT and LZCNT.
 
+use std::arch::x86_64::__m256i;
+
 use super::{AtLevel, BlockMasks, Simd};
 
 /// `work` compiled for the AVX2 level: all of it is inlined here, so every
@@ -192,13 +194,12 @@ impl NumberLanes {
     #[inline]
     pub(crate) fn look_valid(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         use std::arch::x86_64::{
-            __m256i, _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256, _mm256_blendv_epi8,
-            _mm256_castsi256_pd, _mm256_castsi256_ps, _mm256_castsi256_si128, _mm256_cmpeq_epi64,
-            _mm256_cmpgt_epi32, _mm256_cvtepu32_epi64, _mm256_extracti128_si256,
-            _mm256_loadu_si256, _mm256_maskload_epi32, _mm256_maskload_epi64, _mm256_movemask_pd,
-            _mm256_movemask_ps, _mm256_or_si256, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
-            _mm256_set1_epi64x, _mm256_slli_epi64, _mm256_sllv_epi64, _mm256_srli_epi64,
-            _mm256_srlv_epi64, _mm256_sub_epi32, _mm256_sub_epi64,
+            _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256, _mm256_blendv_epi8,
+            _mm256_castsi256_ps, _mm256_castsi256_si128, _mm256_cmpeq_epi64, _mm256_cmpgt_epi32,
+            _mm256_cvtepu32_epi64, _mm256_extracti128_si256, _mm256_loadu_si256,
+            _mm256_maskload_epi32, _mm256_maskload_epi64, _mm256_movemask_ps, _mm256_or_si256,
+            _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_slli_epi64,
+            _mm256_sub_epi32,
         };
         if digits.len() > 8 {
             return None;
@@ -273,28 +274,6 @@ impl NumberLanes {
                 _mm256_cmpeq_epi64(_mm256_and_si256(w, four), four),
             )
         };
-        // As in `Tokens::all_digits`, per lane: the two masks around the
-        // token, shifted to start at it, against `len` ones; four lanes of
-        // 64 bits at a time.
-        let sixty_four = _mm256_set1_epi64x(64);
-        let all_digits = |starts, lens| {
-            let block = _mm256_srli_epi64::<6>(starts);
-            let shift = _mm256_and_si256(starts, _mm256_set1_epi64x(63));
-            // A shift by 64 or more gives zeros.
-            let window = _mm256_or_si256(
-                _mm256_srlv_epi64(word(block), shift),
-                _mm256_sllv_epi64(
-                    word(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
-                    _mm256_sub_epi64(sixty_four, shift),
-                ),
-            );
-            let want =
-                _mm256_srlv_epi64(_mm256_set1_epi64x(-1), _mm256_sub_epi64(sixty_four, lens));
-            _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(
-                _mm256_and_si256(window, want),
-                want,
-            ))) as u8
-        };
         let half = |v: __m256i, upper: bool| {
             _mm256_cvtepu32_epi64(if upper {
                 _mm256_extracti128_si256::<1>(v)
@@ -302,8 +281,8 @@ impl NumberLanes {
                 _mm256_castsi256_si128(v)
             })
         };
-        let digits = all_digits(half(starts, false), half(lens, false))
-            | all_digits(half(starts, true), half(lens, true)) << 4;
+        let digits = all_digits(&word, half(starts, false), half(lens, false))
+            | all_digits(&word, half(starts, true), half(lens, true)) << 4;
         Some(!too_long & digits & self.lanes == self.lanes)
     }
 
@@ -317,10 +296,10 @@ impl NumberLanes {
     #[inline]
     fn look_valid_short(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         use std::arch::x86_64::{
-            _mm256_add_epi64, _mm256_and_si256, _mm256_castsi256_pd, _mm256_cmpeq_epi64,
-            _mm256_cmpgt_epi64, _mm256_loadu_si256, _mm256_movemask_pd, _mm256_or_si256,
-            _mm256_permutevar8x32_epi32, _mm256_set_epi64x, _mm256_set1_epi64x, _mm256_slli_epi64,
-            _mm256_sllv_epi64, _mm256_srli_epi64, _mm256_srlv_epi64, _mm256_sub_epi64,
+            _mm256_add_epi64, _mm256_and_si256, _mm256_castsi256_pd, _mm256_cmpgt_epi64,
+            _mm256_loadu_si256, _mm256_movemask_pd, _mm256_or_si256, _mm256_permutevar8x32_epi32,
+            _mm256_set_epi64x, _mm256_set1_epi64x, _mm256_slli_epi64, _mm256_srli_epi64,
+            _mm256_sub_epi64,
         };
         if digits.len() > 4 || edges.len() < self.edges_needed {
             return None;
@@ -344,7 +323,6 @@ impl NumberLanes {
             );
             _mm256_permutevar8x32_epi32(words, halves)
         };
-        let sixty_four = _mm256_set1_epi64x(64);
         let mut valid = 0;
         for (g, group) in self.groups.iter().enumerate() {
             let [t0, t1, t2, t3] = group.tokens;
@@ -354,27 +332,10 @@ impl NumberLanes {
             let starts = _mm256_and_si256(tokens, _mm256_set1_epi64x(0xFFFF_FFFF));
             let lens = _mm256_sub_epi64(_mm256_srli_epi64::<32>(tokens), starts);
             let too_long = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(lens, most)));
-            // As in `Tokens::all_digits`: the two words around the token,
-            // shifted to start at it, against `len` ones. A token starts
-            // before the last word (a line's words end with an empty one),
-            // so the next word is within the four.
-            let block = _mm256_srli_epi64::<6>(starts);
-            let shift = _mm256_and_si256(starts, _mm256_set1_epi64x(63));
-            // A shift by 64 or more gives zeros.
-            let window = _mm256_or_si256(
-                _mm256_srlv_epi64(word_at(block), shift),
-                _mm256_sllv_epi64(
-                    word_at(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
-                    _mm256_sub_epi64(sixty_four, shift),
-                ),
-            );
-            let want =
-                _mm256_srlv_epi64(_mm256_set1_epi64x(-1), _mm256_sub_epi64(sixty_four, lens));
-            let all_digits = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(
-                _mm256_and_si256(window, want),
-                want,
-            )));
-            valid |= ((all_digits & !too_long) as u8 & 0xF) << (4 * g);
+            // A token starts before the last word (a line's words end with
+            // an empty one), so the next word is within the four.
+            let digits = all_digits(&word_at, starts, lens);
+            valid |= (digits & !(too_long as u8) & 0xF) << (4 * g);
         }
         Some(valid & self.lanes == self.lanes)
     }
@@ -387,10 +348,40 @@ impl NumberLanes {
     }
 }
 
+/// Per 64-bit lane, whether the `lens` bytes from `starts` are all digits
+/// (bit `i` of the result for lane `i`), where `word(w)` gives each lane's
+/// digit word `w`: as in `Tokens::all_digits`, the two words around the
+/// token, shifted to start at it, against `len` ones.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn all_digits(word: &impl Fn(__m256i) -> __m256i, starts: __m256i, lens: __m256i) -> u8 {
+    use std::arch::x86_64::{
+        _mm256_add_epi64, _mm256_and_si256, _mm256_castsi256_pd, _mm256_cmpeq_epi64,
+        _mm256_movemask_pd, _mm256_or_si256, _mm256_set1_epi64x, _mm256_sllv_epi64,
+        _mm256_srli_epi64, _mm256_srlv_epi64, _mm256_sub_epi64,
+    };
+    let sixty_four = _mm256_set1_epi64x(64);
+    let block = _mm256_srli_epi64::<6>(starts);
+    let shift = _mm256_and_si256(starts, _mm256_set1_epi64x(63));
+    // A shift by 64 or more gives zeros.
+    let window = _mm256_or_si256(
+        _mm256_srlv_epi64(word(block), shift),
+        _mm256_sllv_epi64(
+            word(_mm256_add_epi64(block, _mm256_set1_epi64x(1))),
+            _mm256_sub_epi64(sixty_four, shift),
+        ),
+    );
+    let want = _mm256_srlv_epi64(_mm256_set1_epi64x(-1), _mm256_sub_epi64(sixty_four, lens));
+    _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(
+        _mm256_and_si256(window, want),
+        want,
+    ))) as u8
+}
+
 /// All ones in the first `n` of eight 32-bit lanes.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn first_lanes(n: usize) -> std::arch::x86_64::__m256i {
+fn first_lanes(n: usize) -> __m256i {
     // A window into eight ones and eight zeros.
     const FIRST: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
     // SAFETY: 8 - n.min(8) + 8 is at most 16, the array's length.
