@@ -173,27 +173,16 @@ impl PartitionBuckets {
                                 }
                                 None => None,
                             };
-                            if let Some(reaching) = &bounded {
-                                outranked_rows.add(
-                                    run.packed.iter().map(RecordBatch::num_rows).sum::<usize>()
-                                        - reaching.iter().map(RecordBatch::num_rows).sum::<usize>(),
-                                );
-                            }
-                            let mut merged =
-                                merge.merge(bounded.as_deref().unwrap_or(&run.packed))?;
+                            let merging = bounded.as_deref().unwrap_or(&run.packed);
+                            let merging_rows = rows_of(merging);
+                            outranked_rows.add(rows_of(&run.packed) - merging_rows);
+                            let mut merged = merge.merge(merging)?;
                             if let Some(top) = &mut top {
                                 merged = top.filter(merged)?;
                             }
                             let merged = packing.unpack(merged);
                             merge_memory.resize(0);
-                            merged_rows.add(
-                                bounded
-                                    .as_deref()
-                                    .unwrap_or(&run.packed)
-                                    .iter()
-                                    .map(RecordBatch::num_rows)
-                                    .sum(),
-                            );
+                            merged_rows.add(merging_rows);
                             futures::stream::once(async move { merged }).boxed()
                         }
                         _ => {
@@ -214,6 +203,11 @@ impl PartitionBuckets {
             })
             .try_flatten()
     }
+}
+
+/// The rows of `batches`, all together.
+fn rows_of(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
 }
 
 /// `aggregate` run over `rows` (of `schema`) as one batch: the aggregation

@@ -207,36 +207,23 @@ impl PackedMerge {
             self.counters_of(batch, shift, &mut places);
             let places = &places[start..];
             let states = batch.column(self.keys + aggregate);
-            // Counters saturate: one at the top reaches any `least`, and one
-            // below it is its rows' exact total. A null state sets its
-            // counter to the top.
             let nulls = states.nulls().filter(|nulls| nulls.null_count() > 0);
-            let to_u32 = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
             match states.data_type() {
                 DataType::Int64 => {
                     let values = states.as_primitive::<Int64Type>().values();
                     if values.iter().any(|&value| value < 0) {
                         return Ok(None);
                     }
-                    for (row, (&place, &value)) in places.iter().zip(values.iter()).enumerate() {
-                        let counter = &mut counters[place as usize];
-                        *counter = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
-                            u32::MAX
-                        } else {
-                            counter.saturating_add(to_u32(value as u64))
-                        };
-                    }
+                    add_states(
+                        &mut counters,
+                        places,
+                        nulls,
+                        values.iter().map(|&v| v as u64),
+                    );
                 }
                 DataType::UInt64 => {
                     let values = states.as_primitive::<UInt64Type>().values();
-                    for (row, (&place, &value)) in places.iter().zip(values.iter()).enumerate() {
-                        let counter = &mut counters[place as usize];
-                        *counter = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
-                            u32::MAX
-                        } else {
-                            counter.saturating_add(to_u32(value))
-                        };
-                    }
+                    add_states(&mut counters, places, nulls, values.iter().copied());
                 }
                 _ => return Ok(None),
             }
@@ -282,13 +269,6 @@ impl PackedMerge {
     /// Appends each row's counter (among `1 << (64 - shift)`), from a hash
     /// of its codes, to `places`.
     fn counters_of(&self, batch: &RecordBatch, shift: u32, places: &mut Vec<u32>) {
-        let code = |key: &UInt64Array, row: usize| {
-            if key.is_null(row) {
-                NULL
-            } else {
-                key.value(row)
-            }
-        };
         let place = |hash: u64| (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as u32;
         let keys: Vec<&UInt64Array> = batch.columns()[..self.keys]
             .iter()
@@ -306,10 +286,40 @@ impl PackedMerge {
             ),
             _ => places.extend((0..batch.num_rows()).map(|row| {
                 place(keys.iter().fold(0u64, |hash, key| {
-                    hash.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ code(key, row)
+                    hash.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ code_at(key, row)
                 }))
             })),
         }
+    }
+}
+
+/// Adds each row's state (`values`, one per row) to its counter (`places`,
+/// one per row). Counters saturate: one at the top reaches any least
+/// value, and one below it is its rows' exact total. A null state sets its
+/// counter to the top.
+fn add_states(
+    counters: &mut [u32],
+    places: &[u32],
+    nulls: Option<&NullBuffer>,
+    values: impl Iterator<Item = u64>,
+) {
+    for (row, (&place, value)) in places.iter().zip(values).enumerate() {
+        let counter = &mut counters[place as usize];
+        *counter = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+            u32::MAX
+        } else {
+            counter.saturating_add(u32::try_from(value).unwrap_or(u32::MAX))
+        };
+    }
+}
+
+/// A key's code at `row`, [`NULL`] for a null key.
+#[inline(always)]
+fn code_at(key: &UInt64Array, row: usize) -> u64 {
+    if key.is_null(row) {
+        NULL
+    } else {
+        key.value(row)
     }
 }
 
@@ -357,23 +367,16 @@ impl CodeTable {
         let rows = keys[0].len();
         groups.clear();
         groups.reserve(rows);
-        let code = |key: &UInt64Array, row: usize| {
-            if key.is_null(row) {
-                NULL
-            } else {
-                key.value(row)
-            }
-        };
         match keys {
             [key] => {
                 for row in 0..rows {
-                    let group = self.group_of::<1>(&[code(key, row)]);
+                    let group = self.group_of::<1>(&[code_at(key, row)]);
                     groups.push(group);
                 }
             }
             [first, second] => {
                 for row in 0..rows {
-                    let group = self.group_of::<2>(&[code(first, row), code(second, row)]);
+                    let group = self.group_of::<2>(&[code_at(first, row), code_at(second, row)]);
                     groups.push(group);
                 }
             }
@@ -381,7 +384,7 @@ impl CodeTable {
                 let mut codes = vec![0; keys.len()];
                 for row in 0..rows {
                     for (slot, key) in codes.iter_mut().zip(keys) {
-                        *slot = code(key, row);
+                        *slot = code_at(key, row);
                     }
                     let group = self.group_of::<0>(&codes);
                     groups.push(group);
