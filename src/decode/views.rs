@@ -6,9 +6,11 @@
 //! the view's prefix and into the data buffer). A flow log's text values
 //! are short (addresses, interface ids, actions) and lie inside a line with
 //! more bytes after them, so [`TextViews::append`] moves a fixed number of
-//! bytes: 16 read at once and masked make an inline view, and a longer value
-//! of up to 32 bytes is stored as 32 bytes of which only its own count.
-//! Values near the line's end, or longer, take the general path.
+//! bytes: 16 read at once and masked make an inline view (at the line's
+//! end, the 16 that end with the value, shifted), and a longer value of up
+//! to 32 bytes is stored as 32 bytes of which only its own count. Longer
+//! values near the line's end, values longer than 32 bytes, and values of
+//! lines shorter than 16 bytes take the general path.
 
 use std::sync::Arc;
 
@@ -64,6 +66,17 @@ impl TextViews {
             let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
             // `len` is at most 12, so the shift is less than 128.
             let value = word & ((1u128 << (8 * len)) - 1);
+            self.views.push(len as u128 | value << 32);
+        } else if (1..=INLINE).contains(&len)
+            && let Some(word) = end.checked_sub(WORD).map(|from| &line[from..end])
+        {
+            // Near the line's end (a line's last fields, such as `action`
+            // and `log-status`): the 16 bytes that end with the value,
+            // shifted down. Copying the value into a zeroed word and
+            // reading that back would stall on store forwarding.
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is 1 to 12, so the shift is 32 to 120 bits.
+            let value = word >> (8 * (WORD - len));
             self.views.push(len as u128 | value << 32);
         } else if len > INLINE
             && len <= MOVED
@@ -202,7 +215,9 @@ mod tests {
             .collect();
         round_trip(&words, 4);
         for word in &words {
+            // Alone on its line, and last on a line of more than 16 bytes.
             round_trip(std::slice::from_ref(word), 1);
+            round_trip(&[words[17].clone(), word.clone()], 2);
         }
     }
 
