@@ -229,17 +229,20 @@ impl Matcher {
     fn dictionary<K: ArrowDictionaryKeyType>(&self, column: &dyn Array) -> Option<BooleanBuffer> {
         let dictionary = column.as_dictionary::<K>();
         let value_passes = self.passing(dictionary.values().as_ref())?;
-        let null_passes = self.passes(Value::Null);
+        // Looked up by key for every record: a byte per value, not a bit.
+        let value_passes: Vec<bool> = value_passes.iter().collect();
         let keys = dictionary.keys();
-        Some(BooleanBuffer::collect_bool(keys.len(), |i| {
-            if keys.is_null(i) {
-                null_passes
-            } else {
-                // Keys were checked against the values when read.
-                let key = keys.value(i).as_usize();
-                key >= value_passes.len() || value_passes.value(key)
-            }
-        }))
+        // Keys were checked against the values when read; a null's key may
+        // be anything.
+        let by_key = BooleanBuffer::collect_bool(keys.len(), |i| {
+            let key = keys.values()[i].as_usize();
+            value_passes.get(key).copied().unwrap_or(true)
+        });
+        Some(match keys.nulls() {
+            None => by_key,
+            Some(nulls) if self.passes(Value::Null) => &by_key | &!nulls.inner(),
+            Some(nulls) => &by_key & nulls.inner(),
+        })
     }
 
     /// Which of `values` pass, one comparison per value for the common
