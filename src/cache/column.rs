@@ -30,7 +30,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Int32Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Int32Type, UInt8Type, UInt16Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{HashMap, HashSet};
 
@@ -103,6 +103,25 @@ impl Keeping {
         Ok((Self::Text, keep_text(first)?))
     }
 
+    /// A batch's column as [`Keeping::keep`] gave it, in a form the record
+    /// filter can test: a dictionary's keys with the values found so far
+    /// (each value is then tested once), anything else as it is (codes are
+    /// tested as codes).
+    pub(super) fn testable(&mut self, kept: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+        match self {
+            Self::Dictionary(encoder) => {
+                let keys = kept.as_primitive::<Int32Type>().clone();
+                let values = encoder.values()?;
+                // SAFETY: the encoder made these keys, each the index of a
+                // value it holds, and it has lost none since.
+                Ok(Arc::new(unsafe {
+                    DictionaryArray::new_unchecked(keys, values)
+                }))
+            }
+            Self::Text | Self::AsIs => Ok(Arc::clone(kept)),
+        }
+    }
+
     /// Starts afresh for the next data file of the same column: each file's
     /// dictionary holds only the values its own batches use (the values of
     /// every earlier file again would grow with the square of the files).
@@ -171,11 +190,44 @@ impl Keeping {
     ) -> Result<ArrayRef, ArrowError> {
         match (self, stored) {
             (_, DataType::Null) => Ok(new_null_array(stored, kept.len())),
-            (Self::Dictionary(encoder), DataType::Dictionary(..)) => {
-                let keys = kept.as_primitive::<Int32Type>().clone();
-                let dictionary = DictionaryArray::try_new(keys, encoder.values()?)?;
-                // Narrower keys by arrow's cast, which keeps the values.
-                cast(&dictionary, stored)
+            (Self::Dictionary(encoder), DataType::Dictionary(key, _)) => {
+                // Keys narrowed by `as` conversions: `stored_type` chose a
+                // key type that holds every key (arrow's cast would check
+                // each one).
+                let keys = if kept.data_type() == key.as_ref() {
+                    Arc::clone(kept)
+                } else {
+                    narrowed(kept, key)
+                        .ok_or_else(|| ArrowError::CastError(format!("dictionary keys as {key}")))?
+                };
+                let values = encoder.values()?;
+                // SAFETY: the encoder made these keys, each the index of a
+                // value it holds, and narrowing kept every key's value.
+                Ok(match key.as_ref() {
+                    DataType::UInt8 => Arc::new(unsafe {
+                        DictionaryArray::new_unchecked(
+                            keys.as_primitive::<UInt8Type>().clone(),
+                            values,
+                        )
+                    }),
+                    DataType::UInt16 => Arc::new(unsafe {
+                        DictionaryArray::new_unchecked(
+                            keys.as_primitive::<UInt16Type>().clone(),
+                            values,
+                        )
+                    }),
+                    DataType::Int32 => Arc::new(unsafe {
+                        DictionaryArray::new_unchecked(
+                            keys.as_primitive::<Int32Type>().clone(),
+                            values,
+                        )
+                    }),
+                    other => {
+                        return Err(ArrowError::CastError(format!(
+                            "dictionary keys are not kept as {other}"
+                        )));
+                    }
+                })
             }
             (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
             (Self::Text, DataType::Utf8) => {
@@ -289,23 +341,29 @@ impl DictionaryEncoder {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
+        if self.recent.is_empty() {
+            // No value has these words: a view's length is at most 12.
+            self.recent = vec![((u128::MAX, 0, 0), 0); RECENT_SLOTS];
+        }
+        let buffers = text.data_buffers();
+        let nulls = text.nulls();
         let mut keys = Vec::with_capacity(text.len());
         for (i, &view) in text.views().iter().enumerate() {
-            if text.is_null(i) {
+            if nulls.is_some_and(|nulls| nulls.is_null(i)) {
                 keys.push(0);
                 continue;
             }
+            let len = view as u32 as usize;
             // A short value's view is its words: no need to find its bytes.
-            let words = if view as u32 <= 12 {
-                Some((view, 0, 0))
+            let (words, value) = if len <= 12 {
+                (Some((view, 0, 0)), None)
             } else {
-                longer_value_words(text.value(i).as_bytes())
+                let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
+                let offset = (view >> 96) as u32 as usize;
+                let value = &buffer[offset..offset + len];
+                (longer_value_words(value), Some(value))
             };
             let key = if let Some(words) = words {
-                if self.recent.is_empty() {
-                    // No value has these words: a view's length is at most 12.
-                    self.recent = vec![((u128::MAX, 0, 0), 0); RECENT_SLOTS];
-                }
                 let slot = recent_slot(&words);
                 if self.recent[slot].0 == words {
                     self.recent[slot].1
@@ -315,6 +373,9 @@ impl DictionaryEncoder {
                         None => {
                             let key = self.add(text.value(i).as_bytes())?;
                             self.by_words.insert(words, key);
+                            if self.len() > most {
+                                return Ok(None);
+                            }
                             key
                         }
                     };
@@ -322,20 +383,20 @@ impl DictionaryEncoder {
                     key
                 }
             } else {
-                let value = text.value(i).as_bytes();
+                let value = value.expect("a value longer than 12 bytes");
                 match self.long.get(value) {
                     Some(&key) => key,
                     None => {
                         let key = self.add(value)?;
                         self.long.insert(value.into(), key);
+                        if self.len() > most {
+                            return Ok(None);
+                        }
                         key
                     }
                 }
             };
             keys.push(key);
-            if self.len() > most {
-                return Ok(None);
-            }
         }
         Ok(Some(Int32Array::new(
             ScalarBuffer::from(keys),

@@ -684,16 +684,33 @@ struct WrittenSegment {
 impl EntryWriter {
     /// Adds one batch of the read (all its columns; only the missing ones
     /// are kept). A failure to write stops the filling, not the query.
-    pub(crate) fn write(&mut self, batch: &RecordBatch) {
+    ///
+    /// Returns those of the `tested` columns (indexes in the batch) that it
+    /// keeps, as the record filter can test them
+    /// ([`Keeping::testable`]), by index:
+    /// made from what the writer keeps, they cost little to test.
+    pub(crate) fn write(
+        &mut self,
+        batch: &RecordBatch,
+        tested: &[usize],
+    ) -> Vec<(usize, ArrayRef)> {
         if self.failed || self.columns.is_empty() {
-            return;
+            return Vec::new();
         }
-        if self.try_write(batch).is_err() {
-            self.fail();
+        match self.try_write(batch, tested) {
+            Ok(testable) => testable,
+            Err(_) => {
+                self.fail();
+                Vec::new()
+            }
         }
     }
 
-    fn try_write(&mut self, batch: &RecordBatch) -> Result<(), String> {
+    fn try_write(
+        &mut self,
+        batch: &RecordBatch,
+        tested: &[usize],
+    ) -> Result<Vec<(usize, ArrayRef)>, String> {
         let kept = if self.keeping.is_empty() {
             let (keeping, kept) = self
                 .columns
@@ -711,6 +728,16 @@ impl EntryWriter {
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?
         };
+        // Before a segment is written: a dictionary starts afresh then.
+        let testable = self
+            .columns
+            .iter()
+            .zip(&mut self.keeping)
+            .zip(&kept)
+            .filter(|(((index, _), _), _)| tested.contains(index))
+            .map(|(((index, _), keeping), kept)| Ok((*index, keeping.testable(kept)?)))
+            .collect::<Result<_, ArrowError>>()
+            .map_err(|e| e.to_string())?;
         self.pending_bytes += kept
             .iter()
             .map(|c| c.get_array_memory_size())
@@ -719,7 +746,7 @@ impl EntryWriter {
         if self.pending_bytes > PENDING_AT_MOST {
             self.write_segment()?;
         }
-        Ok(())
+        Ok(testable)
     }
 
     /// Writes the pending batches as the next segment, under a temporary
@@ -972,8 +999,21 @@ mod tests {
             .map(|i| (i, schema.field(i).name().clone()))
             .collect();
         let mut writer = entry.writer(columns, Arc::clone(schema));
+        let every_column: Vec<usize> = (0..schema.fields().len()).collect();
         for batch in batches {
-            writer.write(batch);
+            // What the writer gives for the record filter holds the batch's
+            // values, a dictionary's included.
+            for (index, testable) in writer.write(batch, &every_column) {
+                let table = schema.field(index).data_type();
+                let values = as_table_column(&testable, table)
+                    .and_then(|column| datafusion::arrow::compute::cast(&column, table))
+                    .unwrap();
+                assert_eq!(
+                    values.as_ref(),
+                    batch.column(index).as_ref(),
+                    "column {index}"
+                );
+            }
         }
         let records = batches.iter().map(|b| b.num_rows() as u64).sum();
         let facts = ObjectFacts {

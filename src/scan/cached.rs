@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::FilterBuilder;
+use datafusion::arrow::compute::{FilterBuilder, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result};
@@ -148,10 +148,13 @@ impl FileOpener for CachedOpener {
                 .open_object(file, Some(Arc::clone(&findings)))?
                 .await?;
             let filling = Filling {
-                writer: Some(entry.writer(missing, schema)),
+                writer: Some(entry.writer(missing, Arc::clone(&schema))),
                 batches,
                 findings,
                 cache,
+                tested: tests.iter().map(|(column, _)| *column).collect(),
+                tests,
+                schema,
             };
             Ok(futures::stream::try_unfold(filling, Filling::next).boxed())
         }
@@ -222,22 +225,25 @@ impl EntryReading {
     }
 }
 
-/// The records of `run` (columns as `schema` gives them) that pass every
-/// test that can run on its columns.
-fn keep_passing(
+/// Which records pass every test that can run on the columns `kept_column`
+/// gives (by index in `schema`, which has the table's types), as the cache
+/// keeps them; `None` if no test can run.
+fn passing<'a>(
     tests: &[(usize, Matcher)],
     schema: &SchemaRef,
-    run: Run,
-) -> Result<Run, ArrowError> {
+    kept_column: impl Fn(usize) -> Option<&'a ArrayRef>,
+) -> Option<BooleanBuffer> {
     let mut passing: Option<BooleanBuffer> = None;
     for (column, matcher) in tests {
-        let kept = run.columns[*column].as_ref();
+        let Some(kept) = kept_column(*column) else {
+            continue;
+        };
         let these = match kept.as_primitive_opt::<UInt64Type>() {
             // Text kept as codes, tested as codes.
             Some(codes) if schema.field(*column).data_type() == &DataType::Utf8View => {
                 Some(matcher.passing_codes(codes))
             }
-            _ => matcher.passing(kept),
+            _ => matcher.passing(kept.as_ref()),
         };
         if let Some(these) = these {
             passing = Some(match passing {
@@ -246,7 +252,17 @@ fn keep_passing(
             });
         }
     }
-    let Some(passing) = passing else {
+    passing
+}
+
+/// The records of `run` (columns as `schema` gives them) that pass every
+/// test that can run on its columns.
+fn keep_passing(
+    tests: &[(usize, Matcher)],
+    schema: &SchemaRef,
+    run: Run,
+) -> Result<Run, ArrowError> {
+    let Some(passing) = passing(tests, schema, |column| run.columns.get(column)) else {
         return Ok(run);
     };
     let rows = passing.count_set_bits();
@@ -265,35 +281,60 @@ fn keep_passing(
 }
 
 /// An object being read from its source while its entry is filled.
+///
+/// The source gives every record (the entry keeps them all); those that
+/// fail the record filter are dropped here, tested as the writer keeps
+/// their columns (a dictionary's values once each, addresses as codes),
+/// so DataFusion's filter above does not test every record's text again.
 struct Filling {
     batches: BoxStream<'static, Result<RecordBatch>>,
     /// Dropped (leaving nothing) when the read fails.
     writer: Option<EntryWriter>,
     findings: SharedFindings,
     cache: Arc<ObjectCache>,
+    tests: Arc<[(usize, Matcher)]>,
+    /// The columns `tests` test.
+    tested: Vec<usize>,
+    schema: SchemaRef,
 }
 
 impl Filling {
     async fn next(mut self) -> Result<Option<(RecordBatch, Self)>> {
-        match self.batches.next().await {
-            Some(Ok(batch)) => {
-                if let Some(writer) = &mut self.writer {
-                    writer.write(&batch);
+        loop {
+            match self.batches.next().await {
+                Some(Ok(batch)) => {
+                    let Some(writer) = &mut self.writer else {
+                        return Ok(Some((batch, self)));
+                    };
+                    let testable = writer.write(&batch, &self.tested);
+                    let kept_column = |column| {
+                        testable
+                            .iter()
+                            .find_map(|(index, kept)| (*index == column).then_some(kept))
+                    };
+                    let batch = match passing(&self.tests, &self.schema, kept_column) {
+                        Some(passing) if passing.count_set_bits() < batch.num_rows() => {
+                            filter_record_batch(&batch, &BooleanArray::new(passing, None))?
+                        }
+                        _ => batch,
+                    };
+                    if batch.num_rows() > 0 {
+                        return Ok(Some((batch, self)));
+                    }
                 }
-                Ok(Some((batch, self)))
-            }
-            Some(Err(e)) => {
-                self.writer = None;
-                Err(e)
-            }
-            None => {
-                let findings = self.findings.lock().unwrap_or_else(|e| e.into_inner());
-                if findings.complete
-                    && let Some(writer) = self.writer.take()
-                {
-                    self.cache.added(writer.commit(&findings.facts));
+                Some(Err(e)) => {
+                    self.writer = None;
+                    return Err(e);
                 }
-                Ok(None)
+                None => {
+                    let findings = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+                    if findings.complete
+                        && let Some(writer) = self.writer.take()
+                    {
+                        self.cache.added(writer.commit(&findings.facts));
+                    }
+                    return Ok(None);
+                }
             }
         }
     }

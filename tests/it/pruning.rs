@@ -125,13 +125,21 @@ async fn explain_analyze_counts_records_read_and_rows_kept() {
         .filter(|r| value(r, "action") == Some("REJECT"))
         .count();
     assert!(rejected > 0 && rejected < records.len());
-    let ctx = local_context(&bucket(), true).await;
-    let sql = "EXPLAIN ANALYZE SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT'";
-    let plan = rows(&ctx, sql).await.concat().join("\n");
-    let scan = plan
-        .split("FlowLogScanExec")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no scan in {plan}"));
-    let metrics = format!("output_rows={rejected}, records_read={}", records.len());
-    assert!(scan.contains(&metrics), "{metrics} not in {scan}");
+    // From the source, filling the cache (every record decoded, the
+    // record filter run on the columns as kept), and from the cache.
+    let folder = cache_folder();
+    for (how, ctx) in [
+        ("source", local_context(&bucket(), true).await),
+        ("filling", cached_context(&bucket(), true, &folder).await),
+        ("cached", cached_context(&bucket(), true, &folder).await),
+    ] {
+        let sql = "EXPLAIN ANALYZE SELECT count(*) FROM vpc_flow_logs WHERE action = 'REJECT'";
+        let plan = rows(&ctx, sql).await.concat().join("\n");
+        let scan = plan
+            .split("FlowLogScanExec")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no scan in {plan}"));
+        let metrics = format!("output_rows={rejected}, records_read={}", records.len());
+        assert!(scan.contains(&metrics), "{how}: {metrics} not in {scan}");
+    }
 }
