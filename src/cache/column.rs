@@ -57,6 +57,14 @@ pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
 /// as a dictionary.
 const DICTIONARY_SAMPLE: usize = 2048;
 
+/// The most values a dictionary may have for a batch's records to be
+/// tested through it ([`Keeping::testable`]): each batch's test makes the
+/// values an array again if some were added, and tests every one. A
+/// column sampled as repeating whose values keep coming (rare) would cost
+/// that for every batch, growing with the values; past this, its records
+/// are left to DataFusion's filter.
+const TESTED_VALUES_AT_MOST: usize = 4096;
+
 /// Dictionary keys, narrowest first.
 const KEY_TYPES: [DataType; 3] = [DataType::UInt8, DataType::UInt16, DataType::Int32];
 
@@ -105,20 +113,22 @@ impl Keeping {
 
     /// A batch's column as [`Keeping::keep`] gave it, in a form the record
     /// filter can test: a dictionary's keys with the values found so far
-    /// (each value is then tested once), anything else as it is (codes are
-    /// tested as codes).
-    pub(super) fn testable(&mut self, kept: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    /// (the batch's records are then tested by a test of each value),
+    /// anything else as it is (codes are tested as codes). `None` for a
+    /// dictionary of more than [`TESTED_VALUES_AT_MOST`] values.
+    pub(super) fn testable(&mut self, kept: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
         match self {
+            Self::Dictionary(encoder) if encoder.len() > TESTED_VALUES_AT_MOST => Ok(None),
             Self::Dictionary(encoder) => {
                 let keys = kept.as_primitive::<Int32Type>().clone();
                 let values = encoder.values()?;
                 // SAFETY: the encoder made these keys, each the index of a
                 // value it holds, and it has lost none since.
-                Ok(Arc::new(unsafe {
+                Ok(Some(Arc::new(unsafe {
                     DictionaryArray::new_unchecked(keys, values)
-                }))
+                })))
             }
-            Self::Text | Self::AsIs => Ok(Arc::clone(kept)),
+            Self::Text | Self::AsIs => Ok(Some(Arc::clone(kept))),
         }
     }
 
@@ -698,6 +708,32 @@ mod tests {
             round_trip(&DataType::Utf8View, &[texts(&many)]),
             dictionary(DataType::UInt16)
         );
+    }
+
+    #[test]
+    fn a_dictionary_is_testable_up_to_its_most_tested_values() {
+        // A sample that repeats: kept as a dictionary.
+        let first: Vec<Option<&str>> = vec![Some("ACCEPT"), Some("REJECT"), None, Some("ACCEPT")];
+        let (mut keeping, kept) = Keeping::choose(&texts(&first)).unwrap();
+        assert!(matches!(keeping, Keeping::Dictionary(_)));
+        let testable = keeping.testable(&kept).unwrap().expect("two values");
+        let back = as_table_column(&testable, &DataType::Utf8View).unwrap();
+        assert_eq!(
+            cast(&back, &DataType::Utf8View).unwrap().as_ref(),
+            texts(&first).as_ref()
+        );
+        // Then values that keep coming: past the most, no longer tested.
+        let distinct: Vec<String> = (0..TESTED_VALUES_AT_MOST)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let distinct = texts(
+            &distinct
+                .iter()
+                .map(|v| Some(v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let kept = keeping.keep(&distinct).unwrap();
+        assert!(keeping.testable(&kept).unwrap().is_none());
     }
 
     #[test]

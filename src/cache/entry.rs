@@ -686,9 +686,9 @@ impl EntryWriter {
     /// are kept). A failure to write stops the filling, not the query.
     ///
     /// Returns those of the `tested` columns (indexes in the batch) that it
-    /// keeps, as the record filter can test them
-    /// ([`Keeping::testable`]), by index:
-    /// made from what the writer keeps, they cost little to test.
+    /// keeps, by index, as the record filter can test them
+    /// ([`Keeping::testable`]): made from what the writer keeps, they cost
+    /// little to test.
     pub(crate) fn write(
         &mut self,
         batch: &RecordBatch,
@@ -735,7 +735,12 @@ impl EntryWriter {
             .zip(&mut self.keeping)
             .zip(&kept)
             .filter(|(((index, _), _), _)| tested.contains(index))
-            .map(|(((index, _), keeping), kept)| Ok((*index, keeping.testable(kept)?)))
+            .filter_map(|(((index, _), keeping), kept)| {
+                keeping
+                    .testable(kept)
+                    .map(|testable| testable.map(|testable| (*index, testable)))
+                    .transpose()
+            })
             .collect::<Result<_, ArrowError>>()
             .map_err(|e| e.to_string())?;
         self.pending_bytes += kept

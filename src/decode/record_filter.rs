@@ -809,6 +809,41 @@ mod tests {
             &values,
             &columns,
         );
+        // A dictionary of no values whose keys are all NULL (a field an
+        // object lacks, as a filling reader tests it), and a NULL key that
+        // points past the values.
+        let no_values: ArrayRef = Arc::new(StringViewArray::from(Vec::<&str>::new()));
+        let one_value: ArrayRef = Arc::new(StringViewArray::from(vec!["REJECT"]));
+        for (keys, values) in [
+            (Int32Array::from(vec![None, None]), no_values),
+            (
+                Int32Array::new(vec![0, 7].into(), Some(vec![true, false].into())),
+                one_value,
+            ),
+        ] {
+            let nulls = keys.nulls().cloned();
+            let dictionary = DictionaryArray::<Int32Type>::try_new(keys, values).unwrap();
+            for (condition, null_passes) in [
+                (Condition::IsNull, true),
+                (Condition::IsNotNull, false),
+                (Condition::TextIn(vec![b"REJECT".to_vec()]), false),
+            ] {
+                let passing = test(condition.clone())
+                    .matcher()
+                    .passing(&dictionary)
+                    .unwrap();
+                let want: Vec<bool> = (0..dictionary.len())
+                    .map(|i| {
+                        if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                            null_passes
+                        } else {
+                            condition != Condition::IsNull
+                        }
+                    })
+                    .collect();
+                assert_eq!(bits(passing), want, "{condition:?}");
+            }
+        }
         // A column of NULLs (as the cache keeps a field an object lacks).
         let nulls = datafusion::arrow::array::NullArray::new(3);
         assert_eq!(

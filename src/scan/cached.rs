@@ -5,9 +5,10 @@
 //!
 //! The query's record filter runs on an entry's columns as they are kept,
 //! before text is made into views: a dictionary's values are tested once
-//! each, and views are made only for the records that pass. As from the
-//! source, the filter is a pre-filter (DataFusion's filter above the scan
-//! still applies the query's filters).
+//! each, and views are made only for the records that pass. A read that
+//! fills an entry runs it the same way on the columns as the entry's writer
+//! keeps them. As from the source, the filter is a pre-filter (DataFusion's
+//! filter above the scan still applies the query's filters).
 
 use std::sync::Arc;
 
@@ -284,7 +285,7 @@ fn keep_passing(
 ///
 /// The source gives every record (the entry keeps them all); those that
 /// fail the record filter are dropped here, tested as the writer keeps
-/// their columns (a dictionary's values once each, addresses as codes),
+/// their columns (a dictionary's values once a batch, addresses as codes),
 /// so DataFusion's filter above does not test every record's text again.
 struct Filling {
     batches: BoxStream<'static, Result<RecordBatch>>,
