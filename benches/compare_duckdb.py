@@ -237,12 +237,14 @@ def run_cache_benchmark():
 
 
 def run_s3_cache_benchmark(scans, warm_local):
+    import shutil
     import tempfile
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from big_bucket import moto_api, start_moto, start_proxy
 
     server, moto_port, s3 = start_moto()
+    home = None
     try:
         proxy_port = start_proxy(moto_port, 0.030)
         s3.create_bucket(Bucket="bench")
@@ -287,6 +289,9 @@ def run_s3_cache_benchmark(scans, warm_local):
             print(f"| {name} | {cold[0]:.3f} s | {w:.3f} s | {warm_local[name]:.3f} s | {w / warm_local[name]:.2f}x | {gets} |")
     finally:
         server.terminate()
+        # The cache these runs filled (about the gzip's size).
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if CACHE:
