@@ -19,7 +19,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 
 use super::keep_top::{KeepTop, TopSoFar};
-use super::packed_merge::PackedMerge;
+use super::packed_merge::{PackedMerge, rows_of};
 use super::packing::KeyPacking;
 use super::split::SplitInput;
 use super::{BUCKETS, RECOMPUTE};
@@ -203,11 +203,6 @@ impl PartitionBuckets {
             })
             .try_flatten()
     }
-}
-
-/// The rows of `batches`, all together.
-fn rows_of(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(RecordBatch::num_rows).sum()
 }
 
 /// `aggregate` run over `rows` (of `schema`) as one batch: the aggregation

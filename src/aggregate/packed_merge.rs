@@ -125,7 +125,7 @@ impl PackedMerge {
     /// table, a group number per row of a batch, and per group its codes
     /// and each aggregate's value and flag.
     pub(crate) fn memory_for(&self, rows: &[RecordBatch]) -> usize {
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let total = rows_of(rows);
         let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
         CodeTable::slots_for(total) * size_of::<u32>()
             + largest * size_of::<u32>()
@@ -135,7 +135,7 @@ impl PackedMerge {
     /// The groups of `rows` (of the input schema) and their merged values,
     /// as one batch of the output schema.
     pub(crate) fn merge(&self, rows: &[RecordBatch]) -> Result<RecordBatch> {
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let total = rows_of(rows);
         let mut table = CodeTable::with_rows(self.keys, total);
         let mut columns: Vec<Box<dyn MergedColumn>> = self
             .merges
@@ -197,7 +197,7 @@ impl PackedMerge {
         if least <= 0 {
             return Ok(Some(rows.to_vec()));
         }
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let total = rows_of(rows);
         let mut counters = vec![0u32; Self::counters_for(total)];
         let shift = 64 - counters.len().trailing_zeros();
         // Each row's counter, batch after batch.
@@ -260,7 +260,7 @@ impl PackedMerge {
     /// its counters, each row's counter, a batch's mask, and the rows it
     /// keeps (copies of at most all of them).
     pub(crate) fn memory_to_bound(rows: &[RecordBatch]) -> usize {
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let total = rows_of(rows);
         let largest = rows.iter().map(RecordBatch::num_rows).max().unwrap_or(0);
         let kept: usize = rows.iter().map(get_record_batch_memory_size).sum();
         (Self::counters_for(total) + total) * size_of::<u32>() + largest + kept
@@ -291,6 +291,11 @@ impl PackedMerge {
             })),
         }
     }
+}
+
+/// The rows of `batches`, all together.
+pub(super) fn rows_of(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
 }
 
 /// Adds each row's state (`values`, one per row) to its counter (`places`,
@@ -711,7 +716,7 @@ mod tests {
                                 assert_eq!(all.get(codes), Some(values), "{what}");
                             }
                             if least == tenth && distinct == 3000 && aggregate == 0 {
-                                let kept: usize = kept.iter().map(RecordBatch::num_rows).sum();
+                                let kept = rows_of(&kept);
                                 assert!(kept < 3000, "{what}: {kept} of 6000 rows kept");
                             }
                         }
