@@ -30,7 +30,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Int32Type, UInt8Type, UInt16Type, UInt64Type};
+use datafusion::arrow::datatypes::{
+    ArrowDictionaryKeyType, DataType, Int32Type, UInt8Type, UInt16Type, UInt64Type,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{HashMap, HashSet};
 
@@ -119,15 +121,9 @@ impl Keeping {
     pub(super) fn testable(&mut self, kept: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
         match self {
             Self::Dictionary(encoder) if encoder.len() > TESTED_VALUES_AT_MOST => Ok(None),
-            Self::Dictionary(encoder) => {
-                let keys = kept.as_primitive::<Int32Type>().clone();
-                let values = encoder.values()?;
-                // SAFETY: the encoder made these keys, each the index of a
-                // value it holds, and it has lost none since.
-                Ok(Some(Arc::new(unsafe {
-                    DictionaryArray::new_unchecked(keys, values)
-                })))
-            }
+            // SAFETY: `keep` made these keys with this encoder, which has
+            // lost no value since.
+            Self::Dictionary(encoder) => Ok(Some(unsafe { encoder.dictionary(kept)? })),
             Self::Text | Self::AsIs => Ok(Some(Arc::clone(kept))),
         }
     }
@@ -210,34 +206,10 @@ impl Keeping {
                     narrowed(kept, key)
                         .ok_or_else(|| ArrowError::CastError(format!("dictionary keys as {key}")))?
                 };
-                let values = encoder.values()?;
-                // SAFETY: the encoder made these keys, each the index of a
-                // value it holds, and narrowing kept every key's value.
-                Ok(match key.as_ref() {
-                    DataType::UInt8 => Arc::new(unsafe {
-                        DictionaryArray::new_unchecked(
-                            keys.as_primitive::<UInt8Type>().clone(),
-                            values,
-                        )
-                    }),
-                    DataType::UInt16 => Arc::new(unsafe {
-                        DictionaryArray::new_unchecked(
-                            keys.as_primitive::<UInt16Type>().clone(),
-                            values,
-                        )
-                    }),
-                    DataType::Int32 => Arc::new(unsafe {
-                        DictionaryArray::new_unchecked(
-                            keys.as_primitive::<Int32Type>().clone(),
-                            values,
-                        )
-                    }),
-                    other => {
-                        return Err(ArrowError::CastError(format!(
-                            "dictionary keys are not kept as {other}"
-                        )));
-                    }
-                })
+                // SAFETY: `keep` made these keys with this encoder, which
+                // has lost no value since (a new file's starts afresh only
+                // after this one is written), and narrowing kept every key.
+                unsafe { encoder.dictionary(&keys) }
             }
             (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
             (Self::Text, DataType::Utf8) => {
@@ -332,6 +304,35 @@ impl DictionaryEncoder {
         )?);
         self.values = Some(Arc::clone(&values));
         Ok(values)
+    }
+
+    /// `keys` (`UInt8`, `UInt16` or `Int32`) as a dictionary of the values
+    /// seen so far.
+    ///
+    /// # Safety
+    ///
+    /// Every key that is not null must be the key of a value this encoder
+    /// holds: one it gave, possibly narrowed to a type that holds it.
+    unsafe fn dictionary(&mut self, keys: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+        /// `keys` of type `K` with `values`, unchecked (the caller's promise).
+        unsafe fn with<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: ArrayRef) -> ArrayRef {
+            let keys = keys.as_primitive::<K>().clone();
+            // SAFETY: every key that is not null indexes `values` (the
+            // caller's promise), which is what `try_new` checks.
+            Arc::new(unsafe { DictionaryArray::<K>::new_unchecked(keys, values) })
+        }
+        let values = self.values()?;
+        // SAFETY: passed on from the caller.
+        Ok(match keys.data_type() {
+            DataType::UInt8 => unsafe { with::<UInt8Type>(keys, values) },
+            DataType::UInt16 => unsafe { with::<UInt16Type>(keys, values) },
+            DataType::Int32 => unsafe { with::<Int32Type>(keys, values) },
+            other => {
+                return Err(ArrowError::CastError(format!(
+                    "dictionary keys are not kept as {other}"
+                )));
+            }
+        })
     }
 
     /// `text` as keys into the values seen so far (this batch's included).
