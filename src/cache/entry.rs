@@ -685,14 +685,14 @@ impl EntryWriter {
     /// Adds one batch of the read (all its columns; only the missing ones
     /// are kept). A failure to write stops the filling, not the query.
     ///
-    /// Returns those of the `tested` columns (indexes in the batch) that it
-    /// keeps, by index, as the record filter can test them
+    /// Returns the columns it keeps for which `tested` (given an index in
+    /// the batch) says yes, by index, as the record filter can test them
     /// ([`Keeping::testable`]): made from what the writer keeps, they cost
     /// little to test.
     pub(crate) fn write(
         &mut self,
         batch: &RecordBatch,
-        tested: &[usize],
+        tested: impl Fn(usize) -> bool,
     ) -> Vec<(usize, ArrayRef)> {
         if self.failed || self.columns.is_empty() {
             return Vec::new();
@@ -709,7 +709,7 @@ impl EntryWriter {
     fn try_write(
         &mut self,
         batch: &RecordBatch,
-        tested: &[usize],
+        tested: impl Fn(usize) -> bool,
     ) -> Result<Vec<(usize, ArrayRef)>, String> {
         let kept = if self.keeping.is_empty() {
             let (keeping, kept) = self
@@ -734,7 +734,7 @@ impl EntryWriter {
             .iter()
             .zip(&mut self.keeping)
             .zip(&kept)
-            .filter(|(((index, _), _), _)| tested.contains(index))
+            .filter(|(((index, _), _), _)| tested(*index))
             .filter_map(|(((index, _), keeping), kept)| {
                 keeping
                     .testable(kept)
@@ -1004,11 +1004,10 @@ mod tests {
             .map(|i| (i, schema.field(i).name().clone()))
             .collect();
         let mut writer = entry.writer(columns, Arc::clone(schema));
-        let every_column: Vec<usize> = (0..schema.fields().len()).collect();
         for batch in batches {
             // What the writer gives for the record filter holds the batch's
             // values, a dictionary's included.
-            for (index, testable) in writer.write(batch, &every_column) {
+            for (index, testable) in writer.write(batch, |_| true) {
                 let table = schema.field(index).data_type();
                 let values = as_table_column(&testable, table)
                     .and_then(|column| datafusion::arrow::compute::cast(&column, table))

@@ -153,7 +153,6 @@ impl FileOpener for CachedOpener {
                 batches,
                 findings,
                 cache,
-                tested: tests.iter().map(|(column, _)| *column).collect(),
                 tests,
                 schema,
             };
@@ -294,8 +293,6 @@ struct Filling {
     findings: SharedFindings,
     cache: Arc<ObjectCache>,
     tests: Arc<[(usize, Matcher)]>,
-    /// The columns `tests` test.
-    tested: Vec<usize>,
     schema: SchemaRef,
 }
 
@@ -307,7 +304,10 @@ impl Filling {
                     let Some(writer) = &mut self.writer else {
                         return Ok(Some((batch, self)));
                     };
-                    let testable = writer.write(&batch, &self.tested);
+                    let tests = &self.tests;
+                    let testable = writer.write(&batch, |column| {
+                        tests.iter().any(|(tested, _)| *tested == column)
+                    });
                     let kept_column = |column| {
                         testable
                             .iter()
