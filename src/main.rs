@@ -4,6 +4,7 @@
 
 #![warn(unreachable_pub)]
 
+mod allocator;
 mod cli;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    allocator::keep_freed_buffers();
     let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

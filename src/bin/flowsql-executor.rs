@@ -87,6 +87,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    common::allocator::keep_freed_buffers();
     let args: Args = common::parse_args();
     let work_dir = match WorkDir::prepare(args.work_dir.as_deref()) {
         Ok(work_dir) => work_dir,

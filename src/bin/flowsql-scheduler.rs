@@ -68,6 +68,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    common::allocator::keep_freed_buffers();
     let args: Args = common::parse_args();
     // Ballista's own scheduler binary runs on 32 MiB worker stacks (deep
     // plans are planned recursively); do the same.

@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+#[path = "../../allocator.rs"]
+pub(crate) mod allocator;
+
 /// The flags of a binary whose `--version` also names the Ballista and
 /// DataFusion versions (every process of a cluster must speak the same
 /// Ballista protocol).
