@@ -110,7 +110,7 @@ pub(crate) fn packs(data_type: &DataType) -> bool {
 }
 
 /// Stands for "no code" among codes: every code has its top four bits 0.
-const NO_CODE: u64 = u64::MAX;
+pub(crate) const NO_CODE: u64 = u64::MAX;
 
 /// A text column's codes, and which rows have one. A null stays null (and
 /// counts as packed: null has no text to lose); a row whose text has no
@@ -119,9 +119,10 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
     pack_column_with(column, Lanes::best())
 }
 
-/// Columns [`pack_and_remember`] keeps on one thread: a batch's address
-/// columns (`srcaddr`, `dstaddr`, `pkt-srcaddr`, `pkt-dstaddr`).
-const REMEMBERED: usize = 4;
+/// Columns whose codes are kept on one thread: the address columns
+/// (`srcaddr`, `dstaddr`, `pkt-srcaddr`, `pkt-dstaddr`) of the batches a
+/// decoder makes of one chunk of text before the first is passed up.
+const REMEMBERED: usize = 64;
 
 /// A column packed by [`pack_and_remember`] (by a weak reference: its
 /// allocation, and so its address, is not reused while remembered, but its
@@ -135,7 +136,7 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// [`pack_column`], remembered on this thread for one [`pack_or_recall`] of
+/// [`pack_column`], remembered on this thread for one [`recall`] of
 /// the same column ([`remember`]): a scan filling the local cache packs the address
 /// columns of each batch before it passes the batch up, and a grouping by
 /// addresses above it, run by the same poll, packs the same columns again.
@@ -145,7 +146,7 @@ pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, Boole
     Ok((codes, packed))
 }
 
-/// Remembers on this thread, for one [`pack_or_recall`], that `column`
+/// Remembers on this thread, for one [`recall`], that `column`
 /// packs into `codes`, `packed` telling which rows have one; for a column
 /// made from codes (a cached address column read back as text), so the
 /// codes are not made again. The codes are held until recalled or until
@@ -157,6 +158,86 @@ pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuf
         Some((codes.clone(), packed.clone()))
     );
     keep_for_recall(column, codes, packed);
+}
+
+/// Whether `column` was passed up and dropped with its codes still
+/// remembered on this thread, not recalled: then the plan above did not
+/// use them. (Codes of a dropped column are let go at the next
+/// [`remember`]; one that ends in between looks recalled.)
+pub(crate) fn dropped_unused(column: &Weak<dyn Array>) -> bool {
+    column.strong_count() == 0
+        && REMEMBERED_CODES.with_borrow(|remembered| {
+            remembered
+                .iter()
+                .any(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), column.as_ptr()))
+        })
+}
+
+/// Remembers, as [`remember`] does, codes made of `column`'s values as it
+/// was built (a row's [`word_code`]; any value for a null): the decoder
+/// makes them while it reads the addresses a grouping above will pack.
+pub(crate) fn remember_made(column: &ArrayRef, codes: Vec<u64>) -> Result<()> {
+    let (codes, packed) = finish_codes(column.as_ref(), codes)?;
+    remember(column, codes, packed);
+    Ok(())
+}
+
+/// The code of the text in the first `len` bytes of `word` (little-endian;
+/// the bytes past them may be anything), or [`NO_CODE`]: [`pack`] for a
+/// value already in a register. Sixteen characters at once in an SSE2
+/// register (every x86-64 processor has SSE2): a decoder makes one per
+/// address it reads.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn word_code(word: u128, len: usize) -> u64 {
+    use std::arch::x86_64::{
+        _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8,
+        _mm_cvtsi128_si64, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16,
+        _mm_set_epi64x, _mm_set1_epi8, _mm_set1_epi16, _mm_setr_epi8, _mm_srli_epi16, _mm_sub_epi8,
+    };
+    if len > MAX_LEN {
+        return NO_CODE;
+    }
+    // SAFETY: these only compute on registers, with SSE2, which every
+    // x86-64 processor has.
+    unsafe {
+        let text = _mm_set_epi64x((word >> 64) as i64, word as i64);
+        let index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // Lengths and places are below 16: a signed compare will do.
+        let inside = _mm_cmpgt_epi8(_mm_set1_epi8(len as i8), index);
+        let value = _mm_sub_epi8(text, _mm_set1_epi8(b'0' as i8));
+        let is_digit = _mm_cmpeq_epi8(_mm_min_epu8(value, _mm_set1_epi8(9)), value);
+        let is_dot = _mm_cmpeq_epi8(text, _mm_set1_epi8(b'.' as i8));
+        if _mm_movemask_epi8(_mm_andnot_si128(_mm_or_si128(is_digit, is_dot), inside)) != 0 {
+            return NO_CODE;
+        }
+        // A digit's place is its value plus 3, a dot's is 1; unused ones 0.
+        let places = _mm_and_si128(
+            inside,
+            _mm_or_si128(
+                _mm_and_si128(is_digit, _mm_add_epi8(value, _mm_set1_epi8(3))),
+                _mm_and_si128(is_dot, _mm_set1_epi8(1)),
+            ),
+        );
+        // Each pair of places as one byte, low + 16 * high (places are below
+        // 16), then the eight bytes together.
+        let paired = _mm_and_si128(
+            _mm_or_si128(places, _mm_srli_epi16::<4>(places)),
+            _mm_set1_epi16(0xFF),
+        );
+        _mm_cvtsi128_si64(_mm_packus_epi16(paired, paired)) as u64
+    }
+}
+
+/// The code of the text in the first `len` bytes of `word` (little-endian;
+/// the bytes past them may be anything), or [`NO_CODE`].
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn word_code(word: u128, len: usize) -> u64 {
+    if len > MAX_LEN {
+        return NO_CODE;
+    }
+    pack_word(word, len).unwrap_or(NO_CODE)
 }
 
 /// Adds `column`'s codes to this thread's [`REMEMBERED_CODES`].
@@ -171,21 +252,26 @@ fn keep_for_recall(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer)
     });
 }
 
-/// [`pack_column`], or the codes [`pack_and_remember`] made of this very
-/// column on this thread (then forgotten).
+/// [`pack_column`], or the codes [`recall`] finds.
+#[cfg(test)]
 pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
-    let recalled = REMEMBERED_CODES.with_borrow_mut(|remembered| {
+    match recall(column) {
+        Some(codes) => Ok(codes),
+        None => pack_column(column.as_ref()),
+    }
+}
+
+/// The codes remembered on this thread for this very column (then
+/// forgotten), if any.
+pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer)> {
+    REMEMBERED_CODES.with_borrow_mut(|remembered| {
         // Only this column can be at the address a remembered one had.
         let at = remembered
             .iter()
             .position(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), Arc::as_ptr(column)))?;
         let (_, codes, packed) = remembered.remove(at);
         Some((codes, packed))
-    });
-    match recalled {
-        Some(codes) => Ok(codes),
-        None => pack_column(column.as_ref()),
-    }
+    })
 }
 
 /// How views are packed: in vector lanes of one of two sizes, or one at a
@@ -600,6 +686,33 @@ mod tests {
         assert_ne!(oldest.values().as_ptr(), made[0].values().as_ptr());
         let (newest, _) = pack_or_recall(&many[REMEMBERED]).unwrap();
         assert_eq!(newest.values().as_ptr(), made[REMEMBERED].values().as_ptr());
+    }
+
+    #[test]
+    fn a_word_has_the_code_of_its_text_whatever_follows_it() {
+        // Texts of 0 to 17 characters, mostly digits and dots, each with
+        // random bytes after it in its word.
+        let mut rng = SplitMix(0xC0DE_5EED_0000_0017);
+        let alphabet = b"0123456789.0123456789.-a/:\xff ";
+        for _ in 0..100_000 {
+            let len = rng.below(18) as usize;
+            let mut bytes = [0u8; 16];
+            for byte in &mut bytes {
+                *byte = rng.below(256) as u8;
+            }
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
+            let shown = len.min(16);
+            bytes[..shown].copy_from_slice(&text[..shown]);
+            let word = u128::from_le_bytes(bytes);
+            assert_eq!(
+                word_code(word, len),
+                pack(&text).unwrap_or(NO_CODE),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
     }
 
     #[test]

@@ -199,8 +199,21 @@ impl BucketedAggregateExec {
         self
     }
 
-    fn input(&self) -> &Arc<dyn ExecutionPlan> {
+    pub(crate) fn input(&self) -> &Arc<dyn ExecutionPlan> {
         self.repartition.children()[0]
+    }
+
+    /// The names, in [`Self::input`]'s schema, of the text keys this
+    /// carries as codes.
+    pub(crate) fn packed_columns(&self) -> Vec<String> {
+        let schema = self.input().schema();
+        self.packing.as_ref().map_or_else(Vec::new, |packing| {
+            packing
+                .columns
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect()
+        })
     }
 
     /// The split of every input partition, started on the first call.
@@ -245,6 +258,7 @@ impl BucketedAggregateExec {
                 spill_metrics: SpillMetrics::new(&self.metrics, i),
                 split_time: MetricBuilder::new(&self.metrics).subset_time("split_time", i),
                 packed_rows: MetricBuilder::new(&self.metrics).counter("packed_rows", i),
+                recalled_rows: MetricBuilder::new(&self.metrics).counter("recalled_rows", i),
                 reservation: MemoryConsumer::new(format!("BucketedAggregateExec[{i}]"))
                     .with_can_spill(true)
                     .register(context.memory_pool()),

@@ -112,14 +112,22 @@ impl KeyPacking {
         })
     }
 
-    /// `batch` with its key columns as codes, and which rows have codes.
-    pub(crate) fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows)> {
+    /// `batch` with its key columns as codes, which rows have codes, and
+    /// whether every key column's codes were recalled, not made here.
+    pub(crate) fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows, bool)> {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
+        let mut all_recalled = true;
         for &column in &self.columns {
-            // A scan through the cache may have these codes already (made
-            // filling it, or read from it).
-            let (codes, has_code) = text_codes::pack_or_recall(&columns[column])?;
+            // The scan may have made these codes already: its decoder as it
+            // read the text, or the cache (filling it, or read from it).
+            let (codes, has_code) = match text_codes::recall(&columns[column]) {
+                Some(codes) => codes,
+                None => {
+                    all_recalled = false;
+                    text_codes::pack_column(columns[column].as_ref())?
+                }
+            };
             columns[column] = Arc::new(codes);
             packed = Some(match packed {
                 Some(rows) => &rows & &has_code,
@@ -137,6 +145,7 @@ impl KeyPacking {
         Ok((
             RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
             rows,
+            all_recalled,
         ))
     }
 

@@ -9,13 +9,16 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use super::by_view::PartialAggregateByViewExec;
 use super::exec::BucketedAggregateExec;
 use super::keep_top::KeepTop;
 use super::{Bucketing, RECOMPUTE};
+use crate::scan::FlowLogScanExec;
 
 /// The physical optimizer rule that finishes eligible grouped aggregations
 /// with a [`BucketedAggregateExec`].
@@ -50,9 +53,12 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
         plan.transform_up(|node| {
             if let Some(bucketed) = BucketedAggregateExec::try_new(&node, self.bucketing) {
                 let bucketed = bucketed.with_code_routing(!pairs_partitions);
-                return Ok(Transformed::yes(
-                    Arc::new(bucketed) as Arc<dyn ExecutionPlan>
-                ));
+                let input = coded_by_scan(bucketed.input(), bucketed.packed_columns())?;
+                let bucketed = Arc::new(bucketed) as Arc<dyn ExecutionPlan>;
+                return Ok(Transformed::yes(match input {
+                    Some(input) => bucketed.replace_children(vec![input], RECOMPUTE)?,
+                    None => bucketed,
+                }));
             }
             Ok(match keeping_top_under(&node) {
                 Some(bucketed) => {
@@ -100,6 +106,66 @@ impl PhysicalOptimizerRule for PartialAggregationByView {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` with the scan under it making the codes of `columns` (of
+/// `plan`'s output) as it reads them, where the scan's arrays of them reach
+/// `plan`'s output unchanged, in the same poll: through a partial
+/// aggregate (once it stops aggregating, it passes its keys on) and
+/// projections. The grouping above then recalls those codes instead of
+/// packing the text again; `None` where no scan is reached so.
+fn coded_by_scan(
+    plan: &Arc<dyn ExecutionPlan>,
+    columns: Vec<String>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    if let Some(scan) = plan.downcast_ref::<FlowLogScanExec>() {
+        return Ok(Some(Arc::new(scan.with_coded_columns(columns)?)));
+    }
+    // Each column's name in the node's input, where it is an input column
+    // passed on.
+    let from_input = |exprs: Vec<(&Arc<dyn PhysicalExpr>, &str)>| -> Option<Vec<String>> {
+        columns
+            .iter()
+            .map(|name| {
+                let (expr, _) = exprs.iter().find(|(_, alias)| alias == name)?;
+                Some(expr.downcast_ref::<Column>()?.name().to_string())
+            })
+            .collect()
+    };
+    let below = if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+        if *aggregate.mode() != AggregateMode::Partial || !aggregate.group_expr().is_single() {
+            return Ok(None);
+        }
+        from_input(
+            aggregate
+                .group_expr()
+                .expr()
+                .iter()
+                .map(|(expr, alias)| (expr, alias.as_str()))
+                .collect(),
+        )
+    } else if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        from_input(
+            projection
+                .expr()
+                .iter()
+                .map(|projected| (&projected.expr, projected.alias.as_str()))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let children = plan.children();
+    let (Some(below), [input]) = (below, children.as_slice()) else {
+        return Ok(None);
+    };
+    Ok(match coded_by_scan(input, below)? {
+        Some(input) => Some(Arc::clone(plan).replace_children(vec![input], RECOMPUTE)?),
+        None => None,
+    })
 }
 
 /// Where `node` is a TopK (a sort with a fetch) whose first key is a column

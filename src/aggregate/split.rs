@@ -39,6 +39,8 @@ pub(crate) struct Splitter {
     pub(crate) split_time: Time,
     /// Rows split with their keys packed.
     pub(crate) packed_rows: Count,
+    /// Rows whose keys' codes the scan made ([`crate::text_codes::recall`]).
+    pub(crate) recalled_rows: Count,
     /// Covers the split windows held in memory.
     pub(crate) reservation: MemoryReservation,
 }
@@ -126,7 +128,10 @@ impl Splitter {
             let _timer = self.split_time.timer();
             let packed = match &self.packing {
                 Some(packing) => {
-                    let (packed_batch, rows) = packing.pack(&batch)?;
+                    let (packed_batch, rows, recalled) = packing.pack(&batch)?;
+                    if recalled {
+                        self.recalled_rows.add(batch.num_rows());
+                    }
                     self.packed_rows.add(match &rows {
                         PackedRows::None => 0,
                         PackedRows::All => batch.num_rows(),

@@ -83,6 +83,8 @@ pub struct TextDecoder {
     ready: VecDeque<RecordBatch>,
     rejects: Box<dyn RejectSink>,
     filter: Arc<RecordFilter>,
+    /// Text columns whose codes are made as they are read.
+    coded: Arc<[String]>,
     /// The [`Simd`] level [`TextDecoder::feed`] runs at.
     simd: u8,
 }
@@ -112,6 +114,7 @@ impl TextDecoder {
             ready: VecDeque::new(),
             rejects,
             filter: Arc::default(),
+            coded: Arc::new([]),
             simd: Simd::detect(),
         }
     }
@@ -120,6 +123,16 @@ impl TextDecoder {
     /// (every line is still checked, and malformed ones still reported).
     pub fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
         self.filter = filter;
+        self
+    }
+
+    /// Makes the [`crate::text_codes`] codes of the text columns named in
+    /// `columns` as it reads their values, and remembers each batch's for
+    /// the grouping above that packs them
+    /// ([`crate::text_codes::recall`]): addresses a grouping will
+    /// pack anyway, from bytes the decoder already holds.
+    pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
+        self.coded = columns;
         self
     }
 
@@ -263,6 +276,7 @@ impl TextDecoder {
             Arc::clone(&self.schema),
             self.batch_size,
             &self.filter,
+            &self.coded,
             self.simd,
         )?);
         self.header = Some(header);

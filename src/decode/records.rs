@@ -34,10 +34,15 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(data_type: &DataType, capacity: usize) -> Result<Self> {
+    /// A builder of `capacity` values of `data_type`; of text with each
+    /// value's code too if `coded`.
+    fn new(data_type: &DataType, capacity: usize, coded: bool) -> Result<Self> {
         Ok(match data_type {
             DataType::Int32 => Self::Int32(Int32Builder::with_capacity(capacity)),
             DataType::Int64 => Self::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::Utf8View if coded => {
+                Self::Text(TextViews::with_capacity(capacity).with_codes())
+            }
             DataType::Utf8View => Self::Text(TextViews::with_capacity(capacity)),
             other => {
                 return Err(DataFusionError::Internal(format!(
@@ -55,12 +60,12 @@ impl ColumnBuilder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
+    fn finish(&mut self) -> Result<ArrayRef> {
+        Ok(match self {
             Self::Int32(b) => Arc::new(b.finish()),
             Self::Int64(b) => Arc::new(b.finish()),
-            Self::Text(b) => b.finish(),
-        }
+            Self::Text(b) => b.finish()?,
+        })
     }
 }
 
@@ -110,12 +115,15 @@ pub(crate) struct RecordDecoder {
 
 impl RecordDecoder {
     /// A decoder of the record lines under `header`, into batches of
-    /// `schema` of at most `batch_size` rows, at the level `simd`.
+    /// `schema` of at most `batch_size` rows, at the level `simd`; the
+    /// text columns named in `coded` with their codes (see
+    /// [`super::TextDecoder::with_coded_columns`]).
     pub(crate) fn new(
         header: &Header,
         schema: SchemaRef,
         batch_size: usize,
         filter: &RecordFilter,
+        coded: &[String],
         simd: u8,
     ) -> Result<Self> {
         let mut fed = vec![false; schema.fields().len()];
@@ -135,7 +143,7 @@ impl RecordDecoder {
         let builders = schema
             .fields()
             .iter()
-            .map(|f| ColumnBuilder::new(f.data_type(), batch_size))
+            .map(|f| ColumnBuilder::new(f.data_type(), batch_size, coded.contains(f.name())))
             .collect::<Result<Vec<_>>>()?;
         let missing_outputs = fed
             .iter()
@@ -343,7 +351,11 @@ impl RecordDecoder {
         if self.rows == 0 {
             return Ok(None);
         }
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let columns = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         Ok(Some(RecordBatch::try_new_with_options(

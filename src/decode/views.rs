@@ -12,12 +12,15 @@
 //! values near the line's end, values longer than 32 bytes, and values of
 //! lines shorter than 16 bytes take the general path.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::arrow::array::{
-    ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, NullBufferBuilder, StringViewArray,
+    Array, ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, NullBufferBuilder, StringViewArray,
 };
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
+use datafusion::common::Result;
+
+use crate::text_codes;
 
 /// Bytes a view holds inline; longer values go to a data buffer.
 const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
@@ -40,6 +43,11 @@ pub(super) struct TextViews {
     completed: Vec<Buffer>,
     next_block: usize,
     capacity: usize,
+    /// Each value's [`text_codes`] code, where the column is one a
+    /// grouping above will pack ([`TextViews::with_codes`]).
+    codes: Option<Vec<u64>>,
+    /// The last array whose codes were remembered.
+    last_coded: Option<Weak<dyn Array>>,
 }
 
 impl TextViews {
@@ -52,7 +60,41 @@ impl TextViews {
             completed: Vec::new(),
             next_block: FIRST_BLOCK,
             capacity,
+            codes: None,
+            last_coded: None,
         }
+    }
+
+    /// Also makes each value's code, from the bytes already read for its
+    /// view: cheaper than packing the views afterwards, which reads them
+    /// again (and a long value from its buffer).
+    pub(super) fn with_codes(mut self) -> Self {
+        self.codes = Some(Vec::with_capacity(self.capacity));
+        self
+    }
+
+    #[inline]
+    fn push_code(&mut self, word: u128, len: usize) {
+        if let Some(codes) = self.codes() {
+            codes.push(text_codes::word_code(word, len));
+        }
+    }
+
+    /// Where this value's code goes, while codes are made. They stop, for
+    /// the rest of this object, at a batch after the last one was passed up
+    /// and dropped with its codes unused: a partial aggregate that is still
+    /// aggregating makes arrays of its own.
+    #[inline]
+    fn codes(&mut self) -> Option<&mut Vec<u64>> {
+        if self.codes.as_ref()?.is_empty()
+            && self
+                .last_coded
+                .as_ref()
+                .is_some_and(text_codes::dropped_unused)
+        {
+            self.codes = None;
+        }
+        self.codes.as_mut()
     }
 
     /// Appends the text `line[start..end]`, which the caller has checked to
@@ -67,6 +109,7 @@ impl TextViews {
             // `len` is at most 12, so the shift is less than 128.
             let value = word & ((1u128 << (8 * len)) - 1);
             self.views.push(len as u128 | value << 32);
+            self.push_code(value, len);
         } else if (1..=INLINE).contains(&len)
             && let Some(word) = end.checked_sub(WORD).map(|from| &line[from..end])
         {
@@ -78,6 +121,7 @@ impl TextViews {
             // `len` is 1 to 12, so the shift is 32 to 120 bits.
             let value = word >> (8 * (WORD - len));
             self.views.push(len as u128 | value << 32);
+            self.push_code(value, len);
         } else if len > INLINE
             && len <= MOVED
             && let Some(bytes) = line.get(start..start + MOVED)
@@ -92,6 +136,8 @@ impl TextViews {
                 self.in_progress.set_len(offset + len);
             }
             self.views.push(self.long_view(&bytes[..len], offset));
+            let first = u128::from_le_bytes(bytes[..WORD].try_into().expect("16 of 32 bytes"));
+            self.push_code(first, len);
         } else {
             return self.append_slice(&line[start..end]);
         }
@@ -101,6 +147,9 @@ impl TextViews {
     /// Appends a value of any length, wherever it lies.
     fn append_slice(&mut self, value: &[u8]) {
         let len = value.len();
+        if let Some(codes) = self.codes() {
+            codes.push(text_codes::pack(value).unwrap_or(text_codes::NO_CODE));
+        }
         if len <= INLINE {
             let mut bytes = [0u8; WORD];
             bytes[..len].copy_from_slice(value);
@@ -115,6 +164,7 @@ impl TextViews {
     }
 
     pub(super) fn append_null(&mut self) {
+        self.push_code(0, 0);
         self.views.push(0);
         self.nulls.append_null();
     }
@@ -151,8 +201,10 @@ impl TextViews {
         }
     }
 
-    /// The views appended since the last call, as an array.
-    pub(super) fn finish(&mut self) -> ArrayRef {
+    /// The views appended since the last call, as an array; their codes,
+    /// if made, are remembered for the grouping that packs this array
+    /// ([`text_codes::recall`]).
+    pub(super) fn finish(&mut self) -> Result<ArrayRef> {
         self.finish_block();
         let views = std::mem::replace(&mut self.views, Vec::with_capacity(self.capacity));
         let buffers = std::mem::take(&mut self.completed);
@@ -163,9 +215,20 @@ impl TextViews {
         // length fits 32 bits: `finish_block` checks), with its first four
         // bytes as its prefix; the values are UTF-8 (the caller's
         // promise); a NULL's view is zero.
-        Arc::new(unsafe {
+        let array: ArrayRef = Arc::new(unsafe {
             StringViewArray::new_unchecked(ScalarBuffer::from(views), buffers, nulls)
-        })
+        });
+        if let Some(codes) = self.codes.take() {
+            // Codes also stop when no value had one (text that is not
+            // addresses).
+            let none = codes.iter().all(|&code| code == text_codes::NO_CODE);
+            text_codes::remember_made(&array, codes)?;
+            if !none {
+                self.codes = Some(Vec::with_capacity(self.capacity));
+                self.last_coded = Some(Arc::downgrade(&array));
+            }
+        }
+        Ok(array)
     }
 }
 
@@ -195,7 +258,7 @@ mod tests {
                 }
                 start += len + 1;
             }
-            let array = views.finish();
+            let array = views.finish().unwrap();
             let array = array.as_string_view();
             array.to_data().validate_full().expect("valid views");
             assert_eq!(array.len(), words.len());
@@ -219,6 +282,83 @@ mod tests {
             round_trip(std::slice::from_ref(word), 1);
             round_trip(&[words[17].clone(), word.clone()], 2);
         }
+    }
+
+    /// Appends `words` (NULL for `None`), each where it lies on one line.
+    fn append_all(views: &mut TextViews, words: &[Option<&str>]) {
+        let line = words
+            .iter()
+            .map(|w| w.unwrap_or("-"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut start = 0;
+        for word in words {
+            let len = word.map_or(1, str::len);
+            match word {
+                Some(_) => views.append(line.as_bytes(), start, start + len),
+                None => views.append_null(),
+            }
+            start += len + 1;
+        }
+    }
+
+    #[test]
+    fn codes_made_with_the_views_are_the_views_codes() {
+        // Addresses of 7 to 15 bytes (inline and in the buffer), far from
+        // the line's end and at it, NULLs, text without a code, a long
+        // value, and a value on a line shorter than 16 bytes.
+        let words = [
+            Some("10.0.1.5"),
+            None,
+            Some("172.31.255.255"),
+            Some("eni-0123456789abcdef0"),
+            Some("1.2.3.4"),
+            Some("010.1.2.3"),
+            Some("ACCEPT"),
+            Some("0123456789.0123456789.0123456789.0123456789"),
+            None,
+            Some("255.255.255.255"),
+            Some("9.9.9.9"),
+        ];
+        let mut views = TextViews::with_capacity(4).with_codes();
+        for batch in [&words[..], &words[..1], &words[9..]] {
+            append_all(&mut views, batch);
+            let array = views.finish().unwrap();
+            let (codes, packed) = text_codes::recall(&array).expect("codes made");
+            assert_eq!(
+                (codes, packed),
+                text_codes::pack_column(array.as_ref()).unwrap(),
+                "{batch:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_stop_when_the_last_were_not_used_or_none_had_one() {
+        let addresses = [Some("10.0.1.5"), Some("172.31.255.255")];
+        let mut views = TextViews::with_capacity(4).with_codes();
+        append_all(&mut views, &addresses);
+        let used = views.finish().unwrap();
+        assert!(text_codes::recall(&used).is_some());
+        drop(used);
+        // Batches made before the last is used or dropped keep their codes.
+        append_all(&mut views, &addresses);
+        let ahead = views.finish().unwrap();
+        append_all(&mut views, &addresses);
+        let unused = views.finish().unwrap();
+        assert!(text_codes::recall(&ahead).is_some());
+        drop(unused);
+        append_all(&mut views, &addresses);
+        let after = views.finish().unwrap();
+        assert!(text_codes::recall(&after).is_none());
+
+        let mut views = TextViews::with_capacity(4).with_codes();
+        append_all(&mut views, &[Some("ACCEPT"), Some("REJECT")]);
+        let text = views.finish().unwrap();
+        append_all(&mut views, &addresses);
+        let after = views.finish().unwrap();
+        assert!(text_codes::recall(&after).is_none());
+        assert!(text_codes::recall(&text).is_some());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coop::cooperative;
@@ -33,6 +33,7 @@ use futures::StreamExt;
 use super::parquet::ParquetReading;
 use super::queue::{self, Feed, ObjectListing};
 use super::read_ahead::{Openers, PartitionReader};
+use super::text::FlowLogSource;
 use crate::decode::record_filter::RecordFilter;
 
 /// Reads the flow-log objects of one scan while listing them; what
@@ -117,6 +118,45 @@ impl FlowLogScanExec {
         })
     }
 
+    /// This scan with its decoders making the codes of the text `columns`
+    /// as they read them, for a grouping above that packs those columns
+    /// (see [`crate::decode::TextDecoder::with_coded_columns`]).
+    pub(crate) fn with_coded_columns(&self, columns: Vec<String>) -> Result<Self> {
+        let columns: Arc<[String]> = columns.into();
+        let configs = self
+            .configs
+            .iter()
+            .map(|config| {
+                let source = config
+                    .file_source()
+                    .downcast_ref::<FlowLogSource>()
+                    .ok_or_else(|| {
+                        DataFusionError::Internal("a text root of another source".to_string())
+                    })?
+                    .clone()
+                    .with_coded_columns(Arc::clone(&columns));
+                Ok(FileScanConfigBuilder::from(config.clone())
+                    .with_source(Arc::new(source))
+                    .build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::try_new(
+            Arc::clone(&self.listing),
+            configs,
+            self.parquet.clone(),
+            Arc::clone(&self.record_filter),
+            self.properties.partitioning.partition_count(),
+        )
+    }
+
+    /// The text columns the decoders make codes of.
+    fn coded_columns(&self) -> &[String] {
+        self.configs
+            .first()
+            .and_then(|config| config.file_source().downcast_ref::<FlowLogSource>())
+            .map_or(&[], FlowLogSource::coded_columns)
+    }
+
     /// What the scan reads, for a plan that handles whole objects itself
     /// (a conversion).
     pub(crate) fn listing(&self) -> Arc<dyn ObjectListing> {
@@ -167,6 +207,9 @@ impl DisplayAs for FlowLogScanExec {
                 )?;
                 if !self.record_filter.is_empty() {
                     write!(f, ", record_filter=[{}]", self.record_filter)?;
+                }
+                if !self.coded_columns().is_empty() {
+                    write!(f, ", coded=[{}]", self.coded_columns().join(", "))?;
                 }
                 if let Some(predicate) = self.parquet.first().and_then(ParquetReading::predicate) {
                     write!(f, ", parquet_predicate=[{predicate}]")?;

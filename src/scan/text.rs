@@ -67,6 +67,9 @@ pub(crate) struct FlowLogSource {
     metrics: ExecutionPlanMetricsSet,
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
+    /// Text columns the decoder makes codes of (see
+    /// [`TextDecoder::with_coded_columns`]).
+    coded_columns: Arc<[String]>,
 }
 
 impl fmt::Debug for FlowLogSource {
@@ -88,6 +91,7 @@ impl FlowLogSource {
             metrics: ExecutionPlanMetricsSet::new(),
             settings,
             record_filter: Arc::default(),
+            coded_columns: Arc::new([]),
         }
     }
 
@@ -96,6 +100,18 @@ impl FlowLogSource {
     pub(crate) fn with_record_filter(mut self, filter: Arc<RecordFilter>) -> Self {
         self.record_filter = filter;
         self
+    }
+
+    /// Makes the codes of `columns` as their values are read (see
+    /// [`TextDecoder::with_coded_columns`]).
+    pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
+        self.coded_columns = columns;
+        self
+    }
+
+    /// The text columns the decoder makes codes of.
+    pub(crate) fn coded_columns(&self) -> &[String] {
+        &self.coded_columns
     }
 }
 
@@ -117,6 +133,7 @@ impl FileSource for FlowLogSource {
             batch_size: self.batch_size.unwrap_or(8192),
             settings: self.settings.clone(),
             record_filter: Arc::clone(&self.record_filter),
+            coded_columns: Arc::clone(&self.coded_columns),
             records_read,
         });
         let opener: Arc<dyn FileOpener> = match &self.settings.cache {
@@ -201,6 +218,7 @@ pub(crate) struct FlowLogOpener {
     batch_size: usize,
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
+    coded_columns: Arc<[String]>,
     records_read: Count,
 }
 
@@ -269,9 +287,14 @@ impl FlowLogOpener {
         let table_columns = Arc::clone(&self.table_columns);
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
-        let record_filter = match findings {
-            Some(_) => Arc::default(),
-            None => Arc::clone(&self.record_filter),
+        // A read filling the cache packs the columns it keeps as codes
+        // itself (and remembers them).
+        let (record_filter, coded_columns) = match findings {
+            Some(_) => (Arc::default(), Arc::new([]) as Arc<[String]>),
+            None => (
+                Arc::clone(&self.record_filter),
+                Arc::clone(&self.coded_columns),
+            ),
         };
         let records_read = self.records_read.clone();
         Ok(async move {
@@ -306,7 +329,8 @@ impl FlowLogOpener {
                         ..ReportRejects::new(&object, &settings)
                     }),
                 )
-                .with_record_filter(record_filter),
+                .with_record_filter(record_filter)
+                .with_coded_columns(coded_columns),
                 error: None,
             };
             let reader = ObjectReader {

@@ -248,6 +248,61 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
     }
 }
 
+/// Once the partial aggregate under a grouping by addresses stops
+/// aggregating (here after its first 100 rows, as it does past 100,000 on
+/// a real tree of mostly distinct pairs; this small tree's pairs repeat
+/// more), it passes the scan's arrays on,
+/// and the grouping recalls the codes the scan's decoder made of them
+/// instead of packing the text again; the answers stay DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
+    let dir = small_tree();
+    let reference = context(dir.path(), None).await;
+    let ctx = context(dir.path(), Some(Bucketing::default())).await;
+    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
+        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
+        ctx.sql(&set).await.unwrap();
+    }
+    let scan_line = |plan: Arc<dyn ExecutionPlan>| {
+        let scan = find_node(&plan, "FlowLogScanExec").unwrap();
+        datafusion::physical_plan::displayable(scan.as_ref())
+            .one_line()
+            .to_string()
+    };
+    for sql in [PAIRS, TOP_K[1].0] {
+        let shown = scan_line(physical_plan(&ctx, sql).await);
+        assert!(shown.contains("coded=[srcaddr, dstaddr]"), "{sql}: {shown}");
+        assert_same_rows(
+            &sorted_rows(&ctx, sql).await,
+            &sorted_rows(&reference, sql).await,
+            sql,
+        );
+        let run = run_bucketed(&ctx, sql).await;
+        let recalled = metric(&run.metrics, "recalled_rows");
+        // A partition's first rows go through the partial aggregate's
+        // probe, and the rest of their object is then read without codes;
+        // the other objects' rows are recalled.
+        assert!(
+            recalled > run.input_rows / 2 && recalled <= packed_rows(&run.metrics),
+            "{sql}: {recalled} of {} rows recalled",
+            run.input_rows
+        );
+    }
+    // A filter between the scan and the grouping, or a partial grouping by
+    // one key's views, makes arrays of its own: the scan makes no codes.
+    let filtered = "SELECT srcaddr, dstaddr, count(*) FROM vpc_flow_logs \
+        WHERE dstport = 22 GROUP BY 1, 2";
+    for sql in [filtered, QUERIES[0]] {
+        let shown = scan_line(physical_plan(&ctx, sql).await);
+        assert!(!shown.contains("coded="), "{sql}: {shown}");
+        assert_same_rows(
+            &sorted_rows(&ctx, sql).await,
+            &sorted_rows(&reference, sql).await,
+            sql,
+        );
+    }
+}
+
 /// Rows the bucketed aggregate split with packed keys.
 fn packed_rows(metrics: &MetricsSet) -> usize {
     metric(metrics, "packed_rows")
