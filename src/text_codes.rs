@@ -136,12 +136,16 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// [`pack_column`], remembered on this thread for one [`recall`] of
-/// the same column ([`remember`]): a scan filling the local cache packs the address
+/// [`pack_column`], or the codes the decoder made of it ([`recall`]),
+/// remembered on this thread for one [`recall`] of the same column
+/// ([`remember`]): a scan filling the local cache packs the address
 /// columns of each batch before it passes the batch up, and a grouping by
 /// addresses above it, run by the same poll, packs the same columns again.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
-    let (codes, packed) = pack_column(column.as_ref())?;
+    let (codes, packed) = match recall(column) {
+        Some(codes) => codes,
+        None => pack_column(column.as_ref())?,
+    };
     keep_for_recall(column, codes.clone(), packed.clone());
     Ok((codes, packed))
 }
@@ -580,9 +584,12 @@ fn pack_views_avx2(views: &[u128], buffers: &[Buffer], codes: &mut [u64]) {
 /// The column of `codes`, and which rows of `column` have one.
 fn finish_codes(column: &dyn Array, codes: Vec<u64>) -> Result<(UInt64Array, BooleanBuffer)> {
     let nulls = column.logical_nulls();
-    let packed = BooleanBuffer::collect_bool(codes.len(), |row| {
-        codes[row] != NO_CODE || nulls.as_ref().is_some_and(|nulls| nulls.is_null(row))
-    });
+    let packed = match &nulls {
+        Some(nulls) => BooleanBuffer::collect_bool(codes.len(), |row| {
+            codes[row] != NO_CODE || nulls.is_null(row)
+        }),
+        None => BooleanBuffer::collect_bool(codes.len(), |row| codes[row] != NO_CODE),
+    };
     Ok((UInt64Array::new(ScalarBuffer::from(codes), nulls), packed))
 }
 

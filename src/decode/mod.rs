@@ -64,6 +64,20 @@ pub use self::reject::{Reject, RejectSink};
 use self::simd::Simd;
 use self::tokenizer::{split_fields, split_line_with};
 
+/// Which text columns a [`TextDecoder`] makes the codes of, for whom.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Codes {
+    #[default]
+    None,
+    /// These columns, for a grouping above that packs them. Once a batch's
+    /// codes went unused (the partial aggregate under the grouping made
+    /// arrays of its own), the rest of the object is read without.
+    ForGrouping(Arc<[String]>),
+    /// Every text column, for the cache's writer, which keeps the
+    /// addresses as codes (and remembers them for a grouping above).
+    ForCache,
+}
+
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
@@ -83,8 +97,8 @@ pub struct TextDecoder {
     ready: VecDeque<RecordBatch>,
     rejects: Box<dyn RejectSink>,
     filter: Arc<RecordFilter>,
-    /// Text columns whose codes are made as they are read.
-    coded: Arc<[String]>,
+    /// Which text columns' codes are made as they are read, and for whom.
+    codes: Codes,
     /// The [`Simd`] level [`TextDecoder::feed`] runs at.
     simd: u8,
 }
@@ -114,7 +128,7 @@ impl TextDecoder {
             ready: VecDeque::new(),
             rejects,
             filter: Arc::default(),
-            coded: Arc::new([]),
+            codes: Codes::None,
             simd: Simd::detect(),
         }
     }
@@ -126,13 +140,12 @@ impl TextDecoder {
         self
     }
 
-    /// Makes the [`crate::text_codes`] codes of the text columns named in
-    /// `columns` as it reads their values, and remembers each batch's for
-    /// the grouping above that packs them
-    /// ([`crate::text_codes::recall`]): addresses a grouping will
-    /// pack anyway, from bytes the decoder already holds.
-    pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
-        self.coded = columns;
+    /// Makes the [`crate::text_codes`] codes of text columns as it reads
+    /// their values, as `codes` says, and remembers each batch's for the
+    /// plan above ([`crate::text_codes::recall`]): addresses are packed
+    /// there anyway, and the decoder holds their bytes already.
+    pub(crate) fn with_codes(mut self, codes: Codes) -> Self {
+        self.codes = codes;
         self
     }
 
@@ -276,7 +289,7 @@ impl TextDecoder {
             Arc::clone(&self.schema),
             self.batch_size,
             &self.filter,
-            &self.coded,
+            &self.codes,
             self.simd,
         )?);
         self.header = Some(header);
@@ -400,6 +413,68 @@ pub(crate) mod tests {
         2 80 18446744073709551616000 OK\n\
         2 80 7 \xff\xfe\n\
         2 443 5 OK";
+
+    /// Batches of two rows decoded with `codes`, with whether each
+    /// batch's `srcaddr` and `action` had codes remembered (which must be
+    /// the columns' own), dropping each batch after looking.
+    fn remembered_codes(codes: Codes) -> Vec<(bool, bool)> {
+        let text = b"srcaddr action dstaddr\n\
+            10.0.0.1 ACCEPT 10.1.0.1\n\
+            - REJECT 172.16.0.1\n\
+            192.168.100.200 ACCEPT 2001:db8::1\n\
+            10.0.0.2 ACCEPT 10.1.0.2\n\
+            10.0.0.3 REJECT 10.1.0.3\n";
+        let s = schema(&[
+            ("srcaddr", DataType::Utf8View),
+            ("action", DataType::Utf8View),
+        ]);
+        let mut decoder = TextDecoder::new(s, 2, Box::new(Collect::default())).with_codes(codes);
+        let mut seen = vec![];
+        // Line by line: each batch is passed on (and dropped) before the
+        // next one starts, as in a scan.
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            decoder.feed(line).unwrap();
+            while let Some(batch) = decoder.next_batch() {
+                let look = |column: &datafusion::arrow::array::ArrayRef| {
+                    let recalled = crate::text_codes::recall(column);
+                    if let Some(codes) = &recalled {
+                        let packed = crate::text_codes::pack_column(column.as_ref()).unwrap();
+                        assert_eq!(codes, &packed);
+                    }
+                    recalled.is_some()
+                };
+                seen.push((look(batch.column(0)), look(batch.column(1))));
+            }
+        }
+        decoder.finish().unwrap();
+        while let Some(batch) = decoder.next_batch() {
+            seen.push((
+                crate::text_codes::recall(batch.column(0)).is_some(),
+                crate::text_codes::recall(batch.column(1)).is_some(),
+            ));
+        }
+        seen
+    }
+
+    #[test]
+    fn codes_are_made_for_the_columns_asked_until_they_go_unused() {
+        // Every text column for the cache, while its values have codes:
+        // `action` never does, so it stops after its first batch.
+        assert_eq!(
+            remembered_codes(Codes::ForCache),
+            [(true, true), (true, false), (true, false)]
+        );
+        // Only `srcaddr` for a grouping, which recalls them here.
+        let grouping = Codes::ForGrouping(Arc::new(["srcaddr".to_string()]));
+        assert_eq!(
+            remembered_codes(grouping),
+            [(true, false), (true, false), (true, false)]
+        );
+        assert_eq!(
+            remembered_codes(Codes::None),
+            [(false, false), (false, false), (false, false)]
+        );
+    }
 
     #[test]
     fn decodes_by_name_in_any_chunking() {

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     ArrayRef, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
 use crate::catalogue::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
 
+use super::Codes;
 use super::numbers::{is_integer, most_quick_digits, parse_digits, parse_integer};
 use super::record_filter::{Matcher, RecordFilter, Value};
 use super::reject::Reject;
@@ -34,16 +35,21 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    /// A builder of `capacity` values of `data_type`; of text with each
-    /// value's code too if `coded`.
-    fn new(data_type: &DataType, capacity: usize, coded: bool) -> Result<Self> {
-        Ok(match data_type {
+    /// A builder of `capacity` values of `field`'s type; of text with each
+    /// value's code too where `codes` asks for them.
+    fn new(field: &Field, capacity: usize, codes: &Codes) -> Result<Self> {
+        Ok(match field.data_type() {
             DataType::Int32 => Self::Int32(Int32Builder::with_capacity(capacity)),
             DataType::Int64 => Self::Int64(Int64Builder::with_capacity(capacity)),
-            DataType::Utf8View if coded => {
-                Self::Text(TextViews::with_capacity(capacity).with_codes())
+            DataType::Utf8View => {
+                let views = TextViews::with_capacity(capacity);
+                Self::Text(match codes {
+                    Codes::None => views,
+                    Codes::ForGrouping(names) if !names.contains(field.name()) => views,
+                    Codes::ForGrouping(_) => views.with_codes(true),
+                    Codes::ForCache => views.with_codes(false),
+                })
             }
-            DataType::Utf8View => Self::Text(TextViews::with_capacity(capacity)),
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "flow-log columns are Int32, Int64 or Utf8View, not {other}"
@@ -115,15 +121,15 @@ pub(crate) struct RecordDecoder {
 
 impl RecordDecoder {
     /// A decoder of the record lines under `header`, into batches of
-    /// `schema` of at most `batch_size` rows, at the level `simd`; the
-    /// text columns named in `coded` with their codes (see
-    /// [`super::TextDecoder::with_coded_columns`]).
+    /// `schema` of at most `batch_size` rows, at the level `simd`; text
+    /// columns with their codes as `codes` says (see
+    /// [`super::TextDecoder::with_codes`]).
     pub(crate) fn new(
         header: &Header,
         schema: SchemaRef,
         batch_size: usize,
         filter: &RecordFilter,
-        coded: &[String],
+        codes: &Codes,
         simd: u8,
     ) -> Result<Self> {
         let mut fed = vec![false; schema.fields().len()];
@@ -143,7 +149,7 @@ impl RecordDecoder {
         let builders = schema
             .fields()
             .iter()
-            .map(|f| ColumnBuilder::new(f.data_type(), batch_size, coded.contains(f.name())))
+            .map(|f| ColumnBuilder::new(f, batch_size, codes))
             .collect::<Result<Vec<_>>>()?;
         let missing_outputs = fed
             .iter()

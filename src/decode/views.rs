@@ -46,8 +46,10 @@ pub(super) struct TextViews {
     /// Each value's [`text_codes`] code, where the column is one a
     /// grouping above will pack ([`TextViews::with_codes`]).
     codes: Option<Vec<u64>>,
-    /// The last array whose codes were remembered.
+    /// The last array whose codes were remembered, while codes stop once
+    /// a batch's went unused.
     last_coded: Option<Weak<dyn Array>>,
+    stop_when_unused: bool,
 }
 
 impl TextViews {
@@ -62,14 +64,18 @@ impl TextViews {
             capacity,
             codes: None,
             last_coded: None,
+            stop_when_unused: false,
         }
     }
 
     /// Also makes each value's code, from the bytes already read for its
     /// view: cheaper than packing the views afterwards, which reads them
     /// again (and a long value from its buffer).
-    pub(super) fn with_codes(mut self) -> Self {
+    /// With `stop_when_unused`, codes stop once a batch's went unused (see
+    /// [`Self::codes`]).
+    pub(super) fn with_codes(mut self, stop_when_unused: bool) -> Self {
         self.codes = Some(Vec::with_capacity(self.capacity));
+        self.stop_when_unused = stop_when_unused;
         self
     }
 
@@ -84,17 +90,24 @@ impl TextViews {
     /// the rest of this object, at a batch after the last one was passed up
     /// and dropped with its codes unused: a partial aggregate that is still
     /// aggregating makes arrays of its own.
-    #[inline]
+    #[inline(always)]
     fn codes(&mut self) -> Option<&mut Vec<u64>> {
-        if self.codes.as_ref()?.is_empty()
-            && self
-                .last_coded
-                .as_ref()
-                .is_some_and(text_codes::dropped_unused)
+        if self.codes.as_ref()?.is_empty() {
+            self.start_coded_batch();
+        }
+        self.codes.as_mut()
+    }
+
+    /// At a batch's first value: no codes if the last batch's went unused.
+    #[cold]
+    fn start_coded_batch(&mut self) {
+        if self
+            .last_coded
+            .as_ref()
+            .is_some_and(text_codes::dropped_unused)
         {
             self.codes = None;
         }
-        self.codes.as_mut()
     }
 
     /// Appends the text `line[start..end]`, which the caller has checked to
@@ -225,7 +238,9 @@ impl TextViews {
             text_codes::remember_made(&array, codes)?;
             if !none {
                 self.codes = Some(Vec::with_capacity(self.capacity));
-                self.last_coded = Some(Arc::downgrade(&array));
+                if self.stop_when_unused {
+                    self.last_coded = Some(Arc::downgrade(&array));
+                }
             }
         }
         Ok(array)
@@ -320,7 +335,7 @@ mod tests {
             Some("255.255.255.255"),
             Some("9.9.9.9"),
         ];
-        let mut views = TextViews::with_capacity(4).with_codes();
+        let mut views = TextViews::with_capacity(4).with_codes(true);
         for batch in [&words[..], &words[..1], &words[9..]] {
             append_all(&mut views, batch);
             let array = views.finish().unwrap();
@@ -336,7 +351,7 @@ mod tests {
     #[test]
     fn codes_stop_when_the_last_were_not_used_or_none_had_one() {
         let addresses = [Some("10.0.1.5"), Some("172.31.255.255")];
-        let mut views = TextViews::with_capacity(4).with_codes();
+        let mut views = TextViews::with_capacity(4).with_codes(true);
         append_all(&mut views, &addresses);
         let used = views.finish().unwrap();
         assert!(text_codes::recall(&used).is_some());
@@ -352,7 +367,7 @@ mod tests {
         let after = views.finish().unwrap();
         assert!(text_codes::recall(&after).is_none());
 
-        let mut views = TextViews::with_capacity(4).with_codes();
+        let mut views = TextViews::with_capacity(4).with_codes(true);
         append_all(&mut views, &[Some("ACCEPT"), Some("REJECT")]);
         let text = views.finish().unwrap();
         append_all(&mut views, &addresses);

@@ -120,7 +120,7 @@ impl FlowLogScanExec {
 
     /// This scan with its decoders making the codes of the text `columns`
     /// as they read them, for a grouping above that packs those columns
-    /// (see [`crate::decode::TextDecoder::with_coded_columns`]).
+    /// (see [`crate::decode::TextDecoder::with_codes`]).
     pub(crate) fn with_coded_columns(&self, columns: Vec<String>) -> Result<Self> {
         let columns: Arc<[String]> = columns.into();
         let configs = self

@@ -32,7 +32,7 @@ use object_store::{GetOptions, GetResultPayload, ObjectStore};
 use crate::cache::ObjectCache;
 use crate::cache::entry::{KeptReject, ObjectFacts};
 use crate::decode::record_filter::RecordFilter;
-use crate::decode::{Reject, RejectSink, TextDecoder};
+use crate::decode::{Codes, Reject, RejectSink, TextDecoder};
 use crate::error::Error;
 use crate::report::ScanReport;
 use crate::scan::cached::CachedOpener;
@@ -68,7 +68,7 @@ pub(crate) struct FlowLogSource {
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
     /// Text columns the decoder makes codes of (see
-    /// [`TextDecoder::with_coded_columns`]).
+    /// [`TextDecoder::with_codes`]).
     coded_columns: Arc<[String]>,
 }
 
@@ -103,7 +103,7 @@ impl FlowLogSource {
     }
 
     /// Makes the codes of `columns` as their values are read (see
-    /// [`TextDecoder::with_coded_columns`]).
+    /// [`TextDecoder::with_codes`]).
     pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
         self.coded_columns = columns;
         self
@@ -287,13 +287,12 @@ impl FlowLogOpener {
         let table_columns = Arc::clone(&self.table_columns);
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
-        // A read filling the cache packs the columns it keeps as codes
-        // itself (and remembers them).
-        let (record_filter, coded_columns) = match findings {
-            Some(_) => (Arc::default(), Arc::new([]) as Arc<[String]>),
+        let (record_filter, codes) = match findings {
+            Some(_) => (Arc::default(), Codes::ForCache),
+            None if self.coded_columns.is_empty() => (Arc::clone(&self.record_filter), Codes::None),
             None => (
                 Arc::clone(&self.record_filter),
-                Arc::clone(&self.coded_columns),
+                Codes::ForGrouping(Arc::clone(&self.coded_columns)),
             ),
         };
         let records_read = self.records_read.clone();
@@ -330,7 +329,7 @@ impl FlowLogOpener {
                     }),
                 )
                 .with_record_filter(record_filter)
-                .with_coded_columns(coded_columns),
+                .with_codes(codes),
                 error: None,
             };
             let reader = ObjectReader {
