@@ -459,12 +459,18 @@ pub(crate) mod tests {
     #[test]
     fn codes_are_made_for_the_columns_asked_until_they_go_unused() {
         // Every text column for the cache, while its values have codes:
-        // `action` never does, so it stops after its first batch.
+        // `action` stops at its first value.
         assert_eq!(
             remembered_codes(Codes::ForCache),
+            [(true, false), (true, false), (true, false)]
+        );
+        // For a grouping, the columns it asks for, which it recalls here;
+        // `action` stops after a batch with no code.
+        let grouping = Codes::ForGrouping(Arc::new(["srcaddr".to_string(), "action".to_string()]));
+        assert_eq!(
+            remembered_codes(grouping),
             [(true, true), (true, false), (true, false)]
         );
-        // Only `srcaddr` for a grouping, which recalls them here.
         let grouping = Codes::ForGrouping(Arc::new(["srcaddr".to_string()]));
         assert_eq!(
             remembered_codes(grouping),

@@ -44,12 +44,12 @@ pub(super) struct TextViews {
     next_block: usize,
     capacity: usize,
     /// Each value's [`text_codes`] code, where the column is one a
-    /// grouping above will pack ([`TextViews::with_codes`]).
+    /// grouping above will pack, or the cache's writer keep
+    /// ([`TextViews::with_codes`]).
     codes: Option<Vec<u64>>,
-    /// The last array whose codes were remembered, while codes stop once
-    /// a batch's went unused.
+    /// For a grouping, the last array whose codes were remembered.
     last_coded: Option<Weak<dyn Array>>,
-    stop_when_unused: bool,
+    for_grouping: bool,
 }
 
 impl TextViews {
@@ -64,25 +64,38 @@ impl TextViews {
             capacity,
             codes: None,
             last_coded: None,
-            stop_when_unused: false,
+            for_grouping: false,
         }
     }
 
     /// Also makes each value's code, from the bytes already read for its
     /// view: cheaper than packing the views afterwards, which reads them
-    /// again (and a long value from its buffer).
-    /// With `stop_when_unused`, codes stop once a batch's went unused (see
-    /// [`Self::codes`]).
-    pub(super) fn with_codes(mut self, stop_when_unused: bool) -> Self {
+    /// again (and a long value from its buffer). Codes stop, for the rest
+    /// of the object: `for_grouping`, once a batch's went unused (see
+    /// [`Self::codes`]) or a batch had none; for the cache's writer, at the
+    /// first value without one (it keeps codes only of a column whose every
+    /// value has one).
+    pub(super) fn with_codes(mut self, for_grouping: bool) -> Self {
         self.codes = Some(Vec::with_capacity(self.capacity));
-        self.stop_when_unused = stop_when_unused;
+        self.for_grouping = for_grouping;
         self
     }
 
     #[inline]
     fn push_code(&mut self, word: u128, len: usize) {
+        self.push(|| text_codes::word_code(word, len));
+    }
+
+    /// Pushes `code()`, while codes are made.
+    #[inline(always)]
+    fn push(&mut self, code: impl FnOnce() -> u64) {
+        let for_grouping = self.for_grouping;
         if let Some(codes) = self.codes() {
-            codes.push(text_codes::word_code(word, len));
+            let code = code();
+            codes.push(code);
+            if code == text_codes::NO_CODE && !for_grouping {
+                self.codes = None;
+            }
         }
     }
 
@@ -160,9 +173,7 @@ impl TextViews {
     /// Appends a value of any length, wherever it lies.
     fn append_slice(&mut self, value: &[u8]) {
         let len = value.len();
-        if let Some(codes) = self.codes() {
-            codes.push(text_codes::pack(value).unwrap_or(text_codes::NO_CODE));
-        }
+        self.push(|| text_codes::pack(value).unwrap_or(text_codes::NO_CODE));
         if len <= INLINE {
             let mut bytes = [0u8; WORD];
             bytes[..len].copy_from_slice(value);
@@ -238,7 +249,7 @@ impl TextViews {
             text_codes::remember_made(&array, codes)?;
             if !none {
                 self.codes = Some(Vec::with_capacity(self.capacity));
-                if self.stop_when_unused {
+                if self.for_grouping {
                     self.last_coded = Some(Arc::downgrade(&array));
                 }
             }
@@ -365,6 +376,18 @@ mod tests {
         drop(unused);
         append_all(&mut views, &addresses);
         let after = views.finish().unwrap();
+        assert!(text_codes::recall(&after).is_none());
+
+        // For the cache's writer, codes stop at the first value without.
+        let mut views = TextViews::with_capacity(4).with_codes(false);
+        append_all(
+            &mut views,
+            &[Some("10.0.0.1"), Some("ACCEPT"), Some("10.0.0.2")],
+        );
+        let mixed = views.finish().unwrap();
+        append_all(&mut views, &addresses);
+        let after = views.finish().unwrap();
+        assert!(text_codes::recall(&mixed).is_none());
         assert!(text_codes::recall(&after).is_none());
 
         let mut views = TextViews::with_capacity(4).with_codes(true);
