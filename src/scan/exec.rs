@@ -127,19 +127,19 @@ impl FlowLogScanExec {
             .configs
             .iter()
             .map(|config| {
-                let source = config
-                    .file_source()
-                    .downcast_ref::<FlowLogSource>()
-                    .ok_or_else(|| {
-                        DataFusionError::Internal("a text root of another source".to_string())
-                    })?
-                    .clone()
-                    .with_coded_columns(Arc::clone(&columns));
-                Ok(FileScanConfigBuilder::from(config.clone())
-                    .with_source(Arc::new(source))
-                    .build())
+                // Codes only speed a grouping up: a root of another source
+                // is read as it was.
+                match config.file_source().downcast_ref::<FlowLogSource>() {
+                    Some(source) => {
+                        let source = source.clone().with_coded_columns(Arc::clone(&columns));
+                        FileScanConfigBuilder::from(config.clone())
+                            .with_source(Arc::new(source))
+                            .build()
+                    }
+                    None => config.clone(),
+                }
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Self::try_new(
             Arc::clone(&self.listing),
             configs,

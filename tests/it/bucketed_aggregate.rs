@@ -280,8 +280,9 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
         let run = run_bucketed(&ctx, sql).await;
         let recalled = metric(&run.metrics, "recalled_rows");
         // A partition's first rows go through the partial aggregate's
-        // probe, and the rest of their object is then read without codes;
-        // the other objects' rows are recalled.
+        // probe, and the batches of their object decoded after one of
+        // those was dropped are read without codes; the other rows are
+        // recalled.
         assert!(
             recalled > run.input_rows / 2 && recalled <= packed_rows(&run.metrics),
             "{sql}: {recalled} of {} rows recalled",
