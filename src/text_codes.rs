@@ -142,10 +142,7 @@ thread_local! {
 /// columns of each batch before it passes the batch up, and a grouping by
 /// addresses above it, run by the same poll, packs the same columns again.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
-    let (codes, packed) = match recall(column) {
-        Some(codes) => codes,
-        None => pack_column(column.as_ref())?,
-    };
+    let (codes, packed) = pack_or_recall(column)?;
     keep_for_recall(column, codes.clone(), packed.clone());
     Ok((codes, packed))
 }
@@ -170,11 +167,8 @@ pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuf
 /// [`remember`]; one that ends in between looks recalled.)
 pub(crate) fn dropped_unused(column: &Weak<dyn Array>) -> bool {
     column.strong_count() == 0
-        && REMEMBERED_CODES.with_borrow(|remembered| {
-            remembered
-                .iter()
-                .any(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), column.as_ptr()))
-        })
+        && REMEMBERED_CODES
+            .with_borrow(|remembered| position(remembered, column.as_ptr()).is_some())
 }
 
 /// Remembers, as [`remember`] does, codes made of `column`'s values as it
@@ -257,7 +251,6 @@ fn keep_for_recall(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer)
 }
 
 /// [`pack_column`], or the codes [`recall`] finds.
-#[cfg(test)]
 pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     match recall(column) {
         Some(codes) => Ok(codes),
@@ -269,13 +262,19 @@ pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanB
 /// forgotten), if any.
 pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer)> {
     REMEMBERED_CODES.with_borrow_mut(|remembered| {
-        // Only this column can be at the address a remembered one had.
-        let at = remembered
-            .iter()
-            .position(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), Arc::as_ptr(column)))?;
+        let at = position(remembered, Arc::as_ptr(column))?;
         let (_, codes, packed) = remembered.remove(at);
         Some((codes, packed))
     })
+}
+
+/// Where in `remembered` the column at `column` is. Only that column can
+/// be at the address a remembered one had: a remembered column's
+/// allocation is kept by its weak reference.
+fn position(remembered: &[Remembered], column: *const dyn Array) -> Option<usize> {
+    remembered
+        .iter()
+        .position(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), column))
 }
 
 /// How views are packed: in vector lanes of one of two sizes, or one at a

@@ -188,7 +188,8 @@ impl TextViews {
     }
 
     pub(super) fn append_null(&mut self) {
-        self.push_code(0, 0);
+        // Any code but NO_CODE: a NULL packs (it has no text to lose).
+        self.push(|| 0);
         self.views.push(0);
         self.nulls.append_null();
     }
@@ -267,24 +268,10 @@ mod tests {
     /// lies, twice (a batch, then another from the same builder), each
     /// batch checked by reading the array back.
     fn round_trip(words: &[Option<String>], capacity: usize) {
-        let line: String = words
-            .iter()
-            .map(|w| w.clone().unwrap_or_else(|| "-".into()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let line = line.as_bytes();
+        let texts: Vec<Option<&str>> = words.iter().map(Option::as_deref).collect();
         let mut views = TextViews::with_capacity(capacity);
         for _batch in 0..2 {
-            let mut start = 0;
-            for word in words {
-                let len = word.as_ref().map_or(1, String::len);
-                match word {
-                    Some(_) => views.append(line, start, start + len),
-                    None => views.append_null(),
-                }
-                start += len + 1;
-            }
-            let array = views.finish().unwrap();
+            let array = batch(&mut views, &texts);
             let array = array.as_string_view();
             array.to_data().validate_full().expect("valid views");
             assert_eq!(array.len(), words.len());
@@ -310,8 +297,9 @@ mod tests {
         }
     }
 
-    /// Appends `words` (NULL for `None`), each where it lies on one line.
-    fn append_all(views: &mut TextViews, words: &[Option<&str>]) {
+    /// Appends `words` (NULL for `None`), each where it lies on one line
+    /// (a NULL as `-`), and finishes the batch.
+    fn batch(views: &mut TextViews, words: &[Option<&str>]) -> ArrayRef {
         let line = words
             .iter()
             .map(|w| w.unwrap_or("-"))
@@ -326,6 +314,7 @@ mod tests {
             }
             start += len + 1;
         }
+        views.finish().unwrap()
     }
 
     #[test]
@@ -347,14 +336,13 @@ mod tests {
             Some("9.9.9.9"),
         ];
         let mut views = TextViews::with_capacity(4).with_codes(true);
-        for batch in [&words[..], &words[..1], &words[9..]] {
-            append_all(&mut views, batch);
-            let array = views.finish().unwrap();
+        for words in [&words[..], &words[..1], &words[9..]] {
+            let array = batch(&mut views, words);
             let (codes, packed) = text_codes::recall(&array).expect("codes made");
             assert_eq!(
                 (codes, packed),
                 text_codes::pack_column(array.as_ref()).unwrap(),
-                "{batch:?}"
+                "{words:?}"
             );
         }
     }
@@ -363,38 +351,30 @@ mod tests {
     fn codes_stop_when_the_last_were_not_used_or_none_had_one() {
         let addresses = [Some("10.0.1.5"), Some("172.31.255.255")];
         let mut views = TextViews::with_capacity(4).with_codes(true);
-        append_all(&mut views, &addresses);
-        let used = views.finish().unwrap();
+        let used = batch(&mut views, &addresses);
         assert!(text_codes::recall(&used).is_some());
         drop(used);
         // Batches made before the last is used or dropped keep their codes.
-        append_all(&mut views, &addresses);
-        let ahead = views.finish().unwrap();
-        append_all(&mut views, &addresses);
-        let unused = views.finish().unwrap();
+        let ahead = batch(&mut views, &addresses);
+        let unused = batch(&mut views, &addresses);
         assert!(text_codes::recall(&ahead).is_some());
         drop(unused);
-        append_all(&mut views, &addresses);
-        let after = views.finish().unwrap();
+        let after = batch(&mut views, &addresses);
         assert!(text_codes::recall(&after).is_none());
 
         // For the cache's writer, codes stop at the first value without.
         let mut views = TextViews::with_capacity(4).with_codes(false);
-        append_all(
+        let mixed = batch(
             &mut views,
             &[Some("10.0.0.1"), Some("ACCEPT"), Some("10.0.0.2")],
         );
-        let mixed = views.finish().unwrap();
-        append_all(&mut views, &addresses);
-        let after = views.finish().unwrap();
+        let after = batch(&mut views, &addresses);
         assert!(text_codes::recall(&mixed).is_none());
         assert!(text_codes::recall(&after).is_none());
 
         let mut views = TextViews::with_capacity(4).with_codes(true);
-        append_all(&mut views, &[Some("ACCEPT"), Some("REJECT")]);
-        let text = views.finish().unwrap();
-        append_all(&mut views, &addresses);
-        let after = views.finish().unwrap();
+        let text = batch(&mut views, &[Some("ACCEPT"), Some("REJECT")]);
+        let after = batch(&mut views, &addresses);
         assert!(text_codes::recall(&after).is_none());
         assert!(text_codes::recall(&text).is_some());
     }
