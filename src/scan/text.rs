@@ -67,9 +67,9 @@ pub(crate) struct FlowLogSource {
     metrics: ExecutionPlanMetricsSet,
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
-    /// Text columns the decoder makes codes of (see
+    /// The codes the decoder makes for a grouping above (see
     /// [`TextDecoder::with_codes`]).
-    coded_columns: Arc<[String]>,
+    codes: Codes,
 }
 
 impl fmt::Debug for FlowLogSource {
@@ -91,7 +91,7 @@ impl FlowLogSource {
             metrics: ExecutionPlanMetricsSet::new(),
             settings,
             record_filter: Arc::default(),
-            coded_columns: Arc::new([]),
+            codes: Codes::None,
         }
     }
 
@@ -105,13 +105,16 @@ impl FlowLogSource {
     /// Makes the codes of `columns` as their values are read (see
     /// [`TextDecoder::with_codes`]).
     pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
-        self.coded_columns = columns;
+        self.codes = Codes::ForGrouping(columns);
         self
     }
 
     /// The text columns the decoder makes codes of.
     pub(crate) fn coded_columns(&self) -> &[String] {
-        &self.coded_columns
+        match &self.codes {
+            Codes::ForGrouping(columns) => columns,
+            Codes::None | Codes::ForCache => &[],
+        }
     }
 }
 
@@ -133,7 +136,7 @@ impl FileSource for FlowLogSource {
             batch_size: self.batch_size.unwrap_or(8192),
             settings: self.settings.clone(),
             record_filter: Arc::clone(&self.record_filter),
-            coded_columns: Arc::clone(&self.coded_columns),
+            codes: self.codes.clone(),
             records_read,
         });
         let opener: Arc<dyn FileOpener> = match &self.settings.cache {
@@ -218,7 +221,7 @@ pub(crate) struct FlowLogOpener {
     batch_size: usize,
     settings: ReadSettings,
     record_filter: Arc<RecordFilter>,
-    coded_columns: Arc<[String]>,
+    codes: Codes,
     records_read: Count,
 }
 
@@ -289,11 +292,7 @@ impl FlowLogOpener {
         let settings = self.settings.clone();
         let (record_filter, codes) = match findings {
             Some(_) => (Arc::default(), Codes::ForCache),
-            None if self.coded_columns.is_empty() => (Arc::clone(&self.record_filter), Codes::None),
-            None => (
-                Arc::clone(&self.record_filter),
-                Codes::ForGrouping(Arc::clone(&self.coded_columns)),
-            ),
+            None => (Arc::clone(&self.record_filter), self.codes.clone()),
         };
         let records_read = self.records_read.clone();
         Ok(async move {
