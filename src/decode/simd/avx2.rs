@@ -132,49 +132,33 @@ pub(crate) struct NumberLanes {
     most: [i32; 8],
     /// The lanes in use.
     lanes: u8,
-    /// The short check's two groups of four lanes.
-    groups: [TokenGroup; 2],
+    /// Per lane, its token (0 where unused), for the short check.
+    tokens: [usize; 8],
     /// Edges a line needs for the short check to read every lane's: two
-    /// past the last checked token's start.
+    /// past the last checked token's start; more than any line has where
+    /// a lane's most digits do not fit its 32-bit lanes.
     edges_needed: usize,
-}
-
-/// Four lanes of the short check ([`NumberLanes::look_valid_short`]).
-#[derive(Debug, Clone, Copy, Default)]
-struct TokenGroup {
-    /// Per lane, its token (0 where unused).
-    tokens: [usize; 4],
-    /// Per lane, the most digits.
-    most: [i64; 4],
-}
-
-impl TokenGroup {
-    /// The lanes of up to four `checked` (index, most digits).
-    fn new(checked: &[(usize, usize)]) -> Self {
-        let mut group = Self::default();
-        for (lane, &(i, most)) in checked.iter().enumerate() {
-            group.tokens[lane] = i;
-            group.most[lane] = most as i64;
-        }
-        group
-    }
 }
 
 impl NumberLanes {
     /// Lanes for `checked` (index, most digits), which fit
     /// ([`super::NumberLanes::new`] checks).
     pub(crate) fn new(checked: &[(usize, usize)]) -> Self {
-        let (low, high) = checked.split_at(checked.len().min(4));
         let mut lanes = Self {
             places: [0; 8],
             odd_register: [0; 8],
             high_registers: [0; 8],
             most: [0; 8],
             lanes: ((1u16 << checked.len()) - 1) as u8,
-            groups: [TokenGroup::new(low), TokenGroup::new(high)],
-            edges_needed: checked.iter().map(|&(i, _)| 2 * i + 2).max().unwrap_or(0),
+            tokens: [0; 8],
+            edges_needed: if checked.iter().all(|&(_, most)| most < 32) {
+                checked.iter().map(|&(i, _)| 2 * i + 2).max().unwrap_or(0)
+            } else {
+                usize::MAX
+            },
         };
         for (lane, &(i, most)) in checked.iter().enumerate() {
+            lanes.tokens[lane] = i;
             // Token i's edges are 2i and 2i + 1: one register of eight
             // holds both, as 2i is even.
             let start = 2 * i;
@@ -288,55 +272,80 @@ impl NumberLanes {
 
     /// [`Self::look_valid`] for lines of at most four digit words (under
     /// 192 bytes, as nearly every flow-log line is); `None` for others.
-    /// Each lane's token is read as two scalar loads, and every digit word
-    /// fits one register, so a lane's words take a permute each: fewer
-    /// instructions than the general check's picking from four registers
-    /// of edges and two of words.
+    /// Every lane's token is read as two scalar loads, and the digit
+    /// masks fit one register as eight 32-bit words, so all eight lanes
+    /// are checked at once in 32-bit lanes: a token of at most 31 digits
+    /// lies within two of those words, which a permute each picks.
     #[target_feature(enable = "avx2")]
     #[inline]
     fn look_valid_short(&self, edges: &[u32], digits: &[u64]) -> Option<bool> {
         use std::arch::x86_64::{
-            _mm256_add_epi64, _mm256_and_si256, _mm256_castsi256_pd, _mm256_cmpgt_epi64,
-            _mm256_loadu_si256, _mm256_movemask_pd, _mm256_or_si256, _mm256_permutevar8x32_epi32,
-            _mm256_set_epi64x, _mm256_set1_epi64x, _mm256_slli_epi64, _mm256_srli_epi64,
-            _mm256_sub_epi64,
+            _mm256_add_epi32, _mm256_and_si256, _mm256_castsi256_ps, _mm256_cmpeq_epi32,
+            _mm256_cmpgt_epi32, _mm256_loadu_si256, _mm256_maskload_epi64, _mm256_movemask_ps,
+            _mm256_or_si256, _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_setr_epi32,
+            _mm256_sllv_epi32, _mm256_srli_epi32, _mm256_srlv_epi32, _mm256_sub_epi32,
         };
         if digits.len() > 4 || edges.len() < self.edges_needed {
             return None;
         }
-        // A token's edges as one 64-bit lane: start low, end high.
-        let token = |i: usize| {
+        let edge = |k: usize| {
             // SAFETY: every lane's token is below `edges_needed / 2`, and
             // the slice has at least `edges_needed` edges (checked above).
-            let (start, end) =
-                unsafe { (*edges.get_unchecked(2 * i), *edges.get_unchecked(2 * i + 1)) };
-            (u64::from(start) | u64::from(end) << 32) as i64
+            unsafe { *edges.get_unchecked(k) as i32 }
         };
-        let word = |k: usize| digits.get(k).copied().unwrap_or(0) as i64;
-        let words = _mm256_set_epi64x(word(3), word(2), word(1), word(0));
-        // Word `w` (0..4) per 64-bit lane: its two 32-bit halves.
-        let word_at = |w| {
-            let low = _mm256_slli_epi64::<1>(w);
-            let halves = _mm256_or_si256(
-                low,
-                _mm256_slli_epi64::<32>(_mm256_add_epi64(low, _mm256_set1_epi64x(1))),
-            );
-            _mm256_permutevar8x32_epi32(words, halves)
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = self.tokens.map(|t| 2 * t);
+        let starts = _mm256_setr_epi32(
+            edge(t0),
+            edge(t1),
+            edge(t2),
+            edge(t3),
+            edge(t4),
+            edge(t5),
+            edge(t6),
+            edge(t7),
+        );
+        let ends = _mm256_setr_epi32(
+            edge(t0 + 1),
+            edge(t1 + 1),
+            edge(t2 + 1),
+            edge(t3 + 1),
+            edge(t4 + 1),
+            edge(t5 + 1),
+            edge(t6 + 1),
+            edge(t7 + 1),
+        );
+        // SAFETY: the array is one 32-byte vector, and the masked load
+        // reads only the words within the slice (four at most).
+        let (most, words) = unsafe {
+            (
+                _mm256_loadu_si256(self.most.as_ptr().cast()),
+                _mm256_maskload_epi64(digits.as_ptr().cast(), first_lanes(2 * digits.len())),
+            )
         };
-        let mut valid = 0;
-        for (g, group) in self.groups.iter().enumerate() {
-            let [t0, t1, t2, t3] = group.tokens;
-            let tokens = _mm256_set_epi64x(token(t3), token(t2), token(t1), token(t0));
-            // SAFETY: the array is one 32-byte vector.
-            let most = unsafe { _mm256_loadu_si256(group.most.as_ptr().cast()) };
-            let starts = _mm256_and_si256(tokens, _mm256_set1_epi64x(0xFFFF_FFFF));
-            let lens = _mm256_sub_epi64(_mm256_srli_epi64::<32>(tokens), starts);
-            let too_long = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(lens, most)));
-            // A token starts before the last word (a line's words end with
-            // an empty one), so the next word is within the four.
-            let digits = all_digits(&word_at, starts, lens);
-            valid |= (digits & !(too_long as u8) & 0xF) << (4 * g);
-        }
+        let lens = _mm256_sub_epi32(ends, starts);
+        let too_long = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(lens, most)));
+        // The 32-bit word of the masks each token starts in, and the next:
+        // a token starts before the last 64-bit word (a line's words end
+        // with an empty one), so both are among the eight.
+        let at = _mm256_srli_epi32::<5>(starts);
+        let shift = _mm256_and_si256(starts, _mm256_set1_epi32(31));
+        let thirty_two = _mm256_set1_epi32(32);
+        // A shift by 32 or more gives zeros: a token at the start of its
+        // word takes nothing from the next, and one of over 31 bytes wants
+        // no digits here (it is too long for every lane).
+        let window = _mm256_or_si256(
+            _mm256_srlv_epi32(_mm256_permutevar8x32_epi32(words, at), shift),
+            _mm256_sllv_epi32(
+                _mm256_permutevar8x32_epi32(words, _mm256_add_epi32(at, _mm256_set1_epi32(1))),
+                _mm256_sub_epi32(thirty_two, shift),
+            ),
+        );
+        let want = _mm256_srlv_epi32(_mm256_set1_epi32(-1), _mm256_sub_epi32(thirty_two, lens));
+        let all_digits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+            _mm256_and_si256(window, want),
+            want,
+        )));
+        let valid = (all_digits & !too_long) as u8;
         Some(valid & self.lanes == self.lanes)
     }
 
