@@ -170,6 +170,11 @@ impl RecordDecoder {
                 None => nothing_passes |= !matcher.passes(Value::Null),
             }
         }
+        // Tests of numbers first, whatever the order the query wrote them
+        // in: a line's numbers are parsed already, so their tests compare
+        // integers, where a text test compares bytes, and a line stops at
+        // the first test it fails.
+        tests.sort_by_key(|&(i, _)| fields[i].kind == FieldKind::Text);
         let numeric: Vec<_> = fields
             .iter()
             .enumerate()
