@@ -232,6 +232,11 @@ impl Keeping {
 /// as text are addresses, each object's sample of them mostly distinct);
 /// `None` if a value has no code.
 fn codes_at_most(text: &StringViewArray, most: usize) -> Option<bool> {
+    // Text that is not addresses (actions, interface ids) is told by its
+    // first value, without packing the whole sample.
+    if let Some(first) = text.iter().flatten().next() {
+        text_codes::pack(first.as_bytes())?;
+    }
     let (codes, coded) = text_codes::pack_column(text).ok()?;
     if coded.count_set_bits() != coded.len() {
         return None;
