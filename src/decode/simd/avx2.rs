@@ -110,13 +110,13 @@ pub(crate) fn write_edges(changes: u64, offset: usize, edges: &mut Vec<u32>) {
 }
 
 /// The quick check of up to eight unrequested numeric fields among a
-/// line's first 16 tokens, in AVX2 lanes: the AVX-512 lanes' check
-/// ([`super::avx512::NumberLanes`]) with the first 32 edges in four
-/// registers and a permute and blend to pick each lane's, where AVX-512
-/// permutes across two; gathers, which would be shorter, are slow on the
-/// AMD processors that stop at AVX2.
-/// Lines of under 192 bytes (nearly all) take a shorter form of it
-/// ([`NumberLanes::look_valid_short`]).
+/// line's first 16 tokens, in AVX2 lanes, which AVX-512 processors run
+/// too. Lines of under 192 bytes (nearly all) take the short check
+/// ([`NumberLanes::look_valid_short`]): each lane's edges read on their
+/// own, all eight lanes in one register. Longer lines take the general
+/// one: the first 32 edges in four registers, and a permute and blend to
+/// pick each lane's (gathers, which would be shorter, are slow on the AMD
+/// processors that stop at AVX2).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NumberLanes {
     /// Per lane, the place of its token's start edge within its register
