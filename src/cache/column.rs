@@ -846,6 +846,11 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(codes_at_most(&other, 2), None);
+        // Told by its first value, after a NULL.
+        let names: StringViewArray = [None, Some("eni-1"), Some("10.0.0.1")]
+            .into_iter()
+            .collect();
+        assert_eq!(codes_at_most(&names, 2), None);
         // Addresses that repeat are kept as a dictionary, not as codes.
         let few: Vec<Option<&str>> = (0..3000)
             .map(|i| Some(["10.0.0.1", "10.0.0.2", "192.168.1.10"][i % 3]))

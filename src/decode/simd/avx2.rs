@@ -1,6 +1,7 @@
 //! AVX2: the block masks 32 bytes per compare, the edges a byte of the
-//! mask at a time from a table, and the hot loop compiled for AVX2 with
-//! BMI1, BMI2, POPCNT and LZCNT.
+//! mask at a time from a table, the quick check of several numbers at
+//! once ([`NumberLanes`], which AVX-512 processors run too), and the hot
+//! loop compiled for AVX2 with BMI1, BMI2, POPCNT and LZCNT.
 
 use std::arch::x86_64::__m256i;
 
