@@ -251,9 +251,9 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
 /// Once the partial aggregate under a grouping by addresses stops
 /// aggregating (here after its first 100 rows, as it does past 100,000 on
 /// a real tree of mostly distinct pairs; this small tree's pairs repeat
-/// more), it passes the scan's arrays on,
-/// and the grouping recalls the codes the scan's decoder made of them
-/// instead of packing the text again; the answers stay DataFusion's.
+/// more), it passes the scan's arrays on, and the grouping recalls the
+/// codes the scan's decoder made of them instead of packing the text
+/// again; the answers stay DataFusion's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
     let dir = small_tree();
