@@ -35,6 +35,38 @@ FLOWSQL = os.path.join(RELEASE, "flowsql")
 FLOOR = os.path.join(RELEASE, "examples", "gunzip_floor")
 
 
+def machine():
+    """The processor and the vector level flowsql's decoder runs at, for
+    the record: the same code's ratios differ between processors (an AVX2
+    level capped with FLOWSQL_MAX_SIMD on an AVX-512 processor is not an
+    AVX2-only processor)."""
+    name, flags, family, model = "unknown processor", set(), "?", "?"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name":
+                    name = value
+                elif key == "cpu family":
+                    family = value
+                elif key == "model":
+                    model = value
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    has = "AVX-512" if {"avx512f", "avx512bw", "avx512_vbmi2"} <= flags else "AVX2" if "avx2" in flags else "SSE2"
+    # The caps flowsql takes (src/cpu.rs); any other value caps nothing.
+    cap = os.environ.get("FLOWSQL_MAX_SIMD", "")
+    levels = ["SSE2", "AVX2", "AVX-512"]
+    capped = {"sse2": "SSE2", "avx2": "AVX2"}.get(cap.lower(), has)
+    runs = min(has, capped, key=levels.index)
+    note = f" (FLOWSQL_MAX_SIMD={cap})" if cap else ""
+    return f"processor: {name} (family {family}, model {model}), {has}; flowsql's decoder at {runs}{note}; {os.cpu_count()} cores"
+
+
 def has_objects(tree, suffix):
     return any(f.endswith(suffix) for _, _, files in os.walk(tree) for f in files)
 
@@ -294,6 +326,7 @@ def run_s3_cache_benchmark(scans, warm_local):
             shutil.rmtree(home, ignore_errors=True)
 
 
+print(machine())
 if CACHE:
     run_cache_benchmark()
     sys.exit(0)
