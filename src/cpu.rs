@@ -27,10 +27,11 @@ pub(crate) struct Cpu {
 
 /// The environment variable that caps the instruction sets flowsql uses
 /// below what the processor has: `sse2` (the x86-64 baseline) or `avx2`.
-/// It lets one machine measure and test the code every other processor
-/// runs (an AVX-512 machine running what an AVX2-only one would). Using
-/// fewer instructions than the processor has is always sound; any other
-/// value leaves the detection as it is.
+/// It lets one machine test the code every other processor runs (an
+/// AVX-512 machine running AVX2's code); its timings stay that machine's,
+/// not an AVX2-only processor's. Using fewer instructions than the
+/// processor has is always sound; any other value leaves the detection as
+/// it is.
 pub(crate) const MAX_SIMD_VARIABLE: &str = "FLOWSQL_MAX_SIMD";
 
 impl Cpu {
