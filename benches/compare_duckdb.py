@@ -1,6 +1,8 @@
 """flowsql against DuckDB on the same flow-log tree: seven queries,
 alternating runs, medians, ratios and peak RSS, and each full scan against
-the gunzip floor (zlib-rs streaming on 2 threads, examples/gunzip_floor).
+the gunzip floor (zlib-rs streaming on 2 threads, examples/gunzip_floor),
+both the floor measured at the start and one measured once beside each of
+the query's rounds (a shared machine's speed drifts over a run).
 Run by scripts/bench-vs-duckdb with the tree, cargo's release folder and
 the number of runs:
 
@@ -331,37 +333,54 @@ if CACHE:
     run_cache_benchmark()
     sys.exit(0)
 
+def zlib_rs_floor(runs):
+    """The gunzip floor's lines, and its zlib-rs streaming seconds."""
+    lines = subprocess.run([FLOOR, TREE, "2", str(runs)], capture_output=True, text=True, check=True).stdout
+    return lines, float(lines.split("zlib-rs streaming: ")[1].split(" s")[0])
+
+
 if PARQUET:
     floor = None  # no gzip stream to inflate: the floor means nothing here
 else:
-    floor_lines = subprocess.run([FLOOR, TREE, "2", str(RUNS)], capture_output=True, text=True, check=True).stdout
+    floor_lines, floor = zlib_rs_floor(RUNS)
     print(floor_lines.strip())
-    floor = float(floor_lines.split("zlib-rs streaming: ")[1].split(" s")[0])
 print(f"tree: {TREE} ({len(days)} days{', Parquet' if PARQUET else ''}); {RUNS} alternating runs per engine; medians")
+# A shared machine's speed drifts over the minutes a run takes: each scan's
+# ratio is to the floor measured in turn with its own runs (the "floor
+# beside" column), not only to the one measured at the start.
 print(
     f"| query | flowsql | DuckDB {__import__('duckdb').__version__} | DuckDB / flowsql | flowsql / floor"
-    " | flowsql peak RSS | DuckDB peak RSS | flowsql statement | DuckDB / flowsql statement |"
+    " | flowsql peak RSS | DuckDB peak RSS | flowsql statement | DuckDB / flowsql statement"
+    " | floor beside | flowsql / floor beside |"
 )
-print("|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for name, ours, theirs in QUERIES:
     walls = {"f": [], "d": []}
     rss = {"f": 0, "d": 0}
     answers = {}
+    floors_beside = []
     for _ in range(RUNS):
         for engine, run, sql in (("f", run_flowsql, ours), ("d", run_duckdb, theirs)):
             wall, kb, rows = run(sql)
             walls[engine].append(wall)
             rss[engine] = max(rss[engine], kb)
             answers[engine] = rows
+        if floor is not None and name != "one day":
+            floors_beside.append(zlib_rs_floor(1)[1])
     # Same answer, or the comparison means nothing (counts compare exactly).
     if name in ("count", "by pair", "rejected SSH", "one ENI", "one day") and answers["f"] != answers["d"]:
         sys.exit(f"{name}: flowsql {answers['f']} but DuckDB {answers['d']}")
     f, d = statistics.median(walls["f"]), statistics.median(walls["d"])
     of_floor = "-" if name == "one day" or floor is None else f"{f / floor:.2f}x"
     statement = statistics.median(STATEMENT_TIMES[ours])
+    if floors_beside:
+        beside = statistics.median(floors_beside)
+        beside_cells = f"{beside:.2f} s | {f / beside:.2f}x"
+    else:
+        beside_cells = "- | -"
     print(
         f"| {name} | {f:.2f} s | {d:.2f} s | {d / f:.1f}x | {of_floor} | {rss['f'] // 1024} MB | {rss['d'] // 1024} MB"
-        f" | {statement:.3f} s | {d / statement:.1f}x |"
+        f" | {statement:.3f} s | {d / statement:.1f}x | {beside_cells} |"
     )
 
 if PARQUET and TEXT_TREE:
