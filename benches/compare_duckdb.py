@@ -59,7 +59,10 @@ def machine():
                     break
     except OSError:
         pass
-    has = "AVX-512" if {"avx512f", "avx512bw", "avx512_vbmi2"} <= flags else "AVX2" if "avx2" in flags else "SSE2"
+    # The features src/cpu.rs asks of each level (`abm` is LZCNT).
+    avx2 = {"avx2", "bmi1", "bmi2", "popcnt", "abm"} <= flags
+    avx512 = avx2 and {"avx512f", "avx512bw", "avx512_vbmi2"} <= flags
+    has = "AVX-512" if avx512 else "AVX2" if avx2 else "SSE2"
     # The caps flowsql takes (src/cpu.rs); any other value caps nothing.
     cap = os.environ.get("FLOWSQL_MAX_SIMD", "")
     levels = ["SSE2", "AVX2", "AVX-512"]
@@ -67,6 +70,12 @@ def machine():
     runs = min(has, capped, key=levels.index)
     note = f" (FLOWSQL_MAX_SIMD={cap})" if cap else ""
     return f"processor: {name} (family {family}, model {model}), {has}; flowsql's decoder at {runs}{note}; {os.cpu_count()} cores"
+
+
+def zlib_rs_floor(runs):
+    """The gunzip floor's lines, and its zlib-rs streaming seconds."""
+    lines = subprocess.run([FLOOR, TREE, "2", str(runs)], capture_output=True, text=True, check=True).stdout
+    return lines, float(lines.split("zlib-rs streaming: ")[1].split(" s")[0])
 
 
 def has_objects(tree, suffix):
@@ -332,12 +341,6 @@ print(machine())
 if CACHE:
     run_cache_benchmark()
     sys.exit(0)
-
-def zlib_rs_floor(runs):
-    """The gunzip floor's lines, and its zlib-rs streaming seconds."""
-    lines = subprocess.run([FLOOR, TREE, "2", str(runs)], capture_output=True, text=True, check=True).stdout
-    return lines, float(lines.split("zlib-rs streaming: ")[1].split(" s")[0])
-
 
 if PARQUET:
     floor = None  # no gzip stream to inflate: the floor means nothing here
