@@ -43,17 +43,16 @@ impl Route {
         2 * self.buckets()
     }
 
-    /// Hashes `batch`'s rows into `hashes` and pushes each row's position
-    /// in the window (`first` for its first row) onto its list (see
-    /// [`Route::lists`]). `codes` is the batch with its keys packed.
+    /// Hashes `batch`'s rows into `hashes` and adds each row's list (see
+    /// [`Route::lists`]) to `lists`. `codes` is the batch with its keys
+    /// packed.
     pub(crate) fn add(
         &self,
         batch: &RecordBatch,
         codes: Option<&RecordBatch>,
-        first: u32,
         packed: &PackedRows,
         hashes: &mut Vec<u64>,
-        positions: &mut [Vec<u32>],
+        lists: &mut WindowLists,
     ) -> Result<()> {
         // The repartition's own hash of the text, so that a row lands in the
         // partition it would have (a join above may pair partitions), or,
@@ -104,24 +103,18 @@ impl Route {
         }
         let buckets = self.buckets();
         match packed {
-            PackedRows::None => self.push(hashes, first, positions, |_| 0),
-            PackedRows::All => self.push(hashes, first, positions, |_| buckets),
-            PackedRows::Some(rows) => self.push(hashes, first, positions, |row| {
-                buckets * rows.value(row) as usize
-            }),
+            PackedRows::None => self.push(hashes, lists, |_| 0),
+            PackedRows::All => self.push(hashes, lists, |_| buckets),
+            PackedRows::Some(rows) => {
+                self.push(hashes, lists, |row| buckets * rows.value(row) as usize)
+            }
         }
         Ok(())
     }
 
-    /// Pushes each row's position onto its list: `list_of(row)` (text or
-    /// packed) plus its bucket.
-    fn push(
-        &self,
-        hashes: &[u64],
-        first: u32,
-        positions: &mut [Vec<u32>],
-        list_of: impl Fn(usize) -> usize,
-    ) {
+    /// Adds each row's list to `lists`: `list_of(row)` (text or packed)
+    /// plus its bucket.
+    fn push(&self, hashes: &[u64], lists: &mut WindowLists, list_of: impl Fn(usize) -> usize) {
         // The partition takes the hash's low bits (its remainder). The bucket
         // takes the nine bits under the top seven: a string key's table in
         // the aggregate hashes with this same function and indexes by the
@@ -131,11 +124,9 @@ impl Route {
         // A mask where the partition count allows: no division per row.
         let partitions = self.partitions as u64;
         if partitions.is_power_of_two() {
-            push_positions(hashes, first, positions, list_of, |hash| {
-                hash & (partitions - 1)
-            });
+            push_lists(hashes, lists, list_of, |hash| hash & (partitions - 1));
         } else {
-            push_positions(hashes, first, positions, list_of, |hash| hash % partitions);
+            push_lists(hashes, lists, list_of, |hash| hash % partitions);
         }
     }
 }
@@ -172,18 +163,43 @@ fn hash_code_columns(keys: &[&UInt64Array], hashes: &mut Vec<u64>) {
     }
 }
 
-/// Pushes each row's position onto the list `list_of(row)` plus its bucket:
-/// the one of `partition_of(hash)` taken from the hash's bucket bits.
-fn push_positions(
+/// Adds each row's list, `list_of(row)` plus its bucket (the one of
+/// `partition_of(hash)` taken from the hash's bucket bits), to `lists`.
+fn push_lists(
     hashes: &[u64],
-    first: u32,
-    positions: &mut [Vec<u32>],
+    lists: &mut WindowLists,
     list_of: impl Fn(usize) -> usize,
     partition_of: impl Fn(u64) -> u64,
 ) {
+    lists.of_row.reserve(hashes.len());
     for (row, &hash) in hashes.iter().enumerate() {
         let bucket = (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
-        positions[list_of(row) + partition_of(hash) as usize * BUCKETS + bucket]
-            .push(first + row as u32);
+        let list = list_of(row) + partition_of(hash) as usize * BUCKETS + bucket;
+        lists.rows[list] += 1;
+        lists.of_row.push(list as u32);
+    }
+}
+
+/// A window's rows by list (see [`Route::lists`]): each row's list, in the
+/// window's order, and each list's count of rows. A split puts the rows in
+/// list order from these with one counting sort, where a growing list of
+/// positions per list cost a push each and a copy of them all.
+pub(crate) struct WindowLists {
+    pub(crate) of_row: Vec<u32>,
+    pub(crate) rows: Vec<u32>,
+}
+
+impl WindowLists {
+    pub(crate) fn new(lists: usize) -> Self {
+        Self {
+            of_row: Vec::new(),
+            rows: vec![0; lists],
+        }
+    }
+
+    /// Empties it for the next window.
+    pub(crate) fn clear(&mut self) {
+        self.of_row.clear();
+        self.rows.fill(0);
     }
 }

@@ -7,8 +7,12 @@ use std::io::{BufReader, BufWriter};
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanBufferBuilder, PrimitiveArray,
+    RecordBatch, RecordBatchOptions, UInt32Array, downcast_primitive,
+};
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{concat, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
@@ -21,7 +25,7 @@ use datafusion::physical_plan::spill::get_record_batch_memory_size;
 use futures::TryStreamExt;
 
 use super::packing::{KeyPacking, PackedRows};
-use super::routing::Route;
+use super::routing::{Route, WindowLists};
 use crate::narrow_integers::{narrowed, narrowest_for, widened};
 
 /// Splits one input partition's rows into the buckets of every output
@@ -115,9 +119,7 @@ impl Splitter {
         let mut window: Vec<RecordBatch> = Vec::new();
         let mut packed_window: Vec<RecordBatch> = Vec::new();
         let mut window_rows = 0;
-        // Per list (see `Route::lists`): the window positions of its rows
-        // (4 bytes each, where a (batch, row) pair took 16).
-        let mut positions: Vec<Vec<u32>> = vec![Vec::new(); self.route.lists()];
+        let mut lists = WindowLists::new(self.route.lists());
         let mut held = Vec::new();
         let mut rounds = Vec::new();
         let mut hashes = Vec::new();
@@ -145,15 +147,15 @@ impl Splitter {
             self.route.add(
                 &batch,
                 packed_window.last(),
-                window_rows as u32,
                 &packed,
                 &mut hashes,
-                &mut positions,
+                &mut lists,
             )?;
             window_rows += batch.num_rows();
             window.push(batch);
             if window_rows >= self.window_rows {
-                self.split_window(&window, &packed_window, &mut positions, &mut held)?;
+                self.split_window(&window, &packed_window, &lists, &mut held)?;
+                lists.clear();
                 window.clear();
                 packed_window.clear();
                 window_rows = 0;
@@ -162,7 +164,7 @@ impl Splitter {
         }
         if !window.is_empty() {
             let _timer = self.split_time.timer();
-            self.split_window(&window, &packed_window, &mut positions, &mut held)?;
+            self.split_window(&window, &packed_window, &lists, &mut held)?;
             self.hold_or_spill(&mut held, &mut rounds)?;
         }
         Ok(SplitInput {
@@ -173,43 +175,46 @@ impl Splitter {
     }
 
     /// Puts the window's text rows and its packed rows in bucket order,
-    /// each joined into one batch (one copy in order) and taken in bucket
-    /// order with one `take` (one call per bucket costs more than the copy;
-    /// an interleave of (batch, row) pairs cost more than the take), onto
-    /// `held`. View columns keep pointing into the input's string buffers,
-    /// which hold these rows' strings anyway; spilling compacts them.
+    /// each as one batch, onto `held`: a counting sort of the rows' lists
+    /// gives each row its place, and [`placed_rows`] moves it there.
     fn split_window(
         &self,
         window: &[RecordBatch],
         packed_window: &[RecordBatch],
-        positions: &mut [Vec<u32>],
+        lists: &WindowLists,
         held: &mut Vec<SplitWindow>,
     ) -> Result<()> {
-        let (text_lists, packed_lists) = positions.split_at_mut(self.route.buckets());
-        for (lists, sources, packed) in [
-            (text_lists, window, false),
-            (packed_lists, packed_window, true),
-        ] {
-            let total = lists.iter().map(Vec::len).sum();
+        let buckets = self.route.buckets();
+        for (first_list, sources, packed) in [(0, window, false), (buckets, packed_window, true)] {
+            let counts = &lists.rows[first_list..first_list + buckets];
+            let total = counts.iter().map(|&rows| rows as usize).sum();
             if total == 0 {
                 continue;
             }
-            let mut order = Vec::with_capacity(total);
-            let mut buckets = Vec::with_capacity(lists.len());
-            for rows in lists.iter_mut() {
-                let start = order.len();
-                order.append(rows);
-                buckets.push(start..order.len());
+            let mut next = Vec::with_capacity(buckets);
+            let mut ranges = Vec::with_capacity(buckets);
+            let mut start = 0;
+            for &rows in counts {
+                next.push(start as u32);
+                ranges.push(start..start + rows as usize);
+                start += rows as usize;
             }
-            let joined = match sources {
-                [only] => only.clone(),
-                _ => concat_batches(&sources[0].schema(), sources)?,
-            };
-            let rows = take_record_batch(&joined, &UInt32Array::from(order))?;
+            let places: Vec<u32> = lists
+                .of_row
+                .iter()
+                .map(|&list| match (list as usize).wrapping_sub(first_list) {
+                    bucket if bucket < buckets => {
+                        let place = next[bucket];
+                        next[bucket] += 1;
+                        place
+                    }
+                    _ => LEFT_OUT,
+                })
+                .collect();
             held.push(SplitWindow {
-                rows,
+                rows: placed_rows(sources, &places, total)?,
                 packed,
-                buckets,
+                buckets: ranges,
             });
         }
         Ok(())
@@ -287,6 +292,108 @@ impl Splitter {
             widen_to,
         })
     }
+}
+
+/// A window row's place that leaves it out: it belongs to the other half
+/// (text or packed) of the window.
+const LEFT_OUT: u32 = u32::MAX;
+
+/// The rows of `sources` (a window's batches, one place per row in
+/// `places`) as one batch of `total` rows, each row at its place. A column
+/// of fixed-width values is scattered to the places in one pass. Any other
+/// (the text rows' views) is joined into one array and taken in place
+/// order with one `take` (one call per bucket costs more than the copy;
+/// an interleave of (batch, row) pairs cost more than the take); view
+/// columns keep pointing into the input's string buffers, which hold
+/// these rows' strings anyway, and spilling compacts them.
+fn placed_rows(sources: &[RecordBatch], places: &[u32], total: usize) -> Result<RecordBatch> {
+    let schema = sources[0].schema();
+    let mut order: Option<UInt32Array> = None;
+    let columns = (0..schema.fields().len())
+        .map(|i| {
+            let pieces: Vec<&ArrayRef> = sources.iter().map(|batch| batch.column(i)).collect();
+            if let Some(column) = scattered(&pieces, places, total) {
+                return Ok(column);
+            }
+            let order = order.get_or_insert_with(|| place_order(places, total));
+            let joined = match pieces.as_slice() {
+                [only] => Arc::clone(only),
+                _ => concat(
+                    &pieces
+                        .iter()
+                        .map(|piece| piece.as_ref())
+                        .collect::<Vec<_>>(),
+                )?,
+            };
+            Ok(take(&joined, order, None)?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(total));
+    Ok(RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?)
+}
+
+/// The window position of the row at each place.
+fn place_order(places: &[u32], total: usize) -> UInt32Array {
+    let mut order = vec![0u32; total];
+    for (position, &place) in places.iter().enumerate() {
+        if place != LEFT_OUT {
+            order[place as usize] = position as u32;
+        }
+    }
+    UInt32Array::from(order)
+}
+
+/// A column of fixed-width values (`pieces`, one per batch) scattered to
+/// `places`, or `None` for any other type.
+fn scattered(pieces: &[&ArrayRef], places: &[u32], total: usize) -> Option<ArrayRef> {
+    macro_rules! scatter_as {
+        ($t:ty, $pieces:ident, $places:ident, $total:ident) => {
+            Some(scattered_primitives::<$t>($pieces, $places, $total))
+        };
+    }
+    downcast_primitive! {
+        pieces[0].data_type() => (scatter_as, pieces, places, total),
+        _ => None
+    }
+}
+
+fn scattered_primitives<T: ArrowPrimitiveType>(
+    pieces: &[&ArrayRef],
+    places: &[u32],
+    total: usize,
+) -> ArrayRef {
+    let mut values = vec![T::default_value(); total];
+    let mut validity: Option<BooleanBufferBuilder> = None;
+    let mut first = 0;
+    for piece in pieces {
+        let piece = piece.as_primitive::<T>();
+        let piece_places = &places[first..first + piece.len()];
+        first += piece.len();
+        for (&place, &value) in piece_places.iter().zip(piece.values().iter()) {
+            if place != LEFT_OUT {
+                values[place as usize] = value;
+            }
+        }
+        if let Some(nulls) = piece.nulls().filter(|nulls| nulls.null_count() > 0) {
+            let validity = validity.get_or_insert_with(|| {
+                let mut all_valid = BooleanBufferBuilder::new(total);
+                all_valid.append_n(total, true);
+                all_valid
+            });
+            for (row, &place) in piece_places.iter().enumerate() {
+                if nulls.is_null(row) && place != LEFT_OUT {
+                    validity.set_bit(place as usize, false);
+                }
+            }
+        }
+    }
+    let nulls = validity.map(|mut validity| NullBuffer::new(validity.finish()));
+    Arc::new(
+        PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls)
+            .with_data_type(pieces[0].data_type().clone()),
+    )
 }
 
 /// `schema` with each integer column as narrow as every value of `held`
@@ -467,6 +574,7 @@ mod tests {
     #[test]
     fn compact_gives_views_their_own_buffers() {
         use datafusion::arrow::array::StringViewArray;
+        use datafusion::arrow::compute::take_record_batch;
         use datafusion::arrow::datatypes::{Field, Schema};
         let long: Vec<String> = (0..100)
             .map(|i| format!("a string longer than twelve {i}"))
@@ -482,5 +590,95 @@ mod tests {
         let compacted = compact(piece.clone());
         assert!(get_record_batch_memory_size(&compacted) < get_record_batch_memory_size(&piece));
         assert_eq!(compacted, piece);
+    }
+
+    #[test]
+    fn placed_rows_puts_each_row_at_its_place_and_leaves_the_rest_out() {
+        use datafusion::arrow::array::{
+            BooleanArray, Decimal128Array, Int64Array, StringViewArray, TimestampSecondArray,
+            UInt64Array,
+        };
+        use datafusion::arrow::compute::take_record_batch;
+        use datafusion::arrow::datatypes::{Field, TimeUnit};
+        let stamp = DataType::Timestamp(TimeUnit::Second, Some("+02:00".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("code", DataType::UInt64, false),
+            Field::new("sum", DataType::Int64, true),
+            Field::new("text", DataType::Utf8View, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new("amount", DataType::Decimal128(20, 3), true),
+            Field::new("at", stamp.clone(), true),
+        ]));
+        let batch = |first: u64, rows: usize| {
+            let row = |i: usize| first + i as u64;
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(UInt64Array::from_iter_values((0..rows).map(row))),
+                Arc::new(Int64Array::from_iter(
+                    (0..rows).map(|i| (row(i) % 3 != 0).then(|| -(row(i) as i64))),
+                )),
+                Arc::new(StringViewArray::from_iter((0..rows).map(|i| {
+                    (row(i) % 4 != 1).then(|| format!("a text longer than a view's {}", row(i)))
+                }))),
+                Arc::new(BooleanArray::from_iter(
+                    (0..rows).map(|i| (row(i) % 5 != 2).then_some(row(i) % 2 == 0)),
+                )),
+                Arc::new(
+                    Decimal128Array::from_iter(
+                        (0..rows).map(|i| (row(i) % 7 != 3).then_some(row(i) as i128 * 1001)),
+                    )
+                    .with_precision_and_scale(20, 3)
+                    .unwrap(),
+                ),
+                Arc::new(
+                    TimestampSecondArray::from_iter_values((0..rows).map(|i| row(i) as i64))
+                        .with_timezone("+02:00"),
+                ),
+            ];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        };
+        let window = [batch(0, 5), batch(5, 1), batch(6, 9)];
+        // Window rows 0..15: some left out (the other half's), the rest at
+        // places that reverse and interleave them.
+        let places: Vec<u32> = (0..15u32)
+            .map(|row| match row % 4 {
+                3 => LEFT_OUT,
+                _ => row,
+            })
+            .collect();
+        let kept: Vec<u32> = places.iter().copied().filter(|&p| p != LEFT_OUT).collect();
+        let total = kept.len();
+        // Places must be 0..total: rank them.
+        let places: Vec<u32> = places
+            .iter()
+            .map(|&p| match p {
+                LEFT_OUT => LEFT_OUT,
+                p => (total - 1 - kept.iter().position(|&k| k == p).unwrap()) as u32,
+            })
+            .collect();
+        let placed = placed_rows(&window, &places, total).unwrap();
+        // Expected: the window joined, and row `r` taken where its place is.
+        let mut by_place: Vec<(u32, u32)> = places
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p != LEFT_OUT)
+            .map(|(row, &p)| (p, row as u32))
+            .collect();
+        by_place.sort();
+        let joined = concat_batches(&schema, &window).unwrap();
+        let expected = take_record_batch(
+            &joined,
+            &UInt32Array::from_iter_values(by_place.iter().map(|&(_, row)| row)),
+        )
+        .unwrap();
+        assert_eq!(placed.num_rows(), 12);
+        assert_eq!(placed, expected);
+        assert_eq!(placed.column(5).data_type(), &stamp);
+        assert!(placed.column(1).null_count() > 0);
+        // One batch alone, every row kept.
+        let places: Vec<u32> = (0..5).rev().collect();
+        let placed = placed_rows(&window[..1], &places, 5).unwrap();
+        let reversed =
+            take_record_batch(&window[0], &UInt32Array::from(vec![4, 3, 2, 1, 0])).unwrap();
+        assert_eq!(placed, reversed);
     }
 }
