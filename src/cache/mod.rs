@@ -132,8 +132,8 @@ impl CacheUsage {
 pub(crate) struct ObjectCache {
     root: PathBuf,
     max_bytes: u64,
-    /// Bytes this process wrote since its last sweep.
-    written: AtomicU64,
+    /// Bytes this process wrote since its last sweep began.
+    written: Arc<AtomicU64>,
     sweeping: Arc<AtomicBool>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -144,7 +144,7 @@ impl ObjectCache {
         Self {
             root: options.folder.join(OBJECTS_FOLDER),
             max_bytes: options.max_bytes,
-            written: AtomicU64::new(0),
+            written: Arc::new(AtomicU64::new(0)),
             sweeping: Arc::new(AtomicBool::new(false)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -179,20 +179,31 @@ impl ObjectCache {
     }
 
     /// Notes `bytes` written; past a tenth of the limit since the last
-    /// sweep, sweeps in the background.
+    /// sweep began, sweeps in the background. Bytes written while a sweep
+    /// runs are left to it: when it ends, it sweeps again if they passed a
+    /// tenth of the limit, since their writer may write no more (the last
+    /// objects of a query) and the cache would stay past its size.
     pub(crate) fn added(&self, bytes: u64) {
         let written = self.written.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if written < self.max_bytes / 10 || self.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.written.store(0, Ordering::Relaxed);
         let root = self.root.clone();
         let max_bytes = self.max_bytes;
+        let written = Arc::clone(&self.written);
         let sweeping = Arc::clone(&self.sweeping);
         std::thread::spawn(move || {
-            // A sweep that fails leaves the cache larger until the next one.
-            drop(sweep(&root, max_bytes));
-            sweeping.store(false, Ordering::Release);
+            loop {
+                written.store(0, Ordering::Relaxed);
+                // A sweep that fails leaves the cache larger until the next.
+                drop(sweep(&root, max_bytes));
+                sweeping.store(false, Ordering::Release);
+                if written.load(Ordering::Relaxed) < max_bytes / 10
+                    || sweeping.swap(true, Ordering::AcqRel)
+                {
+                    break;
+                }
+            }
         });
     }
 
