@@ -175,7 +175,7 @@ fn push_lists(
     for (row, &hash) in hashes.iter().enumerate() {
         let bucket = (hash >> BUCKET_SHIFT) as usize & (BUCKETS - 1);
         let list = list_of(row) + partition_of(hash) as usize * BUCKETS + bucket;
-        lists.rows[list] += 1;
+        lists.counts[list] += 1;
         lists.of_row.push(list as u32);
     }
 }
@@ -186,20 +186,20 @@ fn push_lists(
 /// positions per list cost a push each and a copy of them all.
 pub(crate) struct WindowLists {
     pub(crate) of_row: Vec<u32>,
-    pub(crate) rows: Vec<u32>,
+    pub(crate) counts: Vec<u32>,
 }
 
 impl WindowLists {
     pub(crate) fn new(lists: usize) -> Self {
         Self {
             of_row: Vec::new(),
-            rows: vec![0; lists],
+            counts: vec![0; lists],
         }
     }
 
     /// Empties it for the next window.
     pub(crate) fn clear(&mut self) {
         self.of_row.clear();
-        self.rows.fill(0);
+        self.counts.fill(0);
     }
 }

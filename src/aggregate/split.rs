@@ -186,7 +186,7 @@ impl Splitter {
     ) -> Result<()> {
         let buckets = self.route.buckets();
         for (first_list, sources, packed) in [(0, window, false), (buckets, packed_window, true)] {
-            let counts = &lists.rows[first_list..first_list + buckets];
+            let counts = &lists.counts[first_list..first_list + buckets];
             let total = counts.iter().map(|&rows| rows as usize).sum();
             if total == 0 {
                 continue;
@@ -311,19 +311,17 @@ fn placed_rows(sources: &[RecordBatch], places: &[u32], total: usize) -> Result<
     let mut order: Option<UInt32Array> = None;
     let columns = (0..schema.fields().len())
         .map(|i| {
-            let pieces: Vec<&ArrayRef> = sources.iter().map(|batch| batch.column(i)).collect();
+            let pieces: Vec<&dyn Array> = sources
+                .iter()
+                .map(|batch| batch.column(i).as_ref())
+                .collect();
             if let Some(column) = scattered(&pieces, places, total) {
                 return Ok(column);
             }
             let order = order.get_or_insert_with(|| place_order(places, total));
-            let joined = match pieces.as_slice() {
-                [only] => Arc::clone(only),
-                _ => concat(
-                    &pieces
-                        .iter()
-                        .map(|piece| piece.as_ref())
-                        .collect::<Vec<_>>(),
-                )?,
+            let joined = match sources {
+                [only] => Arc::clone(only.column(i)),
+                _ => concat(&pieces)?,
             };
             Ok(take(&joined, order, None)?)
         })
@@ -347,7 +345,7 @@ fn place_order(places: &[u32], total: usize) -> UInt32Array {
 
 /// A column of fixed-width values (`pieces`, one per batch) scattered to
 /// `places`, or `None` for any other type.
-fn scattered(pieces: &[&ArrayRef], places: &[u32], total: usize) -> Option<ArrayRef> {
+fn scattered(pieces: &[&dyn Array], places: &[u32], total: usize) -> Option<ArrayRef> {
     macro_rules! scatter_as {
         ($t:ty, $pieces:ident, $places:ident, $total:ident) => {
             Some(scattered_primitives::<$t>($pieces, $places, $total))
@@ -359,8 +357,9 @@ fn scattered(pieces: &[&ArrayRef], places: &[u32], total: usize) -> Option<Array
     }
 }
 
+/// [`scattered`] for a column of `T`.
 fn scattered_primitives<T: ArrowPrimitiveType>(
-    pieces: &[&ArrayRef],
+    pieces: &[&dyn Array],
     places: &[u32],
     total: usize,
 ) -> ArrayRef {
