@@ -14,7 +14,8 @@
 //! therefore unique to it (its length is where the zeros begin), and only
 //! text of at most 15 such characters has one.
 
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, StringBuilder, StringViewArray, UInt64Array,
@@ -124,16 +125,45 @@ pub(crate) fn pack_column(column: &dyn Array) -> Result<(UInt64Array, BooleanBuf
 /// decoder makes of one chunk of text before the first is passed up.
 const REMEMBERED: usize = 64;
 
-/// A column packed by [`pack_and_remember`] (by a weak reference: its
-/// allocation, and so its address, is not reused while remembered, but its
-/// buffers are not kept), with its codes.
-type Remembered = (Weak<dyn Array>, UInt64Array, BooleanBuffer);
+/// A column packed by [`pack_and_remember`] or made by a decoder (by a weak
+/// reference: its allocation, and so its address, is not reused while
+/// remembered, but its buffers are not kept), with its codes.
+struct Remembered {
+    column: Weak<dyn Array>,
+    codes: UInt64Array,
+    packed: BooleanBuffer,
+    /// Set when the codes are recalled.
+    passed_on: Option<PassedOn>,
+    /// Whether they were (kept for more only if the text was left out).
+    recalled: bool,
+}
 
 thread_local! {
     /// The columns packed by [`pack_and_remember`] on this thread, oldest
     /// first.
     static REMEMBERED_CODES: std::cell::RefCell<Vec<Remembered>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The codes of columns whose coded values' text a decoder left out
+/// ([`remember_textless`]): only these codes hold those values, so they
+/// are kept, on every thread (a scan's batch may be passed up in a later
+/// poll, on another worker), until their column is gone.
+static TEXTLESS_CODES: Mutex<Vec<Remembered>> = Mutex::new(Vec::new());
+
+/// Set once a grouping recalls the codes of a batch that a scan
+/// partition's decoder made with it: the plan between them passes that
+/// partition's batches on unread from then on (a partial aggregate under
+/// the grouping that stops aggregating does so for good), and the decoder
+/// may leave out the text of the values that have codes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PassedOn(Arc<AtomicBool>);
+
+impl PassedOn {
+    /// Whether a grouping has recalled codes made with this.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// [`pack_column`], or the codes the decoder made of it ([`recall`]),
@@ -143,7 +173,7 @@ thread_local! {
 /// addresses above it, run by the same poll, packs the same columns again.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     let (codes, packed) = pack_or_recall(column)?;
-    keep_for_recall(column, codes.clone(), packed.clone());
+    keep_for_recall(column, codes.clone(), packed.clone(), None);
     Ok((codes, packed))
 }
 
@@ -158,26 +188,67 @@ pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuf
         pack_column(column.as_ref()).ok(),
         Some((codes.clone(), packed.clone()))
     );
-    keep_for_recall(column, codes, packed);
+    keep_for_recall(column, codes, packed, None);
 }
 
 /// Whether `column` was passed up and dropped with its codes still
-/// remembered on this thread, not recalled: then the plan above did not
-/// use them. (Codes of a dropped column are let go at the next
-/// [`remember`]; one that ends in between looks recalled.)
+/// remembered, not recalled: then the plan above did not use them. (Codes
+/// of a dropped column are let go at the next [`remember`]; one that ends
+/// in between looks recalled.)
 pub(crate) fn dropped_unused(column: &Weak<dyn Array>) -> bool {
     column.strong_count() == 0
-        && REMEMBERED_CODES
+        && (REMEMBERED_CODES
             .with_borrow(|remembered| position(remembered, column.as_ptr()).is_some())
+            || textless_codes().iter().any(|kept| {
+                !kept.recalled && std::ptr::addr_eq(kept.column.as_ptr(), column.as_ptr())
+            }))
 }
 
 /// Remembers, as [`remember`] does, codes made of `column`'s values as it
 /// was built (a row's [`word_code`]; any value for a null): the decoder
 /// makes them while it reads the addresses a grouping above will pack.
-pub(crate) fn remember_made(column: &ArrayRef, codes: Vec<u64>) -> Result<()> {
+/// Their recall sets `passed_on`.
+pub(crate) fn remember_made(
+    column: &ArrayRef,
+    codes: Vec<u64>,
+    passed_on: Option<PassedOn>,
+) -> Result<()> {
     let (codes, packed) = finish_codes(column.as_ref(), codes)?;
-    remember(column, codes, packed);
+    debug_assert_eq!(
+        pack_column(column.as_ref()).ok(),
+        Some((codes.clone(), packed.clone()))
+    );
+    keep_for_recall(column, codes, packed, passed_on);
     Ok(())
+}
+
+/// Remembers codes made of `column`'s values, as [`remember_made`] does,
+/// for a column whose values with a code have no text (an empty view):
+/// the codes stand in for it, on any thread, for as many recalls as come
+/// until the column is gone. Only for a grouping whose plan reads no text
+/// of these rows ([`PassedOn`]).
+pub(crate) fn remember_textless(
+    column: &ArrayRef,
+    codes: Vec<u64>,
+    passed_on: PassedOn,
+) -> Result<()> {
+    let (codes, packed) = finish_codes(column.as_ref(), codes)?;
+    let mut textless = textless_codes();
+    textless.retain(|kept| kept.column.strong_count() > 0);
+    textless.push(Remembered {
+        column: Arc::downgrade(column),
+        codes,
+        packed,
+        passed_on: Some(passed_on),
+        recalled: false,
+    });
+    Ok(())
+}
+
+/// [`TEXTLESS_CODES`], whatever a panic elsewhere left in it (a list of
+/// whole entries either way).
+fn textless_codes() -> std::sync::MutexGuard<'static, Vec<Remembered>> {
+    TEXTLESS_CODES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The code of the text in the first `len` bytes of `word` (little-endian;
@@ -239,14 +310,25 @@ pub(crate) fn word_code(word: u128, len: usize) -> u64 {
 }
 
 /// Adds `column`'s codes to this thread's [`REMEMBERED_CODES`].
-fn keep_for_recall(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer) {
+fn keep_for_recall(
+    column: &ArrayRef,
+    codes: UInt64Array,
+    packed: BooleanBuffer,
+    passed_on: Option<PassedOn>,
+) {
     REMEMBERED_CODES.with_borrow_mut(|remembered| {
         // Codes of columns gone (never grouped) are let go.
-        remembered.retain(|(kept, ..)| kept.strong_count() > 0);
+        remembered.retain(|kept| kept.column.strong_count() > 0);
         if remembered.len() == REMEMBERED {
             remembered.remove(0);
         }
-        remembered.push((Arc::downgrade(column), codes, packed));
+        remembered.push(Remembered {
+            column: Arc::downgrade(column),
+            codes,
+            packed,
+            passed_on,
+            recalled: false,
+        });
     });
 }
 
@@ -258,13 +340,32 @@ pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanB
     }
 }
 
-/// The codes remembered on this thread for this very column (then
-/// forgotten), if any.
+/// The codes remembered for this very column (then forgotten, unless its
+/// text was left out), if any.
 pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer)> {
-    REMEMBERED_CODES.with_borrow_mut(|remembered| {
+    recall_noting_text(column).map(|(codes, packed, _)| (codes, packed))
+}
+
+/// [`recall`], and whether the column's coded values have no text.
+pub(crate) fn recall_noting_text(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, bool)> {
+    let passed_on = |kept: &Remembered| {
+        if let Some(passed_on) = &kept.passed_on {
+            passed_on.0.store(true, Ordering::Relaxed);
+        }
+    };
+    let here = REMEMBERED_CODES.with_borrow_mut(|remembered| {
         let at = position(remembered, Arc::as_ptr(column))?;
-        let (_, codes, packed) = remembered.remove(at);
-        Some((codes, packed))
+        let kept = remembered.remove(at);
+        passed_on(&kept);
+        Some((kept.codes, kept.packed, false))
+    });
+    here.or_else(|| {
+        let mut textless = textless_codes();
+        let at = position(&textless, Arc::as_ptr(column))?;
+        let kept = &mut textless[at];
+        kept.recalled = true;
+        passed_on(kept);
+        Some((kept.codes.clone(), kept.packed.clone(), true))
     })
 }
 
@@ -274,7 +375,7 @@ pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer)> 
 fn position(remembered: &[Remembered], column: *const dyn Array) -> Option<usize> {
     remembered
         .iter()
-        .position(|(kept, ..)| std::ptr::addr_eq(kept.as_ptr(), column))
+        .position(|kept| std::ptr::addr_eq(kept.column.as_ptr(), column))
 }
 
 /// How views are packed: in vector lanes of one of two sizes, or one at a
@@ -692,6 +793,46 @@ mod tests {
         assert_ne!(oldest.values().as_ptr(), made[0].values().as_ptr());
         let (newest, _) = pack_or_recall(&many[REMEMBERED]).unwrap();
         assert_eq!(newest.values().as_ptr(), made[REMEMBERED].values().as_ptr());
+    }
+
+    #[test]
+    fn codes_of_a_column_without_text_are_recalled_on_any_thread_while_it_lives() {
+        let texts = [Some("10.0.0.1"), None, Some("2001:db8::1")];
+        let made: Vec<u64> = texts
+            .iter()
+            .map(|text| text.map_or(0, |text| pack(text.as_bytes()).unwrap_or(NO_CODE)))
+            .collect();
+        // The coded value's text left out, as a decoder does.
+        let column: ArrayRef = Arc::new(
+            [Some(""), None, Some("2001:db8::1")]
+                .into_iter()
+                .collect::<StringViewArray>(),
+        );
+        let passed_on = PassedOn::default();
+        remember_textless(&column, made.clone(), passed_on.clone()).unwrap();
+        // More than a thread holds, made after it, do not push it out.
+        for i in 0..=REMEMBERED {
+            let other: ArrayRef = Arc::new(StringViewArray::from(vec![format!("10.0.1.{i}")]));
+            pack_and_remember(&other).unwrap();
+        }
+        assert!(!passed_on.is_set());
+        for _ in 0..2 {
+            let recalled = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| recall_noting_text(&column).expect("kept"))
+                    .join()
+                    .unwrap()
+            });
+            let (codes, packed, textless) = recalled;
+            assert!(textless);
+            assert_eq!(codes.values().as_ref(), made.as_slice());
+            assert_eq!(packed.iter().collect::<Vec<_>>(), [true, true, false]);
+            assert!(passed_on.is_set());
+        }
+        let gone = Arc::downgrade(&column);
+        drop(column);
+        // Recalled before it was dropped: used.
+        assert!(!dropped_unused(&gone));
     }
 
     #[test]

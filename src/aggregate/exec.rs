@@ -199,6 +199,12 @@ impl BucketedAggregateExec {
         self
     }
 
+    /// Whether rows with packed keys are routed by their codes; then this
+    /// reads no text of theirs.
+    pub(crate) fn routes_by_code(&self) -> bool {
+        self.route_by_code
+    }
+
     pub(crate) fn input(&self) -> &Arc<dyn ExecutionPlan> {
         self.repartition.children()[0]
     }
@@ -259,6 +265,7 @@ impl BucketedAggregateExec {
                 split_time: MetricBuilder::new(&self.metrics).subset_time("split_time", i),
                 packed_rows: MetricBuilder::new(&self.metrics).counter("packed_rows", i),
                 recalled_rows: MetricBuilder::new(&self.metrics).counter("recalled_rows", i),
+                textless_rows: MetricBuilder::new(&self.metrics).counter("textless_rows", i),
                 reservation: MemoryConsumer::new(format!("BucketedAggregateExec[{i}]"))
                     .with_can_spill(true)
                     .register(context.memory_pool()),

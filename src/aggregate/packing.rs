@@ -48,6 +48,16 @@ impl fmt::Debug for KeyPacking {
     }
 }
 
+/// Where a batch's codes came from.
+pub(crate) enum CodesFrom {
+    /// Packed here, from the text, for at least one column.
+    Packing,
+    /// Made by the scan, for every column ([`text_codes::recall`]).
+    Scan,
+    /// Made by the scan, which left out the text of some coded values.
+    ScanWithoutText,
+}
+
 /// Which of a batch's rows go to the packed buckets.
 pub(crate) enum PackedRows {
     None,
@@ -113,18 +123,24 @@ impl KeyPacking {
     }
 
     /// `batch` with its key columns as codes, which rows have codes, and
-    /// whether every key column's codes were recalled, not made here.
-    pub(crate) fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows, bool)> {
+    /// where the codes came from.
+    pub(crate) fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows, CodesFrom)> {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
-        let mut all_recalled = true;
+        let mut from = CodesFrom::Scan;
         for &column in &self.columns {
             // The scan may have made these codes already: its decoder as it
             // read the text, or the cache (filling it, or read from it).
-            let (codes, has_code) = match text_codes::recall(&columns[column]) {
-                Some(codes) => codes,
+            // Where the decoder left text out, only its codes hold it.
+            let (codes, has_code) = match text_codes::recall_noting_text(&columns[column]) {
+                Some((codes, has_code, textless)) => {
+                    if textless && matches!(from, CodesFrom::Scan) {
+                        from = CodesFrom::ScanWithoutText;
+                    }
+                    (codes, has_code)
+                }
                 None => {
-                    all_recalled = false;
+                    from = CodesFrom::Packing;
                     text_codes::pack_column(columns[column].as_ref())?
                 }
             };
@@ -145,7 +161,7 @@ impl KeyPacking {
         Ok((
             RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
             rows,
-            all_recalled,
+            from,
         ))
     }
 

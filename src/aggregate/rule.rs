@@ -8,6 +8,7 @@ use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -53,7 +54,11 @@ impl PhysicalOptimizerRule for BucketFinalAggregation {
         plan.transform_up(|node| {
             if let Some(bucketed) = BucketedAggregateExec::try_new(&node, self.bucketing) {
                 let bucketed = bucketed.with_code_routing(!pairs_partitions);
-                let input = coded_by_scan(bucketed.input(), bucketed.packed_columns())?;
+                let input = coded_by_scan(
+                    bucketed.input(),
+                    bucketed.packed_columns(),
+                    bucketed.routes_by_code(),
+                )?;
                 let bucketed = Arc::new(bucketed) as Arc<dyn ExecutionPlan>;
                 return Ok(Transformed::yes(match input {
                     Some(input) => bucketed.replace_children(vec![input], RECOMPUTE)?,
@@ -110,19 +115,28 @@ impl PhysicalOptimizerRule for PartialAggregationByView {
 
 /// `plan` with the scan under it making the codes of `columns` (of
 /// `plan`'s output) as it reads them, where the scan's arrays of them reach
-/// `plan`'s output unchanged, in the same poll: through a partial
-/// aggregate (once it stops aggregating, it passes its keys on) and
-/// projections. The grouping above then recalls those codes instead of
-/// packing the text again; `None` where no scan is reached so.
+/// `plan`'s output unchanged: through a partial aggregate (once it stops
+/// aggregating, it passes its keys on) and projections. The grouping above
+/// then recalls those codes instead of packing the text again; `None`
+/// where no scan is reached so.
+///
+/// `text_unread`: the grouping above reads no text of rows whose keys have
+/// codes. If no node on the way reads it either, but the partial
+/// aggregate while it aggregates, the scan leaves out the text of coded
+/// values once a batch is passed on (see
+/// [`crate::text_codes::PassedOn`]).
 fn coded_by_scan(
     plan: &Arc<dyn ExecutionPlan>,
     columns: Vec<String>,
+    mut text_unread: bool,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if columns.is_empty() {
         return Ok(None);
     }
     if let Some(scan) = plan.downcast_ref::<FlowLogScanExec>() {
-        return Ok(Some(Arc::new(scan.with_coded_columns(columns)?)));
+        return Ok(Some(Arc::new(
+            scan.with_coded_columns(columns, text_unread)?,
+        )));
     }
     // Each column's name in the node's input, where it is an input column
     // passed on.
@@ -139,22 +153,37 @@ fn coded_by_scan(
         if *aggregate.mode() != AggregateMode::Partial || !aggregate.group_expr().is_single() {
             return Ok(None);
         }
-        from_input(
-            aggregate
-                .group_expr()
-                .expr()
+        let group_by = aggregate.group_expr().expr();
+        let below = from_input(
+            group_by
                 .iter()
                 .map(|(expr, alias)| (expr, alias.as_str()))
                 .collect(),
-        )
+        );
+        if let Some(below) = &below {
+            // Once it passes batches on, it still evaluates its arguments,
+            // filters and orderings.
+            let arguments = aggregate.aggr_expr().iter().flat_map(|aggregate| {
+                let ordering = aggregate.order_bys().iter().map(|sort| &sort.expr);
+                aggregate.expressions().into_iter().chain(ordering.cloned())
+            });
+            let filters = aggregate.filter_expr().iter().flatten().cloned();
+            text_unread &= !arguments.chain(filters).any(|expr| reads(&expr, below))
+                && !computed_from(group_by.iter().map(|(expr, _)| expr), below);
+        }
+        below
     } else if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
-        from_input(
-            projection
-                .expr()
+        let exprs = projection.expr();
+        let below = from_input(
+            exprs
                 .iter()
                 .map(|projected| (&projected.expr, projected.alias.as_str()))
                 .collect(),
-        )
+        );
+        if let Some(below) = &below {
+            text_unread &= !computed_from(exprs.iter().map(|projected| &projected.expr), below);
+        }
+        below
     } else {
         None
     };
@@ -162,10 +191,28 @@ fn coded_by_scan(
     let (Some(below), [input]) = (below, children.as_slice()) else {
         return Ok(None);
     };
-    Ok(match coded_by_scan(input, below)? {
+    Ok(match coded_by_scan(input, below, text_unread)? {
         Some(input) => Some(Arc::clone(plan).replace_children(vec![input], RECOMPUTE)?),
         None => None,
     })
+}
+
+/// Whether `expr` reads one of the input columns named `columns`.
+fn reads(expr: &Arc<dyn PhysicalExpr>, columns: &[String]) -> bool {
+    collect_columns(expr)
+        .iter()
+        .any(|column| columns.iter().any(|name| name == column.name()))
+}
+
+/// Whether one of `exprs` is computed from one of the input columns named
+/// `columns` (one that is such a column passes it on as it is).
+fn computed_from<'a>(
+    exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>,
+    columns: &[String],
+) -> bool {
+    exprs
+        .into_iter()
+        .any(|expr| expr.downcast_ref::<Column>().is_none() && reads(expr, columns))
 }
 
 /// Where `node` is a TopK (a sort with a fetch) whose first key is a column

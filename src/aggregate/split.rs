@@ -24,7 +24,7 @@ use datafusion::physical_plan::metrics::{Count, SpillMetrics, Time};
 use datafusion::physical_plan::spill::get_record_batch_memory_size;
 use futures::TryStreamExt;
 
-use super::packing::{KeyPacking, PackedRows};
+use super::packing::{CodesFrom, KeyPacking, PackedRows};
 use super::routing::{Route, WindowLists};
 use crate::narrow_integers::{narrowed, narrowest_for, widened};
 
@@ -45,6 +45,8 @@ pub(crate) struct Splitter {
     pub(crate) packed_rows: Count,
     /// Rows whose keys' codes the scan made ([`crate::text_codes::recall`]).
     pub(crate) recalled_rows: Count,
+    /// Of those, rows of batches whose coded keys had no text.
+    pub(crate) textless_rows: Count,
     /// Covers the split windows held in memory.
     pub(crate) reservation: MemoryReservation,
 }
@@ -130,9 +132,14 @@ impl Splitter {
             let _timer = self.split_time.timer();
             let packed = match &self.packing {
                 Some(packing) => {
-                    let (packed_batch, rows, recalled) = packing.pack(&batch)?;
-                    if recalled {
-                        self.recalled_rows.add(batch.num_rows());
+                    let (packed_batch, rows, codes) = packing.pack(&batch)?;
+                    match codes {
+                        CodesFrom::Packing => {}
+                        CodesFrom::Scan => self.recalled_rows.add(batch.num_rows()),
+                        CodesFrom::ScanWithoutText => {
+                            self.recalled_rows.add(batch.num_rows());
+                            self.textless_rows.add(batch.num_rows());
+                        }
                     }
                     self.packed_rows.add(match &rows {
                         PackedRows::None => 0,

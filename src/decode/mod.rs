@@ -63,6 +63,7 @@ use self::records::RecordDecoder;
 pub use self::reject::{Reject, RejectSink};
 use self::simd::Simd;
 use self::tokenizer::{split_fields, split_line_with};
+use crate::text_codes::PassedOn;
 
 /// Which text columns a [`TextDecoder`] makes the codes of, for whom.
 #[derive(Debug, Clone, Default)]
@@ -71,11 +72,31 @@ pub(crate) enum Codes {
     None,
     /// These columns, for a grouping above that packs them. Once a batch's
     /// codes went unused (the partial aggregate under the grouping made
-    /// arrays of its own), the rest of the object is read without.
-    ForGrouping(Arc<[String]>),
+    /// arrays of its own), the rest of the object is read without. With
+    /// `passed_on`, where the plan reads no text of these columns once a
+    /// partial aggregate passes batches on, the text of values with a code
+    /// is left out from then on.
+    ForGrouping {
+        columns: Arc<[String]>,
+        passed_on: Option<PassedOn>,
+    },
     /// Every text column, for the cache's writer, which keeps the
     /// addresses as codes (and remembers them for a grouping above).
     ForCache,
+}
+
+impl Codes {
+    /// These codes for one scan partition: its own [`PassedOn`], set by
+    /// the grouping that recalls codes of its batches.
+    pub(crate) fn for_partition(&self) -> Self {
+        match self {
+            Self::ForGrouping { columns, passed_on } => Self::ForGrouping {
+                columns: Arc::clone(columns),
+                passed_on: passed_on.as_ref().map(|_| PassedOn::default()),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 /// The longest line accepted; longer lines are malformed and memory stays bounded.
@@ -466,12 +487,18 @@ pub(crate) mod tests {
         );
         // For a grouping, the columns it asks for, which it recalls here;
         // `action` stops after a batch with no code.
-        let grouping = Codes::ForGrouping(Arc::new(["srcaddr".to_string(), "action".to_string()]));
+        let grouping = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string(), "action".to_string()]),
+            passed_on: None,
+        };
         assert_eq!(
             remembered_codes(grouping),
             [(true, true), (true, false), (true, false)]
         );
-        let grouping = Codes::ForGrouping(Arc::new(["srcaddr".to_string()]));
+        let grouping = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string()]),
+            passed_on: None,
+        };
         assert_eq!(
             remembered_codes(grouping),
             [(true, false), (true, false), (true, false)]
@@ -480,6 +507,97 @@ pub(crate) mod tests {
             remembered_codes(Codes::None),
             [(false, false), (false, false), (false, false)]
         );
+    }
+
+    #[test]
+    fn text_of_coded_values_is_left_out_once_a_batch_is_passed_on() {
+        let text = b"srcaddr action dstaddr\n\
+            10.0.0.1 ACCEPT 10.1.0.1\n\
+            10.0.0.2 REJECT 172.16.100.200\n\
+            192.168.100.200 ACCEPT 010.1.0.3\n\
+            - ACCEPT 2001:db8::1\n";
+        let s = schema(&[
+            ("srcaddr", DataType::Utf8View),
+            ("action", DataType::Utf8View),
+            ("dstaddr", DataType::Utf8View),
+        ]);
+        let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+        let words = |line: &[u8]| -> Vec<Option<String>> {
+            String::from_utf8(line.to_vec())
+                .unwrap()
+                .split_whitespace()
+                .map(|word| (word != "-").then(|| word.to_string()))
+                .collect()
+        };
+        let passed_on = crate::text_codes::PassedOn::default();
+        let codes = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string(), "dstaddr".to_string()]),
+            passed_on: Some(passed_on.clone()),
+        };
+        let mut decoder = TextDecoder::new(s, 1, Box::new(Collect::default())).with_codes(codes);
+        decoder.feed(lines[0]).unwrap();
+        for (number, line) in lines[1..].iter().enumerate() {
+            decoder.feed(line).unwrap();
+            let batch = decoder.next_batch().expect("a batch per line");
+            let read: Vec<Option<String>> = batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    let column = column.as_string_view();
+                    column.is_valid(0).then(|| column.value(0).to_string())
+                })
+                .collect();
+            let words = words(line);
+            // The grouping recalls the codes of the first batch, which
+            // sets `passed_on`; every batch after leaves the text of coded
+            // values out, and their codes hold it.
+            for (column, word) in [(0, &words[0]), (2, &words[2])] {
+                let (codes, packed, textless) =
+                    crate::text_codes::recall_noting_text(batch.column(column)).unwrap();
+                let code = word
+                    .as_deref()
+                    .and_then(|word| crate::text_codes::pack(word.as_bytes()));
+                let left_out = number > 0 && code.is_some();
+                assert_eq!(
+                    packed.value(0),
+                    code.is_some() || word.is_none(),
+                    "{line:?}"
+                );
+                if let Some(code) = code {
+                    assert_eq!(codes.value(0), code, "{line:?}");
+                }
+                let expected = if left_out {
+                    Some(String::new())
+                } else {
+                    word.clone()
+                };
+                assert_eq!(read[column], expected, "{line:?}");
+                assert_eq!(textless, left_out, "{line:?}");
+            }
+            assert_eq!(read[1], words[1], "text not coded is read as ever");
+            assert!(passed_on.is_set());
+        }
+    }
+
+    #[test]
+    fn text_is_kept_while_no_batch_is_passed_on() {
+        let text = b"srcaddr\n10.0.0.1\n10.0.0.2\n10.0.0.3\n";
+        let passed_on = crate::text_codes::PassedOn::default();
+        let codes = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string()]),
+            passed_on: Some(passed_on.clone()),
+        };
+        let s = schema(&[("srcaddr", DataType::Utf8View)]);
+        let mut decoder = TextDecoder::new(s, 1, Box::new(Collect::default())).with_codes(codes);
+        decoder.feed(text).unwrap();
+        decoder.finish().unwrap();
+        // Made before any was passed on, and dropped unread.
+        let mut read = Vec::new();
+        while let Some(batch) = decoder.next_batch() {
+            read.push(batch.column(0).as_string_view().value(0).to_string());
+        }
+        assert_eq!(read, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        assert!(!passed_on.is_set());
     }
 
     #[test]

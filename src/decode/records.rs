@@ -45,8 +45,12 @@ impl ColumnBuilder {
                 let views = TextViews::with_capacity(capacity);
                 Self::Text(match codes {
                     Codes::None => views,
-                    Codes::ForGrouping(names) if !names.contains(field.name()) => views,
-                    Codes::ForGrouping(_) => views.with_codes(true),
+                    Codes::ForGrouping { columns, .. } if !columns.contains(field.name()) => views,
+                    Codes::ForGrouping {
+                        passed_on: Some(passed_on),
+                        ..
+                    } => views.with_codes(true).leaving_text_out(passed_on.clone()),
+                    Codes::ForGrouping { .. } => views.with_codes(true),
                     Codes::ForCache => views.with_codes(false),
                 })
             }

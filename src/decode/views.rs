@@ -50,6 +50,15 @@ pub(super) struct TextViews {
     /// For a grouping, the last array whose codes were remembered.
     last_coded: Option<Weak<dyn Array>>,
     for_grouping: bool,
+    /// For a grouping whose plan passes this scan partition's batches on
+    /// unread once a partial aggregate stops aggregating: set when it does
+    /// (see [`text_codes::PassedOn`]).
+    passed_on: Option<text_codes::PassedOn>,
+    /// Whether this batch's values with a code get an empty view: their
+    /// code stands in for their text.
+    leave_text_out: bool,
+    /// Whether a value of this batch got one.
+    left_out: bool,
 }
 
 impl TextViews {
@@ -65,6 +74,9 @@ impl TextViews {
             codes: None,
             last_coded: None,
             for_grouping: false,
+            passed_on: None,
+            leave_text_out: false,
+            left_out: false,
         }
     }
 
@@ -78,6 +90,15 @@ impl TextViews {
     pub(super) fn with_codes(mut self, for_grouping: bool) -> Self {
         self.codes = Some(Vec::with_capacity(self.capacity));
         self.for_grouping = for_grouping;
+        self
+    }
+
+    /// For a grouping: once `passed_on` is set, each batch after leaves
+    /// out the text of its values that have a code, which is half the work
+    /// of reading an address and which nothing reads (see
+    /// [`text_codes::remember_textless`]).
+    pub(super) fn leaving_text_out(mut self, passed_on: text_codes::PassedOn) -> Self {
+        self.passed_on = Some(passed_on);
         self
     }
 
@@ -99,21 +120,19 @@ impl TextViews {
         }
     }
 
-    /// Where this value's code goes, while codes are made. They stop, for
-    /// the rest of this object, at a batch after the last one was passed up
-    /// and dropped with its codes unused: a partial aggregate that is still
-    /// aggregating makes arrays of its own.
+    /// Where this value's code goes, while codes are made.
     #[inline(always)]
     fn codes(&mut self) -> Option<&mut Vec<u64>> {
-        if self.codes.as_ref()?.is_empty() {
-            self.start_coded_batch();
-        }
         self.codes.as_mut()
     }
 
-    /// At a batch's first value: no codes if the last batch's went unused.
+    /// At a batch's first value. Codes stop, for the rest of this object,
+    /// at a batch after the last one was passed up and dropped with its
+    /// codes unused: a partial aggregate that is still aggregating makes
+    /// arrays of its own. Text is left out once a grouping has recalled
+    /// codes made with [`Self::passed_on`].
     #[cold]
-    fn start_coded_batch(&mut self) {
+    fn start_batch(&mut self) {
         if self
             .last_coded
             .as_ref()
@@ -121,12 +140,56 @@ impl TextViews {
         {
             self.codes = None;
         }
+        self.leave_text_out = self.codes.is_some()
+            && self
+                .passed_on
+                .as_ref()
+                .is_some_and(text_codes::PassedOn::is_set);
+    }
+
+    /// Appends only the code of the text `line[start..end]`, with an empty
+    /// view, if it has one (and the line has 16 bytes to read it in).
+    #[inline(always)]
+    fn append_code_only(&mut self, line: &[u8], start: usize, end: usize) -> bool {
+        let len = end - start;
+        if len > text_codes::MAX_LEN {
+            return false;
+        }
+        let word = match line.get(start..start + WORD) {
+            Some(word) => u128::from_le_bytes(word.try_into().expect("a word is 16 bytes")),
+            // Near the line's end: the 16 bytes that end with the value.
+            None => match end.checked_sub(WORD) {
+                Some(from) => {
+                    let word = line[from..end].try_into().expect("a word is 16 bytes");
+                    // `len` is at most 15, so the shift is 8 to 128 bits.
+                    u128::from_le_bytes(word)
+                        .checked_shr(8 * (WORD - len) as u32)
+                        .unwrap_or(0)
+                }
+                None => return false,
+            },
+        };
+        let code = text_codes::word_code(word, len);
+        let Some(codes) = self.codes.as_mut().filter(|_| code != text_codes::NO_CODE) else {
+            return false;
+        };
+        codes.push(code);
+        self.views.push(0);
+        self.nulls.append_non_null();
+        self.left_out = true;
+        true
     }
 
     /// Appends the text `line[start..end]`, which the caller has checked to
     /// be UTF-8.
     #[inline]
     pub(super) fn append(&mut self, line: &[u8], start: usize, end: usize) {
+        if self.views.is_empty() {
+            self.start_batch();
+        }
+        if self.leave_text_out && self.append_code_only(line, start, end) {
+            return;
+        }
         let len = end - start;
         if len <= INLINE
             && let Some(word) = line.get(start..start + WORD)
@@ -188,6 +251,9 @@ impl TextViews {
     }
 
     pub(super) fn append_null(&mut self) {
+        if self.views.is_empty() {
+            self.start_batch();
+        }
         // Any code but NO_CODE: a NULL packs (it has no text to lose).
         self.push(|| 0);
         self.views.push(0);
@@ -239,7 +305,8 @@ impl TextViews {
         // buffer of `buffers` and an offset and length within it (a buffer's
         // length fits 32 bits: `finish_block` checks), with its first four
         // bytes as its prefix; the values are UTF-8 (the caller's
-        // promise); a NULL's view is zero.
+        // promise); a NULL's view, and that of a value whose text was left
+        // out, is zero (empty text).
         let array: ArrayRef = Arc::new(unsafe {
             StringViewArray::new_unchecked(ScalarBuffer::from(views), buffers, nulls)
         });
@@ -247,7 +314,11 @@ impl TextViews {
             // Codes also stop when no value had one (text that is not
             // addresses).
             let none = codes.iter().all(|&code| code == text_codes::NO_CODE);
-            text_codes::remember_made(&array, codes)?;
+            match self.passed_on.clone().filter(|_| self.left_out) {
+                Some(passed_on) => text_codes::remember_textless(&array, codes, passed_on)?,
+                None => text_codes::remember_made(&array, codes, self.passed_on.clone())?,
+            }
+            self.left_out = false;
             if !none {
                 self.codes = Some(Vec::with_capacity(self.capacity));
                 if self.for_grouping {

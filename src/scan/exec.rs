@@ -120,8 +120,14 @@ impl FlowLogScanExec {
 
     /// This scan with its decoders making the codes of the text `columns`
     /// as they read them, for a grouping above that packs those columns
-    /// (see [`crate::decode::TextDecoder::with_codes`]).
-    pub(crate) fn with_coded_columns(&self, columns: Vec<String>) -> Result<Self> {
+    /// (see [`crate::decode::TextDecoder::with_codes`]); with `text_unread`,
+    /// leaving out the text of values with a code once the plan passes a
+    /// batch on unread (see [`FlowLogSource::with_coded_columns`]).
+    pub(crate) fn with_coded_columns(
+        &self,
+        columns: Vec<String>,
+        text_unread: bool,
+    ) -> Result<Self> {
         let columns: Arc<[String]> = columns.into();
         let configs = self
             .configs
@@ -131,7 +137,9 @@ impl FlowLogScanExec {
                 // is read as it was.
                 match config.file_source().downcast_ref::<FlowLogSource>() {
                     Some(source) => {
-                        let source = source.clone().with_coded_columns(Arc::clone(&columns));
+                        let source = source
+                            .clone()
+                            .with_coded_columns(Arc::clone(&columns), text_unread);
                         FileScanConfigBuilder::from(config.clone())
                             .with_source(Arc::new(source))
                             .build()
@@ -151,10 +159,14 @@ impl FlowLogScanExec {
 
     /// The text columns the decoders make codes of.
     fn coded_columns(&self) -> &[String] {
+        self.text_source().map_or(&[], FlowLogSource::coded_columns)
+    }
+
+    /// The first root's text source.
+    fn text_source(&self) -> Option<&FlowLogSource> {
         self.configs
             .first()
             .and_then(|config| config.file_source().downcast_ref::<FlowLogSource>())
-            .map_or(&[], FlowLogSource::coded_columns)
     }
 
     /// What the scan reads, for a plan that handles whole objects itself
@@ -210,6 +222,12 @@ impl DisplayAs for FlowLogScanExec {
                 }
                 if !self.coded_columns().is_empty() {
                     write!(f, ", coded=[{}]", self.coded_columns().join(", "))?;
+                    if self
+                        .text_source()
+                        .is_some_and(FlowLogSource::leaves_text_out)
+                    {
+                        write!(f, ", coded_text=left_out_once_passed_on")?;
+                    }
                 }
                 if let Some(predicate) = self.parquet.first().and_then(ParquetReading::predicate) {
                     write!(f, ", parquet_predicate=[{predicate}]")?;

@@ -20,7 +20,9 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::projection::{ProjectionOpener, SplitProjection};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use datafusion::physical_plan::{DisplayFormatType, PhysicalExpr};
 use flate2::write::MultiGzDecoder;
@@ -37,6 +39,7 @@ use crate::error::Error;
 use crate::report::ScanReport;
 use crate::scan::cached::CachedOpener;
 use crate::scan::inflate;
+use crate::text_codes::PassedOn;
 
 /// Bytes read from a local file per step; bounds the text decoded at once.
 const LOCAL_READ_BYTES: usize = 256 * 1024;
@@ -103,18 +106,42 @@ impl FlowLogSource {
     }
 
     /// Makes the codes of `columns` as their values are read (see
-    /// [`TextDecoder::with_codes`]).
-    pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>) -> Self {
-        self.codes = Codes::ForGrouping(columns);
+    /// [`TextDecoder::with_codes`]). With `text_unread` (nothing above reads
+    /// their text but a partial aggregate that has not yet passed a batch
+    /// on), the decoders leave out the text of values with a code once a
+    /// batch is passed on, where this source's projection reads none
+    /// either.
+    pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>, text_unread: bool) -> Self {
+        // A column is passed on as it was read; an expression of one reads it.
+        let projection_reads = self.projection.source.iter().any(|projected| {
+            projected.expr.downcast_ref::<Column>().is_none()
+                && collect_columns(&projected.expr)
+                    .iter()
+                    .any(|column| columns.iter().any(|name| name == column.name()))
+        });
+        let passed_on = (text_unread && !projection_reads).then(PassedOn::default);
+        self.codes = Codes::ForGrouping { columns, passed_on };
         self
     }
 
     /// The text columns the decoder makes codes of.
     pub(crate) fn coded_columns(&self) -> &[String] {
         match &self.codes {
-            Codes::ForGrouping(columns) => columns,
+            Codes::ForGrouping { columns, .. } => columns,
             Codes::None | Codes::ForCache => &[],
         }
+    }
+
+    /// Whether the decoders leave out the text of coded values once a
+    /// batch is passed on.
+    pub(crate) fn leaves_text_out(&self) -> bool {
+        matches!(
+            self.codes,
+            Codes::ForGrouping {
+                passed_on: Some(_),
+                ..
+            }
+        )
     }
 }
 
@@ -136,7 +163,7 @@ impl FileSource for FlowLogSource {
             batch_size: self.batch_size.unwrap_or(8192),
             settings: self.settings.clone(),
             record_filter: Arc::clone(&self.record_filter),
-            codes: self.codes.clone(),
+            codes: self.codes.for_partition(),
             records_read,
         });
         let opener: Arc<dyn FileOpener> = match &self.settings.cache {

@@ -253,7 +253,8 @@ async fn bucketed_aggregation_answers_as_datafusion_does() {
 /// a real tree of mostly distinct pairs; this small tree's pairs repeat
 /// more), it passes the scan's arrays on, and the grouping recalls the
 /// codes the scan's decoder made of them instead of packing the text
-/// again; the answers stay DataFusion's.
+/// again. From then on the decoder leaves out the text of addresses with
+/// codes, where nothing reads it; the answers stay DataFusion's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
     let dir = small_tree();
@@ -272,6 +273,7 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
     for sql in [PAIRS, TOP_K[1].0] {
         let shown = scan_line(physical_plan(&ctx, sql).await);
         assert!(shown.contains("coded=[srcaddr, dstaddr]"), "{sql}: {shown}");
+        assert!(shown.contains("coded_text=left_out"), "{sql}: {shown}");
         assert_same_rows(
             &sorted_rows(&ctx, sql).await,
             &sorted_rows(&reference, sql).await,
@@ -287,6 +289,30 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
             recalled > run.input_rows / 2 && recalled <= packed_rows(&run.metrics),
             "{sql}: {recalled} of {} rows recalled",
             run.input_rows
+        );
+        // Each partition's first recall sets its decoders leaving text out.
+        let textless = metric(&run.metrics, "textless_rows");
+        assert!(
+            textless > run.input_rows / 2 && textless <= recalled,
+            "{sql}: {textless} of {recalled} recalled rows without text"
+        );
+    }
+    // Where the partial aggregate reads an address even as it passes
+    // batches on (an argument), or a join above pairs partitions (so rows
+    // are routed by the hash of their text), the text is read as ever.
+    let argument = "SELECT srcaddr, dstaddr, count(*), max(length(dstaddr)) \
+        FROM vpc_flow_logs GROUP BY 1, 2";
+    let joined = "SELECT p.srcaddr, p.dstaddr, p.n, a.n FROM \
+        (SELECT srcaddr, dstaddr, count(*) AS n FROM vpc_flow_logs GROUP BY 1, 2) p \
+        JOIN (SELECT srcaddr, count(*) AS n FROM vpc_flow_logs GROUP BY 1) a \
+        ON p.srcaddr = a.srcaddr";
+    for sql in [argument, joined] {
+        let shown = scan_line(physical_plan(&ctx, sql).await);
+        assert!(!shown.contains("coded_text"), "{sql}: {shown}");
+        assert_same_rows(
+            &sorted_rows(&ctx, sql).await,
+            &sorted_rows(&reference, sql).await,
+            sql,
         );
     }
     // A filter between the scan and the grouping, or a partial grouping by
