@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, StringBuilder, StringViewArray, UInt64Array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, Buffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
 
@@ -182,13 +182,18 @@ pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, Boole
 /// made from codes (a cached address column read back as text), so the
 /// codes are not made again. The codes are held until recalled or until
 /// a later call finds their column gone: they should own their buffers,
-/// not share a larger one.
-pub(crate) fn remember(column: &ArrayRef, codes: UInt64Array, packed: BooleanBuffer) {
+/// not share a larger one. Their recall sets `passed_on`.
+pub(crate) fn remember(
+    column: &ArrayRef,
+    codes: UInt64Array,
+    packed: BooleanBuffer,
+    passed_on: Option<PassedOn>,
+) {
     debug_assert_eq!(
         pack_column(column.as_ref()).ok(),
         Some((codes.clone(), packed.clone()))
     );
-    keep_for_recall(column, codes, packed, None);
+    keep_for_recall(column, codes, packed, passed_on);
 }
 
 /// Whether `column` was passed up and dropped with its codes still
@@ -220,6 +225,14 @@ pub(crate) fn remember_made(
     );
     keep_for_recall(column, codes, packed, passed_on);
     Ok(())
+}
+
+/// A `Utf8View` column of `len` values with no text (every view empty)
+/// and `nulls`, for [`remember_textless`].
+pub(crate) fn textless_column(len: usize, nulls: Option<NullBuffer>) -> ArrayRef {
+    let views = ScalarBuffer::from(vec![0u128; len]);
+    // SAFETY: a zero view is an inline empty text; no view names a buffer.
+    Arc::new(unsafe { StringViewArray::new_unchecked(views, Vec::new(), nulls) })
 }
 
 /// Remembers codes made of `column`'s values, as [`remember_made`] does,

@@ -37,7 +37,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::common::{HashMap, HashSet};
 
 use crate::narrow_integers::{narrowed, narrower_types, narrowest, narrowest_for, widened};
-use crate::text_codes;
+use crate::text_codes::{self, PassedOn};
 
 /// Whether a data file's column of `stored` type can give a table column
 /// of `table` type.
@@ -502,8 +502,15 @@ pub(super) fn as_read(
     Ok(dictionary.with_values(views))
 }
 
-/// A column as [`as_read`] hands it on, in the table's type.
-pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<ArrayRef, ArrowError> {
+/// A column as [`as_read`] hands it on, in the table's type. Addresses
+/// kept as codes are remembered for a grouping above; with `passed_on`
+/// (a column of such a grouping whose plan reads no text of it once a
+/// batch is passed on) set, they are handed on without text.
+pub(super) fn as_table_column(
+    column: &ArrayRef,
+    table: &DataType,
+    passed_on: Option<&PassedOn>,
+) -> Result<ArrayRef, ArrowError> {
     if column.data_type() == table {
         return Ok(Arc::clone(column));
     }
@@ -514,19 +521,30 @@ pub(super) fn as_table_column(column: &ArrayRef, table: &DataType) -> Result<Arr
         (DataType::Utf8, _) => Ok(Arc::new(text_as_views(column.as_string::<i32>()))),
         (DataType::UInt64, DataType::Utf8View) => {
             let codes = column.as_primitive::<UInt64Type>();
-            let text = text_codes::unpack_column(codes, table)
-                .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
             // A grouping by addresses above the scan finds these codes
             // instead of making them again from the text. Copied: they are
             // a slice of the whole data file, which the memo must not keep.
-            let owned = UInt64Array::new(
-                ScalarBuffer::from(codes.values().to_vec()),
-                codes.nulls().map(|nulls| {
-                    let bits = Buffer::from_slice_ref(nulls.inner().sliced().as_slice());
-                    NullBuffer::new(BooleanBuffer::new(bits, 0, nulls.len()))
-                }),
+            let values = codes.values().to_vec();
+            let nulls = codes.nulls().map(|nulls| {
+                let bits = Buffer::from_slice_ref(nulls.inner().sliced().as_slice());
+                NullBuffer::new(BooleanBuffer::new(bits, 0, nulls.len()))
+            });
+            let to_error =
+                |e: datafusion::common::DataFusionError| ArrowError::ComputeError(e.to_string());
+            if let Some(passed_on) = passed_on.filter(|passed_on| passed_on.is_set()) {
+                let text = text_codes::textless_column(values.len(), nulls);
+                text_codes::remember_textless(&text, values, passed_on.clone())
+                    .map_err(to_error)?;
+                return Ok(text);
+            }
+            let text = text_codes::unpack_column(codes, table).map_err(to_error)?;
+            let owned = UInt64Array::new(ScalarBuffer::from(values), nulls);
+            text_codes::remember(
+                &text,
+                owned,
+                BooleanBuffer::new_set(codes.len()),
+                passed_on.cloned(),
             );
-            text_codes::remember(&text, owned, BooleanBuffer::new_set(codes.len()));
             Ok(text)
         }
         _ => match widened(column, table) {
@@ -661,7 +679,7 @@ mod tests {
         let mut dictionaries = DictionaryViews::default();
         for (batch, expected) in reader.zip(batches) {
             let read = as_read(batch.unwrap().column(0), &mut dictionaries).unwrap();
-            let back = as_table_column(&read, table).unwrap();
+            let back = as_table_column(&read, table, None).unwrap();
             back.to_data().validate_full().unwrap();
             assert_eq!(&back, expected);
         }
@@ -723,7 +741,7 @@ mod tests {
         let (mut keeping, kept) = Keeping::choose(&texts(&first)).unwrap();
         assert!(matches!(keeping, Keeping::Dictionary(_)));
         let testable = keeping.testable(&kept).unwrap().expect("two values");
-        let back = as_table_column(&testable, &DataType::Utf8View).unwrap();
+        let back = as_table_column(&testable, &DataType::Utf8View, None).unwrap();
         assert_eq!(
             cast(&back, &DataType::Utf8View).unwrap().as_ref(),
             texts(&first).as_ref()
@@ -876,7 +894,7 @@ mod tests {
         values[2] = 12345;
         let file = UInt64Array::new(values.into(), file.nulls().cloned());
         let kept: ArrayRef = Arc::new(file.slice(1, 3));
-        let text = as_table_column(&kept, &DataType::Utf8View).unwrap();
+        let text = as_table_column(&kept, &DataType::Utf8View, None).unwrap();
         let expected: StringViewArray = [Some("10.0.0.1"), None, Some("192.168.100.200")]
             .into_iter()
             .collect();

@@ -32,6 +32,7 @@ use datafusion::arrow::ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOpt
 use datafusion::arrow::ipc::{Block, root_as_footer};
 
 use super::column::{DictionaryViews, Keeping, as_read, as_table_column, can_hold};
+use crate::text_codes::PassedOn;
 
 /// The suffix of the file that marks an entry as usable.
 pub(super) const FACTS_SUFFIX: &str = "facts";
@@ -589,13 +590,24 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// The run as a batch of `schema`, the table's types.
-    pub(crate) fn into_batch(self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    /// The run as a batch of `schema`, the table's types; with `coded`,
+    /// the columns a grouping above packs and the flag set once the plan
+    /// passes their batches on unread (see [`as_table_column`]).
+    pub(crate) fn into_batch(
+        self,
+        schema: &SchemaRef,
+        coded: Option<(&[String], &PassedOn)>,
+    ) -> Result<RecordBatch, ArrowError> {
         let columns = self
             .columns
             .iter()
             .zip(schema.fields())
-            .map(|(column, field)| as_table_column(column, field.data_type()))
+            .map(|(column, field)| {
+                let passed_on = coded
+                    .filter(|(columns, _)| columns.contains(field.name()))
+                    .map(|(_, passed_on)| passed_on);
+                as_table_column(column, field.data_type(), passed_on)
+            })
             .collect::<Result<_, _>>()?;
         RecordBatch::try_new_with_options(
             Arc::clone(schema),
@@ -1009,7 +1021,7 @@ mod tests {
             // values, a dictionary's included.
             for (index, testable) in writer.write(batch, |_| true) {
                 let table = schema.field(index).data_type();
-                let values = as_table_column(&testable, table)
+                let values = as_table_column(&testable, table, None)
                     .and_then(|column| datafusion::arrow::compute::cast(&column, table))
                     .unwrap();
                 assert_eq!(
@@ -1061,7 +1073,7 @@ mod tests {
         let mut rows_left = records;
         let mut read = Vec::new();
         while let Some(run) = next_run(&mut files, schema, 1000, &mut rows_left).unwrap() {
-            read.push(run.into_batch(schema).unwrap());
+            read.push(run.into_batch(schema, None).unwrap());
         }
         (read, stored, dictionary_values)
     }

@@ -26,6 +26,7 @@ use futures::{FutureExt, StreamExt};
 
 use crate::cache::ObjectCache;
 use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
+use crate::decode::Codes;
 use crate::decode::record_filter::Matcher;
 use crate::error::Error;
 
@@ -216,8 +217,15 @@ impl EntryReading {
             let passing =
                 keep_passing(&self.tests, &self.schema, run).map_err(|e| e.to_string())?;
             if passing.rows > 0 {
+                let coded = match self.source.codes() {
+                    Codes::ForGrouping {
+                        columns,
+                        passed_on: Some(passed_on),
+                    } => Some((&columns[..], passed_on)),
+                    _ => None,
+                };
                 return passing
-                    .into_batch(&self.schema)
+                    .into_batch(&self.schema, coded)
                     .map(Some)
                     .map_err(|e| e.to_string());
             }

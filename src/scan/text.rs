@@ -289,6 +289,11 @@ impl FlowLogOpener {
         self.batch_size
     }
 
+    /// The codes its decoders make, and for whom.
+    pub(crate) fn codes(&self) -> &Codes {
+        &self.codes
+    }
+
     /// The tests every record read must pass (a pre-filter: see
     /// [`RecordFilter`]).
     pub(crate) fn record_filter(&self) -> &RecordFilter {

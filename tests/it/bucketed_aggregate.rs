@@ -12,7 +12,7 @@ use datafusion::prelude::SessionContext;
 use flowsql::Bucketing;
 use flowsql::internals::Grammar;
 use flowsql::internals::generate::{TreeSpec, generate_tree};
-use flowsql::{SessionOptions, new_context};
+use flowsql::{CacheOptions, SessionOptions, new_context};
 
 use crate::support::*;
 
@@ -93,12 +93,21 @@ const SPILLED: Bucketing = Bucketing {
 };
 
 async fn context(dir: &std::path::Path, bucketing: Option<Bucketing>) -> SessionContext {
-    let options = SessionOptions {
+    cached_context(dir, bucketing, None).await
+}
+
+async fn cached_context(
+    dir: &std::path::Path,
+    bucketing: Option<Bucketing>,
+    cache: Option<CacheOptions>,
+) -> SessionContext {
+    let mut options = SessionOptions {
         // Small batches: many windows from a small tree.
         batch_size: Some(100),
         bucketing,
         ..options(true)
     };
+    options.table.cache = cache;
     new_context(&[dir.to_str().unwrap()], &options)
         .await
         .unwrap()
@@ -326,6 +335,39 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
             &sorted_rows(&ctx, sql).await,
             &sorted_rows(&reference, sql).await,
             sql,
+        );
+    }
+}
+
+/// Read from the local cache, where addresses are kept as codes, a
+/// grouping by addresses gets them without text too, once its partial
+/// aggregate passes batches on; the answers stay DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouping_by_addresses_read_from_the_cache_gets_codes_without_text() {
+    let dir = small_tree();
+    let folder = tempfile::tempdir().unwrap();
+    let reference = context(dir.path(), None).await;
+    let cache = Some(CacheOptions::in_folder(folder.path()));
+    let ctx = cached_context(dir.path(), Some(Bucketing::default()), cache).await;
+    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
+        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
+        ctx.sql(&set).await.unwrap();
+    }
+    for sql in [PAIRS, TOP_K[1].0] {
+        // The first run fills the cache; the text it reads is made whole.
+        let filled = run_bucketed(&ctx, sql).await;
+        let warm = run_bucketed(&ctx, sql).await;
+        assert_eq!(filled.rows, warm.rows, "{sql}");
+        assert_same_rows(
+            &sorted_rows(&ctx, sql).await,
+            &sorted_rows(&reference, sql).await,
+            sql,
+        );
+        let textless = metric(&warm.metrics, "textless_rows");
+        assert!(
+            textless > warm.input_rows / 2 && textless <= metric(&warm.metrics, "recalled_rows"),
+            "{sql}: {textless} of {} rows without text",
+            warm.input_rows
         );
     }
 }
