@@ -171,10 +171,24 @@ impl PassedOn {
 /// ([`remember`]): a scan filling the local cache packs the address
 /// columns of each batch before it passes the batch up, and a grouping by
 /// addresses above it, run by the same poll, packs the same columns again.
+/// Only the grouping's recall sets the [`PassedOn`] the codes were made
+/// with: this one is the scan's own.
 pub(crate) fn pack_and_remember(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
-    let (codes, packed) = pack_or_recall(column)?;
-    keep_for_recall(column, codes.clone(), packed.clone(), None);
-    Ok((codes, packed))
+    match take_remembered(column) {
+        Some((kept, textless)) => {
+            let codes = (kept.codes.clone(), kept.packed.clone());
+            // A textless column's codes stay where any recall finds them.
+            if !textless {
+                keep_for_recall(column, kept.codes, kept.packed, kept.passed_on);
+            }
+            Ok(codes)
+        }
+        None => {
+            let (codes, packed) = pack_column(column.as_ref())?;
+            keep_for_recall(column, codes.clone(), packed.clone(), None);
+            Ok((codes, packed))
+        }
+    }
 }
 
 /// Remembers on this thread, for one [`recall`], that `column`
@@ -346,40 +360,48 @@ fn keep_for_recall(
 }
 
 /// [`pack_column`], or the codes [`recall`] finds.
+#[cfg(test)]
 pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanBuffer)> {
     match recall(column) {
-        Some(codes) => Ok(codes),
+        Some((codes, packed, _)) => Ok((codes, packed)),
         None => pack_column(column.as_ref()),
     }
 }
 
 /// The codes remembered for this very column (then forgotten, unless its
-/// text was left out), if any.
-pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer)> {
-    recall_noting_text(column).map(|(codes, packed, _)| (codes, packed))
+/// text was left out), if any, which rows have one, and whether its coded
+/// values have no text. Sets the [`PassedOn`] they were made with.
+pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, bool)> {
+    let (kept, textless) = take_remembered(column)?;
+    if let Some(passed_on) = &kept.passed_on {
+        passed_on.0.store(true, Ordering::Relaxed);
+    }
+    Some((kept.codes, kept.packed, textless))
 }
 
-/// [`recall`], and whether the column's coded values have no text.
-pub(crate) fn recall_noting_text(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, bool)> {
-    let passed_on = |kept: &Remembered| {
-        if let Some(passed_on) = &kept.passed_on {
-            passed_on.0.store(true, Ordering::Relaxed);
-        }
-    };
+/// What is remembered of this very column, and whether its text was left
+/// out: taken from this thread's codes, or a copy of the textless ones
+/// (then marked recalled).
+fn take_remembered(column: &ArrayRef) -> Option<(Remembered, bool)> {
     let here = REMEMBERED_CODES.with_borrow_mut(|remembered| {
         let at = position(remembered, Arc::as_ptr(column))?;
-        let kept = remembered.remove(at);
-        passed_on(&kept);
-        Some((kept.codes, kept.packed, false))
+        Some(remembered.remove(at))
     });
-    here.or_else(|| {
-        let mut textless = textless_codes();
-        let at = position(&textless, Arc::as_ptr(column))?;
-        let kept = &mut textless[at];
-        kept.recalled = true;
-        passed_on(kept);
-        Some((kept.codes.clone(), kept.packed.clone(), true))
-    })
+    if let Some(kept) = here {
+        return Some((kept, false));
+    }
+    let mut textless = textless_codes();
+    let at = position(&textless, Arc::as_ptr(column))?;
+    let kept = &mut textless[at];
+    kept.recalled = true;
+    let copy = Remembered {
+        column: kept.column.clone(),
+        codes: kept.codes.clone(),
+        packed: kept.packed.clone(),
+        passed_on: kept.passed_on.clone(),
+        recalled: true,
+    };
+    Some((copy, true))
 }
 
 /// Where in `remembered` the column at `column` is. Only that column can
@@ -809,6 +831,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_grouping_s_recall_sets_passed_on() {
+        let column: ArrayRef = Arc::new(StringViewArray::from(vec!["10.0.0.1", "172.16.0.2"]));
+        let made = vec![pack(b"10.0.0.1").unwrap(), pack(b"172.16.0.2").unwrap()];
+        let passed_on = PassedOn::default();
+        remember_made(&column, made, Some(passed_on.clone())).unwrap();
+        // The cache's writer packs the column first, in the scan.
+        let (written, _) = pack_and_remember(&column).unwrap();
+        assert!(!passed_on.is_set());
+        let (recalled, _, textless) = recall(&column).unwrap();
+        assert_eq!(written, recalled);
+        assert!(!textless);
+        assert!(passed_on.is_set());
+    }
+
+    #[test]
     fn codes_of_a_column_without_text_are_recalled_on_any_thread_while_it_lives() {
         let texts = [Some("10.0.0.1"), None, Some("2001:db8::1")];
         let made: Vec<u64> = texts
@@ -832,7 +869,7 @@ mod tests {
         for _ in 0..2 {
             let recalled = std::thread::scope(|scope| {
                 scope
-                    .spawn(|| recall_noting_text(&column).expect("kept"))
+                    .spawn(|| recall(&column).expect("kept"))
                     .join()
                     .unwrap()
             });

@@ -132,7 +132,7 @@ impl KeyPacking {
             // The scan may have made these codes already: its decoder as it
             // read the text, or the cache (filling it, or read from it).
             // Where the decoder left text out, only its codes hold it.
-            let (codes, has_code) = match text_codes::recall_noting_text(&columns[column]) {
+            let (codes, has_code) = match text_codes::recall(&columns[column]) {
                 Some((codes, has_code, textless)) => {
                     if textless && matches!(from, CodesFrom::Scan) {
                         from = CodesFrom::ScanWithoutText;

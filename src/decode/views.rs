@@ -409,7 +409,7 @@ mod tests {
         let mut views = TextViews::with_capacity(4).with_codes(true);
         for words in [&words[..], &words[..1], &words[9..]] {
             let array = batch(&mut views, words);
-            let (codes, packed) = text_codes::recall(&array).expect("codes made");
+            let (codes, packed, _) = text_codes::recall(&array).expect("codes made");
             assert_eq!(
                 (codes, packed),
                 text_codes::pack_column(array.as_ref()).unwrap(),
