@@ -95,7 +95,10 @@ impl PartialAggregateByViewExec {
         })
     }
 
-    fn aggregate(&self) -> &AggregateExec {
+    /// The aggregate it replaces, which runs an input whose views do not
+    /// repeat (and then passes the scan's arrays on once it stops
+    /// aggregating, as anywhere).
+    pub(super) fn aggregate(&self) -> &AggregateExec {
         self.aggregate
             .downcast_ref::<AggregateExec>()
             .expect("built over an AggregateExec")

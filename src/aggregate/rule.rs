@@ -116,7 +116,9 @@ impl PhysicalOptimizerRule for PartialAggregationByView {
 /// `plan` with the scan under it making the codes of `columns` (of
 /// `plan`'s output) as it reads them, where the scan's arrays of them reach
 /// `plan`'s output unchanged: through a partial aggregate (once it stops
-/// aggregating, it passes its keys on) and projections. The grouping above
+/// aggregating, it passes its keys on; one by view hands decoded text,
+/// whose views do not repeat, to such an aggregate after reading its first
+/// batch's views) and projections. The grouping above
 /// then recalls those codes instead of packing the text again; `None`
 /// where no scan is reached so.
 ///
@@ -149,7 +151,11 @@ fn coded_by_scan(
             })
             .collect()
     };
-    let below = if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+    let partial = plan.downcast_ref::<AggregateExec>().or_else(|| {
+        plan.downcast_ref::<PartialAggregateByViewExec>()
+            .map(PartialAggregateByViewExec::aggregate)
+    });
+    let below = if let Some(aggregate) = partial {
         if *aggregate.mode() != AggregateMode::Partial || !aggregate.group_expr().is_single() {
             return Ok(None);
         }

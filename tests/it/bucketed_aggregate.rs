@@ -279,9 +279,19 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
             .one_line()
             .to_string()
     };
-    for sql in [PAIRS, TOP_K[1].0] {
+    // A partial grouping by one key's views hands decoded text, whose
+    // views do not repeat, to DataFusion's partial aggregate.
+    let keys = [
+        (PAIRS, "srcaddr, dstaddr"),
+        (TOP_K[1].0, "srcaddr, dstaddr"),
+        (QUERIES[0], "srcaddr"),
+    ];
+    for (sql, coded) in keys {
         let shown = scan_line(physical_plan(&ctx, sql).await);
-        assert!(shown.contains("coded=[srcaddr, dstaddr]"), "{sql}: {shown}");
+        assert!(
+            shown.contains(&format!("coded=[{coded}]")),
+            "{sql}: {shown}"
+        );
         assert!(shown.contains("coded_text=left_out"), "{sql}: {shown}");
         assert_same_rows(
             &sorted_rows(&ctx, sql).await,
@@ -324,11 +334,11 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
             sql,
         );
     }
-    // A filter between the scan and the grouping, or a partial grouping by
-    // one key's views, makes arrays of its own: the scan makes no codes.
+    // A filter between the scan and the grouping makes arrays of its own:
+    // the scan makes no codes.
     let filtered = "SELECT srcaddr, dstaddr, count(*) FROM vpc_flow_logs \
         WHERE dstport = 22 GROUP BY 1, 2";
-    for sql in [filtered, QUERIES[0]] {
+    for sql in [filtered] {
         let shown = scan_line(physical_plan(&ctx, sql).await);
         assert!(!shown.contains("coded="), "{sql}: {shown}");
         assert_same_rows(
