@@ -80,9 +80,10 @@ fn pack_eight(word: u64, len: usize) -> Option<u64> {
     Some(x)
 }
 
-/// The text whose code is `code`: its bytes (the first `len`).
+/// The text whose code is `code`: its bytes (the first `len`; the bytes
+/// past them are not zero).
 #[inline]
-fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
+pub(crate) fn text_of(code: u64) -> ([u8; 16], usize) {
     let len = (64 - code.leading_zeros() as usize).div_ceil(4);
     let spread = |half: u64| {
         let mut x = half & 0xFFFF_FFFF;
@@ -101,7 +102,7 @@ fn unpack_bytes(code: u64) -> ([u8; 16], usize) {
 /// The text whose code is `code`.
 #[cfg(test)]
 pub(crate) fn unpack(code: u64) -> String {
-    let (bytes, len) = unpack_bytes(code);
+    let (bytes, len) = text_of(code);
     String::from_utf8(bytes[..len].to_vec()).expect("digits and dots")
 }
 
@@ -377,6 +378,50 @@ pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, b
         passed_on.0.store(true, Ordering::Relaxed);
     }
     Some((kept.codes, kept.packed, textless))
+}
+
+/// The codes remembered for this very column, which rows have one, and
+/// whether its coded values have no text, left remembered: for the
+/// cache's writer, which looks at a column's first batch before it keeps
+/// it.
+pub(crate) fn peek(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, bool)> {
+    let copy = |kept: &Remembered| (kept.codes.clone(), kept.packed.clone());
+    let here = REMEMBERED_CODES.with_borrow(|remembered| {
+        position(remembered, Arc::as_ptr(column)).map(|at| copy(&remembered[at]))
+    });
+    if let Some((codes, packed)) = here {
+        return Some((codes, packed, false));
+    }
+    let textless = textless_codes();
+    let at = position(&textless, Arc::as_ptr(column))?;
+    let (codes, packed) = copy(&textless[at]);
+    Some((codes, packed, true))
+}
+
+/// `column` as text to read: itself, or, where its coded values' text
+/// was left out, its text made again from its codes.
+pub(crate) fn readable(column: &ArrayRef) -> Result<ArrayRef> {
+    match peek(column) {
+        Some((codes, _, true)) => {
+            let made = unpack_column(&codes, column.data_type())?;
+            // Values without a code kept their text.
+            let texts = column.as_string_view();
+            let made_texts = made.as_string_view();
+            if codes.iter().all(|code| code != Some(NO_CODE)) {
+                return Ok(made);
+            }
+            let merged: StringViewArray = (0..texts.len())
+                .map(
+                    |row| match codes.is_valid(row) && codes.value(row) != NO_CODE {
+                        true => made_texts.is_valid(row).then(|| made_texts.value(row)),
+                        false => texts.is_valid(row).then(|| texts.value(row)),
+                    },
+                )
+                .collect();
+            Ok(Arc::new(merged))
+        }
+        _ => Ok(Arc::clone(column)),
+    }
 }
 
 /// What is remembered of this very column, and whether its text was left
@@ -746,7 +791,7 @@ pub(crate) fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result
                         // Not a code: an empty view.
                         return 0;
                     }
-                    let (bytes, len) = unpack_bytes(code);
+                    let (bytes, len) = text_of(code);
                     let word = u128::from_le_bytes(bytes);
                     if len <= 12 {
                         let inline = word & ((1u128 << (8 * len)) - 1);
@@ -774,7 +819,7 @@ pub(crate) fn unpack_column(codes: &UInt64Array, data_type: &DataType) -> Result
                 if nulls.as_ref().is_some_and(|nulls| nulls.is_null(row)) {
                     texts.append_null();
                 } else {
-                    let (bytes, len) = unpack_bytes(code);
+                    let (bytes, len) = text_of(code);
                     // SAFETY: digits and dots are ASCII.
                     texts.append_value(unsafe { std::str::from_utf8_unchecked(&bytes[..len]) });
                 }

@@ -96,13 +96,23 @@ impl Keeping {
         // counted by their codes; other text by the encoder, which stops
         // once it has found more than half the sample's size.
         let sample = text.len().min(DICTIONARY_SAMPLE);
-        let head = text.slice(0, sample);
         // Found through the text encoder, the sample's values stay in it;
-        // found through codes, the encoder starts empty.
+        // found through codes, the encoder starts empty. Codes the decoder
+        // made are counted as they are (its text may have been left out).
         let mut encoder = DictionaryEncoder::default();
-        let repeats = match codes_at_most(&head, sample / 2) {
+        let counted = match text_codes::peek(first) {
+            Some((codes, coded, _)) => {
+                distinct_at_most(&codes.slice(0, sample), &coded.slice(0, sample), sample / 2)
+            }
+            None => codes_at_most(&text.slice(0, sample), sample / 2),
+        };
+        let readable = readable(first)?;
+        let text = readable.as_string_view();
+        let repeats = match counted {
             Some(repeats) => repeats,
-            None => encoder.encode_at_most(&head, sample / 2)?.is_some(),
+            None => encoder
+                .encode_at_most(&text.slice(0, sample), sample / 2)?
+                .is_some(),
         };
         if repeats {
             // The sample's values, if the encoder has them, are found
@@ -142,6 +152,7 @@ impl Keeping {
     pub(super) fn keep(&mut self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
         match self {
             Self::Dictionary(encoder) => {
+                let column = readable(column)?;
                 let text = column.as_string_view_opt().ok_or_else(|| {
                     ArrowError::CastError(format!("{} is not text", column.data_type()))
                 })?;
@@ -238,6 +249,12 @@ fn codes_at_most(text: &StringViewArray, most: usize) -> Option<bool> {
         text_codes::pack(first.as_bytes())?;
     }
     let (codes, coded) = text_codes::pack_column(text).ok()?;
+    distinct_at_most(&codes, &coded, most)
+}
+
+/// Whether `codes` hold at most `most` distinct values; `None` if a value
+/// has no code (`coded` unset).
+fn distinct_at_most(codes: &UInt64Array, coded: &BooleanBuffer, most: usize) -> Option<bool> {
     if coded.count_set_bits() != coded.len() {
         return None;
     }
@@ -260,7 +277,12 @@ fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
             return Ok(Arc::new(codes));
         }
     }
-    cast(column, &DataType::Utf8)
+    cast(&readable(column)?, &DataType::Utf8)
+}
+
+/// `column` as text to read (see [`text_codes::readable`]).
+fn readable(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    text_codes::readable(column).map_err(|e| ArrowError::ComputeError(e.to_string()))
 }
 
 /// Builds one dictionary for a column over all of an object's batches:
@@ -646,14 +668,19 @@ mod tests {
     /// Writes `batches` of one column as a data file does, reads them back
     /// through the reader's steps, and checks every value.
     fn round_trip(table: &DataType, batches: &[ArrayRef]) -> DataType {
+        round_trip_as(table, batches, batches)
+    }
+
+    /// [`round_trip`] of `written`, which must read back as `batches`.
+    fn round_trip_as(table: &DataType, written: &[ArrayRef], batches: &[ArrayRef]) -> DataType {
         use datafusion::arrow::array::RecordBatch;
         use datafusion::arrow::datatypes::{Field, Schema};
         use datafusion::arrow::ipc::reader::FileReader;
         use datafusion::arrow::ipc::writer::{DictionaryHandling, FileWriter, IpcWriteOptions};
 
-        let (mut keeping, first) = Keeping::choose(&batches[0]).unwrap();
+        let (mut keeping, first) = Keeping::choose(&written[0]).unwrap();
         let mut kept = vec![first];
-        for batch in &batches[1..] {
+        for batch in &written[1..] {
             kept.push(keeping.keep(batch).unwrap());
         }
         let all: Vec<&ArrayRef> = kept.iter().collect();
@@ -732,6 +759,45 @@ mod tests {
             round_trip(&DataType::Utf8View, &[texts(&many)]),
             dictionary(DataType::UInt16)
         );
+    }
+
+    #[test]
+    fn text_left_out_by_the_decoder_is_kept_from_its_codes() {
+        let repeating: Vec<String> = (0..400)
+            .map(|i| format!("10.0.{}.{}", i % 3, i % 7))
+            .collect();
+        let distinct: Vec<String> = (0..400)
+            .map(|i| format!("172.16.{}.{}", i / 256, i % 256))
+            .collect();
+        let dictionary = DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8));
+        for (values, stored) in [(repeating, dictionary), (distinct, DataType::UInt64)] {
+            let values: Vec<Option<&str>> = values
+                .iter()
+                .map(|value| Some(value.as_str()))
+                .chain([None])
+                .collect();
+            let halves = [texts(&values[..200]), texts(&values[200..])];
+            // As the decoder hands them on: empty views, codes remembered.
+            let textless: Vec<ArrayRef> = halves
+                .iter()
+                .map(|half| {
+                    let codes = half
+                        .as_string_view()
+                        .iter()
+                        .map(|text| {
+                            text.map_or(0, |text| text_codes::pack(text.as_bytes()).unwrap())
+                        })
+                        .collect();
+                    let column = text_codes::textless_column(half.len(), half.nulls().cloned());
+                    text_codes::remember_textless(&column, codes, PassedOn::default()).unwrap();
+                    column
+                })
+                .collect();
+            assert_eq!(
+                round_trip_as(&DataType::Utf8View, &textless, &halves),
+                stored
+            );
+        }
     }
 
     #[test]

@@ -81,8 +81,13 @@ pub(crate) enum Codes {
         passed_on: Option<PassedOn>,
     },
     /// Every text column, for the cache's writer, which keeps the
-    /// addresses as codes (and remembers them for a grouping above).
-    ForCache,
+    /// addresses as codes (and remembers them for a grouping above). With
+    /// `grouping`, the columns a grouping above packs and their
+    /// [`PassedOn`]: their text is left out as for `ForGrouping`, in
+    /// batches whose every value has a code.
+    ForCache {
+        grouping: Option<(Arc<[String]>, PassedOn)>,
+    },
 }
 
 impl Codes {
@@ -96,6 +101,19 @@ impl Codes {
             },
             other => other.clone(),
         }
+    }
+
+    /// For a read that fills the cache: every text column's codes, and
+    /// the text left out as these codes leave it.
+    pub(crate) fn for_cache(&self) -> Self {
+        let grouping = match self {
+            Self::ForGrouping {
+                columns,
+                passed_on: Some(passed_on),
+            } => Some((Arc::clone(columns), passed_on.clone())),
+            _ => None,
+        };
+        Self::ForCache { grouping }
     }
 }
 
@@ -482,7 +500,7 @@ pub(crate) mod tests {
         // Every text column for the cache, while its values have codes:
         // `action` stops at its first value.
         assert_eq!(
-            remembered_codes(Codes::ForCache),
+            remembered_codes(Codes::ForCache { grouping: None }),
             [(true, false), (true, false), (true, false)]
         );
         // For a grouping, the columns it asks for, which it recalls here;
@@ -577,6 +595,75 @@ pub(crate) mod tests {
             assert_eq!(read[1], words[1], "text not coded is read as ever");
             assert!(passed_on.is_set());
         }
+    }
+
+    #[test]
+    fn a_fill_leaves_text_out_only_of_batches_whose_every_value_has_a_code() {
+        // Lines of at least 16 bytes: a value is read 16 bytes at a time.
+        let text = b"srcaddr action\n10.0.0.1 ACCEPT\n10.0.0.2 ACCEPT\n\
+            172.16.100.200 ACCEPT\n10.0.0.4 REJECTED\n192.168.100.200 ACCEPT\n\
+            2001:db8::1 ACCEPT\n10.0.0.7 ACCEPT\n10.0.0.8 ACCEPT\n";
+        let passed_on = crate::text_codes::PassedOn::default();
+        let grouping = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string()]),
+            passed_on: Some(passed_on.clone()),
+        };
+        let s = schema(&[("srcaddr", DataType::Utf8View)]);
+        let mut decoder =
+            TextDecoder::new(s, 2, Box::new(Collect::default())).with_codes(grouping.for_cache());
+        let mut seen = Vec::new();
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            decoder.feed(line).unwrap();
+            while let Some(batch) = decoder.next_batch() {
+                let column = batch.column(0);
+                let read: Vec<String> = column
+                    .as_string_view()
+                    .iter()
+                    .map(|text| text.unwrap().to_string())
+                    .collect();
+                let readable: Vec<String> = crate::text_codes::readable(column)
+                    .unwrap()
+                    .as_string_view()
+                    .iter()
+                    .map(|text| text.unwrap().to_string())
+                    .collect();
+                // The cache's writer packs first; then the grouping.
+                let written = crate::text_codes::pack_and_remember(column).unwrap();
+                let recalled = crate::text_codes::recall(column);
+                if let Some((codes, packed, _)) = &recalled {
+                    assert_eq!((codes, packed), (&written.0, &written.1));
+                }
+                seen.push((read, readable, recalled.map(|(.., textless)| textless)));
+            }
+        }
+        let texts = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let empty = texts(&["", ""]);
+        assert_eq!(
+            seen,
+            [
+                // Before the grouping recalls any codes: text.
+                (
+                    texts(&["10.0.0.1", "10.0.0.2"]),
+                    texts(&["10.0.0.1", "10.0.0.2"]),
+                    Some(false)
+                ),
+                // Every value has a code: left out.
+                (empty, texts(&["172.16.100.200", "10.0.0.4"]), Some(true)),
+                // A value without a code: the text left out is put back,
+                // and codes stop for the rest of the object (the writer
+                // packs the text).
+                (
+                    texts(&["192.168.100.200", "2001:db8::1"]),
+                    texts(&["192.168.100.200", "2001:db8::1"]),
+                    Some(false)
+                ),
+                (
+                    texts(&["10.0.0.7", "10.0.0.8"]),
+                    texts(&["10.0.0.7", "10.0.0.8"]),
+                    Some(false)
+                ),
+            ]
+        );
     }
 
     #[test]

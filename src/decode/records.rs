@@ -51,7 +51,12 @@ impl ColumnBuilder {
                         ..
                     } => views.with_codes(true).leaving_text_out(passed_on.clone()),
                     Codes::ForGrouping { .. } => views.with_codes(true),
-                    Codes::ForCache => views.with_codes(false),
+                    Codes::ForCache {
+                        grouping: Some((columns, passed_on)),
+                    } if columns.contains(field.name()) => {
+                        views.with_codes(false).leaving_text_out(passed_on.clone())
+                    }
+                    Codes::ForCache { .. } => views.with_codes(false),
                 })
             }
             other => {

@@ -115,9 +115,43 @@ impl TextViews {
             let code = code();
             codes.push(code);
             if code == text_codes::NO_CODE && !for_grouping {
-                self.codes = None;
+                self.stop_codes();
             }
         }
+    }
+
+    /// For the cache's writer, codes stop at a value without one: the
+    /// text left out of this batch's values is put back first, from their
+    /// codes, so the column is whole text again.
+    #[cold]
+    fn stop_codes(&mut self) {
+        let codes = self.codes.take().unwrap_or_default();
+        if self.left_out {
+            // The value being appended may have its code and no view yet.
+            for (row, &code) in codes.iter().enumerate().take(self.views.len()) {
+                // An empty view with a code: text left out (a null's or
+                // an empty text's code gives its own empty view back).
+                if self.views[row] == 0 && code != text_codes::NO_CODE {
+                    self.views[row] = self.view_of_code(code);
+                }
+            }
+            self.left_out = false;
+        }
+        self.leave_text_out = false;
+    }
+
+    /// The view of the text whose code is `code`, its bytes stored in the
+    /// buffer in progress if it is longer than a view holds.
+    fn view_of_code(&mut self, code: u64) -> u128 {
+        let (bytes, len) = text_codes::text_of(code);
+        if len <= INLINE {
+            // `len` is at most 12: the shift is less than 128.
+            let value = u128::from_le_bytes(bytes) & ((1u128 << (8 * len)) - 1);
+            return len as u128 | value << 32;
+        }
+        let offset = self.room_for(len);
+        self.in_progress.extend_from_slice(&bytes[..len]);
+        self.long_view(&bytes[..len], offset)
     }
 
     /// Where this value's code goes, while codes are made.

@@ -119,7 +119,12 @@ impl FlowLogSource {
                     .iter()
                     .any(|column| columns.iter().any(|name| name == column.name()))
         });
-        let passed_on = (text_unread && !projection_reads).then(PassedOn::default);
+        // A fill filters its batches after the decoder (see
+        // `scan::cached`): views left out would be copied, not recalled.
+        // Any record filter has a filter above it, so no codes are asked
+        // for; this is only a guard.
+        let filtered = !self.record_filter.is_empty();
+        let passed_on = (text_unread && !projection_reads && !filtered).then(PassedOn::default);
         self.codes = Codes::ForGrouping { columns, passed_on };
         self
     }
@@ -128,7 +133,7 @@ impl FlowLogSource {
     pub(crate) fn coded_columns(&self) -> &[String] {
         match &self.codes {
             Codes::ForGrouping { columns, .. } => columns,
-            Codes::None | Codes::ForCache => &[],
+            Codes::None | Codes::ForCache { .. } => &[],
         }
     }
 
@@ -323,7 +328,7 @@ impl FlowLogOpener {
         let batch_size = self.batch_size;
         let settings = self.settings.clone();
         let (record_filter, codes) = match findings {
-            Some(_) => (Arc::default(), Codes::ForCache),
+            Some(_) => (Arc::default(), self.codes.for_cache()),
             None => (Arc::clone(&self.record_filter), self.codes.clone()),
         };
         let records_read = self.records_read.clone();
