@@ -156,14 +156,33 @@ static TEXTLESS_CODES: Mutex<Vec<Remembered>> = Mutex::new(Vec::new());
 /// partition's decoder made with it: the plan between them passes that
 /// partition's batches on unread from then on (a partial aggregate under
 /// the grouping that stops aggregating does so for good), and the decoder
-/// may leave out the text of the values that have codes.
+/// may leave out the text of the values that have codes, unless another
+/// key of the grouping has none (its rows are then aggregated as text).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PassedOn(Arc<AtomicBool>);
+pub(crate) struct PassedOn(Arc<PassedOnFlags>);
+
+#[derive(Debug, Default)]
+struct PassedOnFlags {
+    recalled: AtomicBool,
+    key_without_codes: AtomicBool,
+}
 
 impl PassedOn {
     /// Whether a grouping has recalled codes made with this.
     pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.recalled.load(Ordering::Relaxed)
+    }
+
+    /// Notes that a batch of one of the grouping's keys had no code at
+    /// all (text that is not addresses): its rows will not be packed, and
+    /// text left out of the other keys would have to be made again.
+    pub(crate) fn found_key_without_codes(&self) {
+        self.0.key_without_codes.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the text of coded values may be left out now.
+    pub(crate) fn leaves_text_out(&self) -> bool {
+        self.is_set() && !self.0.key_without_codes.load(Ordering::Relaxed)
     }
 }
 
@@ -375,7 +394,7 @@ pub(crate) fn pack_or_recall(column: &ArrayRef) -> Result<(UInt64Array, BooleanB
 pub(crate) fn recall(column: &ArrayRef) -> Option<(UInt64Array, BooleanBuffer, bool)> {
     let (kept, textless) = take_remembered(column)?;
     if let Some(passed_on) = &kept.passed_on {
-        passed_on.0.store(true, Ordering::Relaxed);
+        passed_on.0.recalled.store(true, Ordering::Relaxed);
     }
     Some((kept.codes, kept.packed, textless))
 }
@@ -436,6 +455,8 @@ fn take_remembered(column: &ArrayRef) -> Option<(Remembered, bool)> {
         return Some((kept, false));
     }
     let mut textless = textless_codes();
+    // Codes of columns gone are let go (`column` is alive).
+    textless.retain(|kept| kept.column.strong_count() > 0);
     let at = position(&textless, Arc::as_ptr(column))?;
     let kept = &mut textless[at];
     kept.recalled = true;

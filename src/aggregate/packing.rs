@@ -49,13 +49,12 @@ impl fmt::Debug for KeyPacking {
 }
 
 /// Where a batch's codes came from.
-pub(crate) enum CodesFrom {
-    /// Packed here, from the text, for at least one column.
-    Packing,
-    /// Made by the scan, for every column ([`text_codes::recall`]).
-    Scan,
-    /// Made by the scan, which left out the text of some coded values.
-    ScanWithoutText,
+pub(crate) struct CodesFrom {
+    /// Made by the scan for every column ([`text_codes::recall`]), none
+    /// packed here from the text.
+    pub(crate) scan: bool,
+    /// The scan left out the text of some column's coded values.
+    pub(crate) textless: bool,
 }
 
 /// Which of a batch's rows go to the packed buckets.
@@ -127,20 +126,21 @@ impl KeyPacking {
     pub(crate) fn pack(&self, batch: &RecordBatch) -> Result<(RecordBatch, PackedRows, CodesFrom)> {
         let mut columns = batch.columns().to_vec();
         let mut packed: Option<BooleanBuffer> = None;
-        let mut from = CodesFrom::Scan;
+        let mut from = CodesFrom {
+            scan: true,
+            textless: false,
+        };
         for &column in &self.columns {
             // The scan may have made these codes already: its decoder as it
             // read the text, or the cache (filling it, or read from it).
             // Where the decoder left text out, only its codes hold it.
             let (codes, has_code) = match text_codes::recall(&columns[column]) {
                 Some((codes, has_code, textless)) => {
-                    if textless && matches!(from, CodesFrom::Scan) {
-                        from = CodesFrom::ScanWithoutText;
-                    }
+                    from.textless |= textless;
                     (codes, has_code)
                 }
                 None => {
-                    from = CodesFrom::Packing;
+                    from.scan = false;
                     text_codes::pack_column(columns[column].as_ref())?
                 }
             };

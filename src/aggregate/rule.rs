@@ -174,8 +174,9 @@ fn coded_by_scan(
                 aggregate.expressions().into_iter().chain(ordering.cloned())
             });
             let filters = aggregate.filter_expr().iter().flatten().cloned();
+            let keys = group_by.iter().map(|(expr, alias)| (expr, alias.as_str()));
             text_unread &= !arguments.chain(filters).any(|expr| reads(&expr, below))
-                && !computed_from(group_by.iter().map(|(expr, _)| expr), below);
+                && !read_otherwise(keys, below, &columns);
         }
         below
     } else if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
@@ -187,7 +188,10 @@ fn coded_by_scan(
                 .collect(),
         );
         if let Some(below) = &below {
-            text_unread &= !computed_from(exprs.iter().map(|projected| &projected.expr), below);
+            let projected = exprs
+                .iter()
+                .map(|projected| (&projected.expr, projected.alias.as_str()));
+            text_unread &= !read_otherwise(projected, below, &columns);
         }
         below
     } else {
@@ -210,15 +214,20 @@ fn reads(expr: &Arc<dyn PhysicalExpr>, columns: &[String]) -> bool {
         .any(|column| columns.iter().any(|name| name == column.name()))
 }
 
-/// Whether one of `exprs` is computed from one of the input columns named
-/// `columns` (one that is such a column passes it on as it is).
-fn computed_from<'a>(
-    exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>,
-    columns: &[String],
+/// Whether one of a node's outputs (`exprs` with their names) reads one of
+/// the input columns named `inputs` other than as one of the coded outputs
+/// `coded`, each of which passes such a column on as it is: an expression
+/// of it, or the same column under another name, which the nodes above
+/// may read as text.
+fn read_otherwise<'a>(
+    exprs: impl IntoIterator<Item = (&'a Arc<dyn PhysicalExpr>, &'a str)>,
+    inputs: &[String],
+    coded: &[String],
 ) -> bool {
-    exprs
-        .into_iter()
-        .any(|expr| expr.downcast_ref::<Column>().is_none() && reads(expr, columns))
+    exprs.into_iter().any(|(expr, name)| {
+        let passed_on = expr.downcast_ref::<Column>().is_some() && coded.iter().any(|c| c == name);
+        !passed_on && reads(expr, inputs)
+    })
 }
 
 /// Where `node` is a TopK (a sort with a fetch) whose first key is a column

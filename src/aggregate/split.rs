@@ -125,7 +125,7 @@ impl Splitter {
         let mut held = Vec::new();
         let mut rounds = Vec::new();
         let mut hashes = Vec::new();
-        while let Some(batch) = input.try_next().await? {
+        while let Some(mut batch) = input.try_next().await? {
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -133,12 +133,17 @@ impl Splitter {
             let packed = match &self.packing {
                 Some(packing) => {
                     let (packed_batch, rows, codes) = packing.pack(&batch)?;
-                    match codes {
-                        CodesFrom::Packing => {}
-                        CodesFrom::Scan => self.recalled_rows.add(batch.num_rows()),
-                        CodesFrom::ScanWithoutText => {
-                            self.recalled_rows.add(batch.num_rows());
-                            self.textless_rows.add(batch.num_rows());
+                    let CodesFrom { scan, textless } = codes;
+                    if scan {
+                        self.recalled_rows.add(batch.num_rows());
+                    }
+                    if textless {
+                        self.textless_rows.add(batch.num_rows());
+                        // Rows not packed (a key without a code) are split
+                        // and aggregated as text: the text left out of
+                        // their coded keys is made again.
+                        if !matches!(rows, PackedRows::All) {
+                            batch = Self::with_text(&batch)?;
                         }
                     }
                     self.packed_rows.add(match &rows {
@@ -179,6 +184,16 @@ impl Splitter {
             rounds,
             _reservation: self.reservation,
         })
+    }
+
+    /// `batch` with the text its decoder left out made again from the codes.
+    fn with_text(batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(crate::text_codes::readable)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
     /// Puts the window's text rows and its packed rows in bucket order,

@@ -553,7 +553,7 @@ pub(super) fn as_table_column(
             });
             let to_error =
                 |e: datafusion::common::DataFusionError| ArrowError::ComputeError(e.to_string());
-            if let Some(passed_on) = passed_on.filter(|passed_on| passed_on.is_set()) {
+            if let Some(passed_on) = passed_on.filter(|passed_on| passed_on.leaves_text_out()) {
                 let text = text_codes::textless_column(values.len(), nulls);
                 text_codes::remember_textless(&text, values, passed_on.clone())
                     .map_err(to_error)?;

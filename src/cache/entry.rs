@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
 use datafusion::arrow::buffer::Buffer;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::convert::fb_to_schema;
 use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
@@ -606,6 +606,13 @@ impl Run {
                 let passed_on = coded
                     .filter(|(columns, _)| columns.contains(field.name()))
                     .map(|(_, passed_on)| passed_on);
+                // A key kept as other than codes (text that is not
+                // addresses) has rows that will not be packed.
+                if let Some(passed_on) = passed_on
+                    && column.data_type() != &DataType::UInt64
+                {
+                    passed_on.found_key_without_codes();
+                }
                 as_table_column(column, field.data_type(), passed_on)
             })
             .collect::<Result<_, _>>()?;

@@ -126,6 +126,12 @@ impl TextViews {
     #[cold]
     fn stop_codes(&mut self) {
         let codes = self.codes.take().unwrap_or_default();
+        // No value so far had a code: text that is not addresses.
+        if let Some(passed_on) = &self.passed_on
+            && codes.iter().all(|&code| code == text_codes::NO_CODE)
+        {
+            passed_on.found_key_without_codes();
+        }
         if self.left_out {
             // The value being appended may have its code and no view yet.
             for (row, &code) in codes.iter().enumerate().take(self.views.len()) {
@@ -178,7 +184,7 @@ impl TextViews {
             && self
                 .passed_on
                 .as_ref()
-                .is_some_and(text_codes::PassedOn::is_set);
+                .is_some_and(text_codes::PassedOn::leaves_text_out);
     }
 
     /// Appends only the code of the text `line[start..end]`, with an empty
@@ -348,6 +354,9 @@ impl TextViews {
             // Codes also stop when no value had one (text that is not
             // addresses).
             let none = codes.iter().all(|&code| code == text_codes::NO_CODE);
+            if none && let Some(passed_on) = &self.passed_on {
+                passed_on.found_key_without_codes();
+            }
             match self.passed_on.clone().filter(|_| self.left_out) {
                 Some(passed_on) => text_codes::remember_textless(&array, codes, passed_on)?,
                 None => text_codes::remember_made(&array, codes, self.passed_on.clone())?,

@@ -112,9 +112,13 @@ impl FlowLogSource {
     /// batch is passed on, where this source's projection reads none
     /// either.
     pub(crate) fn with_coded_columns(mut self, columns: Arc<[String]>, text_unread: bool) -> Self {
-        // A column is passed on as it was read; an expression of one reads it.
+        // A coded column is passed on as it was read, under its own name;
+        // an expression of one, or the same column under another name,
+        // may be read as text above.
         let projection_reads = self.projection.source.iter().any(|projected| {
-            projected.expr.downcast_ref::<Column>().is_none()
+            let passed_on = projected.expr.downcast_ref::<Column>().is_some()
+                && columns.contains(&projected.alias);
+            !passed_on
                 && collect_columns(&projected.expr)
                     .iter()
                     .any(|column| columns.iter().any(|name| name == column.name()))

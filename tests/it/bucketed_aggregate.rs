@@ -317,15 +317,18 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
         );
     }
     // Where the partial aggregate reads an address even as it passes
-    // batches on (an argument), or a join above pairs partitions (so rows
-    // are routed by the hash of their text), the text is read as ever.
+    // batches on (an argument, or the same column under another name), or
+    // a join above pairs partitions (so rows are routed by the hash of
+    // their text), the text is read as ever.
     let argument = "SELECT srcaddr, dstaddr, count(*), max(length(dstaddr)) \
         FROM vpc_flow_logs GROUP BY 1, 2";
+    let renamed = "SELECT a, min(b), count(*) FROM \
+        (SELECT srcaddr AS a, srcaddr AS b FROM vpc_flow_logs) GROUP BY a";
     let joined = "SELECT p.srcaddr, p.dstaddr, p.n, a.n FROM \
         (SELECT srcaddr, dstaddr, count(*) AS n FROM vpc_flow_logs GROUP BY 1, 2) p \
         JOIN (SELECT srcaddr, count(*) AS n FROM vpc_flow_logs GROUP BY 1) a \
         ON p.srcaddr = a.srcaddr";
-    for sql in [argument, joined] {
+    for sql in [argument, renamed, joined] {
         let shown = scan_line(physical_plan(&ctx, sql).await);
         assert!(!shown.contains("coded_text"), "{sql}: {shown}");
         assert_same_rows(
@@ -334,6 +337,23 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
             sql,
         );
     }
+    // With a key that has no code, rows are not packed but split and
+    // aggregated as text: once a batch of such a key shows no code, the
+    // addresses' text is kept (and any left out would be made again).
+    let with_action =
+        "SELECT srcaddr, action, count(*), sum(bytes) FROM vpc_flow_logs GROUP BY 1, 2";
+    let shown = scan_line(physical_plan(&ctx, with_action).await);
+    assert!(
+        shown.contains("coded_text=left_out"),
+        "{with_action}: {shown}"
+    );
+    let run = run_bucketed(&ctx, with_action).await;
+    assert_eq!(metric(&run.metrics, "textless_rows"), 0, "{with_action}");
+    assert_same_rows(
+        &sorted_rows(&ctx, with_action).await,
+        &sorted_rows(&reference, with_action).await,
+        with_action,
+    );
     // A filter between the scan and the grouping makes arrays of its own:
     // the scan makes no codes.
     let filtered = "SELECT srcaddr, dstaddr, count(*) FROM vpc_flow_logs \
@@ -387,6 +407,59 @@ async fn a_grouping_by_addresses_read_from_the_cache_gets_codes_without_text() {
             warm.input_rows
         );
     }
+}
+
+/// Where one key of a row has no code (an IPv6 destination) and the other's
+/// text was left out, the row is split as text, with that text made again
+/// from its codes; the answers stay DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_with_a_key_without_code_get_back_the_text_left_out_of_the_other() {
+    use std::io::{Read, Write};
+    let dir = small_tree();
+    // Every third record's destination becomes an IPv6 address.
+    for path in walk(dir.path()) {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let dstaddr = header.split(' ').position(|f| f == "dstaddr").unwrap();
+        let mut changed = format!("{header}\n");
+        for (n, line) in lines.enumerate() {
+            let mut fields: Vec<String> = line.split(' ').map(str::to_string).collect();
+            if n % 3 == 0 {
+                fields[dstaddr] = format!("2001:db8::{:x}", n % 50);
+            }
+            changed.push_str(&fields.join(" "));
+            changed.push('\n');
+        }
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(changed.as_bytes()).unwrap();
+        gz.finish().unwrap();
+    }
+    let reference = context(dir.path(), None).await;
+    let ctx = context(dir.path(), Some(Bucketing::default())).await;
+    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
+        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
+        ctx.sql(&set).await.unwrap();
+    }
+    let run = run_bucketed(&ctx, PAIRS).await;
+    let packed = packed_rows(&run.metrics);
+    let textless = metric(&run.metrics, "textless_rows");
+    assert!(
+        packed < run.input_rows && textless > run.input_rows / 2,
+        "{packed} packed and {textless} without text of {} rows",
+        run.input_rows
+    );
+    assert_same_rows(
+        &sorted_rows(&ctx, PAIRS).await,
+        &sorted_rows(&reference, PAIRS).await,
+        PAIRS,
+    );
 }
 
 /// Rows the bucketed aggregate split with packed keys.
