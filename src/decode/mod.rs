@@ -667,6 +667,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_key_with_no_code_but_nulls_keeps_the_other_keys_text() {
+        // `action`'s values have no code; its `-` is a NULL, which packs.
+        let text = b"srcaddr action\n10.0.0.1 ACCEPT\n10.0.0.2 -\n";
+        let passed_on = crate::text_codes::PassedOn::default();
+        let codes = Codes::ForGrouping {
+            columns: Arc::new(["srcaddr".to_string(), "action".to_string()]),
+            passed_on: Some(passed_on.clone()),
+        };
+        let s = schema(&[
+            ("srcaddr", DataType::Utf8View),
+            ("action", DataType::Utf8View),
+        ]);
+        let mut decoder = TextDecoder::new(s, 2, Box::new(Collect::default())).with_codes(codes);
+        decoder.feed(text).unwrap();
+        decoder.finish().unwrap();
+        let batch = decoder.next_batch().unwrap();
+        assert!(crate::text_codes::recall(batch.column(0)).is_some());
+        assert!(passed_on.is_set());
+        assert!(!passed_on.leaves_text_out());
+    }
+
+    #[test]
     fn text_is_kept_while_no_batch_is_passed_on() {
         let text = b"srcaddr\n10.0.0.1\n10.0.0.2\n10.0.0.3\n";
         let passed_on = crate::text_codes::PassedOn::default();

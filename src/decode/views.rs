@@ -354,7 +354,15 @@ impl TextViews {
             // Codes also stop when no value had one (text that is not
             // addresses).
             let none = codes.iter().all(|&code| code == text_codes::NO_CODE);
-            if none && let Some(passed_on) = &self.passed_on {
+            // A key none of whose values has a code, nulls aside (an
+            // action's `-`): its rows will not be packed.
+            if let Some(passed_on) = &self.passed_on
+                && codes.contains(&text_codes::NO_CODE)
+                && codes
+                    .iter()
+                    .enumerate()
+                    .all(|(row, &code)| code == text_codes::NO_CODE || array.is_null(row))
+            {
                 passed_on.found_key_without_codes();
             }
             match self.passed_on.clone().filter(|_| self.left_out) {
