@@ -111,7 +111,7 @@ impl TextViews {
     #[inline(always)]
     fn push(&mut self, code: impl FnOnce() -> u64) {
         let for_grouping = self.for_grouping;
-        if let Some(codes) = self.codes() {
+        if let Some(codes) = self.codes.as_mut() {
             let code = code();
             codes.push(code);
             if code == text_codes::NO_CODE && !for_grouping {
@@ -158,12 +158,6 @@ impl TextViews {
         let offset = self.room_for(len);
         self.in_progress.extend_from_slice(&bytes[..len]);
         self.long_view(&bytes[..len], offset)
-    }
-
-    /// Where this value's code goes, while codes are made.
-    #[inline(always)]
-    fn codes(&mut self) -> Option<&mut Vec<u64>> {
-        self.codes.as_mut()
     }
 
     /// At a batch's first value. Codes stop, for the rest of this object,

@@ -269,10 +269,7 @@ async fn a_grouping_by_addresses_recalls_the_codes_its_scan_made() {
     let dir = small_tree();
     let reference = context(dir.path(), None).await;
     let ctx = context(dir.path(), Some(Bucketing::default())).await;
-    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
-        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
-        ctx.sql(&set).await.unwrap();
-    }
+    stop_partial_aggregation_early(&ctx).await;
     let scan_line = |plan: Arc<dyn ExecutionPlan>| {
         let scan = find_node(&plan, "FlowLogScanExec").unwrap();
         datafusion::physical_plan::displayable(scan.as_ref())
@@ -380,10 +377,7 @@ async fn a_grouping_by_addresses_read_from_the_cache_gets_codes_without_text() {
     let reference = context(dir.path(), None).await;
     let cache = Some(CacheOptions::in_folder(folder.path()));
     let ctx = cached_context(dir.path(), Some(Bucketing::default()), cache).await;
-    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
-        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
-        ctx.sql(&set).await.unwrap();
-    }
+    stop_partial_aggregation_early(&ctx).await;
     for sql in [PAIRS, TOP_K[1].0] {
         let filled = run_bucketed(&ctx, sql).await;
         let warm = run_bucketed(&ctx, sql).await;
@@ -443,10 +437,7 @@ async fn rows_with_a_key_without_code_get_back_the_text_left_out_of_the_other() 
     }
     let reference = context(dir.path(), None).await;
     let ctx = context(dir.path(), Some(Bucketing::default())).await;
-    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
-        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
-        ctx.sql(&set).await.unwrap();
-    }
+    stop_partial_aggregation_early(&ctx).await;
     let run = run_bucketed(&ctx, PAIRS).await;
     let packed = packed_rows(&run.metrics);
     let textless = metric(&run.metrics, "textless_rows");
@@ -460,6 +451,15 @@ async fn rows_with_a_key_without_code_get_back_the_text_left_out_of_the_other() 
         &sorted_rows(&reference, PAIRS).await,
         PAIRS,
     );
+}
+
+/// Has the partial aggregate stop aggregating after its first 100 rows,
+/// as it does past 100,000 on a real tree of mostly distinct pairs.
+async fn stop_partial_aggregation_early(ctx: &SessionContext) {
+    for setting in ["probe_rows_threshold = 100", "probe_ratio_threshold = 0.1"] {
+        let set = format!("SET datafusion.execution.skip_partial_aggregation_{setting}");
+        ctx.sql(&set).await.unwrap();
+    }
 }
 
 /// Rows the bucketed aggregate split with packed keys.
