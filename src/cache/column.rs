@@ -298,6 +298,10 @@ pub(super) struct DictionaryEncoder {
     /// its words) and its key, looked at before `by_words`: a column's
     /// few values are then found without a hash table's probing.
     recent: Vec<(Words, i32)>,
+    /// The last value of at most 12 bytes met in each of [`SHORT_SLOTS`]
+    /// slots (by a hash of its view), by its view, and its key: looked at
+    /// first, a single comparison per record.
+    short: Vec<(u128, i32)>,
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
     /// The values' offsets in `bytes` (starting at 0).
@@ -383,10 +387,27 @@ impl DictionaryEncoder {
             // No value has these words: a view's length is at most 12.
             self.recent = vec![((u128::MAX, 0, 0), 0); RECENT_SLOTS];
         }
+        if self.short.is_empty() {
+            // No short value has this view: its length is more than 12.
+            self.short = vec![(u128::MAX, 0); SHORT_SLOTS];
+        }
         let buffers = text.data_buffers();
         let nulls = text.nulls();
         let mut keys = Vec::with_capacity(text.len());
         for (i, &view) in text.views().iter().enumerate() {
+            // Most records' values are short and met lately: found by their
+            // view alone, before any null check (a null's key is never
+            // read, and this one is a real key all the same).
+            let short: &mut [(u128, i32); SHORT_SLOTS] = self
+                .short
+                .as_mut_slice()
+                .try_into()
+                .expect("SHORT_SLOTS slots");
+            let slot = short_slot(view);
+            if short[slot].0 == view {
+                keys.push(short[slot].1);
+                continue;
+            }
             if nulls.is_some_and(|nulls| nulls.is_null(i)) {
                 keys.push(0);
                 continue;
@@ -434,6 +455,9 @@ impl DictionaryEncoder {
                     }
                 }
             };
+            if len <= 12 {
+                self.short[slot] = (view, key);
+            }
             keys.push(key);
         }
         Ok(Some(Int32Array::new(
@@ -460,6 +484,15 @@ type Words = (u128, u128, u32);
 
 /// Slots of [`DictionaryEncoder::recent`].
 const RECENT_SLOTS: usize = 256;
+
+/// Slots of [`DictionaryEncoder::short`].
+const SHORT_SLOTS: usize = 256;
+
+/// The slot of a short value's `view` in [`DictionaryEncoder::short`].
+#[inline(always)]
+fn short_slot(view: u128) -> usize {
+    ((view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+}
 
 /// The [`Words`] of a value of 13 to 32 bytes: its first and last 16
 /// bytes (the first zero-padded if shorter) and its length. A value of at
@@ -860,6 +893,35 @@ mod tests {
             }
         }
         assert_eq!(encoder.len(), 7);
+    }
+
+    #[test]
+    fn a_null_adds_no_value_whatever_its_view_holds() {
+        // Arrays that nulled values out (as `nullif` does) keep their views.
+        let text: StringViewArray = [
+            "ACCEPT",
+            "SECRET",
+            "REJECT",
+            "ACCEPT",
+            "HIDDEN-LONGER-VALUE",
+        ]
+        .into_iter()
+        .map(Some)
+        .collect();
+        let nulls = NullBuffer::from(vec![true, false, true, false, false]);
+        let (views, buffers, _) = text.into_parts();
+        let text = StringViewArray::new(views, buffers, Some(nulls));
+        let mut encoder = DictionaryEncoder::default();
+        let keys = encoder.encode(&text).unwrap();
+        let dictionary = encoder.values().unwrap();
+        let dictionary = dictionary.as_string::<i32>();
+        assert_eq!(
+            dictionary.iter().flatten().collect::<Vec<_>>(),
+            ["ACCEPT", "REJECT"]
+        );
+        assert_eq!(keys.nulls(), text.nulls());
+        assert_eq!(dictionary.value(keys.value(0) as usize), "ACCEPT");
+        assert_eq!(dictionary.value(keys.value(2) as usize), "REJECT");
     }
 
     #[test]
