@@ -40,6 +40,7 @@
 //! - [`simd`]: the steps written once per instruction level (block masks,
 //!   edges, number lanes), and the one place that picks the level.
 
+mod integers;
 mod numbers;
 pub(crate) mod record_filter;
 mod records;

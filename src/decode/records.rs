@@ -11,15 +11,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
-};
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
 use crate::catalogue::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
 
 use super::Codes;
+use super::integers::Integers;
 use super::numbers::{is_integer, most_quick_digits, parse_digits, parse_integer};
 use super::record_filter::{Matcher, RecordFilter, Value};
 use super::reject::Reject;
@@ -29,8 +28,8 @@ use super::tokenizer::Tokens;
 use super::views::TextViews;
 
 enum ColumnBuilder {
-    Int32(Int32Builder),
-    Int64(Int64Builder),
+    Int32(Integers<Int32Type>),
+    Int64(Integers<Int64Type>),
     Text(TextViews),
 }
 
@@ -39,8 +38,8 @@ impl ColumnBuilder {
     /// value's code too where `codes` asks for them.
     fn new(field: &Field, capacity: usize, codes: &Codes) -> Result<Self> {
         Ok(match field.data_type() {
-            DataType::Int32 => Self::Int32(Int32Builder::with_capacity(capacity)),
-            DataType::Int64 => Self::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::Int32 => Self::Int32(Integers::with_capacity(capacity)),
+            DataType::Int64 => Self::Int64(Integers::with_capacity(capacity)),
             DataType::Utf8View => {
                 let views = TextViews::with_capacity(capacity);
                 Self::Text(match codes {
@@ -69,16 +68,16 @@ impl ColumnBuilder {
 
     fn append_null(&mut self) {
         match self {
-            Self::Int32(b) => b.append_null(),
-            Self::Int64(b) => b.append_null(),
+            Self::Int32(b) => b.append(None),
+            Self::Int64(b) => b.append(None),
             Self::Text(b) => b.append_null(),
         }
     }
 
     fn finish(&mut self) -> Result<ArrayRef> {
         Ok(match self {
-            Self::Int32(b) => Arc::new(b.finish()),
-            Self::Int64(b) => Arc::new(b.finish()),
+            Self::Int32(b) => b.finish(),
+            Self::Int64(b) => b.finish(),
             Self::Text(b) => b.finish()?,
         })
     }
@@ -109,9 +108,13 @@ pub(crate) struct RecordDecoder {
     /// `checked` as vector lanes, where the processor and the fields allow.
     #[cfg(target_arch = "x86_64")]
     checked_lanes: Option<NumberLanes>,
-    /// (field index, output column) for the requested fields: the hot loop
-    /// visits only these, not every header field.
-    outputs: Vec<(usize, usize)>,
+    /// (field index, output column) for the requested fields, by the
+    /// column's type: the hot loop visits only these, not every header
+    /// field, and one loop per type knows its builders' type (no jump per
+    /// value).
+    int32_outputs: Vec<(usize, usize)>,
+    int64_outputs: Vec<(usize, usize)>,
+    text_outputs: Vec<(usize, usize)>,
     /// Output columns no header field feeds; they are all NULL.
     missing_outputs: Vec<usize>,
     /// The record filter's tests, by field index: a row is appended only
@@ -193,11 +196,17 @@ impl RecordDecoder {
                 (i, f.kind, f.output.is_some() || tested)
             })
             .collect();
-        let outputs = fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| Some((i, f.output?)))
-            .collect();
+        let outputs_of = |wanted: fn(&ColumnBuilder) -> bool| -> Vec<(usize, usize)> {
+            fields
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| Some((i, f.output?)))
+                .filter(|&(_, out)| wanted(&builders[out]))
+                .collect()
+        };
+        let int32_outputs = outputs_of(|b| matches!(b, ColumnBuilder::Int32(_)));
+        let int64_outputs = outputs_of(|b| matches!(b, ColumnBuilder::Int64(_)));
+        let text_outputs = outputs_of(|b| matches!(b, ColumnBuilder::Text(_)));
         let (parsed, checked): (Vec<_>, Vec<_>) =
             numeric.iter().partition(|(_, _, requested)| *requested);
         let quick = |fields: Vec<&(usize, FieldKind, bool)>, parsed: bool| -> Vec<(usize, usize)> {
@@ -217,7 +226,9 @@ impl RecordDecoder {
             checked,
             parsed: quick(parsed, true),
             numeric,
-            outputs,
+            int32_outputs,
+            int64_outputs,
+            text_outputs,
             ints: vec![None; fields.len()],
             tokens: Tokens::with_capacity(fields.len()),
             fields,
@@ -256,22 +267,31 @@ impl RecordDecoder {
         if !self.passes_filter(line) {
             return Ok(false);
         }
-        for &(i, out) in &self.outputs {
-            match &mut self.builders[out] {
-                ColumnBuilder::Int32(b) => b.append_option(self.ints[i].map(|v| v as i32)),
-                ColumnBuilder::Int64(b) => b.append_option(self.ints[i]),
-                ColumnBuilder::Text(b) => {
-                    let (start, end) = self.tokens.get(i);
-                    if &line[start..end] == b"-" {
-                        b.append_null();
-                    } else {
-                        // The line was checked to be UTF-8 above, and a
-                        // token ends at the line's ends or at a space, and a
-                        // space byte is never inside a UTF-8 sequence, so
-                        // the token is UTF-8 too.
-                        b.append(line, start, end)
-                    }
-                }
+        for &(i, out) in &self.int32_outputs {
+            let ColumnBuilder::Int32(b) = &mut self.builders[out] else {
+                unreachable!("an Int32 column's builder")
+            };
+            // Validated to fit: `None` is a `-`.
+            b.append(self.ints[i].map(|v| v as i32));
+        }
+        for &(i, out) in &self.int64_outputs {
+            let ColumnBuilder::Int64(b) = &mut self.builders[out] else {
+                unreachable!("an Int64 column's builder")
+            };
+            b.append(self.ints[i]);
+        }
+        for &(i, out) in &self.text_outputs {
+            let ColumnBuilder::Text(b) = &mut self.builders[out] else {
+                unreachable!("a text column's builder")
+            };
+            let (start, end) = self.tokens.get(i);
+            if &line[start..end] == b"-" {
+                b.append_null();
+            } else {
+                // The line was checked to be UTF-8 above, and a token ends
+                // at the line's ends or at a space, and a space byte is
+                // never inside a UTF-8 sequence, so the token is UTF-8 too.
+                b.append(line, start, end)
             }
         }
         for &out in &self.missing_outputs {
