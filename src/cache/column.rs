@@ -106,18 +106,22 @@ impl Keeping {
             }
             None => codes_at_most(&text.slice(0, sample), sample / 2),
         };
-        let readable = readable(first)?;
-        let text = readable.as_string_view();
+        // Text left out by the decoder is made again only where the
+        // encoder reads it (repeating addresses): addresses kept as codes
+        // never need it. Text that was not left out is read as it is.
         let repeats = match counted {
             Some(repeats) => repeats,
             None => encoder
-                .encode_at_most(&text.slice(0, sample), sample / 2)?
+                .encode_at_most(
+                    &readable(first)?.as_string_view().slice(0, sample),
+                    sample / 2,
+                )?
                 .is_some(),
         };
         if repeats {
             // The sample's values, if the encoder has them, are found
             // again, not added.
-            let keys = encoder.encode(text)?;
+            let keys = encoder.encode(readable(first)?.as_string_view())?;
             return Ok((Self::Dictionary(encoder), Arc::new(keys)));
         }
         Ok((Self::Text, keep_text(first)?))
