@@ -37,7 +37,7 @@ impl<T: ArrowPrimitiveType> Integers<T> {
     #[inline(always)]
     pub(super) fn append(&mut self, value: Option<T::Native>) {
         let row = self.values.len();
-        if row % 64 == 0 {
+        if row.is_multiple_of(64) {
             self.valid.push(0);
         }
         let there = value.is_some();
