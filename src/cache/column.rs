@@ -298,13 +298,15 @@ pub(super) struct DictionaryEncoder {
     /// Values of at most 32 bytes (actions, interface ids, VPC ids), by
     /// their [`Words`]: hashed and compared as integers, not as bytes.
     by_words: HashMap<Words, i32>,
-    /// The last value met in each of [`RECENT_SLOTS`] slots (by a hash of
-    /// its words) and its key, looked at before `by_words`: a column's
-    /// few values are then found without a hash table's probing.
+    /// Values met lately and their keys, looked at before `by_words`: a
+    /// column's few values are then found without a hash table's probing.
+    /// A value goes to the slot a hash of its words gives, moving the one
+    /// there to the slot's pair (`slot ^ 1`), and is looked for in both:
+    /// two values whose hashes meet (a few among an object's 64 interface
+    /// ids) then both stay, instead of putting each other out.
     recent: Vec<(Words, i32)>,
-    /// The last value of at most 12 bytes met in each of [`SHORT_SLOTS`]
-    /// slots (by a hash of its view), by its view, and its key: looked at
-    /// first, a single comparison per record.
+    /// The same for values of at most 12 bytes, by their view alone:
+    /// looked at first, a comparison or two per record.
     short: Vec<(u128, i32)>,
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
@@ -399,24 +401,27 @@ impl DictionaryEncoder {
         let nulls = text.nulls();
         let mut keys = Vec::with_capacity(text.len());
         for (i, &view) in text.views().iter().enumerate() {
-            // Most records' values are short and met lately: found by their
-            // view alone, before any null check (a null's key is never
-            // read, and this one is a real key all the same).
-            let short: &mut [(u128, i32); SHORT_SLOTS] = self
-                .short
-                .as_mut_slice()
-                .try_into()
-                .expect("SHORT_SLOTS slots");
+            let len = view as u32 as usize;
+            // A short value met lately is found by its view alone, before
+            // any null check (a null's key is never read, and this one is
+            // a real key all the same).
             let slot = short_slot(view);
-            if short[slot].0 == view {
-                keys.push(short[slot].1);
-                continue;
+            if len <= 12 {
+                let short: &[(u128, i32); SHORT_SLOTS] =
+                    self.short.as_slice().try_into().expect("SHORT_SLOTS slots");
+                if short[slot].0 == view {
+                    keys.push(short[slot].1);
+                    continue;
+                }
+                if short[slot ^ 1].0 == view {
+                    keys.push(short[slot ^ 1].1);
+                    continue;
+                }
             }
             if nulls.is_some_and(|nulls| nulls.is_null(i)) {
                 keys.push(0);
                 continue;
             }
-            let len = view as u32 as usize;
             // A short value's view is its words: no need to find its bytes.
             let (words, value) = if len <= 12 {
                 (Some((view, 0, 0)), None)
@@ -430,6 +435,8 @@ impl DictionaryEncoder {
                 let slot = recent_slot(&words);
                 if self.recent[slot].0 == words {
                     self.recent[slot].1
+                } else if self.recent[slot ^ 1].0 == words {
+                    self.recent[slot ^ 1].1
                 } else {
                     let key = match self.by_words.get(&words) {
                         Some(&key) => key,
@@ -442,6 +449,7 @@ impl DictionaryEncoder {
                             key
                         }
                     };
+                    self.recent[slot ^ 1] = self.recent[slot];
                     self.recent[slot] = (words, key);
                     key
                 }
@@ -460,6 +468,7 @@ impl DictionaryEncoder {
                 }
             };
             if len <= 12 {
+                self.short[slot ^ 1] = self.short[slot];
                 self.short[slot] = (view, key);
             }
             keys.push(key);
@@ -897,6 +906,35 @@ mod tests {
             }
         }
         assert_eq!(encoder.len(), 7);
+    }
+
+    #[test]
+    fn values_that_meet_in_the_recent_slots_keep_their_keys() {
+        // More values than slots, short and long, met again in an order
+        // that makes values share slots and move between them.
+        let values: Vec<String> = (0..20_000u64)
+            .map(|i| {
+                let n = (i * 7919 + i / 5) % 700;
+                match n % 3 {
+                    0 => format!("{n}"),
+                    1 => format!("eni-{n:017x}"),
+                    _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
+                }
+            })
+            .collect();
+        let text: StringViewArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let mut encoder = DictionaryEncoder::default();
+        let keys = encoder.encode(&text).unwrap();
+        let dictionary = encoder.values().unwrap();
+        let dictionary = dictionary.as_string::<i32>();
+        for (row, value) in values.iter().enumerate() {
+            assert_eq!(
+                dictionary.value(keys.value(row) as usize),
+                value,
+                "row {row}"
+            );
+        }
+        assert_eq!(encoder.len(), 700);
     }
 
     #[test]
