@@ -5,21 +5,21 @@
 //! kept yet). A flow log's numbers are nearly all there, but a `-` here
 //! and there (a `NODATA` record's ports) makes those branches miss now
 //! and then; [`Integers::append`] has none: the value (or zero) is
-//! stored, its validity bit set into the current word, and the nulls
-//! counted, so a batch without one has no validity bitmap.
+//! stored and its bit pushed onto a [`Validity`], so a batch without a
+//! null has no validity bitmap.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, PrimitiveArray};
-use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::ArrowPrimitiveType;
+
+use super::validity::Validity;
 
 /// One batch's values of an integer column of type `T`.
 pub(super) struct Integers<T: ArrowPrimitiveType> {
     values: Vec<T::Native>,
-    /// A bit per value, set where it is not null, 64 values a word.
-    valid: Vec<u64>,
-    nulls: usize,
+    validity: Validity,
     capacity: usize,
 }
 
@@ -27,8 +27,7 @@ impl<T: ArrowPrimitiveType> Integers<T> {
     pub(super) fn with_capacity(capacity: usize) -> Self {
         Self {
             values: Vec::with_capacity(capacity),
-            valid: Vec::with_capacity(capacity.div_ceil(64)),
-            nulls: 0,
+            validity: Validity::with_capacity(capacity),
             capacity,
         }
     }
@@ -36,28 +35,15 @@ impl<T: ArrowPrimitiveType> Integers<T> {
     /// Appends `value`, or a null.
     #[inline(always)]
     pub(super) fn append(&mut self, value: Option<T::Native>) {
-        let row = self.values.len();
-        if row.is_multiple_of(64) {
-            self.valid.push(0);
-        }
-        let there = value.is_some();
+        self.validity.push(value.is_some());
         self.values.push(value.unwrap_or_default());
-        let word = self.valid.last_mut().expect("a word per 64 values");
-        *word |= u64::from(there) << (row % 64);
-        self.nulls += usize::from(!there);
     }
 
     /// The values appended since the last call, as an array; the next
     /// batch starts empty.
     pub(super) fn finish(&mut self) -> ArrayRef {
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(self.capacity));
-        let valid = std::mem::replace(
-            &mut self.valid,
-            Vec::with_capacity(self.capacity.div_ceil(64)),
-        );
-        let len = values.len();
-        let nulls = (std::mem::take(&mut self.nulls) > 0)
-            .then(|| NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(valid), 0, len)));
+        let nulls = self.validity.finish();
         Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls))
     }
 }

@@ -33,7 +33,9 @@
 //!   line's field count, UTF-8 and numbers checked, the filter's tests
 //!   run, and the row appended;
 //! - [`numbers`]: numeric fields checked and parsed;
-//! - [`views`]: text values copied from the line into string views;
+//! - [`integers`] and [`views`]: the values appended, integers and text
+//!   (copied from the line into string views), with their nulls as
+//!   [`validity`] bits;
 //! - [`record_filter`]: the query's filters on record columns, as tests on
 //!   a line's values;
 //! - [`reject`]: why a line is malformed, and where it goes;
@@ -47,6 +49,7 @@ mod records;
 mod reject;
 mod simd;
 mod tokenizer;
+mod validity;
 mod views;
 
 use std::collections::VecDeque;

@@ -14,12 +14,11 @@
 
 use std::sync::{Arc, Weak};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, NullBufferBuilder, StringViewArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, StringViewArray};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::common::Result;
 
+use super::validity::Validity;
 use crate::text_codes;
 
 /// Bytes a view holds inline; longer values go to a data buffer.
@@ -38,7 +37,7 @@ const LARGEST_BLOCK: usize = 2 << 20;
 /// Builds one batch's string views at a time; see the module's doc.
 pub(super) struct TextViews {
     views: Vec<u128>,
-    nulls: NullBufferBuilder,
+    validity: Validity,
     in_progress: Vec<u8>,
     completed: Vec<Buffer>,
     next_block: usize,
@@ -66,7 +65,7 @@ impl TextViews {
     pub(super) fn with_capacity(capacity: usize) -> Self {
         Self {
             views: Vec::with_capacity(capacity),
-            nulls: NullBufferBuilder::new(capacity),
+            validity: Validity::with_capacity(capacity),
             in_progress: Vec::new(),
             completed: Vec::new(),
             next_block: FIRST_BLOCK,
@@ -209,7 +208,7 @@ impl TextViews {
         };
         codes.push(code);
         self.views.push(0);
-        self.nulls.append_non_null();
+        self.validity.push(true);
         self.left_out = true;
         true
     }
@@ -264,7 +263,7 @@ impl TextViews {
         } else {
             return self.append_slice(&line[start..end]);
         }
-        self.nulls.append_non_null();
+        self.validity.push(true);
     }
 
     /// Appends a value of any length, wherever it lies.
@@ -281,7 +280,7 @@ impl TextViews {
             self.in_progress.extend_from_slice(value);
             self.views.push(self.long_view(value, offset));
         }
-        self.nulls.append_non_null();
+        self.validity.push(true);
     }
 
     pub(super) fn append_null(&mut self) {
@@ -291,7 +290,7 @@ impl TextViews {
         // Any code but NO_CODE: a NULL packs (it has no text to lose).
         self.push(|| 0);
         self.views.push(0);
-        self.nulls.append_null();
+        self.validity.push(false);
     }
 
     /// The view of `value` (more than 12 bytes), at `offset` of the buffer
@@ -333,7 +332,7 @@ impl TextViews {
         self.finish_block();
         let views = std::mem::replace(&mut self.views, Vec::with_capacity(self.capacity));
         let buffers = std::mem::take(&mut self.completed);
-        let nulls = self.nulls.finish();
+        let nulls = self.validity.finish();
         self.next_block = FIRST_BLOCK;
         // SAFETY: every view is inline with its length and bytes, or names a
         // buffer of `buffers` and an offset and length within it (a buffer's
