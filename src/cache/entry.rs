@@ -9,16 +9,22 @@
 //! are added as queries first read them, so an entry holds the columns
 //! asked of it so far.
 //!
+//! A read whose columns fit one segment puts that data file inside the
+//! facts file, after its text, so most entries are one file: creating
+//! and renaming files is much of what a fill costs beyond decoding, and
+//! opening them much of what a warm read costs. Adding columns to such
+//! an entry writes its facts file again, with the data it held.
+//!
 //! Every file is written under a temporary name and renamed into place,
 //! so a reader sees whole files or none; a data file counts only once the
 //! manifest names it (with its length). Two processes adding columns to
-//! one entry at once each write their data files; the last manifest
-//! written names only its own, and the others are removed with the entry
-//! in time.
+//! one entry at once each write their data; the last manifest written
+//! names only its own, and the others' separate files are removed with
+//! the entry in time.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,14 +43,18 @@ use crate::text_codes::PassedOn;
 /// The suffix of the file that marks an entry as usable.
 pub(super) const FACTS_SUFFIX: &str = "facts";
 
-/// Data files up to this size are read into memory; larger ones are
-/// mapped. Mapping a small file costs more than copying it: its page
+/// Data files (and facts files) up to this size are read into memory;
+/// larger ones are mapped. Mapping a small file costs more than copying it: its page
 /// faults, and unmapping it, which interrupts every other core to flush
 /// its address translations.
 const READ_AT_MOST: u64 = 1 << 20;
 
 /// The first line of a facts file; another version's entries are not read.
-const FACTS_VERSION: &str = "flowsql-cache-facts 1";
+const FACTS_VERSION: &str = "flowsql-cache-facts 2";
+
+/// Where the data inside a facts file begins: after its text, a NUL, and
+/// zeros up to a multiple of this (so its arrays stay aligned).
+const INLINE_ALIGN: usize = 64;
 
 /// What reading an object found besides its records, replayed when the
 /// object is read from the cache, so warnings, the scan report and
@@ -138,6 +148,8 @@ fn escape(text: &str) -> String {
             '\t' => escaped.push_str("\\t"),
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
+            // A NUL ends a facts file's text (its data follows).
+            '\0' => escaped.push_str("\\0"),
             c => escaped.push(c),
         }
     }
@@ -157,6 +169,7 @@ fn unescape(text: &str) -> Option<String> {
             't' => '\t',
             'n' => '\n',
             'r' => '\r',
+            '0' => '\0',
             _ => return None,
         });
     }
@@ -169,6 +182,51 @@ fn unescape(text: &str) -> Option<String> {
 pub(crate) struct Manifest {
     pub facts: ObjectFacts,
     files: Vec<DataFile>,
+    /// Where the data inside the facts file lies, which the segments
+    /// with an offset are in.
+    inline: InlineData,
+}
+
+/// The data inside a facts file, after its text: the file, opened when
+/// its text was read, and where the data starts. A reader reads only
+/// the segments it needs (a count needs none).
+#[derive(Debug, Clone, Default)]
+struct InlineData {
+    file: Option<Arc<File>>,
+    start: u64,
+}
+
+/// Two manifests are the same if their text is: the data's place aside.
+impl PartialEq for InlineData {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for InlineData {}
+
+impl InlineData {
+    /// The `bytes` bytes at `at` of the data, or `None` if they are not
+    /// all there (a file cut short).
+    fn read(&self, at: u64, bytes: u64) -> std::io::Result<Option<Buffer>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let Some(from) = self.start.checked_add(at) else {
+            return Ok(None);
+        };
+        if from
+            .checked_add(bytes)
+            .is_none_or(|end| end > file.metadata().map_or(0, |m| m.len()))
+        {
+            return Ok(None);
+        }
+        // Data past this segment's (the next one's) is not its.
+        let data = read_or_map(file, from, bytes)?;
+        Ok(Some(
+            data.slice_with_length(0, data.len().min(bytes as usize)),
+        ))
+    }
 }
 
 /// The columns one read added to an entry: `columns` for every record,
@@ -180,11 +238,13 @@ struct DataFile {
     segments: Vec<Segment>,
 }
 
-/// One data file of an entry: `{entry}.{tag}.arrow`, of `bytes`.
+/// One data file of an entry, of `bytes`: `{entry}.{tag}.arrow`, or,
+/// `at` an offset, inside the facts file's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Segment {
     tag: String,
     bytes: u64,
+    at: Option<u64>,
 }
 
 impl Manifest {
@@ -192,7 +252,11 @@ impl Manifest {
         let mut text = self.facts.to_text();
         for file in &self.files {
             let (first, rest) = file.segments.split_first().expect("a file has a segment");
-            text.push_str(&format!("file\t{}\t{}", first.tag, first.bytes));
+            match first.at {
+                // Inside the facts file: only a file of one segment.
+                Some(at) => text.push_str(&format!("inline\t{}\t{at}\t{}", first.tag, first.bytes)),
+                None => text.push_str(&format!("file\t{}\t{}", first.tag, first.bytes)),
+            }
             for column in &file.columns {
                 text.push('\t');
                 text.push_str(&escape(column));
@@ -216,20 +280,44 @@ impl Manifest {
             if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 return None;
             }
+            let at = match kind {
+                "inline" => Some(parts.next()?.parse().ok()?),
+                _ => None,
+            };
             let segment = Segment {
                 tag,
                 bytes: parts.next()?.parse().ok()?,
+                at,
             };
             match kind {
-                "file" => files.push(DataFile {
+                "file" | "inline" => files.push(DataFile {
                     columns: parts.map(unescape).collect::<Option<_>>()?,
                     segments: vec![segment],
                 }),
-                "segment" if parts.next().is_none() => files.last_mut()?.segments.push(segment),
+                "segment" if parts.next().is_none() => match files.last_mut()? {
+                    file if file.segments[0].at.is_none() => file.segments.push(segment),
+                    _ => return None,
+                },
                 _ => return None,
             }
         }
-        Some(Self { facts, files })
+        Some(Self {
+            facts,
+            files,
+            inline: InlineData::default(),
+        })
+    }
+
+    /// The facts file's bytes: the text, and after it `data`, the data
+    /// the segments with an offset are in.
+    fn to_file(&self, data: &[u8]) -> Vec<u8> {
+        let mut file = self.to_text().into_bytes();
+        if !data.is_empty() {
+            file.push(0);
+            file.resize(data_start(file.len() - 1) as usize, 0);
+            file.extend_from_slice(data);
+        }
+        file
     }
 
     fn file_of(&self, column: &str) -> Option<&DataFile> {
@@ -253,8 +341,9 @@ impl Manifest {
 /// One object's cached files in a shard folder shared with other entries
 /// (a folder, or a file, per entry and column would cost more: creating
 /// files dominated a cold scan's cost): `{name}.facts`, the manifest
-/// ([`Manifest`]: facts and which data files hold which columns), and
-/// `{name}.{tag}.arrow`, the data files of each read that added columns.
+/// ([`Manifest`]: facts and which data files hold which columns) with
+/// the data of each read that kept its columns in one segment, and
+/// `{name}.{tag}.arrow`, the segments of a read that needed several.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     shard: PathBuf,
@@ -278,12 +367,38 @@ impl Entry {
     /// or cannot be read (a cache folder that cannot be used is not a
     /// damaged entry: the object is read from its source).
     pub(crate) fn manifest(&self) -> Result<Option<Manifest>, String> {
-        match std::fs::read_to_string(self.manifest_path()) {
-            Ok(text) => Manifest::parse(&text)
-                .map(Some)
-                .ok_or_else(|| "its facts file is damaged".to_string()),
-            Err(_) => Ok(None),
+        let Ok(file) = File::open(self.manifest_path()) else {
+            return Ok(None);
+        };
+        let cannot = |e: std::io::Error| format!("its facts file cannot be read: {e}");
+        // Its text, read until the NUL that ends it or the file's end;
+        // the data after it is read as segments need it.
+        let mut head = Vec::new();
+        let mut want: usize = 16 << 10;
+        let text_end = loop {
+            (&file)
+                .take((want - head.len()) as u64)
+                .read_to_end(&mut head)
+                .map_err(cannot)?;
+            if let Some(nul) = head.iter().position(|&b| b == 0) {
+                break Some(nul);
+            }
+            if head.len() < want {
+                break None;
+            }
+            want *= 4;
+        };
+        let damaged = || "its facts file is damaged".to_string();
+        let text =
+            std::str::from_utf8(&head[..text_end.unwrap_or(head.len())]).map_err(|_| damaged())?;
+        let mut manifest = Manifest::parse(text).ok_or_else(damaged)?;
+        if let Some(text_end) = text_end {
+            manifest.inline = InlineData {
+                file: Some(Arc::new(file)),
+                start: data_start(text_end),
+            };
         }
+        Ok(Some(manifest))
     }
 
     /// Removes the entry (a damaged one); a reader that opened its files
@@ -338,7 +453,7 @@ impl Entry {
                 None => {
                     let mut segments = VecDeque::with_capacity(file.segments.len());
                     for segment in &file.segments {
-                        match self.open_data(segment)? {
+                        match self.open_data(segment, &manifest.inline)? {
                             Some(opened) => segments.push_back(opened),
                             None => return Ok(None),
                         }
@@ -377,33 +492,24 @@ impl Entry {
         Ok(Some(cursors))
     }
 
-    fn open_data(&self, data: &Segment) -> Result<Option<OpenedFile>, String> {
+    /// Opens one data file: its own file, or its part of the facts
+    /// file's data (`inline`).
+    fn open_data(&self, data: &Segment, inline: &InlineData) -> Result<Option<OpenedFile>, String> {
         let tag = &data.tag;
         let damaged = |e: &dyn std::fmt::Display| format!("its data file {tag} is damaged: {e}");
-        let file = match File::open(self.data_path(tag)) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("its data file {tag} cannot be opened: {e}")),
-        };
-        let buffer = if data.bytes <= READ_AT_MOST {
-            let mut whole = Vec::with_capacity(data.bytes as usize);
-            (&file)
-                .take(data.bytes + 1)
-                .read_to_end(&mut whole)
-                .map_err(|e| format!("its data file {tag} cannot be read: {e}"))?;
-            Buffer::from_vec(whole)
-        } else {
-            // SAFETY: a data file is written once, under a name no other
-            // writer uses, and only read or unlinked after its manifest
-            // names it; an unlinked file stays mapped whole. So the mapping
-            // does not change under the reader (unless something outside
-            // flowsql rewrites the cache's files in place).
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| damaged(&e))?;
-            let start =
-                std::ptr::NonNull::new(map.as_ptr().cast_mut()).ok_or_else(|| damaged(&"empty"))?;
-            let bytes = map.len();
-            // SAFETY: `start` and `bytes` describe `map`, which the buffer owns.
-            unsafe { Buffer::from_custom_allocation(start, bytes, Arc::new(map)) }
+        let buffer = match data.at {
+            Some(at) => inline
+                .read(at, data.bytes)
+                .map_err(|e| damaged(&e))?
+                .ok_or_else(|| damaged(&"it ends past its facts file"))?,
+            None => {
+                let file = match File::open(self.data_path(tag)) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(format!("its data file {tag} cannot be opened: {e}")),
+                };
+                read_or_map(&file, 0, data.bytes).map_err(|e| damaged(&e))?
+            }
         };
         if buffer.len() as u64 != data.bytes {
             return Err(damaged(&format_args!(
@@ -436,9 +542,46 @@ impl Entry {
             pending: Vec::new(),
             pending_bytes: 0,
             written: Vec::new(),
+            inline: None,
             failed: false,
         }
     }
+}
+
+/// Where a facts file's data starts, its text ending at `text_end`:
+/// after the NUL there, at the next multiple of [`INLINE_ALIGN`].
+fn data_start(text_end: usize) -> u64 {
+    (text_end + 1).next_multiple_of(INLINE_ALIGN) as u64
+}
+
+/// The `bytes` bytes of `file` from `from` (at most one more, so that a
+/// data file that grew is found): read if few, mapped if not (see
+/// [`READ_AT_MOST`]).
+fn read_or_map(file: &File, from: u64, bytes: u64) -> std::io::Result<Buffer> {
+    if bytes <= READ_AT_MOST {
+        let mut whole = Vec::with_capacity(bytes as usize);
+        let mut reader = file;
+        reader.seek(SeekFrom::Start(from))?;
+        reader.take(bytes + 1).read_to_end(&mut whole)?;
+        return Ok(Buffer::from_vec(whole));
+    }
+    // SAFETY: an entry's files are written once, under a name no other
+    // writer uses, and only read or unlinked (or replaced by a rename)
+    // after they are whole; an unlinked file stays mapped whole. So the
+    // mapping does not change under the reader (unless something outside
+    // flowsql rewrites the cache's files in place).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(from)
+            .len(usize::try_from(bytes).unwrap_or(usize::MAX))
+            .map(file)
+    }?;
+    let Some(start) = std::ptr::NonNull::new(map.as_ptr().cast_mut()) else {
+        return Ok(Buffer::default());
+    };
+    let length = map.len();
+    // SAFETY: `start` and `length` describe `map`, which the buffer owns.
+    Ok(unsafe { Buffer::from_custom_allocation(start, length, Arc::new(map)) })
 }
 
 /// An IPC file's schema, decoder (its dictionaries read) and record
@@ -681,6 +824,9 @@ pub(crate) struct EntryWriter {
     pending_bytes: usize,
     /// The segments written so far, in order.
     written: Vec<WrittenSegment>,
+    /// The only segment, when there is one: its tag and data, written
+    /// inside the facts file at the commit.
+    inline: Option<(String, Vec<u8>)>,
     /// A write failed: the entry is left as it was.
     failed: bool,
 }
@@ -773,9 +919,46 @@ impl EntryWriter {
         Ok(testable)
     }
 
-    /// Writes the pending batches as the next segment, under a temporary
-    /// name, in the narrowest types their values allow.
+    /// Writes the pending batches as the next segment, to a file of its
+    /// own under a temporary name.
     fn write_segment(&mut self) -> Result<(), String> {
+        let tag = unique_tag();
+        let path = self.entry.data_path(&tag);
+        let temporary = temporary_name(&path);
+        let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
+        // A sweep removes temporary files left for an hour: the segments
+        // written before are marked as in use too.
+        let now = std::time::SystemTime::now();
+        for earlier in &self.written {
+            File::open(&earlier.temporary)
+                .and_then(|file| file.set_modified(now))
+                .map_err(|e| e.to_string())?;
+        }
+        // Named before the first write, so a failure removes it.
+        self.written.push(WrittenSegment {
+            tag,
+            temporary,
+            path,
+            bytes: 0,
+        });
+        let sink = self.encode_segment(BufWriter::with_capacity(256 * 1024, file))?;
+        let file = sink.into_inner().map_err(|e| e.into_error().to_string())?;
+        let bytes = file.metadata().map_err(|e| e.to_string())?.len();
+        self.written.last_mut().expect("pushed above").bytes = bytes;
+        Ok(())
+    }
+
+    /// Keeps the pending batches, the read's only segment, in memory, to
+    /// be written inside the facts file.
+    fn keep_segment_inline(&mut self) -> Result<(), String> {
+        let data = self.encode_segment(Vec::new())?;
+        self.inline = Some((unique_tag(), data));
+        Ok(())
+    }
+
+    /// The pending batches as an Arrow IPC file written to `sink`, in the
+    /// narrowest types their values allow.
+    fn encode_segment<W: Write>(&mut self, sink: W) -> Result<W, String> {
         if self.keeping.is_empty() {
             // An object without records: its columns' types as if empty.
             self.keeping = self
@@ -804,27 +987,8 @@ impl EntryWriter {
             .collect::<Result<Vec<_>, ArrowError>>()
             .map_err(|e| e.to_string())?;
         let schema = Arc::new(Schema::new(fields));
-        let tag = unique_tag();
-        let path = self.entry.data_path(&tag);
-        let temporary = temporary_name(&path);
-        let file = self.entry.create(&temporary).map_err(|e| e.to_string())?;
-        // A sweep removes temporary files left for an hour: the segments
-        // written before are marked as in use too.
-        let now = std::time::SystemTime::now();
-        for earlier in &self.written {
-            File::open(&earlier.temporary)
-                .and_then(|file| file.set_modified(now))
-                .map_err(|e| e.to_string())?;
-        }
-        // Named before the first write, so a failure removes it.
-        self.written.push(WrittenSegment {
-            tag,
-            temporary,
-            path,
-            bytes: 0,
-        });
         let mut writer = FileWriter::try_new_with_options(
-            BufWriter::with_capacity(256 * 1024, file),
+            sink,
             &schema,
             // The batches of a segment share their dictionaries' values:
             // each is written once.
@@ -847,11 +1011,7 @@ impl EntryWriter {
         for keeping in &mut self.keeping {
             keeping.next_file();
         }
-        let inner = writer.get_mut();
-        inner.flush().map_err(|e| e.to_string())?;
-        let bytes = inner.get_ref().metadata().map_err(|e| e.to_string())?.len();
-        self.written.last_mut().expect("pushed above").bytes = bytes;
-        Ok(())
+        writer.into_inner().map_err(|e| e.to_string())
     }
 
     /// Gives up filling: the entry is left as it was.
@@ -876,7 +1036,13 @@ impl EntryWriter {
         }
         let last =
             !self.columns.is_empty() && (!self.pending.is_empty() || self.written.is_empty());
-        if last && self.write_segment().is_err() {
+        // The only segment goes inside the facts file.
+        let wrote_last = match (last, self.written.is_empty()) {
+            (false, _) => Ok(()),
+            (true, true) => self.keep_segment_inline(),
+            (true, false) => self.write_segment(),
+        };
+        if wrote_last.is_err() {
             self.fail();
             return 0;
         }
@@ -900,7 +1066,7 @@ impl EntryWriter {
             .flatten()
             .unwrap_or_else(|| Manifest {
                 facts: facts.clone(),
-                files: Vec::new(),
+                ..Manifest::default()
             });
         // Another read of the same object version found the same facts;
         // if not (an object rewritten in place keeping its size, time and
@@ -912,8 +1078,34 @@ impl EntryWriter {
         manifest.files.retain(|file| {
             file.segments
                 .iter()
-                .all(|segment| self.entry.data_path(&segment.tag).exists())
+                .all(|segment| segment.at.is_some() || self.entry.data_path(&segment.tag).exists())
         });
+        // The new facts file holds the data the old one held (for the
+        // files it keeps), then this read's.
+        let mut inline = Vec::new();
+        let old_inline = std::mem::take(&mut manifest.inline);
+        manifest.files.retain_mut(|file| {
+            let segment = &mut file.segments[0];
+            let Some(at) = segment.at else {
+                return true;
+            };
+            // Data that cannot be read: its columns are read again.
+            let Ok(Some(data)) = old_inline.read(at, segment.bytes) else {
+                return false;
+            };
+            segment.at = Some(append_inline(&mut inline, &data));
+            true
+        });
+        if let Some((tag, data)) = self.inline.take() {
+            manifest.files.push(DataFile {
+                columns: self.columns.iter().map(|(_, name)| name.clone()).collect(),
+                segments: vec![Segment {
+                    tag,
+                    bytes: data.len() as u64,
+                    at: Some(append_inline(&mut inline, &data)),
+                }],
+            });
+        }
         if !self.written.is_empty() {
             for segment in &self.written {
                 std::fs::rename(&segment.temporary, &segment.path).map_err(|e| e.to_string())?;
@@ -927,23 +1119,24 @@ impl EntryWriter {
                     .map(|segment| Segment {
                         tag: segment.tag.clone(),
                         bytes: segment.bytes,
+                        at: None,
                     })
                     .collect(),
             });
         }
-        let text = manifest.to_text();
+        let file = manifest.to_file(&inline);
         let path = self.entry.manifest_path();
         let temporary = temporary_name(&path);
         let written = self
             .entry
             .create(&temporary)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .and_then(|mut created| created.write_all(&file))
             .and_then(|()| std::fs::rename(&temporary, &path));
         if let Err(e) = written {
             drop(std::fs::remove_file(&temporary));
             return Err(e.to_string());
         }
-        bytes += text.len() as u64;
+        bytes += file.len() as u64;
         // Committed: the data files stay.
         self.written.clear();
         Ok(bytes)
@@ -954,6 +1147,15 @@ impl Drop for EntryWriter {
     fn drop(&mut self) {
         self.remove_data();
     }
+}
+
+/// Appends `data` to a facts file's data at the next aligned offset,
+/// and returns that offset.
+fn append_inline(inline: &mut Vec<u8>, data: &[u8]) -> u64 {
+    inline.resize(inline.len().next_multiple_of(INLINE_ALIGN), 0);
+    let at = inline.len() as u64;
+    inline.extend_from_slice(data);
+    at
 }
 
 /// A tag no other writer, in this process or another, uses at once.
@@ -990,7 +1192,7 @@ mod tests {
             rejects: vec![KeptReject {
                 line: 7,
                 reason: "expected 2 fields as the header says, found 3".into(),
-                text: "2 a\tb\r \\n".into(),
+                text: "2 a\tb\r \\n\0".into(),
             }],
             records: 12,
         };
@@ -998,10 +1200,11 @@ mod tests {
         let empty = ObjectFacts::default();
         assert_eq!(ObjectFacts::parse(&empty.to_text()), Some(empty));
         let text = facts.to_text();
+        assert!(!text.contains('\0'), "a NUL would end the text");
         // A facts file cut short is not taken for a whole one.
         assert_eq!(ObjectFacts::parse(&text[..text.len() - 4]), None);
         assert_eq!(
-            ObjectFacts::parse(&text.replace("cache-facts 1", "cache-facts 0")),
+            ObjectFacts::parse(&text.replace(FACTS_VERSION, "flowsql-cache-facts 0")),
             None
         );
     }
@@ -1191,6 +1394,74 @@ mod tests {
     }
 
     #[test]
+    fn columns_added_to_a_one_file_entry_keep_the_data_it_held() {
+        use datafusion::arrow::array::{Int32Array, StringViewArray};
+        use datafusion::arrow::datatypes::DataType;
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("dstport", DataType::Int32, true),
+            Field::new("action", DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int32Array::from_iter(
+                    (0..5000).map(|i| (i % 9 != 0).then_some(i % 1024)),
+                )),
+                Arc::new(StringViewArray::from_iter((0..5000).map(|i| {
+                    (i % 13 != 0).then_some(if i % 3 == 0 { "REJECT" } else { "ACCEPT" })
+                }))),
+            ],
+        )
+        .unwrap();
+        let facts = ObjectFacts {
+            records: 5000,
+            ..ObjectFacts::default()
+        };
+        let folder = tempfile::tempdir().unwrap();
+        let entry = Entry::new(folder.path().join("ab"), "object".into());
+        // One read keeps the port, a later one adds the action.
+        for (index, name) in [(0, "dstport"), (1, "action")] {
+            let mut writer = entry.writer(vec![(index, name.into())], Arc::clone(&schema));
+            writer.write(&batch, |_| false);
+            assert!(writer.commit(&facts) > 0);
+        }
+        let files: Vec<_> = std::fs::read_dir(folder.path().join("ab"))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files, ["object.facts"], "one file holds the entry");
+        let manifest = entry.manifest().unwrap().unwrap();
+        assert!(manifest.missing(&schema).is_empty());
+        assert!(
+            manifest
+                .files
+                .iter()
+                .all(|file| file.segments[0].at.is_some())
+        );
+        let mut cursors = entry.open(&manifest, &schema).unwrap().unwrap();
+        let mut rows_left = facts.records;
+        let mut read = Vec::new();
+        while let Some(run) = next_run(&mut cursors, &schema, 1000, &mut rows_left).unwrap() {
+            read.push(run.into_batch(&schema, None).unwrap());
+        }
+        let read = datafusion::arrow::compute::concat_batches(&schema, &read).unwrap();
+        assert_eq!(read, batch);
+
+        // Its data cut short inside the facts file: damaged, not misread.
+        let path = folder.path().join("ab").join("object.facts");
+        let length = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(length - 100)
+            .unwrap();
+        let manifest = entry.manifest().unwrap().unwrap();
+        let why = entry.open(&manifest, &schema).err().unwrap();
+        assert!(why.contains("damaged"), "{why}");
+    }
+
+    #[test]
     fn a_manifest_survives_its_text_form() {
         let manifest = Manifest {
             facts: ObjectFacts {
@@ -1211,25 +1482,41 @@ mod tests {
                         segment("12-3-ff", 10),
                     ],
                 },
+                DataFile {
+                    columns: vec!["action".into()],
+                    segments: vec![Segment {
+                        at: Some(128),
+                        ..segment("12-4-ff", 20)
+                    }],
+                },
             ],
+            inline: InlineData::default(),
         };
         let text = manifest.to_text();
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, manifest);
+        // With data inside the facts file, after its text and a NUL.
+        let data: Vec<u8> = (1..=200u8).collect();
+        let file = manifest.to_file(&data);
+        assert_eq!(&file[..text.len() + 1], format!("{text}\0").as_bytes());
+        assert_eq!(&file[data_start(text.len()) as usize..], data);
         assert_eq!(back.file_of("bytes").unwrap().segments[2].tag, "12-3-ff");
         let schema = Schema::new(vec![
             Field::new("bytes", datafusion::arrow::datatypes::DataType::Int64, true),
             Field::new(
-                "action",
-                datafusion::arrow::datatypes::DataType::Utf8View,
+                "dstport",
+                datafusion::arrow::datatypes::DataType::Int32,
                 true,
             ),
         ]);
-        assert_eq!(back.missing(&schema), vec![(1, "action".to_string())]);
+        assert_eq!(back.missing(&schema), vec![(1, "dstport".to_string())]);
         for damaged in [
             text.replace("file\t12-0-ff", "file\t../x"),
             text.replace("segment\t12-2-ff\t300", "segment\t12-2-ff\t300\tbytes"),
             text.replace("segment\t12-2-ff", "other\t12-2-ff"),
+            // A file inside the facts file has one segment.
+            format!("{text}segment\t12-5-ff\t10\n"),
+            text.replace("inline\t12-4-ff\t128", "inline\t12-4-ff\tx"),
             // A segment before any file.
             text.replace(
                 "file\t12-0-ff\t1000\tsrcaddr\todd\\tname",
@@ -1245,6 +1532,7 @@ mod tests {
         Segment {
             tag: tag.into(),
             bytes,
+            at: None,
         }
     }
 }

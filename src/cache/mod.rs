@@ -39,10 +39,10 @@ use entry::Entry;
 /// The cache's folder under the user's cache folder, by format version:
 /// entries another version wrote are not read, and a sweep or a clear
 /// removes them (see [`OLDER_FOLDERS`]).
-const OBJECTS_FOLDER: &str = "objects-v3";
+const OBJECTS_FOLDER: &str = "objects-v4";
 
 /// The folders of earlier versions of the cache's format.
-const OLDER_FOLDERS: [&str; 2] = ["objects-v1", "objects-v2"];
+const OLDER_FOLDERS: [&str; 3] = ["objects-v1", "objects-v2", "objects-v3"];
 
 /// The file of hit and miss counts, one line per process that read through
 /// the cache.
