@@ -565,6 +565,13 @@ fn read_or_map(file: &File, from: u64, bytes: u64) -> std::io::Result<Buffer> {
         reader.take(bytes + 1).read_to_end(&mut whole)?;
         return Ok(Buffer::from_vec(whole));
     }
+    // Only what the file holds is mapped: a page past its end would
+    // fault when read. A file cut short then maps short, and is found.
+    let held = file.metadata()?.len().saturating_sub(from);
+    let length = usize::try_from(bytes.saturating_add(1).min(held)).unwrap_or(usize::MAX);
+    if length == 0 {
+        return Ok(Buffer::default());
+    }
     // SAFETY: an entry's files are written once, under a name no other
     // writer uses, and only read or unlinked (or replaced by a rename)
     // after they are whole; an unlinked file stays mapped whole. So the
@@ -573,7 +580,7 @@ fn read_or_map(file: &File, from: u64, bytes: u64) -> std::io::Result<Buffer> {
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(from)
-            .len(usize::try_from(bytes).unwrap_or(usize::MAX))
+            .len(length)
             .map(file)
     }?;
     let Some(start) = std::ptr::NonNull::new(map.as_ptr().cast_mut()) else {
@@ -1391,6 +1398,26 @@ mod tests {
         // Bytes narrower in the first segment than in the last.
         assert_eq!(stored[0][1], DataType::UInt16, "{stored:?}");
         assert_eq!(stored[stored.len() - 1][1], DataType::Int64, "{stored:?}");
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_length_maps_short_and_read_ends_at_its_end() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("data");
+        let bytes: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let big = 3 * READ_AT_MOST;
+        // Mapped: only what the file holds, from the offset asked.
+        let whole = read_or_map(&file, 0, big).unwrap();
+        assert_eq!(whole.as_slice(), bytes.as_slice());
+        let from = READ_AT_MOST / 2;
+        let tail = read_or_map(&file, from, big).unwrap();
+        assert_eq!(tail.as_slice(), &bytes[from as usize..]);
+        assert_eq!(read_or_map(&file, 4 << 20, big).unwrap().len(), 0);
+        // Read: at most one byte past what was asked.
+        let read = read_or_map(&file, 10, 100).unwrap();
+        assert_eq!(read.as_slice(), &bytes[10..111]);
     }
 
     #[test]
