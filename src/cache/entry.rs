@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -221,11 +221,10 @@ impl InlineData {
         {
             return Ok(None);
         }
-        // Data past this segment's (the next one's) is not its.
         let data = read_or_map(file, from, bytes)?;
-        Ok(Some(
-            data.slice_with_length(0, data.len().min(bytes as usize)),
-        ))
+        // Short: the file changed under the reader (not by flowsql).
+        // Longer: the byte after is the next segment's, not this one's.
+        Ok((data.len() as u64 >= bytes).then(|| data.slice_with_length(0, bytes as usize)))
     }
 }
 
@@ -370,16 +369,17 @@ impl Entry {
         let Ok(file) = File::open(self.manifest_path()) else {
             return Ok(None);
         };
-        let cannot = |e: std::io::Error| format!("its facts file cannot be read: {e}");
         // Its text, read until the NUL that ends it or the file's end;
         // the data after it is read as segments need it.
         let mut head = Vec::new();
         let mut want: usize = 16 << 10;
         let text_end = loop {
-            (&file)
+            let read = (&file)
                 .take((want - head.len()) as u64)
-                .read_to_end(&mut head)
-                .map_err(cannot)?;
+                .read_to_end(&mut head);
+            if read.is_err() {
+                return Ok(None);
+            }
             if let Some(nul) = head.iter().position(|&b| b == 0) {
                 break Some(nul);
             }
@@ -548,6 +548,37 @@ impl Entry {
     }
 }
 
+/// Up to `most` bytes of `file` from `from`, fewer at its end. Reads by
+/// position, so readers sharing one open file do not move each other's.
+#[cfg(unix)]
+fn read_at(file: &File, from: u64, most: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; usize::try_from(most).unwrap_or(usize::MAX)];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match file.read_at(&mut bytes[filled..], from + filled as u64) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// [`read_at`] where files have no positional read: through the file's
+/// own position.
+#[cfg(not(unix))]
+fn read_at(file: &File, from: u64, most: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(from))?;
+    reader.take(most).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Where a facts file's data starts, its text ending at `text_end`:
 /// after the NUL there, at the next multiple of [`INLINE_ALIGN`].
 fn data_start(text_end: usize) -> u64 {
@@ -559,11 +590,7 @@ fn data_start(text_end: usize) -> u64 {
 /// [`READ_AT_MOST`]).
 fn read_or_map(file: &File, from: u64, bytes: u64) -> std::io::Result<Buffer> {
     if bytes <= READ_AT_MOST {
-        let mut whole = Vec::with_capacity(bytes as usize);
-        let mut reader = file;
-        reader.seek(SeekFrom::Start(from))?;
-        reader.take(bytes + 1).read_to_end(&mut whole)?;
-        return Ok(Buffer::from_vec(whole));
+        return read_at(file, from, bytes + 1).map(Buffer::from_vec);
     }
     // Only what the file holds is mapped: a page past its end would
     // fault when read. A file cut short then maps short, and is found.
