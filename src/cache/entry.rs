@@ -215,14 +215,9 @@ impl InlineData {
         let Some(from) = self.start.checked_add(at) else {
             return Ok(None);
         };
-        if from
-            .checked_add(bytes)
-            .is_none_or(|end| end > file.metadata().map_or(0, |m| m.len()))
-        {
-            return Ok(None);
-        }
+        // Reads or maps no further than the file's end.
         let data = read_or_map(file, from, bytes)?;
-        // Short: the file changed under the reader (not by flowsql).
+        // Short: a file cut short, or changed under the reader.
         // Longer: the byte after is the next segment's, not this one's.
         Ok((data.len() as u64 >= bytes).then(|| data.slice_with_length(0, bytes as usize)))
     }
