@@ -97,6 +97,7 @@ mod session;
 mod sql;
 mod table;
 mod text_codes;
+mod text_dictionary;
 
 pub use aggregate::Bucketing;
 pub use cache::{CacheOptions, CacheUsage, DEFAULT_CACHE_BYTES};

@@ -25,19 +25,18 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, StringViewArray,
     UInt64Array, new_null_array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{
-    ArrowDictionaryKeyType, DataType, Int32Type, UInt8Type, UInt16Type, UInt64Type,
-};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef, UInt64Type};
 use datafusion::arrow::error::ArrowError;
-use datafusion::common::{HashMap, HashSet};
+use datafusion::common::HashSet;
 
 use crate::narrow_integers::{narrowed, narrower_types, narrowest, narrowest_for, widened};
 use crate::text_codes::{self, PassedOn};
+use crate::text_dictionary::{DICTIONARY_SAMPLE, DictionaryEncoder, dictionary_of};
 
 /// Whether a data file's column of `stored` type can give a table column
 /// of `table` type.
@@ -55,10 +54,6 @@ pub(super) fn can_hold(stored: &DataType, table: &DataType) -> bool {
     }
 }
 
-/// The first records of an object whose text decides whether it is kept
-/// as a dictionary.
-const DICTIONARY_SAMPLE: usize = 2048;
-
 /// The most values a dictionary may have for a batch's records to be
 /// tested through it ([`Keeping::testable`]): each batch's test makes the
 /// values an array again if some were added, and tests every one. A
@@ -75,6 +70,11 @@ pub(super) enum Keeping {
     /// Text whose values repeat, as a dictionary: each batch's column
     /// becomes keys (`Int32`) into the values the encoder has found.
     Dictionary(DictionaryEncoder),
+    /// Text the decoder made a dictionary of (as it does, reading an
+    /// object that fills the cache, for text whose values repeat): each
+    /// batch's keys as they are, and the newest batch's values, which
+    /// begin with every earlier batch's.
+    Keys { values: ArrayRef },
     /// Text whose values mostly differ: as codes (`UInt64`) where every
     /// value of the file has one; otherwise `Utf8` (smaller than views,
     /// and checked as UTF-8 in one pass when read).
@@ -87,14 +87,17 @@ impl Keeping {
     /// How to keep a column, given its first batch; the first batch's
     /// column as kept (see [`Keeping::keep`]).
     pub(super) fn choose(first: &ArrayRef) -> Result<(Self, ArrayRef), ArrowError> {
+        if let Some(made) = first.as_dictionary_opt::<Int32Type>() {
+            let values = Arc::clone(made.values());
+            return Ok((Self::Keys { values }, Arc::new(made.keys().clone())));
+        }
         let Some(text) = first.as_string_view_opt() else {
             return Ok((Self::AsIs, Arc::clone(first)));
         };
-        // Each value at least twice on average among the first records:
-        // the keys and the values once are then smaller than the text, and
-        // a test per value saves at least half the tests. Addresses are
-        // counted by their codes; other text by the encoder, which stops
-        // once it has found more than half the sample's size.
+        // Each value at least twice on average among the first records
+        // (see `DictionaryEncoder::repeats`). Addresses are counted by
+        // their codes; other text by the encoder, which stops once it has
+        // found more than half the sample's size.
         let sample = text.len().min(DICTIONARY_SAMPLE);
         // Found through the text encoder, the sample's values stay in it;
         // found through codes, the encoder starts empty. Codes the decoder
@@ -111,12 +114,7 @@ impl Keeping {
         // never need it. Text that was not left out is read as it is.
         let repeats = match counted {
             Some(repeats) => repeats,
-            None => encoder
-                .encode_at_most(
-                    &readable(first)?.as_string_view().slice(0, sample),
-                    sample / 2,
-                )?
-                .is_some(),
+            None => encoder.repeats(readable(first)?.as_string_view())?,
         };
         if repeats {
             // The sample's values, if the encoder has them, are found
@@ -137,7 +135,13 @@ impl Keeping {
             Self::Dictionary(encoder) if encoder.len() > TESTED_VALUES_AT_MOST => Ok(None),
             // SAFETY: `keep` made these keys with this encoder, which has
             // lost no value since.
-            Self::Dictionary(encoder) => Ok(Some(unsafe { encoder.dictionary(kept)? })),
+            Self::Dictionary(encoder) => {
+                Ok(Some(unsafe { dictionary_of(kept, encoder.values()?)? }))
+            }
+            Self::Keys { values } if values.len() > TESTED_VALUES_AT_MOST => Ok(None),
+            // SAFETY: the decoder made these keys into its values, of which
+            // `values` are the newest.
+            Self::Keys { values } => Ok(Some(unsafe { dictionary_of(kept, Arc::clone(values))? })),
             Self::Text | Self::AsIs => Ok(Some(Arc::clone(kept))),
         }
     }
@@ -145,6 +149,9 @@ impl Keeping {
     /// Starts afresh for the next data file of the same column: each file's
     /// dictionary holds only the values its own batches use (the values of
     /// every earlier file again would grow with the square of the files).
+    /// A dictionary the decoder made holds the values of every file so far
+    /// (at most
+    /// [`crate::text_dictionary::DECODER_VALUES_AT_MOST`] and a batch's).
     pub(super) fn next_file(&mut self) {
         if let Self::Dictionary(encoder) = self {
             *encoder = DictionaryEncoder::default();
@@ -162,6 +169,20 @@ impl Keeping {
                 })?;
                 Ok(Arc::new(encoder.encode(text)?))
             }
+            Self::Keys { values } => match column.as_dictionary_opt::<Int32Type>() {
+                Some(made) => {
+                    *values = Arc::clone(made.values());
+                    Ok(Arc::new(made.keys().clone()))
+                }
+                None => {
+                    // The decoder stopped making keys (too many values):
+                    // the rest of the object's keys come from an encoder
+                    // that gives the values so far the same keys.
+                    let encoder = DictionaryEncoder::with_values(values.as_string::<i32>())?;
+                    *self = Self::Dictionary(encoder);
+                    self.keep(column)
+                }
+            },
             Self::Text => keep_text(column),
             Self::AsIs => Ok(Arc::clone(column)),
         }
@@ -184,11 +205,8 @@ impl Keeping {
             return Ok(DataType::Null);
         }
         Ok(match self {
-            Self::Dictionary(encoder) => {
-                let key =
-                    narrowest(&KEY_TYPES, 0, encoder.len() as i64 - 1).unwrap_or(DataType::Int32);
-                DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
-            }
+            Self::Dictionary(encoder) => dictionary_type(encoder.len()),
+            Self::Keys { values } => dictionary_type(values.len()),
             Self::Text
                 if kept
                     .iter()
@@ -211,7 +229,7 @@ impl Keeping {
     ) -> Result<ArrayRef, ArrowError> {
         match (self, stored) {
             (_, DataType::Null) => Ok(new_null_array(stored, kept.len())),
-            (Self::Dictionary(encoder), DataType::Dictionary(key, _)) => {
+            (keeping @ (Self::Dictionary(_) | Self::Keys { .. }), DataType::Dictionary(key, _)) => {
                 // Keys narrowed by `as` conversions: `stored_type` chose a
                 // key type that holds every key (arrow's cast would check
                 // each one).
@@ -221,10 +239,17 @@ impl Keeping {
                     narrowed(kept, key)
                         .ok_or_else(|| ArrowError::CastError(format!("dictionary keys as {key}")))?
                 };
+                let values = match keeping {
+                    Self::Dictionary(encoder) => encoder.values()?,
+                    Self::Keys { values } => Arc::clone(values),
+                    Self::Text | Self::AsIs => unreachable!("matched above"),
+                };
                 // SAFETY: `keep` made these keys with this encoder, which
                 // has lost no value since (a new file's starts afresh only
-                // after this one is written), and narrowing kept every key.
-                unsafe { encoder.dictionary(&keys) }
+                // after this one is written), or the decoder made them
+                // into its values, of which these are the newest; and
+                // narrowing kept every key.
+                unsafe { dictionary_of(&keys, values) }
             }
             (_, stored) if kept.data_type() == stored => Ok(Arc::clone(kept)),
             (Self::Text, DataType::Utf8) => {
@@ -284,261 +309,49 @@ fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     cast(&readable(column)?, &DataType::Utf8)
 }
 
+/// The type of a dictionary of `values` values: keys as narrow as they
+/// can be.
+fn dictionary_type(values: usize) -> DataType {
+    let key = narrowest(&KEY_TYPES, 0, values as i64 - 1).unwrap_or(DataType::Int32);
+    DataType::Dictionary(Box::new(key), Box::new(DataType::Utf8))
+}
+
 /// `column` as text to read (see [`text_codes::readable`]).
 fn readable(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    if column.as_any_dictionary_opt().is_some() {
+        return cast(column, &DataType::Utf8View);
+    }
     text_codes::readable(column).map_err(|e| ArrowError::ComputeError(e.to_string()))
 }
 
-/// Builds one dictionary for a column over all of an object's batches:
-/// each batch's keys index into the values found so far, so a data file
-/// holds the values once (as deltas in Arrow IPC when written batch by
-/// batch) and every batch of the file shares them.
-#[derive(Default)]
-pub(super) struct DictionaryEncoder {
-    /// Values of at most 32 bytes (actions, interface ids, VPC ids), by
-    /// their [`Words`]: hashed and compared as integers, not as bytes.
-    by_words: HashMap<Words, i32>,
-    /// Values met lately and their keys, looked at before `by_words`: a
-    /// column's few values are then found without a hash table's probing.
-    /// A value goes to the slot a hash of its words gives, moving the one
-    /// there to the slot's pair (`slot ^ 1`), and is looked for in both:
-    /// two values whose hashes meet (a few among an object's 64 interface
-    /// ids) then both stay, instead of putting each other out.
-    recent: Vec<(Words, i32)>,
-    /// The same for values of at most 12 bytes, by their view alone:
-    /// looked at first, a comparison or two per record.
-    short: Vec<(u128, i32)>,
-    /// Longer values, by their bytes.
-    long: HashMap<Box<[u8]>, i32>,
-    /// The values' offsets in `bytes` (starting at 0).
-    offsets: Vec<i32>,
-    bytes: Vec<u8>,
-    /// The values as an array, while no value has been added since.
-    values: Option<ArrayRef>,
-}
-
-impl DictionaryEncoder {
-    /// Distinct values seen so far.
-    pub(super) fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
+/// A batch the decoder made for a read that fills the cache, in the
+/// table's types (`schema`'s): the columns it made dictionaries of as
+/// views, each dictionary's views made once.
+pub(crate) fn decoded_as_table(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+    dictionaries: &mut [DictionaryViews],
+) -> Result<RecordBatch, ArrowError> {
+    if batch.schema_ref() == schema {
+        return Ok(batch);
     }
-
-    /// The values seen so far, as one array (the same one until a value is
-    /// added).
-    fn values(&mut self) -> Result<ArrayRef, ArrowError> {
-        if let Some(values) = &self.values {
-            return Ok(Arc::clone(values));
-        }
-        let offsets = if self.offsets.is_empty() {
-            vec![0]
-        } else {
-            self.offsets.clone()
-        };
-        let values: ArrayRef = Arc::new(StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            Buffer::from(self.bytes.clone()),
-            None,
-        )?);
-        self.values = Some(Arc::clone(&values));
-        Ok(values)
-    }
-
-    /// `keys` (`UInt8`, `UInt16` or `Int32`) as a dictionary of the values
-    /// seen so far.
-    ///
-    /// # Safety
-    ///
-    /// Every key that is not null must be the key of a value this encoder
-    /// holds: one it gave, possibly narrowed to a type that holds it.
-    unsafe fn dictionary(&mut self, keys: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-        /// `keys` of type `K` with `values`, unchecked (the caller's promise).
-        unsafe fn with<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: ArrayRef) -> ArrayRef {
-            let keys = keys.as_primitive::<K>().clone();
-            // SAFETY: every key that is not null indexes `values` (the
-            // caller's promise), which is what `try_new` checks.
-            Arc::new(unsafe { DictionaryArray::<K>::new_unchecked(keys, values) })
-        }
-        let values = self.values()?;
-        // SAFETY: passed on from the caller.
-        Ok(match keys.data_type() {
-            DataType::UInt8 => unsafe { with::<UInt8Type>(keys, values) },
-            DataType::UInt16 => unsafe { with::<UInt16Type>(keys, values) },
-            DataType::Int32 => unsafe { with::<Int32Type>(keys, values) },
-            other => {
-                return Err(ArrowError::CastError(format!(
-                    "dictionary keys are not kept as {other}"
-                )));
-            }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .zip(dictionaries)
+        .map(|((column, field), dictionaries)| {
+            as_table_column(&as_read(column, dictionaries)?, field.data_type(), None)
         })
-    }
-
-    /// `text` as keys into the values seen so far (this batch's included).
-    pub(super) fn encode(&mut self, text: &StringViewArray) -> Result<Int32Array, ArrowError> {
-        Ok(self
-            .encode_at_most(text, usize::MAX)?
-            .expect("no limit on values"))
-    }
-
-    /// [`DictionaryEncoder::encode`], or `None` as soon as there are more
-    /// than `most` values.
-    fn encode_at_most(
-        &mut self,
-        text: &StringViewArray,
-        most: usize,
-    ) -> Result<Option<Int32Array>, ArrowError> {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        if self.recent.is_empty() {
-            // No value has these words: a view's length is at most 12.
-            self.recent = vec![((u128::MAX, 0, 0), 0); RECENT_SLOTS];
-        }
-        if self.short.is_empty() {
-            // No short value has this view: its length is more than 12.
-            self.short = vec![(u128::MAX, 0); SHORT_SLOTS];
-        }
-        let buffers = text.data_buffers();
-        let nulls = text.nulls();
-        let mut keys = Vec::with_capacity(text.len());
-        for (i, &view) in text.views().iter().enumerate() {
-            let len = view as u32 as usize;
-            // A short value met lately is found by its view alone, before
-            // any null check (a null's key is never read, and this one is
-            // a real key all the same).
-            let slot = short_slot(view);
-            if len <= 12 {
-                let short: &[(u128, i32); SHORT_SLOTS] =
-                    self.short.as_slice().try_into().expect("SHORT_SLOTS slots");
-                if short[slot].0 == view {
-                    keys.push(short[slot].1);
-                    continue;
-                }
-                if short[slot ^ 1].0 == view {
-                    keys.push(short[slot ^ 1].1);
-                    continue;
-                }
-            }
-            if nulls.is_some_and(|nulls| nulls.is_null(i)) {
-                keys.push(0);
-                continue;
-            }
-            // A short value's view is its words: no need to find its bytes.
-            let (words, value) = if len <= 12 {
-                (Some((view, 0, 0)), None)
-            } else {
-                let buffer = buffers[(view >> 64) as u32 as usize].as_slice();
-                let offset = (view >> 96) as u32 as usize;
-                let value = &buffer[offset..offset + len];
-                (longer_value_words(value), Some(value))
-            };
-            let key = if let Some(words) = words {
-                let slot = recent_slot(&words);
-                if self.recent[slot].0 == words {
-                    self.recent[slot].1
-                } else if self.recent[slot ^ 1].0 == words {
-                    self.recent[slot ^ 1].1
-                } else {
-                    let key = match self.by_words.get(&words) {
-                        Some(&key) => key,
-                        None => {
-                            let key = self.add(text.value(i).as_bytes())?;
-                            self.by_words.insert(words, key);
-                            if self.len() > most {
-                                return Ok(None);
-                            }
-                            key
-                        }
-                    };
-                    self.recent[slot ^ 1] = self.recent[slot];
-                    self.recent[slot] = (words, key);
-                    key
-                }
-            } else {
-                let value = value.expect("a value longer than 12 bytes");
-                match self.long.get(value) {
-                    Some(&key) => key,
-                    None => {
-                        let key = self.add(value)?;
-                        self.long.insert(value.into(), key);
-                        if self.len() > most {
-                            return Ok(None);
-                        }
-                        key
-                    }
-                }
-            };
-            if len <= 12 {
-                self.short[slot ^ 1] = self.short[slot];
-                self.short[slot] = (view, key);
-            }
-            keys.push(key);
-        }
-        Ok(Some(Int32Array::new(
-            ScalarBuffer::from(keys),
-            text.nulls().cloned(),
-        )))
-    }
-
-    fn add(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
-        let too_many = || ArrowError::ComputeError("a dictionary past 2 GiB".to_string());
-        let key = i32::try_from(self.len()).map_err(|_| too_many())?;
-        self.bytes.extend_from_slice(value);
-        let end = i32::try_from(self.bytes.len()).map_err(|_| too_many())?;
-        self.offsets.push(end);
-        self.values = None;
-        Ok(key)
-    }
-}
-
-/// A text value of at most 32 bytes as words that give every byte of it:
-/// a value of at most 12 bytes as its view (length and bytes) and zeros,
-/// a longer one as [`longer_value_words`] gives it.
-type Words = (u128, u128, u32);
-
-/// Slots of [`DictionaryEncoder::recent`].
-const RECENT_SLOTS: usize = 256;
-
-/// Slots of [`DictionaryEncoder::short`].
-const SHORT_SLOTS: usize = 256;
-
-/// The slot of a short value's `view` in [`DictionaryEncoder::short`].
-#[inline(always)]
-fn short_slot(view: u128) -> usize {
-    ((view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
-}
-
-/// The [`Words`] of a value of 13 to 32 bytes: its first and last 16
-/// bytes (the first zero-padded if shorter) and its length. A value of at
-/// most 12 bytes has its view as words (with zeros), so the two never meet.
-#[inline(always)]
-fn longer_value_words(value: &[u8]) -> Option<Words> {
-    let len = value.len();
-    let word = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().expect("16 bytes"));
-    match len {
-        13..=15 => {
-            let mut first = [0u8; 16];
-            first[..len].copy_from_slice(value);
-            Some((u128::from_le_bytes(first), 0, len as u32))
-        }
-        16..=32 => Some((word(&value[..16]), word(&value[len - 16..]), len as u32)),
-        _ => None,
-    }
-}
-
-/// The slot of `words` in [`DictionaryEncoder::recent`].
-#[inline(always)]
-fn recent_slot(words: &Words) -> usize {
-    let (a, b, len) = *words;
-    let mixed = (a as u64 ^ (a >> 64) as u64 ^ (b as u64).rotate_left(21))
-        ^ ((b >> 64) as u64).rotate_left(42)
-        ^ u64::from(len);
-    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+        .collect::<Result<_, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
 }
 
 /// The views of the last dictionary a reader met, made again only when
 /// another dictionary comes (a data file has one per column).
 #[derive(Default)]
-pub(super) struct DictionaryViews {
+pub(crate) struct DictionaryViews {
     /// The dictionary's values, kept so that no other array can take
     /// their buffers' places, and their views.
     last: Option<(ArrayRef, ArrayRef)>,
@@ -676,6 +489,7 @@ pub(super) fn text_as_views(text: &StringArray) -> StringViewArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::DictionaryArray;
 
     #[test]
     fn text_becomes_views_of_the_same_values() {
@@ -808,6 +622,41 @@ mod tests {
     }
 
     #[test]
+    fn keys_the_decoder_made_are_kept_as_they_are_and_views_after_them_too() {
+        // As the decoder hands them on: a dictionary for each batch, whose
+        // values begin with the last one's; then views, once it stopped.
+        let batches = [
+            texts(&[Some("ACCEPT"), None, Some("REJECT"), Some("ACCEPT")]),
+            texts(&[Some("eni-0123456789abcdef0"), Some("REJECT"), None]),
+            texts(&[
+                Some("NODATA"),
+                Some("eni-0123456789abcdef0"),
+                Some("ACCEPT"),
+            ]),
+        ];
+        let mut encoder = DictionaryEncoder::default();
+        let mut written: Vec<ArrayRef> = batches[..2]
+            .iter()
+            .map(|batch| {
+                let keys = encoder.encode(batch.as_string_view()).unwrap();
+                let values = encoder.values().unwrap();
+                Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).unwrap()) as ArrayRef
+            })
+            .collect();
+        written.push(Arc::clone(&batches[2]));
+        let (mut keeping, kept) = Keeping::choose(&written[0]).unwrap();
+        assert!(matches!(keeping, Keeping::Keys { .. }));
+        // Tested as the dictionary it is.
+        let testable = keeping.testable(&kept).unwrap().expect("two values");
+        assert_eq!(&cast(&testable, &DataType::Utf8View).unwrap(), &batches[0]);
+        let dictionary = DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8));
+        assert_eq!(
+            round_trip_as(&DataType::Utf8View, &written, &batches),
+            dictionary
+        );
+    }
+
+    #[test]
     fn text_left_out_by_the_decoder_is_kept_from_its_codes() {
         let repeating: Vec<String> = (0..400)
             .map(|i| format!("10.0.{}.{}", i % 3, i % 7))
@@ -873,100 +722,6 @@ mod tests {
     }
 
     #[test]
-    fn each_value_keeps_its_key_among_short_long_and_null_values() {
-        // Short values (in the view), a longer one and nulls, in no order.
-        let choices = [
-            Some("ACCEPT"),
-            Some("REJECT"),
-            None,
-            Some("OK"),
-            Some(""),
-            Some("NODATA"),
-            Some("SKIPDATA"),
-            Some("eni-0123456789abcdef0"),
-        ];
-        let values: Vec<Option<&str>> = (0..1000)
-            .map(|i| choices[(i * 7 + i / 3) % choices.len()])
-            .collect();
-        let text: StringViewArray = values.iter().copied().collect();
-        let mut encoder = DictionaryEncoder::default();
-        let keys = encoder.encode(&text).unwrap();
-        let dictionary = encoder.values().unwrap();
-        let dictionary = dictionary.as_string::<i32>();
-        for (row, value) in values.iter().enumerate() {
-            match value {
-                None => assert!(keys.is_null(row), "row {row}"),
-                Some(value) => {
-                    assert_eq!(
-                        dictionary.value(keys.value(row) as usize),
-                        *value,
-                        "row {row}"
-                    )
-                }
-            }
-        }
-        assert_eq!(encoder.len(), 7);
-    }
-
-    #[test]
-    fn values_that_meet_in_the_recent_slots_keep_their_keys() {
-        // More values than slots, short and long, met again in an order
-        // that makes values share slots and move between them.
-        let values: Vec<String> = (0..20_000u64)
-            .map(|i| {
-                let n = (i * 7919 + i / 5) % 700;
-                match n % 3 {
-                    0 => format!("{n}"),
-                    1 => format!("eni-{n:017x}"),
-                    _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
-                }
-            })
-            .collect();
-        let text: StringViewArray = values.iter().map(|v| Some(v.as_str())).collect();
-        let mut encoder = DictionaryEncoder::default();
-        let keys = encoder.encode(&text).unwrap();
-        let dictionary = encoder.values().unwrap();
-        let dictionary = dictionary.as_string::<i32>();
-        for (row, value) in values.iter().enumerate() {
-            assert_eq!(
-                dictionary.value(keys.value(row) as usize),
-                value,
-                "row {row}"
-            );
-        }
-        assert_eq!(encoder.len(), 700);
-    }
-
-    #[test]
-    fn a_null_adds_no_value_whatever_its_view_holds() {
-        // Arrays that nulled values out (as `nullif` does) keep their views.
-        let text: StringViewArray = [
-            "ACCEPT",
-            "SECRET",
-            "REJECT",
-            "ACCEPT",
-            "HIDDEN-LONGER-VALUE",
-        ]
-        .into_iter()
-        .map(Some)
-        .collect();
-        let nulls = NullBuffer::from(vec![true, false, true, false, false]);
-        let (views, buffers, _) = text.into_parts();
-        let text = StringViewArray::new(views, buffers, Some(nulls));
-        let mut encoder = DictionaryEncoder::default();
-        let keys = encoder.encode(&text).unwrap();
-        let dictionary = encoder.values().unwrap();
-        let dictionary = dictionary.as_string::<i32>();
-        assert_eq!(
-            dictionary.iter().flatten().collect::<Vec<_>>(),
-            ["ACCEPT", "REJECT"]
-        );
-        assert_eq!(keys.nulls(), text.nulls());
-        assert_eq!(dictionary.value(keys.value(0) as usize), "ACCEPT");
-        assert_eq!(dictionary.value(keys.value(2) as usize), "REJECT");
-    }
-
-    #[test]
     fn text_that_does_not_repeat_is_kept_as_utf8() {
         let batches = [
             texts(&[
@@ -1021,10 +776,7 @@ mod tests {
             let text: StringViewArray = values.iter().map(|v| v.as_deref()).collect();
             let most = DICTIONARY_SAMPLE / 2;
             let found = values.iter().flatten().collect::<HashSet<_>>().len();
-            let by_text = DictionaryEncoder::default()
-                .encode_at_most(&text, most)
-                .unwrap()
-                .is_some();
+            let by_text = DictionaryEncoder::default().repeats(&text).unwrap();
             assert_eq!(by_text, found <= most, "{distinct}");
             assert_eq!(codes_at_most(&text, most), Some(by_text), "{distinct}");
         }

@@ -36,6 +36,8 @@ use object_store::ObjectMeta;
 
 use entry::Entry;
 
+pub(crate) use column::{DictionaryViews, decoded_as_table};
+
 /// The cache's folder under the user's cache folder, by format version:
 /// entries another version wrote are not read, and a sweep or a clear
 /// removes them (see [`OLDER_FOLDERS`]).

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 
 use crate::catalogue::{FieldKind, Header, catalogue_field, column_name, truncate_for_message};
@@ -55,7 +55,7 @@ impl ColumnBuilder {
                     } if columns.contains(field.name()) => {
                         views.with_codes(false).leaving_text_out(passed_on.clone())
                     }
-                    Codes::ForCache { .. } => views.with_codes(false),
+                    Codes::ForCache { .. } => views.with_codes(false).with_dictionary(),
                 })
             }
             other => {
@@ -398,10 +398,28 @@ impl RecordDecoder {
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
+        // Text made a dictionary for the cache's writer has that type.
+        let schema = if columns
+            .iter()
+            .zip(self.schema.fields())
+            .all(|(column, field)| column.data_type() == field.data_type())
+        {
+            Arc::clone(&self.schema)
+        } else {
+            let fields: Vec<Field> = columns
+                .iter()
+                .zip(self.schema.fields())
+                .map(|(column, field)| {
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(column.data_type().clone())
+                })
+                .collect();
+            Arc::new(Schema::new(fields))
+        };
         Ok(Some(RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            columns,
-            &options,
+            schema, columns, &options,
         )?))
     }
 }

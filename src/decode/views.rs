@@ -14,12 +14,18 @@
 
 use std::sync::{Arc, Weak};
 
-use datafusion::arrow::array::{Array, ArrayRef, ByteView, MAX_INLINE_VIEW_LEN, StringViewArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, ByteView, DictionaryArray, Int32Array, MAX_INLINE_VIEW_LEN,
+    StringViewArray,
+};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
+use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::Result;
 
 use super::validity::Validity;
 use crate::text_codes;
+use crate::text_dictionary::{DECODER_VALUES_AT_MOST, DictionaryEncoder};
 
 /// Bytes a view holds inline; longer values go to a data buffer.
 const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
@@ -58,6 +64,25 @@ pub(super) struct TextViews {
     leave_text_out: bool,
     /// Whether a value of this batch got one.
     left_out: bool,
+    /// Whether the column's values are made dictionary keys instead of
+    /// views (see [`Self::with_dictionary`]).
+    dictionary: Dictionary,
+}
+
+/// A column's dictionary, for the cache's writer.
+enum Dictionary {
+    /// Views, to the end of the object.
+    Never,
+    /// Views for the first batch, which decides.
+    Undecided,
+    /// Each value's key, as it is appended.
+    Keys {
+        encoder: Box<DictionaryEncoder>,
+        keys: Vec<i32>,
+        /// Why a key could not be made (a dictionary past 2 GiB), told
+        /// when the batch is finished.
+        failed: Option<ArrowError>,
+    },
 }
 
 impl TextViews {
@@ -76,7 +101,22 @@ impl TextViews {
             passed_on: None,
             leave_text_out: false,
             left_out: false,
+            dictionary: Dictionary::Never,
         }
+    }
+
+    /// For the cache's writer: if the first batch's values are text that
+    /// is not addresses and repeats (as the writer would keep it: see
+    /// [`DictionaryEncoder::repeats`]), that batch and every batch after
+    /// come as a dictionary (`Int32` keys into `Utf8` values), each value
+    /// made its key as it is appended. The writer then keeps the keys as
+    /// they are, instead of reading views to make them; the read's own
+    /// batches are made views again only for the records that pass the
+    /// query's record filter. Past [`DECODER_VALUES_AT_MOST`] values, the
+    /// rest of the object comes as views.
+    pub(super) fn with_dictionary(mut self) -> Self {
+        self.dictionary = Dictionary::Undecided;
+        self
     }
 
     /// Also makes each value's code, from the bytes already read for its
@@ -217,6 +257,9 @@ impl TextViews {
     /// be UTF-8.
     #[inline]
     pub(super) fn append(&mut self, line: &[u8], start: usize, end: usize) {
+        if let Dictionary::Keys { .. } = self.dictionary {
+            return self.append_key(line, start, end);
+        }
         if self.views.is_empty() {
             self.start_batch();
         }
@@ -266,6 +309,46 @@ impl TextViews {
         self.validity.push(true);
     }
 
+    /// Appends the key of the text `line[start..end]`: a short value's
+    /// view is made as [`Self::append`] makes it, and found by it.
+    #[inline(always)]
+    fn append_key(&mut self, line: &[u8], start: usize, end: usize) {
+        let Dictionary::Keys {
+            encoder,
+            keys,
+            failed,
+        } = &mut self.dictionary
+        else {
+            unreachable!("called while making keys")
+        };
+        let len = end - start;
+        let key = if len <= INLINE
+            && let Some(word) = line.get(start..start + WORD)
+        {
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is at most 12, so the shift is less than 128.
+            let value = word & ((1u128 << (8 * len)) - 1);
+            encoder.key_of_short(len as u128 | value << 32)
+        } else if (1..=INLINE).contains(&len)
+            && let Some(word) = end.checked_sub(WORD).map(|from| &line[from..end])
+        {
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is 1 to 12, so the shift is 32 to 120 bits.
+            let value = word >> (8 * (WORD - len));
+            encoder.key_of_short(len as u128 | value << 32)
+        } else {
+            encoder.key_of(&line[start..end])
+        };
+        match key {
+            Ok(key) => keys.push(key),
+            Err(error) => {
+                keys.push(0);
+                failed.get_or_insert(error);
+            }
+        }
+        self.validity.push(true);
+    }
+
     /// Appends a value of any length, wherever it lies.
     fn append_slice(&mut self, value: &[u8]) {
         let len = value.len();
@@ -284,6 +367,11 @@ impl TextViews {
     }
 
     pub(super) fn append_null(&mut self) {
+        if let Dictionary::Keys { keys, .. } = &mut self.dictionary {
+            keys.push(0);
+            self.validity.push(false);
+            return;
+        }
         if self.views.is_empty() {
             self.start_batch();
         }
@@ -329,6 +417,9 @@ impl TextViews {
     /// if made, are remembered for the grouping that packs this array
     /// ([`text_codes::recall`]).
     pub(super) fn finish(&mut self) -> Result<ArrayRef> {
+        if let Dictionary::Keys { .. } = self.dictionary {
+            return self.finish_keys();
+        }
         self.finish_block();
         let views = std::mem::replace(&mut self.views, Vec::with_capacity(self.capacity));
         let buffers = std::mem::take(&mut self.completed);
@@ -370,14 +461,66 @@ impl TextViews {
                 }
             }
         }
+        if let Dictionary::Undecided = self.dictionary {
+            return self.decide_dictionary(array);
+        }
         Ok(array)
+    }
+
+    /// After the first batch: the batch as a dictionary, and keys from
+    /// then on, if its values are text without codes (codes stop at the
+    /// first value without one) that repeats.
+    fn decide_dictionary(&mut self, array: ArrayRef) -> Result<ArrayRef> {
+        self.dictionary = Dictionary::Never;
+        let text = array.as_string_view();
+        let mut encoder = DictionaryEncoder::default();
+        if self.codes.is_some() || !encoder.repeats(text)? {
+            return Ok(array);
+        }
+        let keys = encoder.encode(text)?;
+        let values = encoder.values()?;
+        self.dictionary = Dictionary::Keys {
+            encoder: Box::new(encoder),
+            keys: Vec::with_capacity(self.capacity),
+            failed: None,
+        };
+        // SAFETY: the encoder made these keys into its values.
+        Ok(Arc::new(unsafe {
+            DictionaryArray::<Int32Type>::new_unchecked(keys, values)
+        }))
+    }
+
+    /// The keys appended since the last call, as a dictionary of the
+    /// values found so far.
+    fn finish_keys(&mut self) -> Result<ArrayRef> {
+        let Dictionary::Keys {
+            encoder,
+            keys,
+            failed,
+        } = &mut self.dictionary
+        else {
+            unreachable!("called while making keys")
+        };
+        if let Some(error) = failed.take() {
+            return Err(error.into());
+        }
+        let keys = std::mem::replace(keys, Vec::with_capacity(self.capacity));
+        let keys = Int32Array::new(ScalarBuffer::from(keys), self.validity.finish());
+        let values = encoder.values()?;
+        if encoder.len() > DECODER_VALUES_AT_MOST {
+            self.dictionary = Dictionary::Never;
+        }
+        // SAFETY: the encoder made every key into its values.
+        Ok(Arc::new(unsafe {
+            DictionaryArray::<Int32Type>::new_unchecked(keys, values)
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
 
     /// A line of `words` joined by spaces, each word appended where it
     /// lies, twice (a batch, then another from the same builder), each
@@ -492,6 +635,90 @@ mod tests {
         let after = batch(&mut views, &addresses);
         assert!(text_codes::recall(&after).is_none());
         assert!(text_codes::recall(&text).is_some());
+    }
+
+    /// `array`'s values as text, whatever it holds them as.
+    fn values_of(array: &ArrayRef) -> Vec<Option<String>> {
+        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8View).unwrap();
+        text.as_string_view()
+            .iter()
+            .map(|value| value.map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn text_that_repeats_comes_as_a_dictionary_for_the_cache() {
+        // Three values among eight: a dictionary.
+        let repeating = [
+            Some("ACCEPT"),
+            Some("eni-0123456789abcdef0"),
+            None,
+            Some("ACCEPT"),
+            Some("REJECT"),
+            Some("eni-0123456789abcdef0"),
+            Some("REJECT"),
+            Some("ACCEPT"),
+        ];
+        let mut views = TextViews::with_capacity(8)
+            .with_codes(false)
+            .with_dictionary();
+        // Each value far from the line's end and at it (the batch's last).
+        let batches = [
+            repeating.to_vec(),
+            vec![
+                Some("a value longer than thirty-two bytes, by its bytes"),
+                Some("thirteen char"),
+                Some("ACCEPT"),
+            ],
+            vec![
+                Some("REJECT"),
+                Some("thirteen char"),
+                Some("NODATA"),
+                Some(""),
+                Some("a value longer than thirty-two bytes, by its bytes"),
+            ],
+        ];
+        for words in &batches {
+            let array = batch(&mut views, words);
+            let dictionary = array
+                .as_dictionary_opt::<Int32Type>()
+                .expect("a dictionary");
+            array.to_data().validate_full().unwrap();
+            let expected: Vec<Option<String>> =
+                words.iter().map(|w| w.map(str::to_string)).collect();
+            assert_eq!(values_of(&array), expected);
+            // Values once each, in the order met, every batch's beginning
+            // with the last one's.
+            let values = values_of(dictionary.values());
+            let distinct: std::collections::HashSet<_> = values.iter().collect();
+            assert_eq!(distinct.len(), values.len());
+        }
+        // Past the most values, the next batch comes as views.
+        let many: Vec<String> = (0..=DECODER_VALUES_AT_MOST)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let many: Vec<Option<&str>> = many.iter().map(|v| Some(v.as_str())).collect();
+        let array = batch(&mut views, &many);
+        assert!(array.as_dictionary_opt::<Int32Type>().is_some());
+        let array = batch(&mut views, &repeating);
+        assert_eq!(array.data_type(), &DataType::Utf8View);
+        assert_eq!(
+            values_of(&array),
+            repeating.map(|w| w.map(str::to_string)).to_vec()
+        );
+
+        // Text that does not repeat, or addresses, stay views.
+        let distinct = [Some("a"), Some("b"), Some("c"), Some("a")];
+        let addresses = [Some("10.0.0.1"), Some("10.0.0.1"), None, Some("10.0.0.1")];
+        for first in [&distinct, &addresses] {
+            let mut views = TextViews::with_capacity(4)
+                .with_codes(false)
+                .with_dictionary();
+            for _ in 0..2 {
+                let array = batch(&mut views, first);
+                assert_eq!(array.data_type(), &DataType::Utf8View);
+            }
+        }
     }
 
     #[test]

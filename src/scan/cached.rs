@@ -24,8 +24,8 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
-use crate::cache::ObjectCache;
 use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
+use crate::cache::{DictionaryViews, ObjectCache, decoded_as_table};
 use crate::decode::Codes;
 use crate::decode::record_filter::Matcher;
 use crate::error::Error;
@@ -155,6 +155,9 @@ impl FileOpener for CachedOpener {
                 findings,
                 cache,
                 tests,
+                dictionaries: std::iter::repeat_with(DictionaryViews::default)
+                    .take(schema.fields().len())
+                    .collect(),
                 schema,
             };
             Ok(futures::stream::try_unfold(filling, Filling::next).boxed())
@@ -294,6 +297,8 @@ fn keep_passing(
 /// fail the record filter are dropped here, tested as the writer keeps
 /// their columns (a dictionary's values once a batch, addresses as codes),
 /// so DataFusion's filter above does not test every record's text again.
+/// Text the decoder made a dictionary of for the writer is made views
+/// after that, for the records that pass.
 struct Filling {
     batches: BoxStream<'static, Result<RecordBatch>>,
     /// Dropped (leaving nothing) when the read fails.
@@ -302,6 +307,8 @@ struct Filling {
     cache: Arc<ObjectCache>,
     tests: Arc<[(usize, Matcher)]>,
     schema: SchemaRef,
+    /// Each column's last dictionary's views.
+    dictionaries: Vec<DictionaryViews>,
 }
 
 impl Filling {
@@ -310,6 +317,7 @@ impl Filling {
             match self.batches.next().await {
                 Some(Ok(batch)) => {
                     let Some(writer) = &mut self.writer else {
+                        let batch = decoded_as_table(batch, &self.schema, &mut self.dictionaries)?;
                         return Ok(Some((batch, self)));
                     };
                     let tests = &self.tests;
@@ -328,6 +336,7 @@ impl Filling {
                         _ => batch,
                     };
                     if batch.num_rows() > 0 {
+                        let batch = decoded_as_table(batch, &self.schema, &mut self.dictionaries)?;
                         return Ok(Some((batch, self)));
                     }
                 }
