@@ -44,6 +44,11 @@ impl Validity {
         self.nulls += usize::from(!there);
     }
 
+    /// Whether the value at `row` of this batch is there.
+    pub(super) fn is_set(&self, row: usize) -> bool {
+        self.words[row / 64] >> (row % 64) & 1 == 1
+    }
+
     /// The bits pushed since the last call, or `None` if every value was
     /// there; the next batch starts empty.
     pub(super) fn finish(&mut self) -> Option<NullBuffer> {

@@ -25,7 +25,7 @@ use datafusion::common::Result;
 
 use super::validity::Validity;
 use crate::text_codes;
-use crate::text_dictionary::{DECODER_VALUES_AT_MOST, DictionaryEncoder};
+use crate::text_dictionary::{DECODER_VALUES_AT_MOST, DICTIONARY_SAMPLE, DictionaryEncoder};
 
 /// Bytes a view holds inline; longer values go to a data buffer.
 const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
@@ -257,8 +257,13 @@ impl TextViews {
     /// be UTF-8.
     #[inline]
     pub(super) fn append(&mut self, line: &[u8], start: usize, end: usize) {
-        if let Dictionary::Keys { .. } = self.dictionary {
-            return self.append_key(line, start, end);
+        match self.dictionary {
+            Dictionary::Keys { .. } => return self.append_key(line, start, end),
+            Dictionary::Undecided if self.views.len() == DICTIONARY_SAMPLE => {
+                self.decide_at_sample();
+                return self.append(line, start, end);
+            }
+            Dictionary::Never | Dictionary::Undecided => {}
         }
         if self.views.is_empty() {
             self.start_batch();
@@ -467,9 +472,54 @@ impl TextViews {
         Ok(array)
     }
 
-    /// After the first batch: the batch as a dictionary, and keys from
-    /// then on, if its values are text without codes (codes stop at the
-    /// first value without one) that repeats.
+    /// At the first batch's [`DICTIONARY_SAMPLE`]th value: keys from then
+    /// on, those of the values so far too, if they are text without codes
+    /// (codes stop at the first value without one) that repeats (as
+    /// [`DictionaryEncoder::repeats`] tells).
+    #[cold]
+    fn decide_at_sample(&mut self) {
+        self.dictionary = Dictionary::Never;
+        if self.codes.is_some() {
+            return;
+        }
+        let mut encoder = DictionaryEncoder::default();
+        let mut keys = Vec::with_capacity(self.capacity);
+        for (row, &view) in self.views.iter().enumerate() {
+            let len = view as u32 as usize;
+            let key = if !self.validity.is_set(row) {
+                Ok(0)
+            } else if len <= INLINE {
+                encoder.key_of_short(view)
+            } else {
+                let view = ByteView::from(view);
+                let buffer = match self.completed.get(view.buffer_index as usize) {
+                    Some(buffer) => buffer.as_slice(),
+                    None => &self.in_progress,
+                };
+                let start = view.offset as usize;
+                encoder.key_of(&buffer[start..start + len])
+            };
+            match key {
+                Ok(key) if encoder.len() <= DICTIONARY_SAMPLE / 2 => keys.push(key),
+                // Values that do not repeat enough (or a dictionary that
+                // cannot be made): views.
+                _ => return,
+            }
+        }
+        self.views.clear();
+        self.in_progress = Vec::new();
+        self.completed.clear();
+        self.next_block = FIRST_BLOCK;
+        self.dictionary = Dictionary::Keys {
+            encoder: Box::new(encoder),
+            keys,
+            failed: None,
+        };
+    }
+
+    /// After a first batch shorter than [`DICTIONARY_SAMPLE`]: the batch
+    /// as a dictionary, and keys from then on, if its values are text
+    /// without codes that repeats.
     fn decide_dictionary(&mut self, array: ArrayRef) -> Result<ArrayRef> {
         self.dictionary = Dictionary::Never;
         let text = array.as_string_view();
@@ -717,6 +767,40 @@ mod tests {
             for _ in 0..2 {
                 let array = batch(&mut views, first);
                 assert_eq!(array.data_type(), &DataType::Utf8View);
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_first_batch_is_decided_at_its_sample() {
+        // Repeating values, short, 13 to 32 bytes, longer, and NULLs, of
+        // which the sample is a part: keys from its end on, and its own.
+        let choices = [
+            Some("ACCEPT"),
+            None,
+            Some("eni-0123456789abcdef0"),
+            Some("REJECT"),
+            Some("thirteen char"),
+            Some("a value longer than thirty-two bytes, by its bytes"),
+        ];
+        let repeating: Vec<Option<&str>> = (0..DICTIONARY_SAMPLE + 700)
+            .map(|i| choices[(i * 7 + i / 5) % choices.len()])
+            .collect();
+        let distinct: Vec<String> = (0..DICTIONARY_SAMPLE + 700)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let distinct: Vec<Option<&str>> = distinct.iter().map(|v| Some(v.as_str())).collect();
+        for (words, keyed) in [(&repeating, true), (&distinct, false)] {
+            let mut views = TextViews::with_capacity(words.len())
+                .with_codes(false)
+                .with_dictionary();
+            for _ in 0..2 {
+                let array = batch(&mut views, words);
+                array.to_data().validate_full().unwrap();
+                assert_eq!(array.as_dictionary_opt::<Int32Type>().is_some(), keyed);
+                let expected: Vec<Option<String>> =
+                    words.iter().map(|w| w.map(str::to_string)).collect();
+                assert_eq!(values_of(&array), expected);
             }
         }
     }
