@@ -1,22 +1,17 @@
 //! Text as a dictionary: each distinct value once, and a key per value.
 //!
-//! The cache keeps text whose values repeat (actions, log statuses,
-//! interface, VPC and account ids: a few hundred distinct values among
-//! thousands of records) as a dictionary ([`crate::cache`]). The encoder
-//! is a piece of its own because two stages use it: the cache's writer,
-//! on text it is handed as views, and the decoder, which, reading an
-//! object that fills the cache, makes such a column's keys as it reads
-//! each value instead of views the writer would read again.
+//! The local cache keeps text whose values repeat (actions, log
+//! statuses, interface, VPC and account ids: a few hundred distinct
+//! values among thousands of records) as a dictionary. The encoder is a
+//! piece of its own because two stages use it: the cache's writer, on
+//! text it is handed as views, and the decoder, which, reading an object
+//! that fills the cache, makes such a column's keys as it reads each
+//! value instead of views the writer would read again.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, StringArray, StringViewArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, StringArray, StringViewArray};
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{
-    ArrowDictionaryKeyType, DataType, Int32Type, UInt8Type, UInt16Type,
-};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::HashMap;
 
@@ -91,6 +86,11 @@ impl DictionaryEncoder {
     /// Distinct values seen so far.
     pub(crate) fn len(&self) -> usize {
         self.offsets.len() - 1
+    }
+
+    /// Bytes of the values seen so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Whether `text`'s first [`DICTIONARY_SAMPLE`] values repeat enough
@@ -271,35 +271,6 @@ impl DictionaryEncoder {
     }
 }
 
-/// `keys` (`UInt8`, `UInt16` or `Int32`) as a dictionary of `values`.
-///
-/// # Safety
-///
-/// Every key that is not null must index `values`.
-pub(crate) unsafe fn dictionary_of(
-    keys: &ArrayRef,
-    values: ArrayRef,
-) -> Result<ArrayRef, ArrowError> {
-    /// `keys` of type `K` with `values`, unchecked (the caller's promise).
-    unsafe fn with<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: ArrayRef) -> ArrayRef {
-        let keys = keys.as_primitive::<K>().clone();
-        // SAFETY: every key that is not null indexes `values` (the
-        // caller's promise), which is what `try_new` checks.
-        Arc::new(unsafe { DictionaryArray::<K>::new_unchecked(keys, values) })
-    }
-    // SAFETY: passed on from the caller.
-    Ok(match keys.data_type() {
-        DataType::UInt8 => unsafe { with::<UInt8Type>(keys, values) },
-        DataType::UInt16 => unsafe { with::<UInt16Type>(keys, values) },
-        DataType::Int32 => unsafe { with::<Int32Type>(keys, values) },
-        other => {
-            return Err(ArrowError::CastError(format!(
-                "dictionary keys are not kept as {other}"
-            )));
-        }
-    })
-}
-
 /// A text value of at most 32 bytes as words that give every byte of it:
 /// a value of at most 12 bytes as its view (length and bytes) and zeros,
 /// a longer one as [`longer_value_words`] gives it.
@@ -348,6 +319,7 @@ fn recent_slot(words: &Words) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::buffer::NullBuffer;
 
     #[test]

@@ -25,18 +25,20 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, StringViewArray,
-    UInt64Array, new_null_array,
+    Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray, UInt64Array, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef, UInt64Type};
+use datafusion::arrow::datatypes::{
+    ArrowDictionaryKeyType, DataType, Int32Type, SchemaRef, UInt8Type, UInt16Type, UInt64Type,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::HashSet;
 
 use crate::narrow_integers::{narrowed, narrower_types, narrowest, narrowest_for, widened};
 use crate::text_codes::{self, PassedOn};
-use crate::text_dictionary::{DICTIONARY_SAMPLE, DictionaryEncoder, dictionary_of};
+use crate::text_dictionary::{DICTIONARY_SAMPLE, DictionaryEncoder};
 
 /// Whether a data file's column of `stored` type can give a table column
 /// of `table` type.
@@ -171,6 +173,12 @@ impl Keeping {
             }
             Self::Keys { values } => match column.as_dictionary_opt::<Int32Type>() {
                 Some(made) => {
+                    // Earlier batches' keys are stored with these values.
+                    if !Arc::ptr_eq(made.values(), values) && !begins_with(made.values(), values) {
+                        return Err(ArrowError::InvalidArgumentError(
+                            "a dictionary's values do not begin with the last batch's".to_string(),
+                        ));
+                    }
                     *values = Arc::clone(made.values());
                     Ok(Arc::new(made.keys().clone()))
                 }
@@ -309,6 +317,45 @@ fn keep_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     cast(&readable(column)?, &DataType::Utf8)
 }
 
+/// `keys` (`UInt8`, `UInt16` or `Int32`) as a dictionary of `values`.
+///
+/// # Safety
+///
+/// Every key that is not null must index `values`.
+unsafe fn dictionary_of(keys: &ArrayRef, values: ArrayRef) -> Result<ArrayRef, ArrowError> {
+    /// `keys` of type `K` with `values`, unchecked (the caller's promise).
+    unsafe fn with<K: ArrowDictionaryKeyType>(keys: &ArrayRef, values: ArrayRef) -> ArrayRef {
+        let keys = keys.as_primitive::<K>().clone();
+        // SAFETY: every key that is not null indexes `values` (the
+        // caller's promise), which is what `try_new` checks.
+        Arc::new(unsafe { DictionaryArray::<K>::new_unchecked(keys, values) })
+    }
+    // SAFETY: passed on from the caller.
+    Ok(match keys.data_type() {
+        DataType::UInt8 => unsafe { with::<UInt8Type>(keys, values) },
+        DataType::UInt16 => unsafe { with::<UInt16Type>(keys, values) },
+        DataType::Int32 => unsafe { with::<Int32Type>(keys, values) },
+        other => {
+            return Err(ArrowError::CastError(format!(
+                "dictionary keys are not kept as {other}"
+            )));
+        }
+    })
+}
+
+/// Whether the text values `newer` begin with the text values `older`.
+fn begins_with(newer: &ArrayRef, older: &ArrayRef) -> bool {
+    let (Some(newer), Some(older)) = (newer.as_string_opt::<i32>(), older.as_string_opt::<i32>())
+    else {
+        return false;
+    };
+    let offsets = older.value_offsets();
+    let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    newer.len() >= older.len()
+        && newer.value_offsets()[..offsets.len()] == *offsets
+        && newer.values().get(first..last) == older.values().get(first..last)
+}
+
 /// The type of a dictionary of `values` values: keys as narrow as they
 /// can be.
 fn dictionary_type(values: usize) -> DataType {
@@ -318,40 +365,53 @@ fn dictionary_type(values: usize) -> DataType {
 
 /// `column` as text to read (see [`text_codes::readable`]).
 fn readable(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-    if column.as_any_dictionary_opt().is_some() {
-        return cast(column, &DataType::Utf8View);
-    }
     text_codes::readable(column).map_err(|e| ArrowError::ComputeError(e.to_string()))
 }
 
-/// A batch the decoder made for a read that fills the cache, in the
-/// table's types (`schema`'s): the columns it made dictionaries of as
-/// views, each dictionary's views made once.
-pub(crate) fn decoded_as_table(
-    batch: RecordBatch,
-    schema: &SchemaRef,
-    dictionaries: &mut [DictionaryViews],
-) -> Result<RecordBatch, ArrowError> {
-    if batch.schema_ref() == schema {
-        return Ok(batch);
+/// Batches the decoder made for a read that fills the cache, made the
+/// table's types again: the columns it made dictionaries of as views,
+/// each dictionary's views made once.
+pub(crate) struct DecodedAsTable {
+    schema: SchemaRef,
+    /// Each column's last dictionary's views.
+    dictionaries: Vec<DictionaryViews>,
+}
+
+impl DecodedAsTable {
+    /// For batches of the table's `schema`.
+    pub(crate) fn new(schema: SchemaRef) -> Self {
+        let dictionaries = std::iter::repeat_with(DictionaryViews::default)
+            .take(schema.fields().len())
+            .collect();
+        Self {
+            schema,
+            dictionaries,
+        }
     }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .zip(dictionaries)
-        .map(|((column, field), dictionaries)| {
-            as_table_column(&as_read(column, dictionaries)?, field.data_type(), None)
-        })
-        .collect::<Result<_, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+
+    /// `batch` in the table's types.
+    pub(crate) fn batch(&mut self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        if batch.schema_ref() == &self.schema {
+            return Ok(batch);
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .zip(&mut self.dictionaries)
+            .map(|((column, field), dictionaries)| {
+                as_table_column(&as_read(column, dictionaries)?, field.data_type(), None)
+            })
+            .collect::<Result<_, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
+    }
 }
 
 /// The views of the last dictionary a reader met, made again only when
 /// another dictionary comes (a data file has one per column).
 #[derive(Default)]
-pub(crate) struct DictionaryViews {
+pub(super) struct DictionaryViews {
     /// The dictionary's values, kept so that no other array can take
     /// their buffers' places, and their views.
     last: Option<(ArrayRef, ArrayRef)>,
@@ -472,8 +532,9 @@ pub(super) fn text_as_views(text: &StringArray) -> StringViewArray {
             }
         })
         .collect();
-    // SAFETY: `text` is a valid Utf8 array (the IPC reader validated it:
-    // offsets in bounds and on character boundaries, bytes UTF-8), so each
+    // SAFETY: `text` is a valid Utf8 array (offsets in bounds and on
+    // character boundaries, bytes UTF-8: the IPC reader validated a data
+    // file's, `StringArray::try_new` the decoder's dictionary values), so each
     // view covers one whole value: inline, its bytes copied with its
     // length; otherwise its length, first four bytes, buffer 0 and offset
     // into that same buffer, which is below 2^32 for i32 offsets.
@@ -654,6 +715,31 @@ mod tests {
             round_trip_as(&DataType::Utf8View, &written, &batches),
             dictionary
         );
+    }
+
+    #[test]
+    fn keys_the_decoder_made_span_files_and_must_keep_their_values() {
+        let made = |encoder: &mut DictionaryEncoder, values: &[Option<&str>]| -> ArrayRef {
+            let keys = encoder.encode(texts(values).as_string_view()).unwrap();
+            let values = encoder.values().unwrap();
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).unwrap())
+        };
+        let mut encoder = DictionaryEncoder::default();
+        let first = [Some("ACCEPT"), Some("REJECT"), Some("ACCEPT")];
+        let second = [Some("NODATA"), None, Some("ACCEPT")];
+        let (mut keeping, kept_first) = Keeping::choose(&made(&mut encoder, &first)).unwrap();
+        // A second data file: the decoder's dictionary goes on.
+        keeping.next_file();
+        let kept_second = keeping.keep(&made(&mut encoder, &second)).unwrap();
+        for (kept, expected) in [(kept_first, &first[..]), (kept_second, &second[..])] {
+            let stored_type = keeping.stored_type(&DataType::Utf8View, &[&kept]).unwrap();
+            let stored = keeping.stored(&kept, &stored_type).unwrap();
+            let back = cast(&stored, &DataType::Utf8View).unwrap();
+            assert_eq!(&back, &texts(expected));
+        }
+        // Values that do not begin with the last batch's are refused.
+        let other = made(&mut DictionaryEncoder::default(), &[Some("SKIPDATA")]);
+        assert!(keeping.keep(&other).is_err());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use object_store::ObjectMeta;
 
 use entry::Entry;
 
-pub(crate) use column::{DictionaryViews, decoded_as_table};
+pub(crate) use column::DecodedAsTable;
 
 /// The cache's folder under the user's cache folder, by format version:
 /// entries another version wrote are not read, and a sweep or a clear

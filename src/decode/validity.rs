@@ -44,9 +44,16 @@ impl Validity {
         self.nulls += usize::from(!there);
     }
 
-    /// Whether the value at `row` of this batch is there.
-    pub(super) fn is_set(&self, row: usize) -> bool {
-        self.words[row / 64] >> (row % 64) & 1 == 1
+    /// The bits pushed so far in this batch, as [`Self::finish`] would
+    /// give them, without finishing it.
+    pub(super) fn so_far(&self) -> Option<NullBuffer> {
+        (self.nulls > 0).then(|| {
+            NullBuffer::new(BooleanBuffer::new(
+                Buffer::from_slice_ref(&self.words),
+                0,
+                self.len,
+            ))
+        })
     }
 
     /// The bits pushed since the last call, or `None` if every value was

@@ -23,6 +23,7 @@ use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::Result;
 
+use super::MAX_LINE_BYTES;
 use super::validity::Validity;
 use crate::text_codes;
 use crate::text_dictionary::{DECODER_VALUES_AT_MOST, DICTIONARY_SAMPLE, DictionaryEncoder};
@@ -79,7 +80,8 @@ enum Dictionary {
     Keys {
         encoder: Box<DictionaryEncoder>,
         keys: Vec<i32>,
-        /// Why a key could not be made (a dictionary past 2 GiB), told
+        /// Why a key could not be made (a dictionary larger than an
+        /// array holds, which [`keys_fit`] rules out), told
         /// when the batch is finished.
         failed: Option<ArrowError>,
     },
@@ -257,13 +259,8 @@ impl TextViews {
     /// be UTF-8.
     #[inline]
     pub(super) fn append(&mut self, line: &[u8], start: usize, end: usize) {
-        match self.dictionary {
-            Dictionary::Keys { .. } => return self.append_key(line, start, end),
-            Dictionary::Undecided if self.views.len() == DICTIONARY_SAMPLE => {
-                self.decide_at_sample();
-                return self.append(line, start, end);
-            }
-            Dictionary::Never | Dictionary::Undecided => {}
+        if self.makes_keys() {
+            return self.append_key(line, start, end);
         }
         if self.views.is_empty() {
             self.start_batch();
@@ -272,26 +269,9 @@ impl TextViews {
             return;
         }
         let len = end - start;
-        if len <= INLINE
-            && let Some(word) = line.get(start..start + WORD)
-        {
-            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
-            // `len` is at most 12, so the shift is less than 128.
-            let value = word & ((1u128 << (8 * len)) - 1);
-            self.views.push(len as u128 | value << 32);
-            self.push_code(value, len);
-        } else if (1..=INLINE).contains(&len)
-            && let Some(word) = end.checked_sub(WORD).map(|from| &line[from..end])
-        {
-            // Near the line's end (a line's last fields, such as `action`
-            // and `log-status`): the 16 bytes that end with the value,
-            // shifted down. Copying the value into a zeroed word and
-            // reading that back would stall on store forwarding.
-            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
-            // `len` is 1 to 12, so the shift is 32 to 120 bits.
-            let value = word >> (8 * (WORD - len));
-            self.views.push(len as u128 | value << 32);
-            self.push_code(value, len);
+        if let Some(view) = short_view(line, start, end) {
+            self.views.push(view);
+            self.push_code(view >> 32, len);
         } else if len > INLINE
             && len <= MOVED
             && let Some(bytes) = line.get(start..start + MOVED)
@@ -314,8 +294,23 @@ impl TextViews {
         self.validity.push(true);
     }
 
-    /// Appends the key of the text `line[start..end]`: a short value's
-    /// view is made as [`Self::append`] makes it, and found by it.
+    /// Whether the next value is appended as a key: the column's
+    /// dictionary decided at the first batch's sample, whether the value
+    /// at its end is text or a null.
+    #[inline(always)]
+    fn makes_keys(&mut self) -> bool {
+        match self.dictionary {
+            Dictionary::Keys { .. } => true,
+            Dictionary::Undecided if self.views.len() == DICTIONARY_SAMPLE => {
+                self.decide_at_sample();
+                matches!(self.dictionary, Dictionary::Keys { .. })
+            }
+            Dictionary::Never | Dictionary::Undecided => false,
+        }
+    }
+
+    /// Appends the key of the text `line[start..end]`: a short value by
+    /// its view, made as [`Self::append`] makes it.
     #[inline(always)]
     fn append_key(&mut self, line: &[u8], start: usize, end: usize) {
         let Dictionary::Keys {
@@ -326,23 +321,9 @@ impl TextViews {
         else {
             unreachable!("called while making keys")
         };
-        let len = end - start;
-        let key = if len <= INLINE
-            && let Some(word) = line.get(start..start + WORD)
-        {
-            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
-            // `len` is at most 12, so the shift is less than 128.
-            let value = word & ((1u128 << (8 * len)) - 1);
-            encoder.key_of_short(len as u128 | value << 32)
-        } else if (1..=INLINE).contains(&len)
-            && let Some(word) = end.checked_sub(WORD).map(|from| &line[from..end])
-        {
-            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
-            // `len` is 1 to 12, so the shift is 32 to 120 bits.
-            let value = word >> (8 * (WORD - len));
-            encoder.key_of_short(len as u128 | value << 32)
-        } else {
-            encoder.key_of(&line[start..end])
+        let key = match short_view(line, start, end) {
+            Some(view) => encoder.key_of_short(view),
+            None => encoder.key_of(&line[start..end]),
         };
         match key {
             Ok(key) => keys.push(key),
@@ -372,7 +353,9 @@ impl TextViews {
     }
 
     pub(super) fn append_null(&mut self) {
-        if let Dictionary::Keys { keys, .. } = &mut self.dictionary {
+        if self.makes_keys()
+            && let Dictionary::Keys { keys, .. } = &mut self.dictionary
+        {
             keys.push(0);
             self.validity.push(false);
             return;
@@ -475,44 +458,44 @@ impl TextViews {
     /// At the first batch's [`DICTIONARY_SAMPLE`]th value: keys from then
     /// on, those of the values so far too, if they are text without codes
     /// (codes stop at the first value without one) that repeats (as
-    /// [`DictionaryEncoder::repeats`] tells).
+    /// [`DictionaryEncoder::repeats`] tells) and the dictionary has room
+    /// for every value the batch may add.
     #[cold]
     fn decide_at_sample(&mut self) {
         self.dictionary = Dictionary::Never;
-        if self.codes.is_some() {
+        if self.codes.is_some() || !keys_fit(self.capacity, 0) {
             return;
         }
-        let mut encoder = DictionaryEncoder::default();
-        let mut keys = Vec::with_capacity(self.capacity);
-        for (row, &view) in self.views.iter().enumerate() {
-            let len = view as u32 as usize;
-            let key = if !self.validity.is_set(row) {
-                Ok(0)
-            } else if len <= INLINE {
-                encoder.key_of_short(view)
-            } else {
-                let view = ByteView::from(view);
-                let buffer = match self.completed.get(view.buffer_index as usize) {
-                    Some(buffer) => buffer.as_slice(),
-                    None => &self.in_progress,
-                };
-                let start = view.offset as usize;
-                encoder.key_of(&buffer[start..start + len])
-            };
-            match key {
-                Ok(key) if encoder.len() <= DICTIONARY_SAMPLE / 2 => keys.push(key),
-                // Values that do not repeat enough (or a dictionary that
-                // cannot be made): views.
-                _ => return,
-            }
+        // The sample as an array (the buffer in progress is the last one
+        // its views name).
+        let mut buffers = self.completed.clone();
+        if !self.in_progress.is_empty() {
+            buffers.push(Buffer::from_slice_ref(&self.in_progress));
         }
+        // SAFETY: as in `finish`, for the views appended so far.
+        let sample = unsafe {
+            StringViewArray::new_unchecked(
+                ScalarBuffer::from(self.views.clone()),
+                buffers,
+                self.validity.so_far(),
+            )
+        };
+        let mut encoder = DictionaryEncoder::default();
+        if !encoder.repeats(&sample).unwrap_or(false) {
+            return;
+        }
+        let Ok(keys) = encoder.encode(&sample) else {
+            return;
+        };
+        let mut kept = Vec::with_capacity(self.capacity);
+        kept.extend_from_slice(keys.values());
         self.views.clear();
         self.in_progress = Vec::new();
         self.completed.clear();
         self.next_block = FIRST_BLOCK;
         self.dictionary = Dictionary::Keys {
             encoder: Box::new(encoder),
-            keys,
+            keys: kept,
             failed: None,
         };
     }
@@ -524,7 +507,7 @@ impl TextViews {
         self.dictionary = Dictionary::Never;
         let text = array.as_string_view();
         let mut encoder = DictionaryEncoder::default();
-        if self.codes.is_some() || !encoder.repeats(text)? {
+        if self.codes.is_some() || !keys_fit(self.capacity, 0) || !encoder.repeats(text)? {
             return Ok(array);
         }
         let keys = encoder.encode(text)?;
@@ -557,7 +540,7 @@ impl TextViews {
         let keys = std::mem::replace(keys, Vec::with_capacity(self.capacity));
         let keys = Int32Array::new(ScalarBuffer::from(keys), self.validity.finish());
         let values = encoder.values()?;
-        if encoder.len() > DECODER_VALUES_AT_MOST {
+        if encoder.len() > DECODER_VALUES_AT_MOST || !keys_fit(self.capacity, encoder.bytes()) {
             self.dictionary = Dictionary::Never;
         }
         // SAFETY: the encoder made every key into its values.
@@ -565,6 +548,45 @@ impl TextViews {
             DictionaryArray::<Int32Type>::new_unchecked(keys, values)
         }))
     }
+}
+
+/// Whether a dictionary of `bytes` bytes of values has room for every
+/// value a batch of `capacity` rows may add (each at most a line), so a
+/// key cannot fail to be made: a fill must never fail the query.
+fn keys_fit(capacity: usize, bytes: usize) -> bool {
+    capacity
+        .checked_mul(MAX_LINE_BYTES)
+        .and_then(|most| most.checked_add(bytes))
+        .is_some_and(|most| most <= i32::MAX as usize)
+}
+
+/// The string view of the text `line[start..end]` if it is at most 12
+/// bytes long (and the line has 16 bytes to read it in): 16 bytes read at
+/// once and masked, or near the line's end (a line's last fields, such as
+/// `action` and `log-status`) the 16 bytes that end with the value,
+/// shifted down. Copying the value into a zeroed word and reading that
+/// back would stall on store forwarding.
+#[inline(always)]
+fn short_view(line: &[u8], start: usize, end: usize) -> Option<u128> {
+    let len = end - start;
+    if len > INLINE {
+        return None;
+    }
+    let value = match line.get(start..start + WORD) {
+        Some(word) => {
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is at most 12, so the shift is less than 128.
+            word & ((1u128 << (8 * len)) - 1)
+        }
+        None if len > 0 => {
+            let word = &line[end.checked_sub(WORD)?..end];
+            let word = u128::from_le_bytes(word.try_into().expect("a word is 16 bytes"));
+            // `len` is 1 to 12, so the shift is 32 to 120 bits.
+            word >> (8 * (WORD - len))
+        }
+        None => return None,
+    };
+    Some(len as u128 | value << 32)
 }
 
 #[cfg(test)]
@@ -728,6 +750,7 @@ mod tests {
                 Some("a value longer than thirty-two bytes, by its bytes"),
             ],
         ];
+        let mut last_values = vec![];
         for words in &batches {
             let array = batch(&mut views, words);
             let dictionary = array
@@ -738,10 +761,13 @@ mod tests {
                 words.iter().map(|w| w.map(str::to_string)).collect();
             assert_eq!(values_of(&array), expected);
             // Values once each, in the order met, every batch's beginning
-            // with the last one's.
+            // with the last one's (the cache's writer stores earlier
+            // batches' keys with the newest values).
             let values = values_of(dictionary.values());
             let distinct: std::collections::HashSet<_> = values.iter().collect();
             assert_eq!(distinct.len(), values.len());
+            assert_eq!(values[..last_values.len()], last_values[..]);
+            last_values = values;
         }
         // Past the most values, the next batch comes as views.
         let many: Vec<String> = (0..=DECODER_VALUES_AT_MOST)
@@ -790,7 +816,14 @@ mod tests {
             .map(|i| format!("v{i}"))
             .collect();
         let distinct: Vec<Option<&str>> = distinct.iter().map(|v| Some(v.as_str())).collect();
-        for (words, keyed) in [(&repeating, true), (&distinct, false)] {
+        // A NULL where the sample ends is appended as a key too.
+        let mut null_at_the_end = repeating.clone();
+        null_at_the_end[DICTIONARY_SAMPLE] = None;
+        for (words, keyed) in [
+            (&repeating, true),
+            (&null_at_the_end, true),
+            (&distinct, false),
+        ] {
             let mut views = TextViews::with_capacity(words.len())
                 .with_codes(false)
                 .with_dictionary();
@@ -802,6 +835,40 @@ mod tests {
                     words.iter().map(|w| w.map(str::to_string)).collect();
                 assert_eq!(values_of(&array), expected);
             }
+        }
+    }
+
+    #[test]
+    fn the_dictionary_is_decided_once_the_sample_is_read() {
+        let line = (0..DICTIONARY_SAMPLE)
+            .map(|i| format!("v{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (distinct, then_null, keys) in [
+            (false, false, true),
+            (false, true, true),
+            (true, false, false),
+        ] {
+            let mut views = TextViews::with_capacity(4 * DICTIONARY_SAMPLE)
+                .with_codes(false)
+                .with_dictionary();
+            for i in 0..DICTIONARY_SAMPLE {
+                // `v0` over and over, or `v0`, `v1`, ...
+                let at = if distinct { i } else { 0 };
+                let start = line.split(' ').take(at).map(|w| w.len() + 1).sum();
+                let len = format!("v{at}").len();
+                views.append(line.as_bytes(), start, start + len);
+            }
+            assert!(matches!(views.dictionary, Dictionary::Undecided));
+            match then_null {
+                true => views.append_null(),
+                false => views.append(line.as_bytes(), 0, 2),
+            }
+            assert_eq!(matches!(views.dictionary, Dictionary::Keys { .. }), keys);
+            let array = views.finish().unwrap();
+            assert_eq!(array.as_dictionary_opt::<Int32Type>().is_some(), keys);
+            assert_eq!(array.len(), DICTIONARY_SAMPLE + 1);
+            assert_eq!(array.is_null(DICTIONARY_SAMPLE), then_null);
         }
     }
 

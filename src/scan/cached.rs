@@ -25,7 +25,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
 use crate::cache::entry::{Entry, EntryWriter, FileCursor, ObjectFacts, Run, next_run};
-use crate::cache::{DictionaryViews, ObjectCache, decoded_as_table};
+use crate::cache::{DecodedAsTable, ObjectCache};
 use crate::decode::Codes;
 use crate::decode::record_filter::Matcher;
 use crate::error::Error;
@@ -155,9 +155,7 @@ impl FileOpener for CachedOpener {
                 findings,
                 cache,
                 tests,
-                dictionaries: std::iter::repeat_with(DictionaryViews::default)
-                    .take(schema.fields().len())
-                    .collect(),
+                as_table: DecodedAsTable::new(Arc::clone(&schema)),
                 schema,
             };
             Ok(futures::stream::try_unfold(filling, Filling::next).boxed())
@@ -307,8 +305,7 @@ struct Filling {
     cache: Arc<ObjectCache>,
     tests: Arc<[(usize, Matcher)]>,
     schema: SchemaRef,
-    /// Each column's last dictionary's views.
-    dictionaries: Vec<DictionaryViews>,
+    as_table: DecodedAsTable,
 }
 
 impl Filling {
@@ -317,7 +314,7 @@ impl Filling {
             match self.batches.next().await {
                 Some(Ok(batch)) => {
                     let Some(writer) = &mut self.writer else {
-                        let batch = decoded_as_table(batch, &self.schema, &mut self.dictionaries)?;
+                        let batch = self.as_table.batch(batch)?;
                         return Ok(Some((batch, self)));
                     };
                     let tests = &self.tests;
@@ -336,7 +333,7 @@ impl Filling {
                         _ => batch,
                     };
                     if batch.num_rows() > 0 {
-                        let batch = decoded_as_table(batch, &self.schema, &mut self.dictionaries)?;
+                        let batch = self.as_table.batch(batch)?;
                         return Ok(Some((batch, self)));
                     }
                 }
