@@ -458,12 +458,12 @@ impl TextViews {
     /// At the first batch's [`DICTIONARY_SAMPLE`]th value: keys from then
     /// on, those of the values so far too, if they are text without codes
     /// (codes stop at the first value without one) that repeats (as
-    /// [`DictionaryEncoder::repeats`] tells) and the dictionary has room
-    /// for every value the batch may add.
+    /// [`DictionaryEncoder::repeats`] tells) and the dictionary, with the
+    /// sample's values, has room for every value a batch may add.
     #[cold]
     fn decide_at_sample(&mut self) {
         self.dictionary = Dictionary::Never;
-        if self.codes.is_some() || !keys_fit(self.capacity, 0) {
+        if self.codes.is_some() {
             return;
         }
         // The sample as an array (the buffer in progress is the last one
@@ -487,6 +487,9 @@ impl TextViews {
         let Ok(keys) = encoder.encode(&sample) else {
             return;
         };
+        if !keys_fit(self.capacity, encoder.bytes()) {
+            return;
+        }
         let mut kept = Vec::with_capacity(self.capacity);
         kept.extend_from_slice(keys.values());
         self.views.clear();
@@ -507,10 +510,13 @@ impl TextViews {
         self.dictionary = Dictionary::Never;
         let text = array.as_string_view();
         let mut encoder = DictionaryEncoder::default();
-        if self.codes.is_some() || !keys_fit(self.capacity, 0) || !encoder.repeats(text)? {
+        if self.codes.is_some() || !encoder.repeats(text)? {
             return Ok(array);
         }
         let keys = encoder.encode(text)?;
+        if !keys_fit(self.capacity, encoder.bytes()) {
+            return Ok(array);
+        }
         let values = encoder.values()?;
         self.dictionary = Dictionary::Keys {
             encoder: Box::new(encoder),
