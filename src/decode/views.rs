@@ -77,14 +77,53 @@ enum Dictionary {
     /// Views for the first batch, which decides.
     Undecided,
     /// Each value's key, as it is appended.
-    Keys {
-        encoder: Box<DictionaryEncoder>,
-        keys: Vec<i32>,
-        /// Why a key could not be made (a dictionary larger than an
-        /// array holds, which [`keys_fit`] rules out), told
-        /// when the batch is finished.
-        failed: Option<ArrowError>,
-    },
+    Keys(Box<KeyMaking>),
+}
+
+/// The keys of a batch's values, and the encoder that makes them.
+struct KeyMaking {
+    encoder: DictionaryEncoder,
+    keys: Vec<i32>,
+    /// Why a key could not be made (a dictionary larger than an array
+    /// holds, which [`keys_fit`] rules out), told when the batch is
+    /// finished.
+    failed: Option<ArrowError>,
+}
+
+impl Dictionary {
+    /// Keys from now on, starting with `keys`, made with `encoder`.
+    fn keys(encoder: DictionaryEncoder, keys: Vec<i32>) -> Self {
+        Self::Keys(Box::new(KeyMaking {
+            encoder,
+            keys,
+            failed: None,
+        }))
+    }
+}
+
+impl KeyMaking {
+    #[inline(always)]
+    fn push(&mut self, key: Result<i32, ArrowError>) {
+        match key {
+            Ok(key) => self.keys.push(key),
+            Err(error) => {
+                self.keys.push(0);
+                self.failed.get_or_insert(error);
+            }
+        }
+    }
+
+    /// `keys` as a dictionary of the values found so far.
+    fn dictionary(&mut self, keys: Int32Array) -> Result<ArrayRef> {
+        if let Some(error) = self.failed.take() {
+            return Err(error.into());
+        }
+        let values = self.encoder.values()?;
+        // SAFETY: the encoder made every key into its values.
+        Ok(Arc::new(unsafe {
+            DictionaryArray::<Int32Type>::new_unchecked(keys, values)
+        }))
+    }
 }
 
 impl TextViews {
@@ -300,10 +339,10 @@ impl TextViews {
     #[inline(always)]
     fn makes_keys(&mut self) -> bool {
         match self.dictionary {
-            Dictionary::Keys { .. } => true,
+            Dictionary::Keys(_) => true,
             Dictionary::Undecided if self.views.len() == DICTIONARY_SAMPLE => {
                 self.decide_at_sample();
-                matches!(self.dictionary, Dictionary::Keys { .. })
+                matches!(self.dictionary, Dictionary::Keys(_))
             }
             Dictionary::Never | Dictionary::Undecided => false,
         }
@@ -313,25 +352,14 @@ impl TextViews {
     /// its view, made as [`Self::append`] makes it.
     #[inline(always)]
     fn append_key(&mut self, line: &[u8], start: usize, end: usize) {
-        let Dictionary::Keys {
-            encoder,
-            keys,
-            failed,
-        } = &mut self.dictionary
-        else {
+        let Dictionary::Keys(making) = &mut self.dictionary else {
             unreachable!("called while making keys")
         };
         let key = match short_view(line, start, end) {
-            Some(view) => encoder.key_of_short(view),
-            None => encoder.key_of(&line[start..end]),
+            Some(view) => making.encoder.key_of_short(view),
+            None => making.encoder.key_of(&line[start..end]),
         };
-        match key {
-            Ok(key) => keys.push(key),
-            Err(error) => {
-                keys.push(0);
-                failed.get_or_insert(error);
-            }
-        }
+        making.push(key);
         self.validity.push(true);
     }
 
@@ -354,9 +382,9 @@ impl TextViews {
 
     pub(super) fn append_null(&mut self) {
         if self.makes_keys()
-            && let Dictionary::Keys { keys, .. } = &mut self.dictionary
+            && let Dictionary::Keys(making) = &mut self.dictionary
         {
-            keys.push(0);
+            making.keys.push(0);
             self.validity.push(false);
             return;
         }
@@ -405,7 +433,7 @@ impl TextViews {
     /// if made, are remembered for the grouping that packs this array
     /// ([`text_codes::recall`]).
     pub(super) fn finish(&mut self) -> Result<ArrayRef> {
-        if let Dictionary::Keys { .. } = self.dictionary {
+        if let Dictionary::Keys(_) = self.dictionary {
             return self.finish_keys();
         }
         self.finish_block();
@@ -496,11 +524,7 @@ impl TextViews {
         self.in_progress = Vec::new();
         self.completed.clear();
         self.next_block = FIRST_BLOCK;
-        self.dictionary = Dictionary::Keys {
-            encoder: Box::new(encoder),
-            keys: kept,
-            failed: None,
-        };
+        self.dictionary = Dictionary::keys(encoder, kept);
     }
 
     /// After a first batch shorter than [`DICTIONARY_SAMPLE`]: the batch
@@ -517,42 +541,27 @@ impl TextViews {
         if !keys_fit(self.capacity, encoder.bytes()) {
             return Ok(array);
         }
-        let values = encoder.values()?;
-        self.dictionary = Dictionary::Keys {
-            encoder: Box::new(encoder),
-            keys: Vec::with_capacity(self.capacity),
-            failed: None,
+        self.dictionary = Dictionary::keys(encoder, Vec::with_capacity(self.capacity));
+        let Dictionary::Keys(making) = &mut self.dictionary else {
+            unreachable!("made above")
         };
-        // SAFETY: the encoder made these keys into its values.
-        Ok(Arc::new(unsafe {
-            DictionaryArray::<Int32Type>::new_unchecked(keys, values)
-        }))
+        making.dictionary(keys)
     }
 
     /// The keys appended since the last call, as a dictionary of the
     /// values found so far.
     fn finish_keys(&mut self) -> Result<ArrayRef> {
-        let Dictionary::Keys {
-            encoder,
-            keys,
-            failed,
-        } = &mut self.dictionary
-        else {
+        let Dictionary::Keys(making) = &mut self.dictionary else {
             unreachable!("called while making keys")
         };
-        if let Some(error) = failed.take() {
-            return Err(error.into());
-        }
-        let keys = std::mem::replace(keys, Vec::with_capacity(self.capacity));
+        let keys = std::mem::replace(&mut making.keys, Vec::with_capacity(self.capacity));
         let keys = Int32Array::new(ScalarBuffer::from(keys), self.validity.finish());
-        let values = encoder.values()?;
+        let dictionary = making.dictionary(keys);
+        let encoder = &making.encoder;
         if encoder.len() > DECODER_VALUES_AT_MOST || !keys_fit(self.capacity, encoder.bytes()) {
             self.dictionary = Dictionary::Never;
         }
-        // SAFETY: the encoder made every key into its values.
-        Ok(Arc::new(unsafe {
-            DictionaryArray::<Int32Type>::new_unchecked(keys, values)
-        }))
+        dictionary
     }
 }
 
@@ -870,7 +879,7 @@ mod tests {
                 true => views.append_null(),
                 false => views.append(line.as_bytes(), 0, 2),
             }
-            assert_eq!(matches!(views.dictionary, Dictionary::Keys { .. }), keys);
+            assert_eq!(matches!(views.dictionary, Dictionary::Keys(_)), keys);
             let array = views.finish().unwrap();
             assert_eq!(array.as_dictionary_opt::<Int32Type>().is_some(), keys);
             assert_eq!(array.len(), DICTIONARY_SAMPLE + 1);
