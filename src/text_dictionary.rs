@@ -42,6 +42,15 @@ pub(crate) struct DictionaryEncoder {
     /// The same for values of at most 12 bytes, by their view alone:
     /// looked at first, a comparison or two per record.
     short: Box<[(u128, i32); SHORT_SLOTS]>,
+    /// The last short value found by [`Self::key_of_short`] and its key,
+    /// looked at before the slots: most records of a column such as
+    /// `action` have the value the record before had, found then with one
+    /// comparison and no hash or load through `short`.
+    last_short: (u128, i32),
+    /// The same for values of 13 to 32 bytes, by their [`Words`]: a run
+    /// of one interface's records (as in AWS's examples of flow log
+    /// records) is found with one comparison too.
+    last_words: (Words, i32),
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
     /// The values' offsets in `bytes` (starting at 0).
@@ -59,6 +68,8 @@ impl Default for DictionaryEncoder {
             recent: Box::new([((u128::MAX, 0, 0), 0); RECENT_SLOTS]),
             // No short value has this view: its length is more than 12.
             short: Box::new([(u128::MAX, 0); SHORT_SLOTS]),
+            last_short: (u128::MAX, 0),
+            last_words: ((u128::MAX, 0, 0), 0),
             long: HashMap::default(),
             offsets: vec![0],
             bytes: Vec::new(),
@@ -101,9 +112,21 @@ impl DictionaryEncoder {
     /// `text` is encoded).
     pub(crate) fn repeats(&mut self, text: &StringViewArray) -> Result<bool, ArrowError> {
         let sample = text.len().min(DICTIONARY_SAMPLE);
-        Ok(self
-            .encode_at_most(&text.slice(0, sample), sample / 2)?
-            .is_some())
+        Ok(self.sample_keys(&text.slice(0, sample))?.is_some())
+    }
+
+    /// `sample`'s keys (at most [`DICTIONARY_SAMPLE`] values) if it repeats
+    /// as [`Self::repeats`] tells, found in the one pass that tells it.
+    pub(crate) fn sample_keys(
+        &mut self,
+        sample: &StringViewArray,
+    ) -> Result<Option<Int32Array>, ArrowError> {
+        debug_assert!(
+            sample.len() <= DICTIONARY_SAMPLE,
+            "a sample of {}",
+            sample.len()
+        );
+        self.encode_at_most(sample, sample.len() / 2)
     }
 
     /// The values seen so far, as one array (the same one until a value is
@@ -176,11 +199,16 @@ impl DictionaryEncoder {
     /// (its length, then its bytes).
     #[inline(always)]
     pub(crate) fn key_of_short(&mut self, view: u128) -> Result<i32, ArrowError> {
-        let slot = short_slot(view);
-        match self.recent_short(view, slot) {
-            Some(key) => Ok(key),
-            None => self.short_miss(view, slot),
+        if self.last_short.0 == view {
+            return Ok(self.last_short.1);
         }
+        let slot = short_slot(view);
+        let key = match self.recent_short(view, slot) {
+            Some(key) => key,
+            None => self.short_miss(view, slot)?,
+        };
+        self.last_short = (view, key);
+        Ok(key)
     }
 
     /// The key of any value.
@@ -240,23 +268,28 @@ impl DictionaryEncoder {
         words: Words,
         bytes: impl FnOnce(&Words) -> Vec<u8>,
     ) -> Result<i32, ArrowError> {
+        if self.last_words.0 == words {
+            return Ok(self.last_words.1);
+        }
         let slot = recent_slot(&words);
-        if self.recent[slot].0 == words {
-            return Ok(self.recent[slot].1);
-        }
-        if self.recent[slot ^ 1].0 == words {
-            return Ok(self.recent[slot ^ 1].1);
-        }
-        let key = match self.by_words.get(&words) {
-            Some(&key) => key,
-            None => {
-                let key = self.add(&bytes(&words))?;
-                self.by_words.insert(words, key);
-                key
-            }
+        let key = if self.recent[slot].0 == words {
+            self.recent[slot].1
+        } else if self.recent[slot ^ 1].0 == words {
+            self.recent[slot ^ 1].1
+        } else {
+            let key = match self.by_words.get(&words) {
+                Some(&key) => key,
+                None => {
+                    let key = self.add(&bytes(&words))?;
+                    self.by_words.insert(words, key);
+                    key
+                }
+            };
+            self.recent[slot ^ 1] = self.recent[slot];
+            self.recent[slot] = (words, key);
+            key
         };
-        self.recent[slot ^ 1] = self.recent[slot];
-        self.recent[slot] = (words, key);
+        self.last_words = (words, key);
         Ok(key)
     }
 
@@ -356,6 +389,49 @@ mod tests {
             }
         }
         assert_eq!(encoder.len(), 7);
+    }
+
+    #[test]
+    fn keys_found_one_value_at_a_time_are_the_keys_of_the_whole_column() {
+        // Runs of one value and alternations, short and long, so that the
+        // last value found, the slots and the tables all give keys.
+        let values: Vec<String> = (0..5_000u64)
+            .map(|i| {
+                // `n % 3` picks short (0) or long text.
+                let n = match i % 100 {
+                    0..20 => 3,            // a run of short text
+                    20..40 => 1,           // a run of long text
+                    40..55 => (i % 2) * 3, // two short values in turn
+                    55..70 => i % 2,       // short and long in turn
+                    _ => (i * 7919) % 300, // many
+                };
+                match n % 3 {
+                    0 => ["ACCEPT", "REJECT"][(n % 2) as usize].to_string() + &n.to_string(),
+                    1 => format!("eni-{n:017x}"),
+                    _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
+                }
+            })
+            .collect();
+        let text: StringViewArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let whole = DictionaryEncoder::default().encode(&text).unwrap();
+        let mut one_at_a_time = DictionaryEncoder::default();
+        for (row, value) in values.iter().enumerate() {
+            let key = match text.views()[row] {
+                view if value.len() <= 12 => one_at_a_time.key_of_short(view),
+                _ => one_at_a_time.key_of(value.as_bytes()),
+            };
+            assert_eq!(key.unwrap(), whole.value(row), "row {row}: {value}");
+        }
+        // Both give each value its own key.
+        let dictionary = one_at_a_time.values().unwrap();
+        let dictionary = dictionary.as_string::<i32>();
+        for (row, value) in values.iter().enumerate() {
+            assert_eq!(
+                dictionary.value(whole.value(row) as usize),
+                value,
+                "row {row}"
+            );
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ const KEY_TYPES: [DataType; 3] = [DataType::UInt8, DataType::UInt16, DataType::I
 pub(super) enum Keeping {
     /// Text whose values repeat, as a dictionary: each batch's column
     /// becomes keys (`Int32`) into the values the encoder has found.
-    Dictionary(DictionaryEncoder),
+    Dictionary(Box<DictionaryEncoder>),
     /// Text the decoder made a dictionary of (as it does, reading an
     /// object that fills the cache, for text whose values repeat): each
     /// batch's keys as they are, and the newest batch's values, which
@@ -122,7 +122,7 @@ impl Keeping {
             // The sample's values, if the encoder has them, are found
             // again, not added.
             let keys = encoder.encode(readable(first)?.as_string_view())?;
-            return Ok((Self::Dictionary(encoder), Arc::new(keys)));
+            return Ok((Self::Dictionary(Box::new(encoder)), Arc::new(keys)));
         }
         Ok((Self::Text, keep_text(first)?))
     }
@@ -156,7 +156,7 @@ impl Keeping {
     /// [`crate::text_dictionary::DECODER_VALUES_AT_MOST`] and a batch's).
     pub(super) fn next_file(&mut self) {
         if let Self::Dictionary(encoder) = self {
-            *encoder = DictionaryEncoder::default();
+            **encoder = DictionaryEncoder::default();
         }
     }
 
@@ -187,7 +187,7 @@ impl Keeping {
                     // the rest of the object's keys come from an encoder
                     // that gives the values so far the same keys.
                     let encoder = DictionaryEncoder::with_values(values.as_string::<i32>())?;
-                    *self = Self::Dictionary(encoder);
+                    *self = Self::Dictionary(Box::new(encoder));
                     self.keep(column)
                 }
             },

@@ -509,10 +509,7 @@ impl TextViews {
             )
         };
         let mut encoder = DictionaryEncoder::default();
-        if !encoder.repeats(&sample).unwrap_or(false) {
-            return;
-        }
-        let Ok(keys) = encoder.encode(&sample) else {
+        let Ok(Some(keys)) = encoder.sample_keys(&sample) else {
             return;
         };
         if !keys_fit(self.capacity, encoder.bytes()) {
@@ -533,11 +530,13 @@ impl TextViews {
     fn decide_dictionary(&mut self, array: ArrayRef) -> Result<ArrayRef> {
         self.dictionary = Dictionary::Never;
         let text = array.as_string_view();
-        let mut encoder = DictionaryEncoder::default();
-        if self.codes.is_some() || !encoder.repeats(text)? {
+        if self.codes.is_some() {
             return Ok(array);
         }
-        let keys = encoder.encode(text)?;
+        let mut encoder = DictionaryEncoder::default();
+        let Some(keys) = encoder.sample_keys(text)? else {
+            return Ok(array);
+        };
         if !keys_fit(self.capacity, encoder.bytes()) {
             return Ok(array);
         }
