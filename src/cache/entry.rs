@@ -302,16 +302,21 @@ impl Manifest {
         })
     }
 
-    /// The facts file's bytes: the text, and after it `data`, the data
-    /// the segments with an offset are in.
-    fn to_file(&self, data: &[u8]) -> Vec<u8> {
-        let mut file = self.to_text().into_bytes();
-        if !data.is_empty() {
-            file.push(0);
-            file.resize(data_start(file.len() - 1) as usize, 0);
-            file.extend_from_slice(data);
+    /// Writes the facts file's bytes to `sink`: the text, and after it
+    /// `data`, the data the segments with an offset are in (written as
+    /// it is, not copied after the text first); returns the bytes
+    /// written.
+    fn write_file(&self, data: &[u8], sink: &mut impl Write) -> std::io::Result<u64> {
+        let mut text = self.to_text().into_bytes();
+        if data.is_empty() {
+            sink.write_all(&text)?;
+            return Ok(text.len() as u64);
         }
-        file
+        text.push(0);
+        text.resize(data_start(text.len() - 1) as usize, 0);
+        sink.write_all(&text)?;
+        sink.write_all(data)?;
+        Ok((text.len() + data.len()) as u64)
     }
 
     fn file_of(&self, column: &str) -> Option<&DataFile> {
@@ -980,7 +985,11 @@ impl EntryWriter {
     /// Keeps the pending batches, the read's only segment, in memory, to
     /// be written inside the facts file.
     fn keep_segment_inline(&mut self) -> Result<(), String> {
-        let data = self.encode_segment(Vec::new())?;
+        // The columns as kept in memory are about the size written, or
+        // larger (integers and keys are narrowed): room for them first
+        // spares copying the data each time it outgrows its buffer.
+        let room = self.pending_bytes + (64 << 10);
+        let data = self.encode_segment(Vec::with_capacity(room))?;
         self.inline = Some((unique_tag(), data));
         Ok(())
     }
@@ -1126,12 +1135,20 @@ impl EntryWriter {
             true
         });
         if let Some((tag, data)) = self.inline.take() {
+            let bytes = data.len() as u64;
+            // A new entry's only data: kept as it is, not copied.
+            let at = if inline.is_empty() {
+                inline = data;
+                0
+            } else {
+                append_inline(&mut inline, &data)
+            };
             manifest.files.push(DataFile {
                 columns: self.columns.iter().map(|(_, name)| name.clone()).collect(),
                 segments: vec![Segment {
                     tag,
-                    bytes: data.len() as u64,
-                    at: Some(append_inline(&mut inline, &data)),
+                    bytes,
+                    at: Some(at),
                 }],
             });
         }
@@ -1153,19 +1170,20 @@ impl EntryWriter {
                     .collect(),
             });
         }
-        let file = manifest.to_file(&inline);
         let path = self.entry.manifest_path();
         let temporary = temporary_name(&path);
         let written = self
             .entry
             .create(&temporary)
-            .and_then(|mut created| created.write_all(&file))
-            .and_then(|()| std::fs::rename(&temporary, &path));
-        if let Err(e) = written {
-            drop(std::fs::remove_file(&temporary));
-            return Err(e.to_string());
+            .and_then(|mut created| manifest.write_file(&inline, &mut created))
+            .and_then(|written| std::fs::rename(&temporary, &path).map(|()| written));
+        match written {
+            Ok(written) => bytes += written,
+            Err(e) => {
+                drop(std::fs::remove_file(&temporary));
+                return Err(e.to_string());
+            }
         }
-        bytes += file.len() as u64;
         // Committed: the data files stay.
         self.written.clear();
         Ok(bytes)
@@ -1546,7 +1564,9 @@ mod tests {
         assert_eq!(back, manifest);
         // With data inside the facts file, after its text and a NUL.
         let data: Vec<u8> = (1..=200u8).collect();
-        let file = manifest.to_file(&data);
+        let mut file = Vec::new();
+        let written = manifest.write_file(&data, &mut file).unwrap();
+        assert_eq!(written, file.len() as u64);
         assert_eq!(&file[..text.len() + 1], format!("{text}\0").as_bytes());
         assert_eq!(&file[data_start(text.len()) as usize..], data);
         assert_eq!(back.file_of("bytes").unwrap().segments[2].tag, "12-3-ff");
