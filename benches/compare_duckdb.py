@@ -17,8 +17,10 @@ of the same records, it also times flowsql's count(*) over both trees
 
 flowsql runs with --no-cache against DuckDB. With --cache it runs instead
 the local cache's benchmark: each query with --no-cache, then cold with
-the cache filling (after --clear-cache), then warm, in alternating runs;
-the cache's size on disk against the tree's; and, with --s3, the same tree
+the cache filling (a new, empty cache folder), then warm, in alternating
+runs, each fill's time against the run without the cache just before it
+(the median and range of those ratios); the cache's size on disk against
+the tree's; and, with --s3, the same tree
 in moto's S3 server on 127.0.0.1 behind a proxy that adds 30 ms to every
 request (benches/big_bucket.py's), warm queries over S3 against warm local
 ones with the GETs moto saw. --cache needs no DuckDB; --s3 needs moto and
@@ -232,7 +234,7 @@ def run_cache_benchmark():
     # a fill makes ext4 slow to create the next ones.
     fresh = []
     print(f"tree: {TREE} ({len(days)} days); {RUNS} alternating runs; medians of statement times (process wall in brackets)")
-    print("| query | --no-cache | cold, filling the cache | warm | cold / warm | filling / --no-cache | peak RSS (warm, filling) |")
+    print("| query | --no-cache | cold, filling the cache | warm | cold / warm | filling / --no-cache, per run (range) | peak RSS (warm, filling) |")
     print("|---|---|---|---|---|---|---|")
     warm_local = {}
     for name, ours, _ in scans:
@@ -259,9 +261,14 @@ def run_cache_benchmark():
         m = {k: statistics.median(v) for k, v in times.items()}
         w = {k: statistics.median(v) for k, v in walls.items()}
         warm_local[name] = m["warm"]
+        # Each run's fill against the run without the cache just before
+        # it: the host's speed drifts by more than a fill costs within
+        # a benchmark, and a pair run seconds apart shares the drift.
+        paired = sorted(f / n for f, n in zip(times["fill"], times["none"]))
         print(
             f"| {name} | {m['none']:.3f} s ({w['none']:.2f}) | {m['fill']:.3f} s ({w['fill']:.2f}) | {m['warm']:.3f} s ({w['warm']:.2f})"
-            f" | {m['none'] / m['warm']:.1f}x | {m['fill'] / m['none']:.2f}x | {rss['warm'] // 1024} MB, {rss['fill'] // 1024} MB |"
+            f" | {m['none'] / m['warm']:.1f}x | {statistics.median(paired):.2f}x ({paired[0]:.2f}-{paired[-1]:.2f})"
+            f" | {rss['warm'] // 1024} MB, {rss['fill'] // 1024} MB |"
         )
     for folder in fresh:
         shutil.rmtree(folder, ignore_errors=True)
