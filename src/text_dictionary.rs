@@ -47,10 +47,6 @@ pub(crate) struct DictionaryEncoder {
     /// `action` have the value the record before had, found then with one
     /// comparison and no hash or load through `short`.
     last_short: (u128, i32),
-    /// The same for values of 13 to 32 bytes, by their [`Words`]: a run
-    /// of one interface's records (as in AWS's examples of flow log
-    /// records) is found with one comparison too.
-    last_words: (Words, i32),
     /// Longer values, by their bytes.
     long: HashMap<Box<[u8]>, i32>,
     /// The values' offsets in `bytes` (starting at 0).
@@ -69,7 +65,6 @@ impl Default for DictionaryEncoder {
             // No short value has this view: its length is more than 12.
             short: Box::new([(u128::MAX, 0); SHORT_SLOTS]),
             last_short: (u128::MAX, 0),
-            last_words: ((u128::MAX, 0, 0), 0),
             long: HashMap::default(),
             offsets: vec![0],
             bytes: Vec::new(),
@@ -212,6 +207,7 @@ impl DictionaryEncoder {
     }
 
     /// The key of any value.
+    #[inline]
     pub(crate) fn key_of(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
         if value.len() <= 12 {
             let mut bytes = [0u8; 16];
@@ -268,28 +264,23 @@ impl DictionaryEncoder {
         words: Words,
         bytes: impl FnOnce(&Words) -> Vec<u8>,
     ) -> Result<i32, ArrowError> {
-        if self.last_words.0 == words {
-            return Ok(self.last_words.1);
-        }
         let slot = recent_slot(&words);
-        let key = if self.recent[slot].0 == words {
-            self.recent[slot].1
-        } else if self.recent[slot ^ 1].0 == words {
-            self.recent[slot ^ 1].1
-        } else {
-            let key = match self.by_words.get(&words) {
-                Some(&key) => key,
-                None => {
-                    let key = self.add(&bytes(&words))?;
-                    self.by_words.insert(words, key);
-                    key
-                }
-            };
-            self.recent[slot ^ 1] = self.recent[slot];
-            self.recent[slot] = (words, key);
-            key
+        if self.recent[slot].0 == words {
+            return Ok(self.recent[slot].1);
+        }
+        if self.recent[slot ^ 1].0 == words {
+            return Ok(self.recent[slot ^ 1].1);
+        }
+        let key = match self.by_words.get(&words) {
+            Some(&key) => key,
+            None => {
+                let key = self.add(&bytes(&words))?;
+                self.by_words.insert(words, key);
+                key
+            }
         };
-        self.last_words = (words, key);
+        self.recent[slot ^ 1] = self.recent[slot];
+        self.recent[slot] = (words, key);
         Ok(key)
     }
 
