@@ -382,6 +382,34 @@ mod tests {
         assert_eq!(encoder.len(), 7);
     }
 
+    /// A value by `n % 3`: short text, an interface id (13 to 32 bytes),
+    /// or text of more than 32 bytes.
+    fn value_of(n: u64) -> String {
+        match n % 3 {
+            0 => format!("{n}"),
+            1 => format!("eni-{n:017x}"),
+            _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
+        }
+    }
+
+    /// Asserts that each row's key names the row's value among the
+    /// encoder's values.
+    fn assert_keys_name_values(
+        encoder: &mut DictionaryEncoder,
+        keys: &Int32Array,
+        values: &[String],
+    ) {
+        let dictionary = encoder.values().unwrap();
+        let dictionary = dictionary.as_string::<i32>();
+        for (row, value) in values.iter().enumerate() {
+            assert_eq!(
+                dictionary.value(keys.value(row) as usize),
+                value,
+                "row {row}"
+            );
+        }
+    }
+
     #[test]
     fn keys_found_one_value_at_a_time_are_the_keys_of_the_whole_column() {
         // Runs of one value and alternations, short and long, so that the
@@ -396,11 +424,7 @@ mod tests {
                     55..70 => i % 2,       // short and long in turn
                     _ => (i * 7919) % 300, // many
                 };
-                match n % 3 {
-                    0 => ["ACCEPT", "REJECT"][(n % 2) as usize].to_string() + &n.to_string(),
-                    1 => format!("eni-{n:017x}"),
-                    _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
-                }
+                value_of(n)
             })
             .collect();
         let text: StringViewArray = values.iter().map(|v| Some(v.as_str())).collect();
@@ -414,15 +438,7 @@ mod tests {
             assert_eq!(key.unwrap(), whole.value(row), "row {row}: {value}");
         }
         // Both give each value its own key.
-        let dictionary = one_at_a_time.values().unwrap();
-        let dictionary = dictionary.as_string::<i32>();
-        for (row, value) in values.iter().enumerate() {
-            assert_eq!(
-                dictionary.value(whole.value(row) as usize),
-                value,
-                "row {row}"
-            );
-        }
+        assert_keys_name_values(&mut one_at_a_time, &whole, &values);
     }
 
     #[test]
@@ -430,27 +446,12 @@ mod tests {
         // More values than slots, short and long, met again in an order
         // that makes values share slots and move between them.
         let values: Vec<String> = (0..20_000u64)
-            .map(|i| {
-                let n = (i * 7919 + i / 5) % 700;
-                match n % 3 {
-                    0 => format!("{n}"),
-                    1 => format!("eni-{n:017x}"),
-                    _ => format!("subnet-{n:017x}-with-more-than-32-bytes"),
-                }
-            })
+            .map(|i| value_of((i * 7919 + i / 5) % 700))
             .collect();
         let text: StringViewArray = values.iter().map(|v| Some(v.as_str())).collect();
         let mut encoder = DictionaryEncoder::default();
         let keys = encoder.encode(&text).unwrap();
-        let dictionary = encoder.values().unwrap();
-        let dictionary = dictionary.as_string::<i32>();
-        for (row, value) in values.iter().enumerate() {
-            assert_eq!(
-                dictionary.value(keys.value(row) as usize),
-                value,
-                "row {row}"
-            );
-        }
+        assert_keys_name_values(&mut encoder, &keys, &values);
         assert_eq!(encoder.len(), 700);
     }
 
