@@ -90,18 +90,16 @@ struct KeyMaking {
     failed: Option<ArrowError>,
 }
 
-impl Dictionary {
+impl KeyMaking {
     /// Keys from now on, starting with `keys`, made with `encoder`.
-    fn keys(encoder: DictionaryEncoder, keys: Vec<i32>) -> Self {
-        Self::Keys(Box::new(KeyMaking {
+    fn new(encoder: DictionaryEncoder, keys: Vec<i32>) -> Box<Self> {
+        Box::new(Self {
             encoder,
             keys,
             failed: None,
-        }))
+        })
     }
-}
 
-impl KeyMaking {
     #[inline(always)]
     fn push(&mut self, key: Result<i32, ArrowError>) {
         match key {
@@ -521,7 +519,7 @@ impl TextViews {
         self.in_progress = Vec::new();
         self.completed.clear();
         self.next_block = FIRST_BLOCK;
-        self.dictionary = Dictionary::keys(encoder, kept);
+        self.dictionary = Dictionary::Keys(KeyMaking::new(encoder, kept));
     }
 
     /// After a first batch shorter than [`DICTIONARY_SAMPLE`]: the batch
@@ -540,11 +538,10 @@ impl TextViews {
         if !keys_fit(self.capacity, encoder.bytes()) {
             return Ok(array);
         }
-        self.dictionary = Dictionary::keys(encoder, Vec::with_capacity(self.capacity));
-        let Dictionary::Keys(making) = &mut self.dictionary else {
-            unreachable!("made above")
-        };
-        making.dictionary(keys)
+        let mut making = KeyMaking::new(encoder, Vec::with_capacity(self.capacity));
+        let dictionary = making.dictionary(keys);
+        self.dictionary = Dictionary::Keys(making);
+        dictionary
     }
 
     /// The keys appended since the last call, as a dictionary of the
