@@ -353,9 +353,12 @@ impl TextViews {
         let Dictionary::Keys(making) = &mut self.dictionary else {
             unreachable!("called while making keys")
         };
+        let value = &line[start..end];
         let key = match short_view(line, start, end) {
             Some(view) => making.encoder.key_of_short(view),
-            None => making.encoder.key_of(&line[start..end]),
+            None if value.len() > INLINE => making.encoder.key_of_longer(value),
+            // A short value too near the start of the text for a view.
+            None => making.encoder.key_of(value),
         };
         making.push(key);
         self.validity.push(true);
