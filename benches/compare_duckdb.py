@@ -19,7 +19,8 @@ flowsql runs with --no-cache against DuckDB. With --cache it runs instead
 the local cache's benchmark: each query with --no-cache, then cold with
 the cache filling (a new, empty cache folder), then warm, in alternating
 runs, each fill's time against the run without the cache just before it
-(the median and range of those ratios); the cache's size on disk against
+(the median and range of those ratios, in statement time and in the
+process's CPU time); the cache's size on disk against
 the tree's; and, with --s3, the same tree
 in moto's S3 server on 127.0.0.1 behind a proxy that adds 30 ms to every
 request (benches/big_bucket.py's), warm queries over S3 against warm local
@@ -194,10 +195,11 @@ def run_flowsql(sql, tree=TREE, flags=("--no-cache",), env=None):
     """The process's wall time (start-up and opening the tree included),
     peak RSS and rows; the statement's own time, as flowsql's summary line
     gives it (what DuckDB's figure measures), goes to STATEMENT_TIMES (and
-    is returned in LAST)."""
+    is returned in LAST), and the process's CPU time (user and system) to
+    LAST."""
     started = time.perf_counter()
     out = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", FLOWSQL, tree, *flags, "--format", "csv", "-c", sql],
+        ["/usr/bin/time", "-f", "%M %U %S", FLOWSQL, tree, *flags, "--format", "csv", "-c", sql],
         capture_output=True,
         text=True,
         check=True,
@@ -205,7 +207,9 @@ def run_flowsql(sql, tree=TREE, flags=("--no-cache",), env=None):
     )
     wall = time.perf_counter() - started
     lines = out.stderr.strip().splitlines()
-    rss_kb = int(lines[-1])
+    rss_kb, user, system = lines[-1].split()
+    rss_kb = int(rss_kb)
+    LAST["cpu"] = float(user) + float(system)
     summary = next(line for line in lines if " row(s) in " in line)
     LAST["statement"] = float(summary.split(" row(s) in ")[1].split("s;")[0])
     LAST["summary"] = summary
@@ -234,11 +238,12 @@ def run_cache_benchmark():
     # a fill makes ext4 slow to create the next ones.
     fresh = []
     print(f"tree: {TREE} ({len(days)} days); {RUNS} alternating runs; medians of statement times (process wall in brackets)")
-    print("| query | --no-cache | cold, filling the cache | warm | cold / warm | filling / --no-cache, per run (range) | peak RSS (warm, filling) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| query | --no-cache | cold, filling the cache | warm | cold / warm | filling / --no-cache, per run (range) | the same in CPU time | peak RSS (warm, filling) |")
+    print("|---|---|---|---|---|---|---|---|")
     warm_local = {}
     for name, ours, _ in scans:
         times = {"none": [], "fill": [], "warm": []}
+        cpus = {"none": [], "fill": [], "warm": []}
         walls = {"none": [], "fill": [], "warm": []}
         rss = {"fill": 0, "warm": 0}
         answers = {}
@@ -250,6 +255,7 @@ def run_cache_benchmark():
                 flags = ("--no-cache",) if mode == "none" else ()
                 wall, kb, rows = run_flowsql(ours, flags=flags, env=env)
                 times[mode].append(LAST["statement"])
+                cpus[mode].append(LAST["cpu"])
                 walls[mode].append(wall)
                 if mode in rss:
                     rss[mode] = max(rss[mode], kb)
@@ -264,10 +270,14 @@ def run_cache_benchmark():
         # Each run's fill against the run without the cache just before
         # it: the host's speed drifts by more than a fill costs within
         # a benchmark, and a pair run seconds apart shares the drift.
+        # CPU time moves less with the host than wall time does: on a
+        # machine the query keeps busy, it is what a fill adds.
         paired = sorted(f / n for f, n in zip(times["fill"], times["none"]))
+        paired_cpu = sorted(f / n for f, n in zip(cpus["fill"], cpus["none"]))
         print(
             f"| {name} | {m['none']:.3f} s ({w['none']:.2f}) | {m['fill']:.3f} s ({w['fill']:.2f}) | {m['warm']:.3f} s ({w['warm']:.2f})"
             f" | {m['none'] / m['warm']:.1f}x | {statistics.median(paired):.2f}x ({paired[0]:.2f}-{paired[-1]:.2f})"
+            f" | {statistics.median(paired_cpu):.2f}x ({paired_cpu[0]:.2f}-{paired_cpu[-1]:.2f})"
             f" | {rss['warm'] // 1024} MB, {rss['fill'] // 1024} MB |"
         )
     for folder in fresh:
