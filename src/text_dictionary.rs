@@ -207,6 +207,7 @@ impl DictionaryEncoder {
     }
 
     /// The key of any value.
+    #[inline]
     pub(crate) fn key_of(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
         if value.len() <= 12 {
             let mut bytes = [0u8; 16];
@@ -240,34 +241,24 @@ impl DictionaryEncoder {
         Ok(key)
     }
 
-    /// The key of a value of more than 12 bytes. Inlined where a column's
-    /// values are keyed one at a time: a value met lately then costs its
-    /// words, a hash and a comparison, without a call.
-    #[inline(always)]
-    pub(crate) fn key_of_longer(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
-        debug_assert!(value.len() > 12, "a short value goes by its view");
+    /// The key of a value of more than 12 bytes.
+    fn key_of_longer(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
         match longer_value_words(value) {
             Some(words) => self.key_of_words(words, |_| value.to_vec()),
-            None => self.key_of_long(value),
-        }
-    }
-
-    /// The key of a value of more than 32 bytes, by its bytes.
-    #[inline(never)]
-    fn key_of_long(&mut self, value: &[u8]) -> Result<i32, ArrowError> {
-        match self.long.get(value) {
-            Some(&key) => Ok(key),
-            None => {
-                let key = self.add(value)?;
-                self.long.insert(value.into(), key);
-                Ok(key)
-            }
+            None => match self.long.get(value) {
+                Some(&key) => Ok(key),
+                None => {
+                    let key = self.add(value)?;
+                    self.long.insert(value.into(), key);
+                    Ok(key)
+                }
+            },
         }
     }
 
     /// The key of the value of `words`, whose bytes `bytes` gives if it
     /// is new.
-    #[inline(always)]
+    #[inline]
     fn key_of_words(
         &mut self,
         words: Words,
@@ -280,18 +271,6 @@ impl DictionaryEncoder {
         if self.recent[slot ^ 1].0 == words {
             return Ok(self.recent[slot ^ 1].1);
         }
-        self.words_miss(words, slot, bytes)
-    }
-
-    /// The key of the value of `words`, not in its slots, which it then
-    /// takes.
-    #[inline(never)]
-    fn words_miss(
-        &mut self,
-        words: Words,
-        slot: usize,
-        bytes: impl FnOnce(&Words) -> Vec<u8>,
-    ) -> Result<i32, ArrowError> {
         let key = match self.by_words.get(&words) {
             Some(&key) => key,
             None => {

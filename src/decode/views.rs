@@ -353,12 +353,9 @@ impl TextViews {
         let Dictionary::Keys(making) = &mut self.dictionary else {
             unreachable!("called while making keys")
         };
-        let value = &line[start..end];
         let key = match short_view(line, start, end) {
             Some(view) => making.encoder.key_of_short(view),
-            None if value.len() > INLINE => making.encoder.key_of_longer(value),
-            // A short value too near the start of the text for a view.
-            None => making.encoder.key_of(value),
+            None => making.encoder.key_of(&line[start..end]),
         };
         making.push(key);
         self.validity.push(true);
