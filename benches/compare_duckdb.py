@@ -270,8 +270,8 @@ def run_cache_benchmark():
         # Each run's fill against the run without the cache just before
         # it: the host's speed drifts by more than a fill costs within
         # a benchmark, and a pair run seconds apart shares the drift.
-        # CPU time moves less with the host than wall time does: on a
-        # machine the query keeps busy, it is what a fill adds.
+        # The same in CPU time: what a fill adds as work, whether or not
+        # it overlaps the query's waiting.
         paired = sorted(f / n for f, n in zip(times["fill"], times["none"]))
         paired_cpu = sorted(f / n for f, n in zip(cpus["fill"], cpus["none"]))
         print(
